@@ -1,0 +1,155 @@
+"""The loop: ask the model, check the script, run it in the sandbox, validate, repair; until it passes.
+
+`run_agent` returns a `RunResult` and writes the bundle as it goes, so an interrupted or broken run
+still leaves every finished attempt (and a run.json saying why it stopped) on disk.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Callable, Sequence
+
+from hpc_agent import checks, prompts
+from hpc_agent.bundle import Bundle
+from hpc_agent.data import contract_env
+from hpc_agent.llm import ChatClient, ModelAnswer
+from hpc_agent.records import (
+    Attempt,
+    Check,
+    ExecResult,
+    FailureClass,
+    Limits,
+    RunResult,
+    ServerInfo,
+    Usage,
+    Validation,
+)
+from hpc_agent.sandbox import Sandbox
+from hpc_agent.validate import Validator, default_validators, validate
+
+log = logging.getLogger(__name__)
+
+
+def package_version(name: str) -> str:
+    try:
+        return version(name)
+    except PackageNotFoundError:
+        return "not installed"
+
+
+@dataclass
+class RunSpec:
+    """What one run needs besides the client and the sandbox."""
+
+    prompt: str
+    data_root: Path
+    out_dir: Path
+    attempts: int = 5
+    limits: Limits = field(default_factory=Limits)
+    validators: Sequence[Validator] | None = None  # None: exit code 0 + RESULT lines
+    require_result: bool = True
+    context: str | None = None  # retrieved reference material, injected before the request
+    seed: int | None = None
+
+
+def _classify(execution: ExecResult, validation: Validation) -> FailureClass:
+    if validation.passed:
+        return "none"
+    if execution.killed == "timeout":
+        return "timeout"
+    if execution.killed in ("memory", "output"):
+        return "resource"
+    if execution.exit_code != 0:
+        return "runtime"
+    return "validation"
+
+
+def attempt_once(
+    index: int, answer: ModelAnswer, spec: RunSpec, sandbox: Sandbox, workspace: Path
+) -> Attempt:
+    """Check, run and validate one answer. Model mistakes become the Attempt's failure class."""
+    if answer.script is None:
+        validation = Validation(passed=False, checks=(Check(name="script", passed=False, message="no script in answer"),))
+        return Attempt(index=index, script=None, usage=answer.usage, validation=validation, failure="no_code")
+    errors = checks.static_errors(answer.script, require_result=spec.require_result)
+    if errors:
+        validation = Validation(passed=False, checks=(Check(name="static", passed=False, message="; ".join(errors)),))
+        return Attempt(index=index, script=answer.script, usage=answer.usage, static_errors=tuple(errors),
+                       validation=validation, failure="static")
+    execution = sandbox.run(
+        answer.script, workspace, env=contract_env(spec.data_root), limits=spec.limits, ro_binds=[spec.data_root]
+    )
+    validators = spec.validators if spec.validators is not None else default_validators(spec.require_result)
+    validation = validate(execution, validators)
+    return Attempt(
+        index=index,
+        script=answer.script,
+        usage=answer.usage,
+        execution=execution,
+        validation=validation,
+        failure=_classify(execution, validation),
+        exception=prompts.exception_class(execution.stderr) if not execution.ok else None,
+    )
+
+
+def run_agent(
+    spec: RunSpec,
+    client: ChatClient,
+    sandbox: Sandbox,
+    *,
+    on_attempt: Callable[[Attempt], None] | None = None,
+) -> RunResult:
+    """Loop until validation passes or the attempt budget is spent."""
+    started = datetime.now(timezone.utc)
+    gammapy_version = package_version("gammapy")
+    backend = client.backend
+    bundle = Bundle(spec.out_dir, secrets=[backend.api_key()] if backend.api_key_env else [])
+    messages = prompts.initial_messages(spec.prompt, gammapy_version, spec.context)
+    attempts: list[Attempt] = []
+    server: ServerInfo | None = None
+    error: str | None = None
+    try:
+        server = client.server_info()
+        for index in range(1, spec.attempts + 1):
+            sent = list(messages)
+            answer = client.complete(sent, seed=spec.seed)
+            attempt = attempt_once(index, answer, spec, sandbox, bundle.workspace(index))
+            if not attempt.passed and index < spec.attempts:
+                attempt = attempt.model_copy(update={"feedback": prompts.repair_message(attempt)})
+            bundle.write_attempt(attempt, sent, answer.raw)
+            attempts.append(attempt)
+            if on_attempt is not None:
+                on_attempt(attempt)
+            if attempt.passed:
+                break
+            if attempt.feedback:
+                messages += [prompts.assistant_turn(attempt.script, answer.raw),
+                             {"role": "user", "content": attempt.feedback}]
+    except BaseException as exc:  # recorded in run.json, then re-raised to the caller
+        error = "interrupted" if isinstance(exc, KeyboardInterrupt) else f"{exc.__class__.__name__}: {exc}"
+        raise
+    finally:
+        passed = bool(attempts) and attempts[-1].passed
+        result = RunResult(
+            passed=passed,
+            prompt=spec.prompt,
+            backend=backend.name,
+            model=backend.model,
+            attempts=tuple(attempts),
+            final_script=attempts[-1].script if attempts else None,
+            usage=sum((a.usage for a in attempts), Usage()),
+            gammapy_version=gammapy_version,
+            hpc_agent_version=package_version("hpc-agent"),
+            sandbox=sandbox.name,
+            started_at=started,
+            finished_at=datetime.now(timezone.utc),
+            out_dir=str(spec.out_dir),
+            server=server,
+            error=error,
+        )
+        bundle.write_run(result)
+    return result

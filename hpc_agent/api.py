@@ -1,0 +1,133 @@
+"""The small Python API the CLI (and later the web page and the benchmark) call."""
+
+from __future__ import annotations
+
+import importlib
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Callable
+
+from hpc_agent.agent import RunSpec, package_version, run_agent
+from hpc_agent.config import Backend, Settings, load_settings
+from hpc_agent.data import check_dataset, resolve_data_root
+from hpc_agent.errors import UsageError
+from hpc_agent.llm import ChatClient
+from hpc_agent.records import Attempt, Limits, RunResult
+from hpc_agent.sandbox import Sandbox, default_sandbox_name, get_sandbox
+
+
+def resolve_backend(
+    settings: Settings,
+    name: str | None = None,
+    *,
+    base_url: str | None = None,
+    model: str | None = None,
+    **overrides: object,
+) -> Backend:
+    """A configured backend by name, or an ad hoc one from --base-url/--model; flags override fields."""
+    if base_url or model:
+        if not (base_url and model):
+            raise UsageError("--base-url and --model go together; give both (or --backend NAME)")
+        backend = Backend(name="adhoc", base_url=base_url, model=model)
+    else:
+        backend = settings.get_backend(name)
+    given = {k: v for k, v in overrides.items() if v is not None}
+    return backend.model_copy(update=given) if given else backend
+
+
+def make_sandbox(settings: Settings, name: str | None = None) -> Sandbox:
+    chosen = name or settings.sandbox or default_sandbox_name()
+    options: dict[str, object] = {}
+    if chosen == "apptainer" and settings.apptainer_image:
+        options["image"] = settings.apptainer_image
+    return get_sandbox(chosen, **options)
+
+
+def limits_from(settings: Settings) -> Limits:
+    return Limits(wall_s=settings.exec_timeout_s, memory_mb=settings.memory_mb, max_procs=settings.max_procs)
+
+
+def default_out_dir(settings: Settings, prompt: str) -> Path:
+    slug = re.sub(r"[^a-z0-9]+", "-", prompt.lower()).strip("-")[:40] or "run"
+    return settings.runs_dir / f"{datetime.now():%Y%m%d-%H%M%S}-{slug}"
+
+
+def run(
+    prompt: str,
+    *,
+    backend: Backend,
+    settings: Settings | None = None,
+    out_dir: Path | None = None,
+    sandbox: str | None = None,
+    on_attempt: Callable[[Attempt], None] | None = None,
+) -> RunResult:
+    """Write, run, check and repair a script for `prompt`; returns the RunResult (bundle on disk)."""
+    settings = settings or load_settings()
+    data_root = resolve_data_root(settings.data_root)
+    spec = RunSpec(
+        prompt=prompt,
+        data_root=data_root,
+        out_dir=(out_dir or default_out_dir(settings, prompt)).resolve(),
+        attempts=settings.attempts,
+        limits=limits_from(settings),
+    )
+    client = ChatClient(backend, timeout_s=settings.llm_timeout_s, retries=settings.llm_retries)
+    return run_agent(spec, client, make_sandbox(settings, sandbox), on_attempt=on_attempt)
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One `doctor` check: what, whether it is fine, and how to fix it when it is not."""
+
+    name: str
+    ok: bool
+    detail: str
+    fix: str = ""
+
+
+def doctor(settings: Settings, backend: Backend | None = None) -> list[Finding]:
+    findings: list[Finding] = []
+    gv = package_version("gammapy")
+    findings.append(Finding("gammapy", gv == "2.1", f"gammapy {gv}", "pip install 'gammapy==2.1'"))
+    rv = package_version("regions")
+    try:
+        regions_ok = tuple(int(x) for x in rv.split(".")[:2]) < (0, 12)
+    except ValueError:
+        regions_ok = False
+    findings.append(Finding("regions", regions_ok, f"regions {rv}",
+                            "pip install 'regions<0.12' (gammapy 2.1 fails to import with 0.12+)"))
+    try:
+        importlib.import_module("gammapy.data")  # the import itself is the check
+
+        findings.append(Finding("gammapy import", True, "gammapy.data imports"))
+    except Exception as exc:  # any import failure is a finding
+        findings.append(Finding("gammapy import", False, f"{exc.__class__.__name__}: {exc}",
+                                "reinstall with the pins in pyproject.toml"))
+    try:
+        root = resolve_data_root(settings.data_root)
+        check = check_dataset(root / "hess-dl3-dr1")
+        findings.append(Finding("data", check.ok, check.summary(),
+                                f"hpc-agent data fetch hess-dl3-dr1 --to {root}"))
+    except Exception as exc:
+        findings.append(Finding("data", False, str(exc), "export PHOTON_STORAGE=DIR or pass --data-root DIR"))
+    try:
+        sb = make_sandbox(settings)
+        ok, why = sb.available()
+        detail = f"{sb.name}: {why}" + ("" if sb.isolated else " (NO ISOLATION)")
+        findings.append(Finding("sandbox", ok and sb.isolated, detail,
+                                "apt-get install bubblewrap (or set sandbox: apptainer with an image)"))
+    except Exception as exc:
+        findings.append(Finding("sandbox", False, str(exc), "apt-get install bubblewrap"))
+    if backend is not None:
+        try:
+            info = ChatClient(backend, timeout_s=10, retries=0).server_info()
+            ids = [str(m.get("id")) for m in info.models]
+            ok = bool(ids)
+            findings.append(Finding("backend", ok, f"{backend.base_url}: models {ids}" if ok else
+                                    f"{backend.base_url}: /models did not answer",
+                                    "start the server or fix base_url / the API key variable"))
+        except Exception as exc:
+            findings.append(Finding("backend", False, str(exc), "fix the backend configuration"))
+    return findings

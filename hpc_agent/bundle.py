@@ -1,0 +1,100 @@
+"""The on-disk layout of a run (the forensic bundle).
+
+    OUT/run.json                      the RunResult (passed, attempts, final_script, usage, versions, ...)
+    OUT/attempt-<n>/prompt.txt        the conversation sent for this attempt, readable
+    OUT/attempt-<n>/messages.jsonl    the same messages, one JSON object per line, then the raw answer
+    OUT/attempt-<n>/script.py         the extracted script (absent when the answer held none)
+    OUT/attempt-<n>/stdout.txt, stderr.txt   sandbox output (capped head + tail)
+    OUT/attempt-<n>/validation.json   static errors, execution facts, checks, failure class
+    OUT/attempt-<n>/usage.json        tokens and latency of the model call(s)
+    OUT/attempt-<n>/workspace/        the sandbox's writable folder (files the script wrote)
+
+Every file is written atomically; known secret values are masked before anything reaches disk.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, Iterable
+
+from hpc_agent.records import Attempt, RunResult
+
+BUNDLE_VERSION = 1
+MASK = "***"
+
+
+class Bundle:
+    def __init__(self, out_dir: Path, secrets: Iterable[str] = ()) -> None:
+        self.out_dir = out_dir
+        self._secrets = [s for s in secrets if s and len(s) >= 6]
+        out_dir.mkdir(parents=True, exist_ok=True)
+
+    def attempt_dir(self, index: int) -> Path:
+        return self.out_dir / f"attempt-{index}"
+
+    def workspace(self, index: int) -> Path:
+        ws = self.attempt_dir(index) / "workspace"
+        ws.mkdir(parents=True, exist_ok=True)
+        return ws
+
+    def _mask(self, text: str) -> str:
+        for s in self._secrets:
+            text = text.replace(s, MASK)
+        return text
+
+    def _write(self, path: Path, text: str) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_text(self._mask(text), encoding="utf-8")
+        os.replace(tmp, path)
+
+    def _write_json(self, path: Path, obj: Any) -> None:
+        self._write(path, json.dumps(obj, indent=2, ensure_ascii=False, default=str) + "\n")
+
+    def write_attempt(self, attempt: Attempt, sent: list[dict[str, str]], raw_answer: str) -> Path:
+        d = self.attempt_dir(attempt.index)
+        self._write(d / "prompt.txt", render_messages(sent))
+        lines = [json.dumps(m, ensure_ascii=False) for m in sent]
+        lines.append(json.dumps({"role": "assistant", "raw": raw_answer}, ensure_ascii=False))
+        self._write(d / "messages.jsonl", "\n".join(lines) + "\n")
+        if attempt.script is not None:
+            self._write(d / "script.py", attempt.script)
+        ex = attempt.execution
+        self._write(d / "stdout.txt", ex.stdout if ex else "")
+        self._write(d / "stderr.txt", ex.stderr if ex else "")
+        self._write_json(d / "validation.json", {
+            "passed": attempt.passed,
+            "failure": attempt.failure,
+            "exception": attempt.exception,
+            "static_errors": list(attempt.static_errors),
+            "checks": [c.model_dump() for c in attempt.validation.checks],
+            "execution": ex.model_dump(exclude={"stdout", "stderr"}) if ex else None,
+            "feedback": attempt.feedback,
+        })
+        self._write_json(d / "usage.json", attempt.usage.model_dump())
+        return d
+
+    def write_run(self, result: RunResult) -> Path:
+        path = self.out_dir / "run.json"
+        data = result.model_dump(mode="json")
+        data["bundle_version"] = BUNDLE_VERSION
+        data["status"] = result.status
+        # The per-attempt folders hold the detail; run.json keeps each attempt's outcome only.
+        data["attempts"] = len(result.attempts)
+        data["attempt_summaries"] = [
+            {"index": a.index, "passed": a.passed, "failure": a.failure, "exception": a.exception,
+             "usage": a.usage.model_dump()}
+            for a in result.attempts
+        ]
+        self._write_json(path, data)
+        return path
+
+
+def render_messages(messages: list[dict[str, str]]) -> str:
+    return "\n\n".join(f"### {m['role']}\n{m['content']}" for m in messages) + "\n"
+
+
+def load_run(out_dir: Path) -> dict[str, Any]:
+    return json.loads((out_dir / "run.json").read_text())

@@ -1,0 +1,57 @@
+"""Static rules applied to a script before it may spend a sandbox run.
+
+Each violation is a one-line message meant for the model; an empty list means the script may run.
+"""
+
+from __future__ import annotations
+
+import ast
+
+from pyflakes import checker as pyflakes_checker
+from pyflakes import messages as pyflakes_messages
+
+FORBIDDEN_COLUMNS = ("TARGET_NAME", "OBJECT")
+DISPLAY_METHODS = ("show", "peek")
+DISPLAY_FUNCTIONS = ("display", "input")
+
+
+def _strings(tree: ast.AST) -> list[ast.Constant]:
+    return [n for n in ast.walk(tree) if isinstance(n, ast.Constant) and isinstance(n.value, str)]
+
+
+def static_errors(script: str, *, require_result: bool = True) -> list[str]:
+    """Rule violations of `script`, each naming the line and the fix."""
+    try:
+        tree = ast.parse(script)
+    except SyntaxError as exc:
+        return [f"SyntaxError at line {exc.lineno}: {exc.msg} (return plain Python, no notebook magics or prose)"]
+
+    errors: list[str] = []
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Call):
+            continue
+        func = node.func
+        if isinstance(func, ast.Attribute) and func.attr in DISPLAY_METHODS:
+            errors.append(f"line {node.lineno}: `.{func.attr}()` displays interactively; remove it "
+                          "(save figures with savefig if needed)")
+        elif isinstance(func, ast.Name) and func.id in DISPLAY_FUNCTIONS:
+            errors.append(f"line {node.lineno}: `{func.id}()` needs an interactive session; remove it")
+
+    strings = _strings(tree)
+    for const in strings:
+        if const.value in FORBIDDEN_COLUMNS:
+            errors.append(f"line {const.lineno}: selects by the {const.value} column; select observations by "
+                          "sky position instead (separation of RA_PNT/DEC_PNT from the source)")
+        elif const.value.startswith("/") and "hess-dl3" in const.value:
+            errors.append(f"line {const.lineno}: hard-coded data path {const.value!r}; build it from "
+                          "os.environ['PHOTON_STORAGE']")
+
+    if require_result and not any("RESULT" in c.value for c in strings):
+        errors.append("no `RESULT {json}` line is printed; print the results as "
+                      "print('RESULT ' + json.dumps({...}))")
+
+    for msg in pyflakes_checker.Checker(tree, filename="script.py").messages:
+        if isinstance(msg, pyflakes_messages.UndefinedName):
+            name = msg.message_args[0]
+            errors.append(f"line {msg.lineno}: undefined name '{name}' (missing import or typo)")
+    return errors

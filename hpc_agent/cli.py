@@ -1,0 +1,180 @@
+"""The `hpc-agent` command line: parse, call the Python API, print. No logic lives only here."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from hpc_agent import api
+from hpc_agent.config import (
+    default_config_path,
+    load_settings,
+    validate_config_file,
+    write_config_file,
+)
+from hpc_agent.data import DATASETS, check_dataset, fetch_dataset, resolve_data_root
+from hpc_agent.errors import HpcAgentError
+from hpc_agent.records import Attempt
+
+EXIT_PASSED, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+class _Group(click.Group):
+    """Prints our errors as one line (no traceback) and maps them to exit codes."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except HpcAgentError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(exc.exit_code)
+
+
+@click.group(cls=_Group)
+@click.option("-v", "--verbose", is_flag=True, help="log retries and sandbox decisions")
+def main(verbose: bool) -> None:
+    """Write, run, check and repair Gammapy analysis scripts with an LLM."""
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+
+
+_data_root_opt = click.option("--data-root", type=click.Path(path_type=Path),
+                              help="folder holding data releases (default: HPC_AGENT_DATA_ROOT, PHOTON_STORAGE)")
+
+
+def _print_attempt(a: Attempt) -> None:
+    status = "PASS" if a.passed else f"fail ({a.failure}{': ' + a.exception if a.exception else ''})"
+    took = f", ran {a.execution.duration_s:.1f}s" if a.execution else ""
+    click.echo(f"attempt {a.index}: {status} — {a.usage.completion_tokens} tokens in "
+               f"{a.usage.latency_s:.1f}s{took}", err=True)
+
+
+@main.command()
+@click.argument("prompt")
+@click.option("--backend", "backend_name", help="a backend name from the config file")
+@click.option("--base-url", help="an OpenAI-compatible base URL (ad hoc backend, with --model)")
+@click.option("--model", help="model name at --base-url")
+@click.option("--api-key-env", help="environment variable holding the API key")
+@click.option("--reasoning-effort", type=click.Choice(["minimal", "low", "medium", "high"]))
+@click.option("--max-tokens", type=int, help="completion token cap per model call")
+@click.option("--temperature", type=float)
+@click.option("--attempts", type=int, help="attempt budget")
+@click.option("--timeout", type=float, help="wall-clock limit of one sandboxed run, seconds")
+@click.option("--sandbox", type=click.Choice(["bwrap", "apptainer", "process"]))
+@click.option("--out", type=click.Path(path_type=Path), help="bundle folder (default: a new folder under runs_dir)")
+@_data_root_opt
+@click.option("--json", "as_json", is_flag=True, help="print run.json instead of the script")
+def run(prompt: str, backend_name: str | None, base_url: str | None, model: str | None, api_key_env: str | None,
+        reasoning_effort: str | None, max_tokens: int | None, temperature: float | None, attempts: int | None,
+        timeout: float | None, sandbox: str | None, out: Path | None, data_root: Path | None, as_json: bool) -> None:
+    """Ask for an analysis in words; get back a script that ran. Exit 0 passed, 1 budget spent, 2 bad input."""
+    settings = load_settings(attempts=attempts, exec_timeout_s=timeout, sandbox=sandbox, data_root=data_root)
+    backend = api.resolve_backend(settings, backend_name, base_url=base_url, model=model, api_key_env=api_key_env,
+                                  reasoning_effort=reasoning_effort, max_tokens=max_tokens, temperature=temperature)
+    result = api.run(prompt, backend=backend, settings=settings, out_dir=out, on_attempt=_print_attempt)
+    if as_json:
+        click.echo((Path(result.out_dir or ".") / "run.json").read_text())
+    elif result.final_script:
+        click.echo(result.final_script)
+    u = result.usage
+    click.echo(f"{'PASSED' if result.passed else 'FAILED'} after {len(result.attempts)} attempt(s); "
+               f"tokens: {u.prompt_tokens} prompt, {u.completion_tokens} completion; bundle: {result.out_dir}",
+               err=True)
+    sys.exit(EXIT_PASSED if result.passed else EXIT_FAILED)
+
+
+@main.group()
+def config() -> None:
+    """Show, save or install the configuration."""
+
+
+@config.command("show")
+@click.option("--json", "as_json", is_flag=True)
+def config_show(as_json: bool) -> None:
+    """The effective settings (flags > HPC_AGENT_* env > config file > defaults)."""
+    data = load_settings().to_file_dict()
+    if as_json:
+        click.echo(json.dumps(data, indent=2))
+    else:
+        import yaml
+
+        click.echo(f"# config file: {default_config_path()}"
+                   f"{'' if default_config_path().exists() else ' (absent)'}")
+        click.echo(yaml.safe_dump(data, sort_keys=True).rstrip())
+
+
+@config.command("save")
+@click.argument("path", required=False, type=click.Path(path_type=Path))
+def config_save(path: Path | None) -> None:
+    """Write the effective settings to PATH (default: the config file). API keys are never written."""
+    target = write_config_file(load_settings(), path or default_config_path())
+    click.echo(f"saved {target}")
+
+
+@config.command("load")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def config_load(path: Path) -> None:
+    """Validate PATH and install it as the config file."""
+    settings = validate_config_file(path)
+    target = write_config_file(settings, default_config_path())
+    click.echo(f"installed {path} as {target}")
+
+
+@main.group()
+def data() -> None:
+    """Fetch and check data releases."""
+
+
+@data.command("fetch")
+@click.argument("name", type=click.Choice(sorted(DATASETS)))
+@click.option("--to", "to", type=click.Path(path_type=Path), help="data root to put it in (default: the data root)")
+@click.option("--from", "from_path", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="copy a local copy instead of downloading")
+@click.option("--link", is_flag=True, help="with --from: symlink instead of copying")
+@click.option("--url", help="mirror base URL to download from")
+def data_fetch(name: str, to: Path | None, from_path: Path | None, link: bool, url: str | None) -> None:
+    """Download (or copy) a release and verify it."""
+    root = to or resolve_data_root(load_settings().data_root)
+    result = fetch_dataset(name, root, from_path=from_path, link=link, base_url=url,
+                           progress=lambda m: click.echo(m, err=True))
+    click.echo(result.summary())
+    click.echo(f"export PHOTON_STORAGE={root.expanduser().resolve()}")
+    sys.exit(0 if result.ok else 1)
+
+
+@data.command("check")
+@_data_root_opt
+def data_check(data_root: Path | None) -> None:
+    """Say which releases are under the data root and what is missing."""
+    root = resolve_data_root(load_settings(data_root=data_root).data_root)
+    results = [check_dataset(root / name, name) for name in DATASETS]
+    for r in results:
+        click.echo(r.summary())
+        for f in r.missing[:10]:
+            click.echo(f"  missing: {f}")
+    sys.exit(0 if all(r.ok for r in results) else 1)
+
+
+@main.command()
+@click.option("--backend", "backend_name")
+@click.option("--base-url")
+@click.option("--model")
+@_data_root_opt
+def doctor(backend_name: str | None, base_url: str | None, model: str | None, data_root: Path | None) -> None:
+    """Check Gammapy and its pins, the data, the sandbox and the backend; say how to fix each."""
+    settings = load_settings(data_root=data_root)
+    backend = None
+    if backend_name or base_url or model or settings.backend:
+        backend = api.resolve_backend(settings, backend_name, base_url=base_url, model=model)
+    findings = api.doctor(settings, backend)
+    for f in findings:
+        click.echo(f"{'ok ' if f.ok else 'BAD'} {f.name}: {f.detail}" + ("" if f.ok else f"\n    fix: {f.fix}"))
+    sys.exit(0 if all(f.ok for f in findings) else 1)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,201 @@
+"""Settings: backends, limits, folders; one documented lookup order.
+
+Precedence, highest first: explicit values (CLI flags) > environment (`HPC_AGENT_*`, nested with `__`)
+> the config file > defaults. The config file is `$HPC_AGENT_CONFIG`, else
+`$XDG_CONFIG_HOME/hpc-agent/config.yaml` (`~/.config/...`). The data root also accepts the
+`PHOTON_STORAGE` variable, after `HPC_AGENT_DATA_ROOT`.
+
+Secrets never live here: a backend names the *environment variable* holding its API key.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+from hpc_agent.errors import ConfigError
+
+ReasoningEffort = Literal["minimal", "low", "medium", "high"]
+SandboxName = Literal["bwrap", "apptainer", "process"]
+
+
+def _xdg(var: str, fallback: str) -> Path:
+    return Path(os.environ.get(var) or Path.home() / fallback)
+
+
+def default_config_path() -> Path:
+    """Where the config file is read from and saved to."""
+    explicit = os.environ.get("HPC_AGENT_CONFIG")
+    return Path(explicit) if explicit else _xdg("XDG_CONFIG_HOME", ".config") / "hpc-agent" / "config.yaml"
+
+
+def default_runs_dir() -> Path:
+    return _xdg("XDG_DATA_HOME", ".local/share") / "hpc-agent" / "runs"
+
+
+class Backend(BaseModel):
+    """An OpenAI-compatible chat endpoint and how to call it."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str = "adhoc"
+    base_url: str
+    model: str
+    api_key_env: str | None = Field(None, description="name of the env var holding the API key")
+    reasoning_effort: ReasoningEffort | None = None
+    max_tokens: int | None = Field(4096, gt=0)
+    temperature: float | None = Field(0.2, ge=0, le=2)
+    embedding_model: str | None = None
+    use_tools: bool = Field(True, description="ask for the return_python tool; off for servers without tools")
+
+    @field_validator("base_url")
+    @classmethod
+    def _http_url(cls, v: str) -> str:
+        if not v.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return v.rstrip("/")
+
+    def api_key(self) -> str:
+        """The key from the environment (never stored). Local servers accept any placeholder."""
+        if self.api_key_env:
+            key = os.environ.get(self.api_key_env)
+            if not key:
+                raise ConfigError(
+                    f"backend {self.name!r}: environment variable {self.api_key_env} is empty; "
+                    f"export {self.api_key_env}=<your key>"
+                )
+            return key
+        return "not-needed"
+
+
+class Settings(BaseSettings):
+    """Everything configurable. Build with `load_settings(**cli_overrides)`."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="HPC_AGENT_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        frozen=True,
+    )
+
+    backends: dict[str, Backend] = Field(default_factory=dict)
+    backend: str | None = Field(None, description="default backend name")
+    attempts: int = Field(5, ge=1, le=100, description="attempt budget per run")
+    exec_timeout_s: float = Field(300.0, gt=0, description="wall-clock limit of one sandboxed run")
+    llm_timeout_s: float = Field(600.0, gt=0, description="timeout of one model request")
+    llm_retries: int = Field(5, ge=0, description="retries of 429/5xx/timeouts before giving up")
+    memory_mb: int = Field(6144, gt=0)
+    max_procs: int = Field(256, gt=0)
+    sandbox: SandboxName | None = Field(None, description="None = best available")
+    apptainer_image: Path | None = None
+    runs_dir: Path = Field(default_factory=default_runs_dir)
+    data_root: Path | None = Field(None, description="folder holding data releases (PHOTON_STORAGE)")
+
+    @field_validator("backends", mode="before")
+    @classmethod
+    def _names_from_keys(cls, v: Any) -> Any:
+        if isinstance(v, dict):
+            return {k: ({**b, "name": k} if isinstance(b, dict) else b) for k, b in v.items()}
+        return v
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, _YamlFile(settings_cls))
+
+    def get_backend(self, name: str | None = None) -> Backend:
+        name = name or self.backend
+        if name is None:
+            raise ConfigError(
+                "no backend chosen: pass --backend NAME or --base-url URL --model NAME "
+                "(or set `backend:` in the config file)"
+            )
+        if name not in self.backends:
+            known = ", ".join(sorted(self.backends)) or "none configured"
+            raise ConfigError(f"unknown backend {name!r} (known: {known}); add it under `backends:` in {default_config_path()}")
+        return self.backends[name]
+
+    def to_file_dict(self) -> dict[str, Any]:
+        """What `config save` writes: plain YAML types, no secrets (there are none to write)."""
+        return self.model_dump(mode="json", exclude_none=True)
+
+
+class _YamlFile(PydanticBaseSettingsSource):
+    """The config file as a settings source (lowest priority above defaults)."""
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:  # pragma: no cover
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        path = default_config_path()
+        return read_config_file(path) if path.exists() else {}
+
+
+def read_config_file(path: Path) -> dict[str, Any]:
+    """Read and shape-check a config file; errors name the file."""
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML ({exc.__class__.__name__}); fix the syntax") from exc
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read ({exc.strerror})") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: top level must be a mapping of settings")
+    return data
+
+
+def _describe(exc: ValidationError, origin: str) -> str:
+    err = exc.errors()[0]
+    where = ".".join(str(p) for p in err["loc"]) or "(top level)"
+    return f"{origin}: field `{where}`: {err['msg']}"
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Settings with CLI overrides on top; `None` overrides are ignored (flag not given)."""
+    given = {k: v for k, v in overrides.items() if v is not None}
+    # PHOTON_STORAGE is the community's name for the data root; it ranks just below HPC_AGENT_DATA_ROOT.
+    if "data_root" not in given and "HPC_AGENT_DATA_ROOT" not in os.environ and os.environ.get("PHOTON_STORAGE"):
+        given["data_root"] = os.environ["PHOTON_STORAGE"]
+    try:
+        return Settings(**given)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, f"settings (flags, HPC_AGENT_* env, {default_config_path()})")) from exc
+
+
+def validate_config_file(path: Path) -> Settings:
+    """Validate one file on its own (no env, no flags), as `config load` does before installing it."""
+    data = read_config_file(path)
+    try:
+        return _FileOnly(**data)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, str(path))) from exc
+
+
+class _FileOnly(Settings):
+    @classmethod
+    def settings_customise_sources(cls, settings_cls, init_settings, **_: Any):  # type: ignore[override]
+        return (init_settings,)
+
+
+def write_config_file(settings: Settings, path: Path) -> Path:
+    """Write atomically: a crash never leaves a half-written config behind."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(yaml.safe_dump(settings.to_file_dict(), sort_keys=True))
+    os.replace(tmp, path)
+    return path

@@ -1,0 +1,36 @@
+"""The two kinds of failure hpc-agent distinguishes.
+
+A script that crashes or fails validation is a *result* (recorded in an Attempt), never an exception.
+Exceptions are for the user's mistakes (`UsageError`) and for broken infrastructure
+(`InfrastructureError`: server down, sandbox unusable) — those are never counted against a model.
+"""
+
+from __future__ import annotations
+
+
+class HpcAgentError(Exception):
+    """Base class; the CLI prints these as one line, without a traceback."""
+
+    exit_code = 2
+
+
+class UsageError(HpcAgentError):
+    """Bad input: a flag, a config file, a path. The message names what and how to fix it."""
+
+
+class ConfigError(UsageError):
+    """A configuration file or value is invalid."""
+
+
+class InfrastructureError(HpcAgentError):
+    """Something outside the model's control failed (server, network, sandbox)."""
+
+    exit_code = 3
+
+
+class LLMUnavailableError(InfrastructureError):
+    """The model server could not be reached or kept failing after retries."""
+
+
+class SandboxUnavailableError(InfrastructureError):
+    """The sandbox itself could not run (missing binary, broken mount), not the user's script."""

@@ -1,0 +1,146 @@
+"""The prompt contract: system rules, the first messages, and repair summaries with Gammapy hints."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from hpc_agent.records import Attempt
+
+Message = dict[str, str]
+
+SYSTEM_TEMPLATE = """\
+You write Gammapy analysis scripts that run unattended on a compute node.
+
+Installed versions: Gammapy {gammapy_version}, Python 3.11. Use the current Gammapy {gammapy_version} API
+(e.g. `gammapy.data.DataStore`, `gammapy.makers`, `gammapy.datasets`, `gammapy.modeling`), not older idioms.
+
+Non-negotiable rules:
+1. Return exactly ONE complete Python script, through the `return_python` tool as {{"code": "<script>"}}.
+   If you cannot call tools, answer with one ```python fenced block and no prose.
+2. Import everything the script uses (including `os`).
+3. No interactive plotting or display: never call `plt.show()`, `display()`, `.peek()` or IPython magics.
+   Save figures to files if you make any.
+4. Read data only through the environment variable PHOTON_STORAGE (GAMMAPY_DATA holds the same path):
+   the H.E.S.S. DL3 DR1 release is at `os.path.join(os.environ["PHOTON_STORAGE"], "hess-dl3-dr1")`.
+   Never hard-code absolute data paths. There is no network access.
+5. Never select observations by the TARGET_NAME or OBJECT columns (names are inconsistent);
+   select by sky position, e.g. the separation of (RA_PNT, DEC_PNT) from the source position.
+6. Print every result as one line `RESULT {{json}}`, e.g. `print("RESULT " + json.dumps({{"n_obs": 20}}))`,
+   with plain numbers (float/int), not astropy Quantities.
+"""
+
+USER_TEMPLATE = """\
+{prompt}
+
+Return the complete script now."""
+
+
+def system_message(gammapy_version: str) -> str:
+    return SYSTEM_TEMPLATE.format(gammapy_version=gammapy_version)
+
+
+def initial_messages(prompt: str, gammapy_version: str, context: str | None = None) -> list[Message]:
+    """System rules, optional retrieved context, then the user's request."""
+    messages: list[Message] = [{"role": "system", "content": system_message(gammapy_version)}]
+    if context:
+        messages.append({"role": "user", "content": f"Reference material for this Gammapy version:\n\n{context}"})
+    messages.append({"role": "user", "content": USER_TEMPLATE.format(prompt=prompt)})
+    return messages
+
+
+def assistant_turn(script: str | None, raw: str | None) -> Message:
+    """The model's answer as plain text, so the history replays on any server (no tool-call ids)."""
+    if script is not None:
+        return {"role": "assistant", "content": f"```python\n{script}\n```"}
+    return {"role": "assistant", "content": raw or "(empty answer)"}
+
+
+@dataclass(frozen=True)
+class Hint:
+    pattern: re.Pattern[str]
+    text: str
+
+
+def _h(pattern: str, text: str) -> Hint:
+    return Hint(re.compile(pattern, re.MULTILINE), text)
+
+
+# Known Gammapy / astropy pitfalls, matched against the error output. Each hint names the right API.
+HINTS: tuple[Hint, ...] = (
+    _h(r"No module named 'gammapy\.io'|read_hess|from gammapy import \w+ as", "Gammapy has no `gammapy.io`; open data with "
+       "`from gammapy.data import DataStore; ds = DataStore.from_dir(path)`, then `ds.obs_table`, `ds.get_observations(ids)`."),
+    _h(r"'Column' object has no attribute '(separation|angle|distance)'", "Table columns are plain arrays: build "
+       "`SkyCoord(table['RA_PNT'], table['DEC_PNT'], unit='deg')` and call `.separation(target)` on it."),
+    _h(r"KeyError: '(PHOTON_STORAGE|GAMMAPY_DATA)'", "Read the data folder with `os.environ['PHOTON_STORAGE']`; it is set "
+       "in the run environment."),
+    _h(r"FileNotFoundError|No such file or directory", "The release is at `os.path.join(os.environ['PHOTON_STORAGE'], "
+       "'hess-dl3-dr1')` with `obs-index.fits.gz`, `hdu-index.fits.gz` and `data/`; use `DataStore.from_dir` on that folder."),
+    _h(r"NameError: name '(os|np|u|json|SkyCoord|Table)' is not defined", "Import every module you use at the top "
+       "(`import os, json`, `import numpy as np`, `import astropy.units as u`, `from astropy.coordinates import SkyCoord`)."),
+    _h(r"UnitConversionError|UnitTypeError|TypeError: .*Quantity", "Mind astropy units: convert with `.to(u.deg)` / "
+       "`.to_value(unit)` and pass plain floats to json."),
+    _h(r"is not JSON serializable", "json.dumps needs plain numbers: use `float(q.to_value(unit))` / `int(n)`."),
+    _h(r"ImportError: cannot import name|AttributeError: module 'gammapy", "That name does not exist in this Gammapy "
+       "version. Common homes: gammapy.data (DataStore, Observation), gammapy.maps (MapAxis, RegionGeom, WcsGeom), "
+       "gammapy.makers (SpectrumDatasetMaker, ReflectedRegionsBackgroundMaker, SafeMaskMaker, MapDatasetMaker, "
+       "FoVBackgroundMaker), gammapy.datasets (SpectrumDataset, MapDataset, Datasets), gammapy.modeling (Fit), "
+       "gammapy.modeling.models (PowerLawSpectralModel, SkyModel), gammapy.estimators (FluxPointsEstimator)."),
+    _h(r"matplotlib|plt\.show|display", "Do not show plots; remove plotting or save with `plt.savefig('x.png')`."),
+)
+
+
+def hints_for(text: str) -> list[str]:
+    return [h.text for h in HINTS if h.pattern.search(text)]
+
+
+_EXC_LINE = re.compile(r"^([A-Za-z_][\w.]*(?:Error|Exception|Warning|Exit|Interrupt))(?::|$)", re.MULTILINE)
+
+
+def exception_class(stderr: str) -> str | None:
+    """The class of the last exception a Python traceback names, e.g. `ModuleNotFoundError`."""
+    found = _EXC_LINE.findall(stderr)
+    return found[-1].rsplit(".", 1)[-1] if found else None
+
+
+def traceback_tail(stderr: str, lines: int = 30) -> str:
+    """The last `lines` lines of the last traceback (or of stderr when there is none)."""
+    start = stderr.rfind("Traceback (most recent call last)")
+    text = stderr[start:] if start >= 0 else stderr
+    return "\n".join(text.rstrip().splitlines()[-lines:])
+
+
+def repair_message(attempt: Attempt, max_stderr_lines: int = 15) -> str:
+    """One compact user turn after a failed attempt: what went wrong and how to fix it."""
+    parts: list[str] = [f"Attempt {attempt.index} failed ({attempt.failure})."]
+    text_for_hints = ""
+    if attempt.script is None:
+        parts.append("No script was found in your answer. Call `return_python` with the complete script.")
+    if attempt.static_errors:
+        parts.append("The script was rejected before running:\n" + "\n".join(f"- {e}" for e in attempt.static_errors))
+        text_for_hints += "\n".join(attempt.static_errors)
+    ex = attempt.execution
+    if ex is not None:
+        if ex.killed == "timeout":
+            parts.append(f"It was killed after {ex.duration_s:.0f} s (time limit). Do less work or avoid loops "
+                         "that never end.")
+        elif ex.killed == "memory":
+            parts.append("It was killed for using too much memory. Use fewer observations or coarser maps.")
+        elif ex.killed == "output":
+            parts.append("It printed far too much output and was stopped. Print only RESULT lines and short logs.")
+        if attempt.exception:
+            parts.append(f"Exception: {attempt.exception}")
+        tail = traceback_tail(ex.stderr)
+        if tail and "Traceback" in tail:
+            parts.append("Traceback (last lines):\n" + tail)
+        elif ex.stderr.strip():
+            parts.append("stderr (tail):\n" + "\n".join(ex.stderr.rstrip().splitlines()[-max_stderr_lines:]))
+        text_for_hints += ex.stderr
+    failed_checks = [c for c in attempt.validation.checks if not c.passed and c.name != "exit_code"]
+    if failed_checks:
+        parts.append("Validation failed:\n" + "\n".join(f"- {c.name}: {c.message}" for c in failed_checks))
+    hints = hints_for(text_for_hints)
+    if hints:
+        parts.append("Hints:\n" + "\n".join(f"- {h}" for h in hints))
+    parts.append("Return the complete corrected script.")
+    return "\n\n".join(parts)

@@ -1,0 +1,68 @@
+"""Validators and repair summaries."""
+
+from __future__ import annotations
+
+from hpc_agent.prompts import exception_class, hints_for, initial_messages, repair_message, traceback_tail
+from hpc_agent.records import Attempt, ExecResult, Usage
+from hpc_agent.validate import Expected, Numeric, ResultLines, default_validators, parse_results, validate
+
+TB = """Traceback (most recent call last):
+  File "/ws/script.py", line 10, in <module>
+    n_obs = int((table["RA_PNT"].separation(target) < 2).sum())
+AttributeError: 'Column' object has no attribute 'separation'
+"""
+
+
+def _ex(stdout: str = "", stderr: str = "", code: int | None = 0, killed: str | None = None) -> ExecResult:
+    return ExecResult(backend="test", exit_code=code, stdout=stdout, stderr=stderr, duration_s=1.0, killed=killed)
+
+
+def test_parse_results_merges_and_flags_bad_lines() -> None:
+    values, bad = parse_results('noise\nRESULT {"a": 1}\nRESULT {"b": 2.5}\nRESULT not json\n')
+    assert values == {"a": 1, "b": 2.5} and bad == ["RESULT not json"]
+
+
+def test_default_validation() -> None:
+    assert validate(_ex('RESULT {"n_obs": 20}'), default_validators()).passed
+    v = validate(_ex("nothing"), default_validators())
+    assert not v.passed and v.failures[0].name == "result_lines"
+    assert not validate(_ex('RESULT {"n": 1}', code=1), default_validators()).passed
+    assert not validate(_ex('RESULT {"n": 1}', code=None, killed="timeout"), default_validators()).passed
+
+
+def test_numeric_and_required_keys() -> None:
+    ex = _ex('RESULT {"n_obs": 20, "index": 2.61}')
+    assert validate(ex, [Numeric({"n_obs": Expected(20), "index": Expected(2.6, rtol=0.01)})]).passed
+    assert not validate(ex, [Numeric({"n_obs": Expected(21)})]).passed
+    assert not validate(ex, [Numeric({"flux": Expected(1.0)})]).passed
+    assert not validate(ex, [ResultLines(required=("flux",))]).passed
+
+
+def test_exception_class_and_tail() -> None:
+    assert exception_class(TB) == "AttributeError"
+    assert exception_class("gammapy.utils.SomeError: boom") == "SomeError"
+    assert traceback_tail("warning line\n" + TB).startswith("Traceback")
+    long_tb = "Traceback (most recent call last):\n" + "\n".join(f"  line {i}" for i in range(100)) + "\nValueError: x"
+    assert len(traceback_tail(long_tb).splitlines()) == 30
+
+
+def test_repair_message_has_exception_traceback_and_hint() -> None:
+    ex = _ex(stderr=TB, code=1)
+    from hpc_agent.records import Check, Validation
+
+    attempt = Attempt(index=1, script="x", usage=Usage(), execution=ex, exception="AttributeError",
+                      validation=Validation(passed=False, checks=(Check(name="exit_code", passed=False),)),
+                      failure="runtime")
+    msg = repair_message(attempt)
+    assert "Exception: AttributeError" in msg
+    assert "'Column' object has no attribute 'separation'" in msg
+    assert "SkyCoord(table['RA_PNT'], table['DEC_PNT']" in msg  # the known-pitfall hint
+    assert msg.endswith("Return the complete corrected script.")
+
+
+def test_hints_and_system_prompt() -> None:
+    assert hints_for("ModuleNotFoundError: No module named 'gammapy.io'")
+    assert hints_for("all fine") == []
+    msgs = initial_messages("count things", "2.1", context="DataStore docs")
+    assert "Gammapy 2.1" in msgs[0]["content"] and "TARGET_NAME" in msgs[0]["content"]
+    assert [m["role"] for m in msgs] == ["system", "user", "user"]
