@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import urllib.error
+import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -137,19 +139,15 @@ def check_dataset(folder: Path, name: str = "hess-dl3-dr1") -> DataCheck:
 
 
 def _download(url: str, dest: Path, timeout: float = 120.0) -> None:
-    import httpx
-
     tmp = dest.with_name(dest.name + ".part")
     try:
-        with httpx.stream("GET", url, follow_redirects=True, timeout=timeout) as resp:
-            if resp.status_code != 200:
-                raise InfrastructureError(f"download failed: {url} answered HTTP {resp.status_code}")
-            with tmp.open("wb") as fh:
-                for chunk in resp.iter_bytes(1 << 20):
-                    fh.write(chunk)
+        with urllib.request.urlopen(url, timeout=timeout) as resp, tmp.open("wb") as fh:
+            shutil.copyfileobj(resp, fh, 1 << 20)
         os.replace(tmp, dest)
-    except httpx.HTTPError as exc:
-        raise InfrastructureError(f"download failed: {url}: {exc.__class__.__name__}: {exc}") from exc
+    except urllib.error.HTTPError as exc:
+        raise InfrastructureError(f"download failed: {url} answered HTTP {exc.code}") from exc
+    except (urllib.error.URLError, OSError) as exc:
+        raise InfrastructureError(f"download failed: {url}: {exc}") from exc
     finally:
         tmp.unlink(missing_ok=True)
 

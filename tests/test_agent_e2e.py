@@ -1,0 +1,110 @@
+"""The whole loop on real H.E.S.S. data, in real bwrap, over real HTTP to the scripted test double."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from conftest import script
+from doubles.openai_server import Reply, ScriptedOpenAIServer
+from hpc_agent.cli import main
+
+PROMPT = "How many H.E.S.S. DR1 observations point within 2 degrees of MSH 15-52?"
+ATTEMPT_FILES = {"prompt.txt", "messages.jsonl", "script.py", "stdout.txt", "stderr.txt",
+                 "validation.json", "usage.json", "workspace"}
+
+
+def _run(args: list[str]) -> tuple[int, str]:
+    res = CliRunner().invoke(main, args, catch_exceptions=False)
+    return res.exit_code, res.output
+
+
+def _base(srv: ScriptedOpenAIServer, out: Path, data_root: Path, *extra: str) -> list[str]:
+    return ["run", PROMPT, "--base-url", srv.base_url, "--model", srv.model, "--out", str(out),
+            "--data-root", str(data_root), "--sandbox", "bwrap", "--timeout", "120", *extra]
+
+
+def test_failing_then_working_script_passes_with_traceback_fed_back(
+    tmp_path: Path, data_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SCRIPTED_KEY", "sk-do-not-leak-123456")
+    replies = [Reply(code=script("msh1552_count_broken.py"), prompt_tokens=900, completion_tokens=210),
+               Reply(code=script("msh1552_count_ok.py"), prompt_tokens=1400, completion_tokens=230)]
+    out = tmp_path / "bundle"
+    with ScriptedOpenAIServer(replies) as srv:
+        code, output = _run(_base(srv, out, data_root, "--api-key-env", "SCRIPTED_KEY"))
+        requests = srv.requests
+    assert code == 0, output
+    assert 'RESULT " + json.dumps({"n_obs": n_obs})' in output  # the final script is printed
+
+    # the second request carried the repair summary of the first failure
+    assert len(requests) == 2
+    repair = requests[1]["messages"][-1]["content"]
+    assert requests[1]["messages"][-1]["role"] == "user"
+    assert "Exception: AttributeError" in repair
+    assert "'Column' object has no attribute 'separation'" in repair
+    assert "Traceback" in repair and "SkyCoord(table['RA_PNT']" in repair
+    assert requests[1]["messages"][-2]["role"] == "assistant"
+
+    run = json.loads((out / "run.json").read_text())
+    assert run["passed"] is True and run["status"] == "passed" and run["attempts"] == 2
+    assert run["final_script"] == script("msh1552_count_ok.py")
+    assert run["usage"]["prompt_tokens"] == 2300 and run["usage"]["completion_tokens"] == 440
+    assert run["gammapy_version"] == "2.1" and run["sandbox"] == "bwrap" and run["model"] == srv.model
+    assert run["server"]["models"][0]["id"] == "scripted-model"
+    for n in (1, 2):
+        assert ATTEMPT_FILES <= {p.name for p in (out / f"attempt-{n}").iterdir()}
+    assert (out / "attempt-2" / "stdout.txt").read_text().strip() == 'RESULT {"n_obs": 20}'
+    assert "AttributeError" in (out / "attempt-1" / "stderr.txt").read_text()
+    v1 = json.loads((out / "attempt-1" / "validation.json").read_text())
+    assert v1["failure"] == "runtime" and v1["exception"] == "AttributeError" and v1["execution"]["exit_code"] == 1
+    assert json.loads((out / "attempt-2" / "usage.json").read_text())["completion_tokens"] == 230
+    assert len((out / "attempt-2" / "messages.jsonl").read_text().splitlines()) == 5  # sys, user, asst, user, answer
+    assert "### system" in (out / "attempt-1" / "prompt.txt").read_text()
+    for f in out.rglob("*"):
+        if f.is_file():
+            assert "sk-do-not-leak-123456" not in f.read_text(errors="replace")
+
+
+def test_static_violation_costs_no_sandbox_run_and_budget_exhaustion_exits_1(
+    tmp_path: Path, data_root: Path
+) -> None:
+    by_name = script("msh1552_count_ok.py").replace(
+        "n_obs = int(", "n_obs = int((table['TARGET_NAME'] == 'MSH 15-52').sum()) + 0 * int(")
+    out = tmp_path / "bundle"
+    with ScriptedOpenAIServer([Reply(code=by_name), Reply(text="no idea", mode="text")]) as srv:
+        code, _ = _run(_base(srv, out, data_root, "--attempts", "2"))
+        second = srv.requests[1]["messages"][-1]["content"]
+    assert code == 1
+    assert "TARGET_NAME column" in second and "rejected before running" in second
+    v1 = json.loads((out / "attempt-1" / "validation.json").read_text())
+    assert v1["failure"] == "static" and v1["execution"] is None
+    assert list((out / "attempt-1" / "workspace").iterdir()) == []  # nothing ran
+    v2 = json.loads((out / "attempt-2" / "validation.json").read_text())
+    assert v2["failure"] == "no_code"
+    run = json.loads((out / "run.json").read_text())
+    assert run["passed"] is False and run["status"] == "failed" and run["attempts"] == 2
+
+
+def test_server_down_is_infrastructure_error_recorded_in_bundle(tmp_path: Path, data_root: Path) -> None:
+    out = tmp_path / "bundle"
+    with ScriptedOpenAIServer([Reply(status=500)] * 20) as srv:
+        res = CliRunner().invoke(main, _base(srv, out, data_root, "--attempts", "3"),
+                                 env={"HPC_AGENT_LLM_RETRIES": "1"})
+    assert res.exit_code == 3, res.output
+    assert res.output.startswith("error: backend 'adhoc'")
+    run = json.loads((out / "run.json").read_text())
+    assert run["status"] == "error" and "LLMUnavailableError" in run["error"] and run["attempts"] == 0
+
+
+def test_usage_errors_exit_2(tmp_path: Path, data_root: Path) -> None:
+    code, output = _run(["run", PROMPT, "--base-url", "http://127.0.0.1:1/v1", "--data-root", str(data_root)])
+    assert code == 2 and "--base-url and --model go together" in output
+    code, output = _run(["run", PROMPT, "--data-root", str(data_root)])
+    assert code == 2 and "no backend chosen" in output
+    code, output = _run(["run", PROMPT, "--base-url", "http://x/v1", "--model", "m",
+                         "--data-root", str(tmp_path / "missing")])
+    assert code == 2 and "not a folder" in output
