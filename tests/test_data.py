@@ -74,7 +74,7 @@ def test_broken_download_leaves_nothing(data_root: Path, tmp_path: Path) -> None
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
     try:
         dest = tmp_path / "root"
-        with pytest.raises(InfrastructureError, match=f"HTTP 404"):
+        with pytest.raises(InfrastructureError, match="HTTP 404"):
             fetch_dataset("hess-dl3-dr1", dest, base_url=f"http://127.0.0.1:{httpd.server_address[1]}")
         assert list(dest.iterdir()) == []  # no half-written release, no staging folder
     finally:

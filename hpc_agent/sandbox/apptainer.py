@@ -1,0 +1,116 @@
+"""Apptainer backend: ``apptainer exec --containall --no-home --cleanenv --network none`` on an image.
+
+The container runs as an ordinary host process tree, so the shared limits machinery (cgroups, rlimits,
+session kill, output caps) applies unchanged. The argv is built by :func:`apptainer_argv` (pure, tested).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from hpc_agent.errors import SandboxUnavailableError, UsageError
+from hpc_agent.records import ExecResult, Limits
+
+from ._env import SYSTEM_PATH, scrubbed_env
+from ._exec import execute
+
+SCRIPT_NAME = "script.py"
+# Apptainer's starter and Go runtime threads count against pids.max too
+PROC_OVERHEAD = 64
+
+
+def _env_item(key: str, value: str) -> str:
+    """One ``--env`` value; the flag is parsed as CSV, so quote items holding ``,`` or ``"``."""
+    item = f"{key}={value}"
+    if any(c in item for c in ',"\n'):
+        item = '"' + item.replace('"', '""') + '"'
+    return item
+
+
+def _bind_path(p: Path) -> str:
+    s = str(p)
+    if ":" in s or "," in s:
+        raise UsageError(f"apptainer cannot bind a path containing ':' or ',': {s}")
+    return s
+
+
+def apptainer_argv(
+    image: str | Path,
+    workspace: Path,
+    *,
+    env: Mapping[str, str],
+    ro_binds: Sequence[Path] = (),
+    python: str = "python3",
+    binary: str = "apptainer",
+) -> list[str]:
+    """``apptainer exec`` argv running ``python script.py`` in ``workspace`` with ``env`` exactly."""
+    ws = _bind_path(Path(workspace))
+    argv = [binary, "exec", "--containall", "--no-home", "--cleanenv", "--net", "--network", "none"]
+    for d in ro_binds:
+        d = _bind_path(Path(d))
+        argv += ["--bind", f"{d}:{d}:ro"]
+    argv += ["--bind", f"{ws}:{ws}", "--pwd", ws]
+    for key, value in env.items():
+        argv += ["--env", _env_item(key, value)]
+    return argv + [str(image), python, SCRIPT_NAME]
+
+
+class ApptainerSandbox:
+    name = "apptainer"
+    isolated = True
+
+    def __init__(self, image: str | Path | None = None, python: str = "python3", binary: str = "apptainer"):
+        self.image = Path(image) if image else None
+        self.python = python
+        self.binary = binary
+
+    def _binary_path(self) -> str | None:
+        return self.binary if os.path.isabs(self.binary) and os.access(self.binary, os.X_OK) else shutil.which(
+            self.binary
+        )
+
+    def available(self) -> tuple[bool, str]:
+        path = self._binary_path()
+        if not path:
+            return False, f"{self.binary} not found on PATH: install Apptainer or load its module"
+        if self.image is None:
+            return False, "no container image: pass image=/path/to/gammapy.sif"
+        if not self.image.is_file():
+            return False, f"container image not found: {self.image}"
+        return True, f"{path} with image {self.image}"
+
+    def run(
+        self,
+        script: str,
+        workspace: Path,
+        *,
+        env: Mapping[str, str],
+        limits: Limits,
+        ro_binds: Sequence[Path] = (),
+    ) -> ExecResult:
+        ok, why = self.available()
+        if not ok:
+            raise SandboxUnavailableError(why)
+        ws = Path(workspace)
+        ws.mkdir(parents=True, exist_ok=True)
+        ws = ws.resolve()
+        binds = []
+        for d in ro_binds:
+            d = Path(d).resolve()
+            if not d.exists():
+                raise UsageError(f"read-only bind source does not exist: {d}")
+            binds.append(d)
+        (ws / SCRIPT_NAME).write_text(script)
+        inner = scrubbed_env(ws, env, path=SYSTEM_PATH)
+        argv = apptainer_argv(
+            self.image, ws, env=inner, ro_binds=binds, python=self.python, binary=self._binary_path() or self.binary
+        )
+        # the apptainer process itself (on the host) gets a minimal environment, nothing secret
+        host_env = {"PATH": SYSTEM_PATH, "LANG": "C.UTF-8", "HOME": os.path.expanduser("~")}
+        return execute(
+            argv, cwd=ws, env=host_env, limits=limits, backend=self.name, isolated=True,
+            proc_overhead=PROC_OVERHEAD,
+        )

@@ -1,0 +1,207 @@
+"""Bubblewrap backend: every namespace unshared, the host read-only, no network, no capabilities.
+
+Layout inside the sandbox::
+
+    /            host root, read-only (recursively)
+    /dev /proc   minimal devtmpfs, the sandbox's own procfs (new PID namespace)
+    /tmp /run    empty tmpfs (host sockets and temp files are out of reach)
+    $HOME        empty tmpfs (the invoking user's home: keys, config, caches)
+      + read-only re-binds of what the interpreter needs there (venv, pyenv prefix, site-packages)
+    data roots   read-only binds (``ro_binds``)
+    workspace    read-write bind, the working directory and $HOME of the script
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import pwd
+import shutil
+import site
+import subprocess
+import sys
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+
+from hpc_agent.errors import SandboxUnavailableError, UsageError
+from hpc_agent.records import ExecResult, Limits
+
+from ._env import python_path_env, scrubbed_env
+from ._exec import MIB, execute
+
+SCRIPT_NAME = "script.py"
+
+
+def _under(path: Path, parent: Path) -> bool:
+    return path == parent or parent in path.parents
+
+
+def _home_dirs() -> list[Path]:
+    homes = {os.environ.get("HOME", ""), os.path.expanduser("~")}
+    try:
+        homes.add(pwd.getpwuid(os.getuid()).pw_dir)
+    except KeyError:
+        pass
+    out = []
+    for h in homes:
+        if h and os.path.isdir(h):
+            p = Path(h).resolve()
+            if p != Path("/"):
+                out.append(p)
+    return sorted(set(out))
+
+
+def _pth_dirs(site_dir: Path) -> Iterable[Path]:
+    """Directories added by plain (non-``import``) lines of ``*.pth`` files, e.g. editable installs."""
+    try:
+        pths = list(site_dir.glob("*.pth"))
+    except OSError:
+        return
+    for pth in pths:
+        try:
+            lines = pth.read_text(errors="replace").splitlines()
+        except OSError:
+            continue
+        for line in lines:
+            line = line.strip()
+            if line and not line.startswith(("#", "import ", "import\t")):
+                p = (site_dir / line) if not os.path.isabs(line) else Path(line)
+                if p.is_dir():
+                    yield p
+
+
+def interpreter_paths(python: str) -> list[Path]:
+    """Directories the interpreter needs to start and import its packages (resolved, deduplicated).
+
+    Follows the symlink chain of ``python`` (a venv's ``bin/python`` -> pyenv's real binary), adds each
+    prefix, a venv's ``pyvenv.cfg`` home, and — when ``python`` is this very interpreter — ``sys.prefix``,
+    ``sys.base_prefix`` and the site-packages directories (plus what their ``.pth`` files add).
+    """
+    exe = python if os.path.isabs(python) else shutil.which(python)
+    if not exe:
+        raise UsageError(f"python interpreter not found: {python!r}")
+    found: list[Path] = []
+    hop = Path(exe)
+    for _ in range(40):  # each hop of the symlink chain
+        bindir = hop.parent.resolve()
+        found.append(bindir.parent if bindir.name == "bin" else bindir)
+        cfg = bindir.parent / "pyvenv.cfg"
+        if cfg.is_file():
+            for line in cfg.read_text(errors="replace").splitlines():
+                key, _, value = line.partition("=")
+                if key.strip() == "home" and value.strip():
+                    found.append(Path(value.strip()).resolve().parent)
+        if not hop.is_symlink():
+            break
+        hop = bindir / os.readlink(hop)
+    real = Path(exe).resolve()
+    found.append(real.parent.parent if real.parent.name == "bin" else real.parent)
+    if real == Path(sys.executable).resolve():
+        sites = [Path(p) for p in site.getsitepackages()]
+        if site.ENABLE_USER_SITE:
+            sites.append(Path(site.getusersitepackages()))
+        for p in (sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix):
+            found.append(Path(p))
+        for s in sites:
+            if s.is_dir():
+                found.append(s)
+                found.extend(_pth_dirs(s))
+    out: list[Path] = []
+    for p in sorted({p.resolve() for p in found if p.exists()}, key=lambda p: len(p.parts)):
+        if not any(_under(p, q) for q in out):
+            out.append(p)
+    return out
+
+
+@functools.lru_cache(maxsize=8)
+def _probe(binary: str) -> tuple[bool, str]:
+    path = shutil.which(binary)
+    if not path:
+        return False, f"{binary} not found on PATH: install bubblewrap (e.g. apt-get install bubblewrap)"
+    try:
+        proc = subprocess.run(
+            [path, "--unshare-all", "--die-with-parent", "--cap-drop", "ALL", "--ro-bind", "/", "/",
+             "--dev", "/dev", "--proc", "/proc", "--", "/bin/true"],
+            capture_output=True, timeout=20, env={"PATH": "/usr/bin:/bin"},
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return False, f"{path} failed to run: {exc}"
+    if proc.returncode != 0:
+        msg = proc.stderr.decode(errors="replace").strip().splitlines()
+        hint = "; unprivileged user namespaces may be disabled (kernel.unprivileged_userns_clone=1)"
+        return False, f"{path} cannot create a sandbox: {msg[-1] if msg else proc.returncode}{hint}"
+    return True, f"{path} works (namespaces: all unshared, network none)"
+
+
+class BwrapSandbox:
+    name = "bwrap"
+    isolated = True
+
+    def __init__(self, python: str | None = None, binary: str = "bwrap", hide: Sequence[Path] = ()):
+        self.python = python or sys.executable
+        self.binary = binary
+        self.hide = tuple(Path(p) for p in hide)  # extra host paths to mask with an empty tmpfs
+
+    def available(self) -> tuple[bool, str]:
+        return _probe(self.binary)
+
+    def command(
+        self, workspace: Path, *, env: Mapping[str, str], limits: Limits, ro_binds: Sequence[Path] = ()
+    ) -> list[str]:
+        """The full bwrap argv (without the status fd) for running ``script.py`` in ``workspace``."""
+        ws = Path(workspace).resolve()
+        binary = shutil.which(self.binary) or self.binary
+        tmpfs_size = str(limits.file_size_mb * MIB)
+        argv = [binary, "--unshare-all", "--die-with-parent", "--new-session", "--cap-drop", "ALL",
+                "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]
+        masked = [Path("/tmp"), Path("/run"), *_home_dirs(), *(p.resolve() for p in self.hide)]
+        for m in dict.fromkeys(masked):
+            if m.is_dir():
+                argv += ["--size", tmpfs_size, "--tmpfs", str(m)]
+        for p in interpreter_paths(self.python):
+            if any(_under(p, m) for m in masked):
+                argv += ["--ro-bind", str(p), str(p)]
+        for d in ro_binds:
+            d = Path(d).resolve()
+            if not d.exists():
+                raise UsageError(f"read-only bind source does not exist: {d}")
+            argv += ["--ro-bind", str(d), str(d)]
+        argv += ["--bind", str(ws), str(ws), "--chdir", str(ws), "--clearenv"]
+        for key, value in scrubbed_env(ws, env, path=python_path_env(self.python)).items():
+            argv += ["--setenv", key, value]
+        return argv + ["--", self.python, SCRIPT_NAME]
+
+    def run(
+        self,
+        script: str,
+        workspace: Path,
+        *,
+        env: Mapping[str, str],
+        limits: Limits,
+        ro_binds: Sequence[Path] = (),
+    ) -> ExecResult:
+        ok, why = self.available()
+        if not ok:
+            raise SandboxUnavailableError(why)
+        ws = Path(workspace)
+        ws.mkdir(parents=True, exist_ok=True)
+        (ws / SCRIPT_NAME).write_text(script)
+        argv = self.command(ws, env=env, limits=limits, ro_binds=ro_binds)
+        read_fd, write_fd = os.pipe()
+        argv[1:1] = ["--json-status-fd", str(write_fd)]
+        try:
+            result = execute(
+                argv, cwd=ws, env=scrubbed_env(ws.resolve(), env), limits=limits, backend=self.name,
+                isolated=True, proc_overhead=2, pass_fds=(write_fd,),
+            )
+            os.set_blocking(read_fd, False)
+            try:
+                status = os.read(read_fd, 1 << 16).decode(errors="replace")
+            except BlockingIOError:
+                status = ""
+        finally:
+            os.close(read_fd)
+        if result.killed is None and '"exit-code"' not in status:
+            # bwrap itself failed before the script ran (bad bind, no namespaces...): not the script's fault
+            raise SandboxUnavailableError(f"bwrap could not start the sandbox: {result.stderr.strip()[-500:]}")
+        return result
