@@ -1,6 +1,6 @@
 """hpc-agent: write, run, check and repair Gammapy analysis scripts with LLMs, on HPC clusters."""
 
-from hpc_agent.api import doctor, resolve_backend, run
+from hpc_agent.api import doctor, run
 from hpc_agent.config import Backend, Settings, load_settings
 from hpc_agent.errors import ConfigError, HpcAgentError, InfrastructureError, UsageError
 from hpc_agent.records import Attempt, ExecResult, Limits, RunResult, Usage, Validation
@@ -20,6 +20,5 @@ __all__ = [
     "Validation",
     "doctor",
     "load_settings",
-    "resolve_backend",
     "run",
 ]

@@ -12,29 +12,12 @@ from typing import Callable
 from hpc_agent.agent import RunSpec, package_version, run_agent
 from hpc_agent.config import Backend, Settings, load_settings
 from hpc_agent.data import check_dataset, resolve_data_root
-from hpc_agent.errors import UsageError
+from hpc_agent.serve.configs import get_model_config
+from hpc_agent.serve.session import DEFAULT_MODEL, open_backend, running_server
+from hpc_agent.serve.weights import cache_dir
 from hpc_agent.llm import ChatClient
 from hpc_agent.records import Attempt, Limits, RunResult
 from hpc_agent.sandbox import Sandbox, default_sandbox_name, get_sandbox
-
-
-def resolve_backend(
-    settings: Settings,
-    name: str | None = None,
-    *,
-    base_url: str | None = None,
-    model: str | None = None,
-    **overrides: object,
-) -> Backend:
-    """A configured backend by name, or an ad hoc one from --base-url/--model; flags override fields."""
-    if base_url or model:
-        if not (base_url and model):
-            raise UsageError("--base-url and --model go together; give both (or --backend NAME)")
-        backend = Backend(name="adhoc", base_url=base_url, model=model)
-    else:
-        backend = settings.get_backend(name)
-    given = {k: v for k, v in overrides.items() if v is not None}
-    return backend.model_copy(update=given) if given else backend
 
 
 def make_sandbox(settings: Settings, name: str | None = None) -> Sandbox:
@@ -57,24 +40,42 @@ def default_out_dir(settings: Settings, prompt: str) -> Path:
 def run(
     prompt: str,
     *,
-    backend: Backend,
+    backend: Backend | str | None = None,
+    base_url: str | None = None,
+    model: str | None = None,
+    overrides: dict[str, object] | None = None,
     settings: Settings | None = None,
     out_dir: Path | None = None,
     sandbox: str | None = None,
     on_attempt: Callable[[Attempt], None] | None = None,
+    progress: Callable[[str], None] = lambda _m: None,
 ) -> RunResult:
-    """Write, run, check and repair a script for `prompt`; returns the RunResult (bundle on disk)."""
+    """Write, run, check and repair a script for `prompt`; returns the RunResult (bundle on disk).
+
+    `backend` is a Backend, a backend or model-config name, or None for the configured default (else the
+    local `qwen2.5-coder-0.5b`, started for this run and stopped after it); `base_url` + `model` make an
+    ad hoc backend; `overrides` replace backend fields (max_tokens, temperature, reasoning_effort, ...).
+    """
     settings = settings or load_settings()
-    data_root = resolve_data_root(settings.data_root)
     spec = RunSpec(
         prompt=prompt,
-        data_root=data_root,
+        data_root=resolve_data_root(settings.data_root),
         out_dir=(out_dir or default_out_dir(settings, prompt)).resolve(),
         attempts=settings.attempts,
         limits=limits_from(settings),
     )
+    box = make_sandbox(settings, sandbox)
+    if isinstance(backend, Backend):
+        return _run_with(spec, backend, settings, box, on_attempt)
+    with open_backend(settings, backend, base_url=base_url, model=model, progress=progress,
+                      **(overrides or {})) as opened:
+        return _run_with(spec, opened, settings, box, on_attempt)
+
+
+def _run_with(spec: RunSpec, backend: Backend, settings: Settings, box: Sandbox,
+              on_attempt: Callable[[Attempt], None] | None) -> RunResult:
     client = ChatClient(backend, timeout_s=settings.llm_timeout_s, retries=settings.llm_retries)
-    return run_agent(spec, client, make_sandbox(settings, sandbox), on_attempt=on_attempt)
+    return run_agent(spec, client, box, on_attempt=on_attempt)
 
 
 @dataclass(frozen=True)
@@ -87,7 +88,8 @@ class Finding:
     fix: str = ""
 
 
-def doctor(settings: Settings, backend: Backend | None = None) -> list[Finding]:
+def doctor(settings: Settings, backend: str | None = None, *, base_url: str | None = None,
+           model: str | None = None) -> list[Finding]:
     findings: list[Finding] = []
     gv = package_version("gammapy")
     findings.append(Finding("gammapy", gv == "2.1", f"gammapy {gv}", "pip install 'gammapy==2.1'"))
@@ -100,7 +102,6 @@ def doctor(settings: Settings, backend: Backend | None = None) -> list[Finding]:
                             "pip install 'regions<0.12' (gammapy 2.1 fails to import with 0.12+)"))
     try:
         importlib.import_module("gammapy.data")  # the import itself is the check
-
         findings.append(Finding("gammapy import", True, "gammapy.data imports"))
     except Exception as exc:  # any import failure is a finding
         findings.append(Finding("gammapy import", False, f"{exc.__class__.__name__}: {exc}",
@@ -120,14 +121,41 @@ def doctor(settings: Settings, backend: Backend | None = None) -> list[Finding]:
                                 "apt-get install bubblewrap (or set sandbox: apptainer with an image)"))
     except Exception as exc:
         findings.append(Finding("sandbox", False, str(exc), "apt-get install bubblewrap"))
-    if backend is not None:
-        try:
-            info = ChatClient(backend, timeout_s=10, retries=0).server_info()
-            ids = [str(m.get("id")) for m in info.models]
-            ok = bool(ids)
-            findings.append(Finding("backend", ok, f"{backend.base_url}: models {ids}" if ok else
-                                    f"{backend.base_url}: /models did not answer",
-                                    "start the server or fix base_url / the API key variable"))
-        except Exception as exc:
-            findings.append(Finding("backend", False, str(exc), "fix the backend configuration"))
+    findings.append(_backend_finding(settings, backend, base_url, model))
     return findings
+
+
+def _backend_finding(settings: Settings, name: str | None, base_url: str | None, model: str | None) -> Finding:
+    """Reachability of an endpoint, or readiness of a local model, without starting anything."""
+    try:
+        if base_url or model:
+            return _reachable(Backend(name="adhoc", base_url=base_url or "", model=model or ""))
+        name = name or settings.backend or DEFAULT_MODEL
+        if name in settings.backends:
+            return _reachable(settings.backends[name])
+        cfg = get_model_config(name)
+        if cfg.kind == "remote":
+            return _reachable(cfg.backend())
+        state = running_server(settings, cfg)
+        if state is not None:
+            return _reachable(cfg.backend(state.base_url))
+        if cfg.kind == "vllm":
+            return Finding("backend", False, f"{name}: no running vLLM server",
+                           f"hpc-agent serve {name} on a GPU node")
+        engine = package_version("llama-cpp-python")
+        weights = cache_dir() / f"{name}.gguf"
+        ok = engine != "not installed"
+        detail = (f"{name}: llama-cpp-python {engine}; weights "
+                  f"{'cached at ' + str(weights) if weights.is_file() else 'assembled on first use'}")
+        return Finding("backend", ok, detail, "pip install 'llama-cpp-python[server]' (make setup does it)")
+    except Exception as exc:
+        return Finding("backend", False, str(exc), "fix the backend configuration")
+
+
+def _reachable(backend: Backend) -> Finding:
+    info = ChatClient(backend, timeout_s=10, retries=0).server_info()
+    ids = [str(m.get("id")) for m in info.models]
+    if ids:
+        return Finding("backend", True, f"{backend.name} at {backend.base_url}: models {ids}")
+    return Finding("backend", False, f"{backend.name} at {backend.base_url}: /models did not answer",
+                   "start the server or fix base_url / the API key variable")

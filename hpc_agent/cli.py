@@ -20,6 +20,8 @@ from hpc_agent.config import (
 from hpc_agent.data import DATASETS, check_dataset, fetch_dataset, resolve_data_root
 from hpc_agent.errors import HpcAgentError
 from hpc_agent.records import Attempt
+from hpc_agent.serve import ServerState, get_model_config, model_configs, serve_foreground
+from hpc_agent.serve.session import default_state_file
 
 EXIT_PASSED, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -46,6 +48,10 @@ _data_root_opt = click.option("--data-root", type=click.Path(path_type=Path),
                               help="folder holding data releases (default: HPC_AGENT_DATA_ROOT, PHOTON_STORAGE)")
 
 
+def _progress(message: str) -> None:
+    click.echo(message, err=True)
+
+
 def _print_attempt(a: Attempt) -> None:
     status = "PASS" if a.passed else f"fail ({a.failure}{': ' + a.exception if a.exception else ''})"
     took = f", ran {a.execution.duration_s:.1f}s" if a.execution else ""
@@ -55,7 +61,8 @@ def _print_attempt(a: Attempt) -> None:
 
 @main.command()
 @click.argument("prompt")
-@click.option("--backend", "backend_name", help="a backend name from the config file")
+@click.option("--backend", "backend_name",
+              help="a backend from the config file or a model config (default: the local qwen2.5-coder-0.5b)")
 @click.option("--base-url", help="an OpenAI-compatible base URL (ad hoc backend, with --model)")
 @click.option("--model", help="model name at --base-url")
 @click.option("--api-key-env", help="environment variable holding the API key")
@@ -73,9 +80,10 @@ def run(prompt: str, backend_name: str | None, base_url: str | None, model: str 
         timeout: float | None, sandbox: str | None, out: Path | None, data_root: Path | None, as_json: bool) -> None:
     """Ask for an analysis in words; get back a script that ran. Exit 0 passed, 1 budget spent, 2 bad input."""
     settings = load_settings(attempts=attempts, exec_timeout_s=timeout, sandbox=sandbox, data_root=data_root)
-    backend = api.resolve_backend(settings, backend_name, base_url=base_url, model=model, api_key_env=api_key_env,
-                                  reasoning_effort=reasoning_effort, max_tokens=max_tokens, temperature=temperature)
-    result = api.run(prompt, backend=backend, settings=settings, out_dir=out, on_attempt=_print_attempt)
+    overrides = {"api_key_env": api_key_env, "reasoning_effort": reasoning_effort, "max_tokens": max_tokens,
+                 "temperature": temperature}
+    result = api.run(prompt, backend=backend_name, base_url=base_url, model=model, overrides=overrides,
+                     settings=settings, out_dir=out, on_attempt=_print_attempt, progress=_progress)
     if as_json:
         click.echo((Path(result.out_dir or ".") / "run.json").read_text())
     elif result.final_script:
@@ -167,13 +175,55 @@ def data_check(data_root: Path | None) -> None:
 def doctor(backend_name: str | None, base_url: str | None, model: str | None, data_root: Path | None) -> None:
     """Check Gammapy and its pins, the data, the sandbox and the backend; say how to fix each."""
     settings = load_settings(data_root=data_root)
-    backend = None
-    if backend_name or base_url or model or settings.backend:
-        backend = api.resolve_backend(settings, backend_name, base_url=base_url, model=model)
-    findings = api.doctor(settings, backend)
+    findings = api.doctor(settings, backend_name, base_url=base_url, model=model)
     for f in findings:
         click.echo(f"{'ok ' if f.ok else 'BAD'} {f.name}: {f.detail}" + ("" if f.ok else f"\n    fix: {f.fix}"))
     sys.exit(0 if all(f.ok for f in findings) else 1)
+
+
+@main.group(invoke_without_command=True)
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def models(ctx: click.Context, as_json: bool) -> None:
+    """List the model configs (model_configs/*.yaml and $HPC_AGENT_MODEL_CONFIGS)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    configs = model_configs()
+    if as_json:
+        click.echo(json.dumps({n: c.model_dump(mode="json") for n, c in configs.items()}, indent=2))
+        return
+    for name, cfg in configs.items():
+        weights = "open" if cfg.open_weight else "proprietary"
+        click.echo(f"{name:24} {cfg.kind:15} {weights:12} {cfg.description}")
+
+
+@models.command("show")
+@click.argument("name")
+def models_show(name: str) -> None:
+    """Print one model config (validated) as YAML."""
+    import yaml
+
+    click.echo(yaml.safe_dump(get_model_config(name).model_dump(mode="json", exclude_none=True), sort_keys=False))
+
+
+@main.command()
+@click.argument("name")
+@click.option("--port", type=int, help="default: a free port")
+@click.option("--host", default="127.0.0.1", show_default=True, help="0.0.0.0 to serve other nodes")
+@click.option("--state-file", type=click.Path(path_type=Path),
+              help="where to publish base_url/pid (default: <data dir>/servers/NAME.json); the log goes beside it")
+def serve(name: str, port: int | None, host: str, state_file: Path | None) -> None:
+    """Run a model server in the foreground until interrupted; print `ready <base_url>` once it answers."""
+    settings = load_settings()
+
+    def ready(state: ServerState) -> None:
+        click.echo(f"ready {state.base_url}", err=False)
+        click.echo(f"state file {(state_file or default_state_file(settings, name)).resolve()}; "
+                   f"log {state.log_file}", err=True)
+        sys.stdout.flush()
+
+    sys.exit(serve_foreground(settings, name, host=host, port=port, state_file=state_file, on_ready=ready,
+                              progress=_progress))
 
 
 if __name__ == "__main__":  # pragma: no cover

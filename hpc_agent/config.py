@@ -56,6 +56,7 @@ class Backend(BaseModel):
     temperature: float | None = Field(0.2, ge=0, le=2)
     embedding_model: str | None = None
     use_tools: bool = Field(True, description="ask for the return_python tool; off for servers without tools")
+    engine: str | None = Field(None, description="serving engine when known: llama.cpp | vllm")
 
     @field_validator("base_url")
     @classmethod
@@ -93,6 +94,7 @@ class Settings(BaseSettings):
     exec_timeout_s: float = Field(300.0, gt=0, description="wall-clock limit of one sandboxed run")
     llm_timeout_s: float = Field(600.0, gt=0, description="timeout of one model request")
     llm_retries: int = Field(5, ge=0, description="retries of 429/5xx/timeouts before giving up")
+    server_ready_timeout_s: float = Field(600.0, gt=0, description="how long a model server may take to start")
     memory_mb: int = Field(6144, gt=0)
     max_procs: int = Field(256, gt=0)
     sandbox: SandboxName | None = Field(None, description="None = best available")

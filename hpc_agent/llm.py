@@ -20,6 +20,8 @@ import openai
 from hpc_agent.config import Backend
 from hpc_agent.errors import ConfigError, LLMUnavailableError
 from hpc_agent.records import ServerInfo, Usage
+from hpc_agent.serve.engines import engine_version
+from hpc_agent.serve.lifecycle import http_json
 
 log = logging.getLogger(__name__)
 
@@ -211,4 +213,11 @@ class ChatClient:
         except openai.OpenAIError as exc:
             log.info("%s: /models unavailable: %s", self.backend.name, exc)
             models = []
-        return ServerInfo(base_url=self.backend.base_url, models=models)
+        engine = self.backend.engine
+        engine_ver = engine_version(engine) if engine else None
+        if engine_ver is None:
+            # vLLM answers GET /version at the server root; other servers 404, which tells us nothing.
+            status, payload = http_json(self.backend.base_url.rsplit("/v1", 1)[0] + "/version", 5.0)
+            if status == 200 and isinstance(payload, dict) and "version" in payload:
+                engine, engine_ver = engine or "vllm", str(payload["version"])
+        return ServerInfo(base_url=self.backend.base_url, models=models, engine=engine, engine_version=engine_ver)

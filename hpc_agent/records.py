@@ -112,6 +112,8 @@ class ServerInfo(Record):
 
     base_url: str
     models: list[dict] = Field(default_factory=list)
+    engine: str | None = None
+    engine_version: str | None = None
 
 
 class RunResult(Record):

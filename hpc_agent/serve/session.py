@@ -1,0 +1,132 @@
+"""From a name to a usable backend: configured endpoints, model configs, running or started servers.
+
+Lookup order for `--backend NAME`: the config file's `backends:`, then `model_configs/NAME.yaml`.
+With no name at all, the config file's `backend:` and else the embedded default, the local
+`qwen2.5-coder-0.5b`, which is started for the run and stopped after it.
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from types import FrameType
+from typing import Any, Callable, Iterator
+
+from hpc_agent.config import Backend, Settings
+from hpc_agent.errors import InfrastructureError, UsageError
+from hpc_agent.serve.configs import ModelConfig, get_model_config
+from hpc_agent.serve.engines import managed_server
+from hpc_agent.serve.lifecycle import ServerState, free_port
+
+DEFAULT_MODEL = "qwen2.5-coder-0.5b"
+
+Progress = Callable[[str], None]
+
+
+def state_dir(settings: Settings) -> Path:
+    """Where state files and server logs live by default (a shared folder on clusters)."""
+    return settings.runs_dir.parent / "servers"
+
+
+def default_state_file(settings: Settings, name: str) -> Path:
+    return state_dir(settings) / f"{name}.json"
+
+
+def _with_overrides(backend: Backend, overrides: dict[str, Any]) -> Backend:
+    given = {k: v for k, v in overrides.items() if v is not None}
+    return backend.model_copy(update=given) if given else backend
+
+
+def running_server(settings: Settings, cfg: ModelConfig) -> ServerState | None:
+    """A live server for `cfg` announced by its state file, if any."""
+    path = default_state_file(settings, cfg.name)
+    if not path.is_file():
+        return None
+    state = ServerState.read(path)
+    return state if state.alive() else None
+
+
+@contextmanager
+def open_backend(
+    settings: Settings,
+    name: str | None = None,
+    *,
+    base_url: str | None = None,
+    model: str | None = None,
+    progress: Progress = lambda _m: None,
+    **overrides: Any,
+) -> Iterator[Backend]:
+    """Yield a backend ready for requests; a local server started here is stopped on exit."""
+    if base_url or model:
+        if not (base_url and model):
+            raise UsageError("--base-url and --model go together; give both (or --backend NAME)")
+        yield _with_overrides(Backend(name="adhoc", base_url=base_url, model=model), overrides)
+        return
+    name = name or settings.backend or DEFAULT_MODEL
+    if name in settings.backends:
+        yield _with_overrides(settings.backends[name], overrides)
+        return
+    cfg = get_model_config(name)
+    if cfg.kind == "remote":
+        yield _with_overrides(cfg.backend(), overrides)
+        return
+    state = running_server(settings, cfg)
+    if state is not None:
+        progress(f"using the running {cfg.name} server at {state.base_url}")
+        yield _with_overrides(cfg.backend(state.base_url).model_copy(update={"engine": state.engine}), overrides)
+        return
+    if cfg.kind == "vllm":
+        raise UsageError(f"no running server for {cfg.name!r}: start one with `hpc-agent serve {cfg.name}` on a "
+                         f"GPU node (state file {default_state_file(settings, cfg.name)})")
+    port = free_port()
+    log_file = state_dir(settings) / f"{cfg.name}-{port}.log"
+    progress(f"starting {cfg.name} (llama.cpp) on port {port}; log {log_file}")
+    with managed_server(cfg, host="127.0.0.1", port=port, log_file=log_file,
+                        ready_timeout_s=settings.server_ready_timeout_s, progress=progress) as srv:
+        progress(f"{cfg.name} ready after {srv.ready_after_s:.1f} s")
+        yield _with_overrides(cfg.backend(srv.base_url).model_copy(update={"engine": srv.engine}), overrides)
+
+
+class _Stop(Exception):
+    """Raised from the SIGTERM handler so that `with` blocks unwind and stop the engine."""
+
+
+def serve_foreground(
+    settings: Settings,
+    name: str,
+    *,
+    host: str = "127.0.0.1",
+    port: int | None = None,
+    state_file: Path | None = None,
+    on_ready: Callable[[ServerState], None] = lambda _s: None,
+    progress: Progress = lambda _m: None,
+) -> int:
+    """Run a server until SIGINT/SIGTERM; publish a state file while it is ready. Returns an exit code."""
+    cfg = get_model_config(name)
+    port = port or free_port(host)
+    state_file = (state_file or default_state_file(settings, cfg.name)).resolve()
+    log_file = state_file.with_suffix(".log")
+
+    def _term(signum: int, frame: FrameType | None) -> None:
+        raise _Stop()
+
+    previous = signal.signal(signal.SIGTERM, _term)
+    try:
+        with managed_server(cfg, host=host, port=port, log_file=log_file,
+                            ready_timeout_s=settings.server_ready_timeout_s, progress=progress) as srv:
+            state = srv.state(cfg.name, host, port)
+            state.write(state_file)
+            try:
+                on_ready(state)
+                while srv.proc is not None and srv.proc.poll() is None:
+                    time.sleep(0.5)
+                raise InfrastructureError(f"{cfg.name} server exited with code {srv.proc.returncode if srv.proc else '?'}"
+                                          f"; log {log_file}")
+            finally:
+                state_file.unlink(missing_ok=True)
+    except (_Stop, KeyboardInterrupt):
+        return 0
+    finally:
+        signal.signal(signal.SIGTERM, previous)
