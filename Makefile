@@ -2,6 +2,12 @@
 PYTHON ?= python3.11
 VENV   := .venv
 STAMP  := $(VENV)/.installed
+# llama.cpp (the embedded local model's engine) is built once into a wheel cache outside the repo.
+# Portable CPU flags (AVX2): a native build on some VMs emits AMX/AVX-512 code that dies with SIGILL.
+LLAMA_VERSION := 0.3.36
+WHEELS := $(HOME)/.cache/hpc-agent/wheels
+LLAMA_WHEEL := $(WHEELS)/.llama-cpp-python-$(LLAMA_VERSION)-avx2
+LLAMA_CMAKE := -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON
 
 .PHONY: setup run test lint clean
 
@@ -11,10 +17,16 @@ STAMP  := $(VENV)/.installed
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap; \
 	else echo "bubblewrap missing: run 'sudo apt-get install bubblewrap' (or use --sandbox apptainer)"; fi
 
-$(STAMP): pyproject.toml
+$(LLAMA_WHEEL):
+	mkdir -p $(WHEELS)
+	CMAKE_ARGS="$(LLAMA_CMAKE)" CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) $(PYTHON) -m pip wheel -q --no-deps \
+	  --no-cache-dir -w $(WHEELS) llama-cpp-python==$(LLAMA_VERSION)
+	touch $@
+
+$(STAMP): pyproject.toml $(LLAMA_WHEEL)
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install -q --upgrade pip
-	$(VENV)/bin/pip install -q -e '.[test]'
+	$(VENV)/bin/pip install -q --find-links $(WHEELS) -e '.[test]'
 	touch $@
 
 setup: /usr/bin/bwrap $(STAMP)

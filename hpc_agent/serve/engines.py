@@ -49,7 +49,7 @@ def vllm_launch(cfg: ModelConfig, host: str, port: int) -> Launch:
     if cfg.vllm is None:
         raise ConfigError(f"model {cfg.name!r} has no `vllm:` section")
     v = cfg.vllm
-    argv = [vllm_binary(), "serve", v.model, "--served-model-name", cfg.served_model_name,
+    argv = [vllm_binary(), "serve", os.path.expandvars(v.model), "--served-model-name", cfg.served_model_name,
             "--host", host, "--port", str(port),
             "--tensor-parallel-size", str(v.tensor_parallel_size),
             "--gpu-memory-utilization", str(v.gpu_memory_utilization)]
