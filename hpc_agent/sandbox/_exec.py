@@ -25,7 +25,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from hpc_agent.errors import SandboxUnavailableError
+from hpc_agent.errors import SandboxUnavailableError, UsageError
 from hpc_agent.records import ExecResult, KillReason, Limits
 
 from ._cgroup import Cgroup
@@ -33,6 +33,7 @@ from ._cgroup import Cgroup
 log = logging.getLogger(__name__)
 
 MIB = 1024 * 1024
+SCRIPT_NAME = "script.py"
 OUTPUT_KILL_FACTOR = 64  # a stream producing more than 64 x output_bytes is a flood: kill the run
 _CHUNK = 1 << 16
 _GRACE_S = 2.0  # after a kill / exit: how long we keep draining the pipes
@@ -80,6 +81,21 @@ class CappedBuffer:
         if omitted <= 0:
             return (bytes(self.head) + tail).decode("utf-8", "replace")
         return f"{head}\n[... {omitted} bytes omitted ...]\n{tail.decode('utf-8', 'replace')}"
+
+
+def prepare_workspace(script: str, workspace: Path, ro_binds: Sequence[Path]) -> tuple[Path, list[Path]]:
+    """Create the workspace, write the script into it, resolve the read-only binds (which must exist)."""
+    binds = []
+    for d in ro_binds:
+        d = Path(d).resolve()
+        if not d.exists():  # a missing data root is the caller's error, even where nothing is mounted
+            raise UsageError(f"read-only bind source does not exist: {d}")
+        binds.append(d)
+    ws = Path(workspace)
+    ws.mkdir(parents=True, exist_ok=True)
+    ws = ws.resolve()
+    (ws / SCRIPT_NAME).write_text(script)
+    return ws, binds
 
 
 def _rlimits(limits: Limits, cgroup: Cgroup) -> dict[int, int]:

@@ -15,9 +15,8 @@ from hpc_agent.errors import SandboxUnavailableError, UsageError
 from hpc_agent.records import ExecResult, Limits
 
 from ._env import SYSTEM_PATH, scrubbed_env
-from ._exec import execute
+from ._exec import SCRIPT_NAME, execute, prepare_workspace
 
-SCRIPT_NAME = "script.py"
 # Apptainer's starter and Go runtime threads count against pids.max too
 PROC_OVERHEAD = 64
 
@@ -94,16 +93,7 @@ class ApptainerSandbox:
         ok, why = self.available()
         if not ok:
             raise SandboxUnavailableError(why)
-        ws = Path(workspace)
-        ws.mkdir(parents=True, exist_ok=True)
-        ws = ws.resolve()
-        binds = []
-        for d in ro_binds:
-            d = Path(d).resolve()
-            if not d.exists():
-                raise UsageError(f"read-only bind source does not exist: {d}")
-            binds.append(d)
-        (ws / SCRIPT_NAME).write_text(script)
+        ws, binds = prepare_workspace(script, workspace, ro_binds)
         inner = scrubbed_env(ws, env, path=SYSTEM_PATH)
         argv = apptainer_argv(
             self.image, ws, env=inner, ro_binds=binds, python=self.python, binary=self._binary_path() or self.binary

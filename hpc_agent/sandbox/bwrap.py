@@ -27,9 +27,8 @@ from hpc_agent.errors import SandboxUnavailableError, UsageError
 from hpc_agent.records import ExecResult, Limits
 
 from ._env import python_path_env, scrubbed_env
-from ._exec import MIB, execute
+from ._exec import MIB, SCRIPT_NAME, execute, prepare_workspace
 
-SCRIPT_NAME = "script.py"
 
 
 def _under(path: Path, parent: Path) -> bool:
@@ -162,9 +161,6 @@ class BwrapSandbox:
             if any(_under(p, m) for m in masked):
                 argv += ["--ro-bind", str(p), str(p)]
         for d in ro_binds:
-            d = Path(d).resolve()
-            if not d.exists():
-                raise UsageError(f"read-only bind source does not exist: {d}")
             argv += ["--ro-bind", str(d), str(d)]
         argv += ["--bind", str(ws), str(ws), "--chdir", str(ws), "--clearenv"]
         for key, value in scrubbed_env(ws, env, path=python_path_env(self.python)).items():
@@ -183,15 +179,13 @@ class BwrapSandbox:
         ok, why = self.available()
         if not ok:
             raise SandboxUnavailableError(why)
-        ws = Path(workspace)
-        ws.mkdir(parents=True, exist_ok=True)
-        (ws / SCRIPT_NAME).write_text(script)
-        argv = self.command(ws, env=env, limits=limits, ro_binds=ro_binds)
+        ws, binds = prepare_workspace(script, workspace, ro_binds)
+        argv = self.command(ws, env=env, limits=limits, ro_binds=binds)
         read_fd, write_fd = os.pipe()
         argv[1:1] = ["--json-status-fd", str(write_fd)]
         try:
             result = execute(
-                argv, cwd=ws, env=scrubbed_env(ws.resolve(), env), limits=limits, backend=self.name,
+                argv, cwd=ws, env=scrubbed_env(ws, env), limits=limits, backend=self.name,
                 isolated=True, proc_overhead=2, pass_fds=(write_fd,),
             )
             os.set_blocking(read_fd, False)

@@ -13,15 +13,13 @@ import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from hpc_agent.errors import UsageError
 from hpc_agent.records import ExecResult, Limits
 
 from ._env import python_path_env, scrubbed_env
-from ._exec import execute
+from ._exec import SCRIPT_NAME, execute, prepare_workspace
 
 log = logging.getLogger(__name__)
 
-SCRIPT_NAME = "script.py"
 WARNING = (
     "sandbox 'process' runs generated code WITHOUT ISOLATION (host files, network and processes are "
     "reachable); install bubblewrap or Apptainer and use --sandbox bwrap|apptainer"
@@ -56,13 +54,8 @@ class ProcessSandbox:
     ) -> ExecResult:
         log.warning(WARNING)
         warnings.warn(WARNING, UnisolatedExecutionWarning, stacklevel=2)
-        ws = Path(workspace)
-        ws.mkdir(parents=True, exist_ok=True)
-        for d in ro_binds:  # nothing is mounted, but a missing data root is still the caller's error
-            if not Path(d).exists():
-                raise UsageError(f"read-only bind source does not exist: {d}")
-        (ws / SCRIPT_NAME).write_text(script)
+        ws, _ = prepare_workspace(script, workspace, ro_binds)  # nothing is mounted: no isolation
         return execute(
-            self.command(), cwd=ws, env=scrubbed_env(ws.resolve(), env, path=python_path_env(self.python)),
+            self.command(), cwd=ws, env=scrubbed_env(ws, env, path=python_path_env(self.python)),
             limits=limits, backend=self.name, isolated=False,
         )
