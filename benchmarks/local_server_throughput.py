@@ -17,6 +17,7 @@ import statistics
 import tempfile
 import time
 from pathlib import Path
+from typing import Callable, Iterable
 
 import openai
 
@@ -37,6 +38,20 @@ def _median(xs: list[float]) -> float:
     return statistics.median(xs) if xs else float("nan")
 
 
+def _rates(n_prompt: int, start_stream: Callable[[], Iterable[object]]) -> tuple[float, float]:
+    """(prompt tok/s, generation tok/s) of one streamed completion: time to first chunk, then chunk rate."""
+    t0 = time.perf_counter()
+    first = None
+    n = 0
+    for _chunk in start_stream():
+        if first is None:
+            first = time.perf_counter()
+        n += 1
+    end = time.perf_counter()
+    assert first is not None, "empty stream"
+    return n_prompt / (first - t0), (n - 1) / (end - first)
+
+
 def measure_in_process(gguf: Path, runs: int, max_tokens: int, threads: int, ctx: int) -> dict[str, float]:
     from llama_cpp import Llama
 
@@ -44,18 +59,10 @@ def measure_in_process(gguf: Path, runs: int, max_tokens: int, threads: int, ctx
     prompt_tps, gen_tps = [], []
     for i in range(runs):
         prompt = f"Request {i * 7919}. {PROMPT}"
-        n_prompt = len(llm.tokenize(prompt.encode()))
-        t0 = time.perf_counter()
-        first = None
-        n = 0
-        for _chunk in llm.create_completion(prompt, max_tokens=max_tokens, temperature=0.0, stream=True):
-            if first is None:
-                first = time.perf_counter()
-            n += 1
-        end = time.perf_counter()
-        assert first is not None
-        prompt_tps.append(n_prompt / (first - t0))
-        gen_tps.append((n - 1) / (end - first))
+        p, g = _rates(len(llm.tokenize(prompt.encode())), lambda: llm.create_completion(
+            prompt, max_tokens=max_tokens, temperature=0.0, stream=True))
+        prompt_tps.append(p)
+        gen_tps.append(g)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return {"prompt_tps": _median(prompt_tps), "gen_tps": _median(gen_tps), "peak_rss_mb": peak_mb}
 
@@ -82,20 +89,10 @@ def measure_http(model: str, runs: int, max_tokens: int) -> dict[str, float]:
         tok = Llama(model_path=str(ensure_gguf(cfg)), vocab_only=True, verbose=False)
         for i in range(runs):
             prompt = f"Request {i * 104729}. {PROMPT}"
-            n_prompt = len(tok.tokenize(prompt.encode()))
-            t0 = time.perf_counter()
-            first = None
-            n = 0
-            stream = client.completions.create(model=cfg.served_model_name, prompt=prompt, max_tokens=max_tokens,
-                                               temperature=0.0, stream=True)
-            for _chunk in stream:
-                if first is None:
-                    first = time.perf_counter()
-                n += 1
-            end = time.perf_counter()
-            assert first is not None
-            prompt_tps.append(n_prompt / (first - t0))
-            gen_tps.append((n - 1) / (end - first))
+            p, g = _rates(len(tok.tokenize(prompt.encode())), lambda: client.completions.create(
+                model=cfg.served_model_name, prompt=prompt, max_tokens=max_tokens, temperature=0.0, stream=True))
+            prompt_tps.append(p)
+            gen_tps.append(g)
         assert srv.proc is not None
         rss = _tree_peak_rss_mb(srv.proc.pid)
     return {"prompt_tps": _median(prompt_tps), "gen_tps": _median(gen_tps), "ready_s": ready_s,
