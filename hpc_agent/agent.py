@@ -112,14 +112,19 @@ def run_agent(
     attempts: list[Attempt] = []
     server: ServerInfo | None = None
     error: str | None = None
+    first_seen: dict[str, int] = {}  # script -> index of the attempt that first returned it
     try:
         server = client.server_info()
         for index in range(1, spec.attempts + 1):
             sent = list(messages)
             answer = client.complete(sent, seed=spec.seed)
             attempt = attempt_once(index, answer, spec, sandbox, bundle.workspace(index))
+            repeats = first_seen.get(attempt.script) if attempt.script is not None else None
+            if attempt.script is not None:
+                first_seen.setdefault(attempt.script, index)
             if not attempt.passed and index < spec.attempts:
-                attempt = attempt.model_copy(update={"feedback": prompts.repair_message(attempt)})
+                feedback = prompts.repair_message(attempt, repeats=repeats)
+                attempt = attempt.model_copy(update={"feedback": feedback})
             bundle.write_attempt(attempt, sent, answer.raw)
             attempts.append(attempt)
             if on_attempt is not None:

@@ -55,7 +55,7 @@ def extract_script(tool_args: list[str], content: str | None) -> tuple[str | Non
     """The script from tool-call arguments, a JSON tool call written as text, or a fenced block."""
     for args in tool_args:
         try:
-            code = json.loads(args).get("code")
+            code = json.loads(args, strict=False).get("code")  # small models put raw newlines in strings
         except (json.JSONDecodeError, AttributeError):
             code = None
         if isinstance(code, str) and code.strip():
@@ -68,7 +68,7 @@ def extract_script(tool_args: list[str], content: str | None) -> tuple[str | Non
     for blob in (text, candidate.group(1) if candidate else None):
         if blob and blob.lstrip().startswith("{"):
             try:
-                obj = json.loads(blob)
+                obj = json.loads(blob, strict=False)
             except json.JSONDecodeError:
                 continue
             args = obj.get("arguments", obj) if isinstance(obj, dict) else None

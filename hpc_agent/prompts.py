@@ -110,12 +110,19 @@ def traceback_tail(stderr: str, lines: int = 30) -> str:
     return "\n".join(text.rstrip().splitlines()[-lines:])
 
 
-def repair_message(attempt: Attempt, max_stderr_lines: int = 15) -> str:
-    """One compact user turn after a failed attempt: what went wrong and how to fix it."""
+def repair_message(attempt: Attempt, max_stderr_lines: int = 15, repeats: int | None = None) -> str:
+    """One compact user turn after a failed attempt: what went wrong and how to fix it.
+
+    `repeats` names an earlier attempt whose script this one repeated unchanged (small models do).
+    """
     parts: list[str] = [f"Attempt {attempt.index} failed ({attempt.failure})."]
     text_for_hints = ""
+    if repeats is not None:
+        parts.append(f"Your script is identical to attempt {repeats}, which failed the same way. "
+                     "Do not repeat it: change the lines the errors below point at.")
     if attempt.script is None:
-        parts.append("No script was found in your answer. Call `return_python` with the complete script.")
+        parts.append("No script was found in your answer. Return the complete script (the `return_python` "
+                     "tool, or one ```python fenced block).")
     if attempt.static_errors:
         parts.append("The script was rejected before running:\n" + "\n".join(f"- {e}" for e in attempt.static_errors))
         text_for_hints += "\n".join(attempt.static_errors)

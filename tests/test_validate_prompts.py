@@ -66,3 +66,14 @@ def test_hints_and_system_prompt() -> None:
     msgs = initial_messages("count things", "2.1", context="DataStore docs")
     assert "Gammapy 2.1" in msgs[0]["content"] and "TARGET_NAME" in msgs[0]["content"]
     assert [m["role"] for m in msgs] == ["system", "user", "user"]
+
+
+def test_repair_message_names_a_repeated_script() -> None:
+    from hpc_agent.records import Check, Validation
+
+    attempt = Attempt(index=3, script="x", usage=Usage(), static_errors=("line 1: undefined name 'gammapy'",),
+                      validation=Validation(passed=False, checks=(Check(name="static", passed=False),)),
+                      failure="static")
+    msg = repair_message(attempt, repeats=1)
+    assert "identical to attempt 1" in msg and "undefined name 'gammapy'" in msg
+    assert "identical" not in repair_message(attempt)

@@ -39,7 +39,7 @@ class GgufParts(_Strict):
 
 
 class LlamaCpp(_Strict):
-    chat_format: str | None = Field("chatml-function-calling", description="llama-cpp-python chat handler")
+    chat_format: str | None = Field(None, description="llama-cpp-python chat handler; None: the GGUF's template")
     n_threads: int | None = Field(None, gt=0, description="default: all cores of the allocation")
     extra_args: list[str] = Field(default_factory=list)
 
