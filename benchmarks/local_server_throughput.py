@@ -30,7 +30,7 @@ PROMPT = (
     "You write Gammapy analysis scripts. Write a complete Python script that opens the H.E.S.S. DL3 DR1 "
     "data store from the folder in the PHOTON_STORAGE environment variable, selects observations within "
     "two degrees of the Crab nebula by pointing position, and prints the number of observations and their "
-    "total livetime in hours as a JSON line prefixed with RESULT. " * 3
+    "total livetime in hours as a JSON line prefixed with RESULT. " * 8
 )
 
 
@@ -56,6 +56,7 @@ def measure_in_process(gguf: Path, runs: int, max_tokens: int, threads: int, ctx
     from llama_cpp import Llama
 
     llm = Llama(model_path=str(gguf), n_ctx=ctx, n_threads=threads, verbose=False)
+    llm.create_completion("warm-up", max_tokens=8)  # page in the weights, as the server's first request does
     prompt_tps, gen_tps = [], []
     for i in range(runs):
         prompt = f"Request {i * 7919}. {PROMPT}"
@@ -87,6 +88,7 @@ def measure_http(model: str, runs: int, max_tokens: int) -> dict[str, float]:
         from llama_cpp import Llama  # tokenizer only, to count prompt tokens exactly as the server does
 
         tok = Llama(model_path=str(ensure_gguf(cfg)), vocab_only=True, verbose=False)
+        client.completions.create(model=cfg.served_model_name, prompt="warm-up", max_tokens=8)
         for i in range(runs):
             prompt = f"Request {i * 104729}. {PROMPT}"
             p, g = _rates(len(tok.tokenize(prompt.encode())), lambda: client.completions.create(
@@ -108,8 +110,9 @@ def main() -> None:
     cfg = get_model_config(args.model)
     gguf = ensure_gguf(cfg, print)
     threads = len(os.sched_getaffinity(0))
-    http = measure_http(args.model, args.runs, args.max_tokens)
+    # in-process first: its peak RSS is this process's, measured before the HTTP path adds a tokenizer
     local = measure_in_process(gguf, args.runs, args.max_tokens, threads, cfg.context_length)
+    http = measure_http(args.model, args.runs, args.max_tokens)
     print(f"model {args.model}  ({gguf.stat().st_size / 1e6:.0f} MB GGUF, {threads} threads, "
           f"{args.runs} runs, {args.max_tokens} tokens, median)")
     print(f"{'':24}{'prompt tok/s':>14}{'gen tok/s':>12}{'peak RSS MB':>13}")
