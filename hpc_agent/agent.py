@@ -6,6 +6,7 @@ still leaves every finished attempt (and a run.json saying why it stopped) on di
 
 from __future__ import annotations
 
+import ast
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -54,6 +55,14 @@ class RunSpec:
     require_result: bool = True
     context: str | None = None  # retrieved reference material, injected before the request
     seed: int | None = None
+
+
+def _fingerprint(script: str) -> str:
+    """Equal for scripts that differ only in layout or comments (small models re-send those)."""
+    try:
+        return ast.dump(ast.parse(script))
+    except SyntaxError:
+        return "\n".join(line.rstrip() for line in script.strip().splitlines())
 
 
 def _classify(execution: ExecResult, validation: Validation) -> FailureClass:
@@ -119,9 +128,10 @@ def run_agent(
             sent = list(messages)
             answer = client.complete(sent, seed=spec.seed)
             attempt = attempt_once(index, answer, spec, sandbox, bundle.workspace(index))
-            repeats = first_seen.get(attempt.script) if attempt.script is not None else None
-            if attempt.script is not None:
-                first_seen.setdefault(attempt.script, index)
+            key = _fingerprint(attempt.script) if attempt.script is not None else None
+            repeats = first_seen.get(key) if key is not None else None
+            if key is not None:
+                first_seen.setdefault(key, index)
             if not attempt.passed and index < spec.attempts:
                 feedback = prompts.repair_message(attempt, repeats=repeats)
                 attempt = attempt.model_copy(update={"feedback": feedback})

@@ -108,3 +108,14 @@ def test_usage_errors_exit_2(tmp_path: Path, data_root: Path) -> None:
     code, output = _run(["run", PROMPT, "--base-url", "http://x/v1", "--model", "m",
                          "--data-root", str(tmp_path / "missing")])
     assert code == 2 and "not a folder" in output
+
+
+def test_repeated_script_is_called_out(tmp_path: Path, data_root: Path) -> None:
+    bad = "import json\nprint('RESULT ' + json.dumps({'n': n_obs}))\n"
+    replies = [Reply(code=bad), Reply(code=bad + "\n\n# same again\n"), Reply(code=bad)]
+    with ScriptedOpenAIServer(replies) as srv:
+        code, _ = _run(_base(srv, tmp_path / "b", data_root, "--attempts", "3"))
+        second, third = (r["messages"][-1]["content"] for r in srv.requests[1:])
+    assert code == 1
+    assert "undefined name 'n_obs'" in second and "identical to attempt" not in second
+    assert "identical to attempt 1" in third  # layout and comments do not make a script new
