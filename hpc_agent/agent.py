@@ -57,6 +57,10 @@ class RunSpec:
     seed: int | None = None
 
 
+REPEAT_STEP = 0.4  # temperature added each time a model repeats a failed script
+REPEAT_MAX_TEMPERATURE = 1.0
+
+
 def _fingerprint(script: str) -> str:
     """Equal for scripts that differ only in layout or comments (small models re-send those)."""
     try:
@@ -121,17 +125,20 @@ def run_agent(
     attempts: list[Attempt] = []
     server: ServerInfo | None = None
     error: str | None = None
-    first_seen: dict[str, int] = {}  # script -> index of the attempt that first returned it
+    first_seen: dict[str, int] = {}  # script fingerprint -> index of the attempt that first returned it
+    temperature: float | None = None  # raised after a repeated script, to get the model out of its rut
     try:
         server = client.server_info()
         for index in range(1, spec.attempts + 1):
             sent = list(messages)
-            answer = client.complete(sent, seed=spec.seed)
+            answer = client.complete(sent, seed=spec.seed, temperature=temperature)
             attempt = attempt_once(index, answer, spec, sandbox, bundle.workspace(index))
             key = _fingerprint(attempt.script) if attempt.script is not None else None
             repeats = first_seen.get(key) if key is not None else None
             if key is not None:
                 first_seen.setdefault(key, index)
+            if repeats is not None:
+                temperature = min(REPEAT_MAX_TEMPERATURE, (temperature or backend.temperature or 0.0) + REPEAT_STEP)
             if not attempt.passed and index < spec.attempts:
                 feedback = prompts.repair_message(attempt, repeats=repeats)
                 attempt = attempt.model_copy(update={"feedback": feedback})

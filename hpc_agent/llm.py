@@ -152,12 +152,16 @@ class ChatClient:
                 req["temperature"] = b.temperature
         return req
 
-    def complete(self, messages: list[dict[str, str]], *, seed: int | None = None) -> ModelAnswer:
+    def complete(self, messages: list[dict[str, str]], *, seed: int | None = None,
+                 temperature: float | None = None) -> ModelAnswer:
+        """One answer; `temperature` replaces the backend's for this call (ignored by reasoning models)."""
         wasted = Usage()
         for attempt in range(self.retries + 1):
             req = self._request(messages)
             if seed is not None:
                 req["seed"] = seed
+            if temperature is not None and "temperature" in req:
+                req["temperature"] = temperature
             t0 = time.monotonic()
             try:
                 resp = self._client.chat.completions.create(**req)

@@ -119,3 +119,5 @@ def test_repeated_script_is_called_out(tmp_path: Path, data_root: Path) -> None:
     assert code == 1
     assert "undefined name 'n_obs'" in second and "identical to attempt" not in second
     assert "identical to attempt 1" in third  # layout and comments do not make a script new
+    temps = [r["temperature"] for r in srv.requests]
+    assert temps[0] == temps[1] == 0.2 and temps[2] == pytest.approx(0.6)  # a repeat raises the temperature
