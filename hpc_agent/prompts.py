@@ -76,7 +76,7 @@ HINTS: tuple[Hint, ...] = (
        "in the run environment."),
     _h(r"FileNotFoundError|No such file or directory", "The release is at `os.path.join(os.environ['PHOTON_STORAGE'], "
        "'hess-dl3-dr1')` with `obs-index.fits.gz`, `hdu-index.fits.gz` and `data/`; use `DataStore.from_dir` on that folder."),
-    _h(r"NameError: name '(os|np|u|json|SkyCoord|Table)' is not defined", "Import every module you use at the top "
+    _h(r"NameError: name '(os|np|u|json|SkyCoord|Table)' is not defined|undefined name '(os|np|u|json|SkyCoord|Table)'", "Import every module you use at the top "
        "(`import os, json`, `import numpy as np`, `import astropy.units as u`, `from astropy.coordinates import SkyCoord`)."),
     _h(r"UnitConversionError|UnitTypeError|TypeError: .*Quantity", "Mind astropy units: convert with `.to(u.deg)` / "
        "`.to_value(unit)` and pass plain floats to json."),
@@ -143,7 +143,8 @@ def repair_message(attempt: Attempt, max_stderr_lines: int = 15, repeats: int | 
         elif ex.stderr.strip():
             parts.append("stderr (tail):\n" + "\n".join(ex.stderr.rstrip().splitlines()[-max_stderr_lines:]))
         text_for_hints += ex.stderr
-    failed_checks = [c for c in attempt.validation.checks if not c.passed and c.name != "exit_code"]
+    # exit code and static rules are already described above
+    failed_checks = [c for c in attempt.validation.checks if not c.passed and c.name not in ("exit_code", "static")]
     if failed_checks:
         parts.append("Validation failed:\n" + "\n".join(f"- {c.name}: {c.message}" for c in failed_checks))
     hints = hints_for(text_for_hints)

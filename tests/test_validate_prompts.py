@@ -77,3 +77,14 @@ def test_repair_message_names_a_repeated_script() -> None:
     msg = repair_message(attempt, repeats=1)
     assert "identical to attempt 1" in msg and "undefined name 'gammapy'" in msg
     assert "identical" not in repair_message(attempt)
+
+
+def test_static_repair_lists_errors_once_with_import_hint() -> None:
+    from hpc_agent.records import Check, Validation
+
+    errs = ("line 17: undefined name 'u' (missing import or typo)",)
+    attempt = Attempt(index=1, script="x", usage=Usage(), static_errors=errs, failure="static",
+                      validation=Validation(passed=False, checks=(Check(name="static", passed=False, message=errs[0]),)))
+    msg = repair_message(attempt)
+    assert msg.count("undefined name 'u'") == 1
+    assert "import astropy.units as u" in msg
