@@ -120,18 +120,6 @@ class Settings(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         return (init_settings, env_settings, _YamlFile(settings_cls))
 
-    def get_backend(self, name: str | None = None) -> Backend:
-        name = name or self.backend
-        if name is None:
-            raise ConfigError(
-                "no backend chosen: pass --backend NAME or --base-url URL --model NAME "
-                "(or set `backend:` in the config file)"
-            )
-        if name not in self.backends:
-            known = ", ".join(sorted(self.backends)) or "none configured"
-            raise ConfigError(f"unknown backend {name!r} (known: {known}); add it under `backends:` in {default_config_path()}")
-        return self.backends[name]
-
     def to_file_dict(self) -> dict[str, Any]:
         """What `config save` writes: plain YAML types, no secrets (there are none to write)."""
         return self.model_dump(mode="json", exclude_none=True)
@@ -145,11 +133,11 @@ class _YamlFile(PydanticBaseSettingsSource):
 
     def __call__(self) -> dict[str, Any]:
         path = default_config_path()
-        return read_config_file(path) if path.exists() else {}
+        return read_yaml_mapping(path) if path.exists() else {}
 
 
-def read_config_file(path: Path) -> dict[str, Any]:
-    """Read and shape-check a config file; errors name the file."""
+def read_yaml_mapping(path: Path, fields: str = "settings") -> dict[str, Any]:
+    """Read a YAML file whose top level is a mapping (of `fields`); errors name the file."""
     try:
         data = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as exc:
@@ -157,11 +145,12 @@ def read_config_file(path: Path) -> dict[str, Any]:
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read ({exc.strerror})") from exc
     if not isinstance(data, dict):
-        raise ConfigError(f"{path}: top level must be a mapping of settings")
+        raise ConfigError(f"{path}: top level must be a mapping of {fields}")
     return data
 
 
-def _describe(exc: ValidationError, origin: str) -> str:
+def describe_validation_error(exc: ValidationError, origin: str) -> str:
+    """`origin: field `a.b`: message` for the first error: one line naming where and what."""
     err = exc.errors()[0]
     where = ".".join(str(p) for p in err["loc"]) or "(top level)"
     return f"{origin}: field `{where}`: {err['msg']}"
@@ -176,16 +165,16 @@ def load_settings(**overrides: Any) -> Settings:
     try:
         return Settings(**given)
     except ValidationError as exc:
-        raise ConfigError(_describe(exc, f"settings (flags, HPC_AGENT_* env, {default_config_path()})")) from exc
+        raise ConfigError(describe_validation_error(exc, f"settings (flags, HPC_AGENT_* env, {default_config_path()})")) from exc
 
 
 def validate_config_file(path: Path) -> Settings:
     """Validate one file on its own (no env, no flags), as `config load` does before installing it."""
-    data = read_config_file(path)
+    data = read_yaml_mapping(path)
     try:
         return _FileOnly(**data)
     except ValidationError as exc:
-        raise ConfigError(_describe(exc, str(path))) from exc
+        raise ConfigError(describe_validation_error(exc, str(path))) from exc
 
 
 class _FileOnly(Settings):

@@ -104,7 +104,7 @@ def test_usage_errors_exit_2(tmp_path: Path, data_root: Path) -> None:
     code, output = _run(["run", PROMPT, "--base-url", "http://127.0.0.1:1/v1", "--data-root", str(data_root)])
     assert code == 2 and "--base-url and --model go together" in output
     code, output = _run(["run", PROMPT, "--backend", "nope", "--data-root", str(data_root)])
-    assert code == 2 and "unknown model 'nope'" in output and "qwen2.5-coder-0.5b" in output
+    assert code == 2 and "unknown backend 'nope'" in output and "qwen2.5-coder-0.5b" in output
     code, output = _run(["run", PROMPT, "--base-url", "http://x/v1", "--model", "m",
                          "--data-root", str(tmp_path / "missing")])
     assert code == 2 and "not a folder" in output

@@ -47,7 +47,7 @@ def test_data_root_order(isolated_config: Path, monkeypatch: pytest.MonkeyPatch)
 def test_nested_backend_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HPC_AGENT_BACKENDS__blab__BASE_URL", "https://example.org/v1/")
     monkeypatch.setenv("HPC_AGENT_BACKENDS__blab__MODEL", "alias-code")
-    b = load_settings().get_backend("blab")
+    b = load_settings().backends["blab"]
     assert (b.name, b.base_url, b.model) == ("blab", "https://example.org/v1", "alias-code")
 
 
@@ -70,10 +70,13 @@ def test_bad_file_names_file_and_field(tmp_path: Path, text: str, expected: str)
     assert str(path) in str(err.value) and expected in str(err.value)
 
 
-def test_unknown_backend_lists_known(isolated_config: Path) -> None:
+def test_unknown_backend_lists_configured_and_model_configs(isolated_config: Path) -> None:
+    from hpc_agent.serve.session import open_backend
+
     isolated_config.write_text(FILE)
-    with pytest.raises(ConfigError, match="known: local"):
-        load_settings().get_backend("nope")
+    with pytest.raises(ConfigError, match="model configs: .*qwen2.5-coder-0.5b.*configured backends: local"):
+        with open_backend(load_settings(), "nope"):
+            pass
 
 
 def test_cli_save_load_show_never_write_keys(tmp_path: Path, isolated_config: Path,
@@ -90,7 +93,7 @@ def test_cli_save_load_show_never_write_keys(tmp_path: Path, isolated_config: Pa
     saved = tmp_path / "saved.yaml"
     assert runner.invoke(main, ["config", "save", str(saved)]).exit_code == 0
     assert "sk-very-secret-value" not in saved.read_text()
-    assert load_settings().get_backend().api_key() == "sk-very-secret-value"
+    assert load_settings().backends["local"].api_key() == "sk-very-secret-value"
 
 
 def test_cli_load_rejects_bad_file_and_keeps_old(tmp_path: Path, isolated_config: Path) -> None:
@@ -107,4 +110,4 @@ def test_missing_api_key_is_a_clear_error(isolated_config: Path, monkeypatch: py
     isolated_config.write_text(FILE)
     monkeypatch.delenv("MY_KEY", raising=False)
     with pytest.raises(ConfigError, match="MY_KEY is empty"):
-        load_settings().get_backend().api_key()
+        load_settings().backends["local"].api_key()

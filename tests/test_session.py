@@ -40,7 +40,7 @@ def test_vllm_model_without_server_says_how_to_start_one() -> None:
 
 
 def test_unknown_name_lists_known() -> None:
-    with pytest.raises(ConfigError, match="known: .*qwen2.5-coder-0.5b"):
+    with pytest.raises(ConfigError, match="unknown backend 'gpt-9'; model configs: .*qwen2.5-coder-0.5b"):
         with open_backend(load_settings(), "gpt-9"):
             pass
 

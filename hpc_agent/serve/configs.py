@@ -11,10 +11,9 @@ import os
 from pathlib import Path
 from typing import Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from hpc_agent.config import Backend, ReasoningEffort
+from hpc_agent.config import Backend, ReasoningEffort, describe_validation_error, read_yaml_mapping
 from hpc_agent.errors import ConfigError
 
 Kind = Literal["local-llamacpp", "vllm", "remote"]
@@ -123,23 +122,12 @@ def config_dirs() -> list[Path]:
     return [*extra, REPO_CONFIGS]
 
 
-def _where(exc: ValidationError) -> str:
-    err = exc.errors()[0]
-    field = ".".join(str(p) for p in err["loc"]) or "(top level)"
-    return f"field `{field}`: {err['msg']}"
-
-
 def load_model_config(path: Path) -> ModelConfig:
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML ({exc.__class__.__name__}); fix the syntax") from exc
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: top level must be a mapping of fields (name, kind, ...)")
+    data = read_yaml_mapping(path, "fields (name, kind, ...)")
     try:
         cfg = ModelConfig(**data)
     except ValidationError as exc:
-        raise ConfigError(f"{path}: {_where(exc)}") from exc
+        raise ConfigError(describe_validation_error(exc, str(path))) from exc
     if cfg.name != path.stem:
         raise ConfigError(f"{path}: field `name`: {cfg.name!r} must match the file name {path.stem!r}")
     return cfg
@@ -157,10 +145,17 @@ def model_configs() -> dict[str, ModelConfig]:
     return found
 
 
-def get_model_config(name: str) -> ModelConfig:
+def find_model_config(name: str) -> Path | None:
     for folder in config_dirs():
         path = folder / f"{name}.yaml"
         if path.is_file():
-            return load_model_config(path)
-    known = ", ".join(sorted(model_configs())) or "none"
-    raise ConfigError(f"unknown model {name!r} (known: {known}); add model_configs/{name}.yaml")
+            return path
+    return None
+
+
+def get_model_config(name: str) -> ModelConfig:
+    path = find_model_config(name)
+    if path is None:
+        known = ", ".join(sorted(model_configs())) or "none"
+        raise ConfigError(f"unknown model {name!r} (known: {known}); add model_configs/{name}.yaml")
+    return load_model_config(path)

@@ -15,8 +15,8 @@ from types import FrameType
 from typing import Any, Callable, Iterator
 
 from hpc_agent.config import Backend, Settings
-from hpc_agent.errors import InfrastructureError, UsageError
-from hpc_agent.serve.configs import ModelConfig, get_model_config
+from hpc_agent.errors import ConfigError, InfrastructureError, UsageError
+from hpc_agent.serve.configs import ModelConfig, find_model_config, get_model_config, model_configs
 from hpc_agent.serve.engines import managed_server
 from hpc_agent.serve.lifecycle import ServerState, free_port
 
@@ -68,6 +68,11 @@ def open_backend(
     if name in settings.backends:
         yield _with_overrides(settings.backends[name], overrides)
         return
+    if find_model_config(name) is None:
+        raise ConfigError(
+            f"unknown backend {name!r}; model configs: {', '.join(sorted(model_configs()))}; configured backends: "
+            f"{', '.join(sorted(settings.backends)) or 'none'} (add one under `backends:` in the config file)"
+        )
     cfg = get_model_config(name)
     if cfg.kind == "remote":
         yield _with_overrides(cfg.backend(), overrides)
