@@ -16,7 +16,7 @@ from typing import Callable, Sequence
 
 from hpc_agent import checks, prompts
 from hpc_agent.bundle import Bundle
-from hpc_agent.data import contract_env
+from hpc_agent.data import contract_env, data_binds
 from hpc_agent.llm import ChatClient, ModelAnswer
 from hpc_agent.records import (
     Attempt,
@@ -94,7 +94,8 @@ def attempt_once(
         return Attempt(index=index, script=answer.script, usage=answer.usage, static_errors=tuple(errors),
                        validation=validation, failure="static")
     execution = sandbox.run(
-        answer.script, workspace, env=contract_env(spec.data_root), limits=spec.limits, ro_binds=[spec.data_root]
+        answer.script, workspace, env=contract_env(spec.data_root), limits=spec.limits,
+        ro_binds=data_binds(spec.data_root)
     )
     validators = spec.validators if spec.validators is not None else default_validators(spec.require_result)
     validation = validate(execution, validators)

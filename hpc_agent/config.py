@@ -38,6 +38,12 @@ def default_config_path() -> Path:
     return Path(explicit) if explicit else _xdg("XDG_CONFIG_HOME", ".config") / "hpc-agent" / "config.yaml"
 
 
+def cache_root() -> Path:
+    """Downloaded weights, built wheels and reference values: `$HPC_AGENT_CACHE`, else `~/.cache/hpc-agent`."""
+    explicit = os.environ.get("HPC_AGENT_CACHE")
+    return Path(explicit) if explicit else _xdg("XDG_CACHE_HOME", ".cache") / "hpc-agent"
+
+
 def default_runs_dir() -> Path:
     return _xdg("XDG_DATA_HOME", ".local/share") / "hpc-agent" / "runs"
 

@@ -64,6 +64,21 @@ def contract_env(data_root: Path) -> dict[str, str]:
     return {"PHOTON_STORAGE": str(data_root), "GAMMAPY_DATA": str(data_root)}
 
 
+def data_binds(data_root: Path) -> list[Path]:
+    """What a sandbox must mount read-only for `data_root`: the root, plus the targets of symlinks in it.
+
+    Releases linked in (`data fetch --link`) and variant stores (whose `data/` links to the real files)
+    would otherwise point at paths the sandbox hides.
+    """
+    binds = [data_root]
+    for entry in [*data_root.iterdir(), *(p / "data" for p in data_root.iterdir() if p.is_dir())]:
+        if entry.is_symlink():
+            target = entry.resolve()
+            if target.exists() and not any(target.is_relative_to(b) for b in binds):
+                binds.append(target)
+    return binds
+
+
 @dataclass
 class DataCheck:
     """What `data check` found for one dataset."""

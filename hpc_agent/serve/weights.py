@@ -19,6 +19,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterator
 
+from hpc_agent.config import cache_root
 from hpc_agent.errors import InfrastructureError
 from hpc_agent.serve.configs import GgufParts, ModelConfig
 
@@ -26,10 +27,7 @@ _PART = re.compile(r"(?:^|/)data/part(\d+)\.bin$")
 
 
 def cache_dir() -> Path:
-    root = os.environ.get("HPC_AGENT_CACHE") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "hpc-agent"
-    )
-    return Path(root) / "models"
+    return cache_root() / "models"
 
 
 @contextmanager

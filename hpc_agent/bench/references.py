@@ -1,0 +1,103 @@
+"""Expected values: run each task's reference solution in the sandbox on the real data, and cache them.
+
+Nothing is typed in by hand. The cache key covers everything that can change an answer: the reference
+script text (with the task's params), the data store's index tables (so a variant store with observations
+removed gets its own values), and the Gammapy version.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from hpc_agent.agent import package_version
+from hpc_agent.bench.tasks import Task, reference_script
+from hpc_agent.config import cache_root
+from hpc_agent.data import INDEX_FILES, contract_env, data_binds
+from hpc_agent.errors import InfrastructureError
+from hpc_agent.records import ExecResult, Limits
+from hpc_agent.sandbox import Sandbox
+from hpc_agent.validate import parse_results
+
+DATASET = "hess-dl3-dr1"
+
+
+def store_checksum(data_root: Path) -> str:
+    """sha256 over the release's index tables: identifies a store and any variant cut from it."""
+    h = hashlib.sha256()
+    for name in INDEX_FILES:
+        h.update((data_root / DATASET / name).read_bytes())
+    return h.hexdigest()
+
+
+def cache_path() -> Path:
+    return cache_root() / "reference-values.json"
+
+
+@dataclass(frozen=True)
+class ReferenceValues:
+    task: str
+    values: dict[str, Any]
+    key: str
+    duration_s: float
+
+
+def _key(task: Task, script: str, data_root: Path) -> str:
+    h = hashlib.sha256()
+    for part in (task.id, script, store_checksum(data_root), package_version("gammapy")):
+        h.update(part.encode())
+        h.update(b"\0")
+    return h.hexdigest()
+
+
+def _load_cache() -> dict[str, Any]:
+    path = cache_path()
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def _store_cache(key: str, entry: dict[str, Any]) -> None:
+    path = cache_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    cache = _load_cache()  # re-read: another process may have added entries meanwhile
+    cache[key] = entry
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(json.dumps(cache, indent=1, sort_keys=True))
+    os.replace(tmp, path)
+
+
+def expected_values(task: Task, data_root: Path, sandbox: Sandbox, *, limits: Limits | None = None,
+                    use_cache: bool = True) -> ReferenceValues:
+    """The task's expected RESULT values on this data root, computed by its reference (cached)."""
+    script = reference_script(task)
+    key = _key(task, script, data_root)
+    if use_cache:
+        hit = _load_cache().get(key)
+        if hit is not None:
+            return ReferenceValues(task=task.id, values=hit["values"], key=key, duration_s=hit["duration_s"])
+    limits = limits or Limits(wall_s=task.time_limit_s)
+    with tempfile.TemporaryDirectory(prefix=f"ref-{task.id}-") as ws:
+        result = sandbox.run(script, Path(ws), env=contract_env(data_root), limits=limits, ro_binds=data_binds(data_root))
+    values = _values_or_raise(task, result)
+    _store_cache(key, {"task": task.id, "values": values, "duration_s": result.duration_s})
+    return ReferenceValues(task=task.id, values=values, key=key, duration_s=result.duration_s)
+
+
+def _values_or_raise(task: Task, result: ExecResult) -> dict[str, Any]:
+    # A failing reference is broken infrastructure (our task, data or sandbox), never a model failure.
+    if not result.ok:
+        tail = "\n".join(result.stderr.strip().splitlines()[-8:])
+        raise InfrastructureError(f"reference of {task.id} failed (exit {result.exit_code}, killed "
+                                  f"{result.killed}):\n{tail}")
+    values, bad = parse_results(result.stdout)
+    missing = [k for k in task.outputs if k not in values]
+    if bad or missing:
+        raise InfrastructureError(f"reference of {task.id} printed no usable RESULT (missing {missing}, bad {bad})")
+    return values
