@@ -17,7 +17,7 @@ from typing import Callable, Sequence
 from hpc_agent import checks, prompts
 from hpc_agent.bundle import Bundle
 from hpc_agent.data import contract_env, data_binds
-from hpc_agent.llm import ChatClient, ModelAnswer
+from hpc_agent.llm import ChatModel, ModelAnswer
 from hpc_agent.records import (
     Attempt,
     Check,
@@ -98,7 +98,7 @@ def attempt_once(
         ro_binds=data_binds(spec.data_root)
     )
     validators = spec.validators if spec.validators is not None else default_validators(spec.require_result)
-    validation = validate(execution, validators)
+    validation = validate(execution, validators, answer.script)
     return Attempt(
         index=index,
         script=answer.script,
@@ -112,7 +112,7 @@ def attempt_once(
 
 def run_agent(
     spec: RunSpec,
-    client: ChatClient,
+    client: ChatModel,
     sandbox: Sandbox,
     *,
     on_attempt: Callable[[Attempt], None] | None = None,

@@ -7,9 +7,12 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 from hpc_agent.agent import RunSpec, package_version, run_agent
+from hpc_agent.bench.references import expected_values
+from hpc_agent.bench.sweep import Sweep, SweepOptions
+from hpc_agent.bench.tasks import load_tasks
 from hpc_agent.config import Backend, Settings, load_settings
 from hpc_agent.data import check_dataset, resolve_data_root
 from hpc_agent.serve.configs import get_model_config
@@ -159,3 +162,22 @@ def _reachable(backend: Backend) -> Finding:
         return Finding("backend", True, f"{backend.name} at {backend.base_url}: models {ids}")
     return Finding("backend", False, f"{backend.name} at {backend.base_url}: /models did not answer",
                    "start the server or fix base_url / the API key variable")
+
+
+def make_sweep(options: SweepOptions, settings: Settings, *, sandbox: str | None = None,
+               on_cell: Callable[[dict[str, Any]], None] = lambda _r: None,
+               progress: Callable[[str], None] = lambda _m: None) -> Sweep:
+    """A benchmark sweep over `options` (call `.run()`; `.cells` lists what it will run)."""
+    return Sweep(options, settings, make_sandbox(settings, sandbox), on_cell=on_cell, progress=progress)
+
+
+def bench_tasks(settings: Settings, *, sandbox: str | None = None,
+                progress: Callable[[str], None] = lambda _m: None) -> list[dict[str, Any]]:
+    """Every task with its expected values on the data root (computed by the reference, cached)."""
+    root = resolve_data_root(settings.data_root)
+    box = make_sandbox(settings, sandbox)
+    listing = []
+    for task in load_tasks().values():
+        progress(f"expected values of {task.id}")
+        listing.append({**task.model_dump(mode="json"), "expected": expected_values(task, root, box).values})
+    return listing

@@ -18,7 +18,12 @@ from hpc_agent.config import (
     write_config_file,
 )
 from hpc_agent.data import DATASETS, check_dataset, fetch_dataset, resolve_data_root
-from hpc_agent.errors import HpcAgentError
+from hpc_agent.errors import HpcAgentError, UsageError
+from hpc_agent.bench.sweep import SweepOptions, finished
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from hpc_agent.serve.session import DEFAULT_MODEL
+from datetime import datetime
 from hpc_agent.records import Attempt
 from hpc_agent.serve import ServerState, get_model_config, model_configs, serve_foreground
 from hpc_agent.serve.session import default_state_file
@@ -179,6 +184,66 @@ def doctor(backend_name: str | None, base_url: str | None, model: str | None, da
     for f in findings:
         click.echo(f"{'ok ' if f.ok else 'BAD'} {f.name}: {f.detail}" + ("" if f.ok else f"\n    fix: {f.fix}"))
     sys.exit(0 if all(f.ok for f in findings) else 1)
+
+
+@main.group(invoke_without_command=True)
+@click.option("--models", "models_opt", help="comma-separated model configs, backends or `oracle` "
+              "(default: the local qwen2.5-coder-0.5b)")
+@click.option("--base-url", help="an ad hoc OpenAI-compatible endpoint (with --model) instead of --models")
+@click.option("--model", "adhoc_model", help="model name at --base-url")
+@click.option("--tasks", "task_glob", default="*", show_default=True, help="task id glob(s), comma-separated")
+@click.option("--seeds", type=click.IntRange(min=1), default=1, show_default=True)
+@click.option("--rag", type=click.Choice(["off", "on", "both"]), default="off", show_default=True)
+@click.option("--attempts", type=click.IntRange(min=1), default=3, show_default=True)
+@click.option("--concurrency", type=click.IntRange(min=1), default=1, show_default=True,
+              help="cells in flight at once (requests to the server, sandbox runs overlapping)")
+@click.option("--out", type=click.Path(path_type=Path), help="sweep folder (re-run the same command to resume)")
+@_data_root_opt
+@click.pass_context
+def bench(ctx: click.Context, models_opt: str | None, base_url: str | None, adhoc_model: str | None,
+          task_glob: str, seeds: int, rag: str, attempts: int, concurrency: int, out: Path | None,
+          data_root: Path | None) -> None:
+    """Run a benchmark sweep: models x tasks x seeds x rag, resumable; traces in --out."""
+    if ctx.invoked_subcommand is not None:
+        return
+    settings = load_settings(data_root=data_root)
+    if bool(base_url) != bool(adhoc_model):
+        raise UsageError("--base-url and --model go together")
+    options = SweepOptions(
+        out=(out or settings.runs_dir.parent / "sweeps" / datetime.now().strftime("%Y%m%d-%H%M%S")).resolve(),
+        models=tuple(m.strip() for m in (models_opt or DEFAULT_MODEL).split(",") if m.strip()),
+        tasks=task_glob, seeds=seeds, rag=("off", "on") if rag == "both" else (rag,), attempts=attempts,
+        concurrency=concurrency, base_url=base_url, model=adhoc_model)
+    sweep = api.make_sweep(options, settings, progress=_progress)
+    counts = {"passed": 0, "failed": 0, "error": 0}
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                  console=Console(stderr=True)) as bar:
+        todo = bar.add_task("cells", total=len(sweep.cells))
+
+        def done(record: dict[str, Any]) -> None:
+            counts[record["status"]] += 1
+            bar.update(todo, advance=1, description=f"cells: {counts['passed']} passed, {counts['failed']} failed, "
+                                                    f"{counts['error']} errors")
+
+        sweep.on_cell = done
+        bar.update(todo, completed=len(sweep.cells) - len([c for c in sweep.cells if not finished(options.out, c)]))
+        sweep.run()
+    click.echo(f"this run: {counts['passed']} passed, {counts['failed']} failed, {counts['error']} infrastructure "
+               f"errors (retried on resume); traces in {options.out}")
+    sys.exit(3 if counts["error"] else 0)
+
+
+@bench.command("tasks")
+@click.option("--json", "as_json", is_flag=True, help="machine-readable, with expected values under `expected`")
+@_data_root_opt
+def bench_tasks(as_json: bool, data_root: Path | None) -> None:
+    """List the benchmark tasks with their expected values (computed by the references, cached)."""
+    listing = api.bench_tasks(load_settings(data_root=data_root), progress=_progress)
+    if as_json:
+        click.echo(json.dumps(listing, indent=2))
+        return
+    for t in listing:
+        click.echo(f"{t['id']:34} {json.dumps(t['expected'])}")
 
 
 @main.group(invoke_without_command=True)

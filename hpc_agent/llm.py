@@ -13,7 +13,7 @@ import random
 import re
 import time
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Protocol
 
 import openai
 
@@ -108,6 +108,17 @@ def _retry_after(exc: openai.APIStatusError) -> float | None:
         return float(value) if value is not None else None
     except ValueError:
         return None
+
+
+class ChatModel(Protocol):
+    """What the agent needs from a model: a backend description, answers, and the server's identity."""
+
+    backend: Backend
+
+    def complete(self, messages: list[dict[str, str]], *, seed: int | None = None,
+                 temperature: float | None = None) -> ModelAnswer: ...
+
+    def server_info(self) -> ServerInfo: ...
 
 
 class ChatClient:

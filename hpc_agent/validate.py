@@ -37,16 +37,22 @@ def parse_results(stdout: str) -> tuple[dict[str, Any], list[str]]:
 
 
 class Validator(Protocol):
+    """Looks at one execution (and the script that produced it) and returns checks.
+
+    A validator with `expensive = True` (e.g. one that runs the script again) runs only when every
+    check before it passed.
+    """
+
     name: str
 
-    def __call__(self, execution: ExecResult) -> list[Check]: ...
+    def __call__(self, execution: ExecResult, script: str) -> list[Check]: ...
 
 
 @dataclass(frozen=True)
 class ExitCode:
     name: str = "exit_code"
 
-    def __call__(self, execution: ExecResult) -> list[Check]:
+    def __call__(self, execution: ExecResult, script: str = "") -> list[Check]:
         if execution.killed:
             return [Check(name=self.name, passed=False, message=f"killed ({execution.killed})")]
         ok = execution.exit_code == 0
@@ -60,7 +66,7 @@ class ResultLines:
     required: tuple[str, ...] = ()
     name: str = "result_lines"
 
-    def __call__(self, execution: ExecResult) -> list[Check]:
+    def __call__(self, execution: ExecResult, script: str = "") -> list[Check]:
         values, bad = parse_results(execution.stdout)
         if bad:
             return [Check(name=self.name, passed=False, message=f"RESULT line is not a JSON object: {bad[0]!r}")]
@@ -87,7 +93,7 @@ class Numeric:
     expected: dict[str, Expected]
     name: str = "numeric"
 
-    def __call__(self, execution: ExecResult) -> list[Check]:
+    def __call__(self, execution: ExecResult, script: str = "") -> list[Check]:
         values, _ = parse_results(execution.stdout)
         checks = []
         for key, exp in self.expected.items():
@@ -108,6 +114,10 @@ def default_validators(require_result: bool = True) -> list[Validator]:
     return [ExitCode(), ResultLines()] if require_result else [ExitCode()]
 
 
-def validate(execution: ExecResult, validators: Sequence[Validator]) -> Validation:
-    checks = [c for v in validators for c in v(execution)]
-    return Validation(passed=all(c.passed for c in checks), checks=tuple(checks))
+def validate(execution: ExecResult, validators: Sequence[Validator], script: str = "") -> Validation:
+    checks: list[Check] = []
+    for v in validators:
+        if getattr(v, "expensive", False) and not all(c.passed for c in checks):
+            continue
+        checks.extend(v(execution, script))
+    return Validation(passed=bool(checks) and all(c.passed for c in checks), checks=tuple(checks))

@@ -10,9 +10,13 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
-from hpc_agent.data import INDEX_FILES
+from hpc_agent.data import INDEX_FILES, contract_env, data_binds
+from hpc_agent.records import Check, ExecResult, Limits
+from hpc_agent.sandbox import Sandbox
+from hpc_agent.validate import Validator
 
 DATASET = "hess-dl3-dr1"
 
@@ -47,3 +51,26 @@ def make_variant_store(data_root: Path, dest_root: Path, *, keep_every: int = 3,
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
     return dest_root
+
+
+@dataclass(frozen=True)
+class VariantCheck:
+    """Runs the script again on a variant store; its RESULT must match the reference's values there.
+
+    Expensive (a second sandbox run), so it runs only after every other check passed.
+    """
+
+    sandbox: Sandbox
+    variant_root: Path
+    validators: tuple[Validator, ...]
+    limits: Limits
+    name: str = "variant"
+    expensive: bool = True
+
+    def __call__(self, execution: ExecResult, script: str = "") -> list[Check]:
+        with tempfile.TemporaryDirectory(prefix="variant-run-") as ws:
+            rerun = self.sandbox.run(script, Path(ws), env=contract_env(self.variant_root), limits=self.limits,
+                                     ro_binds=data_binds(self.variant_root))
+        checks = [c for v in self.validators for c in v(rerun, script)]
+        return [Check(name=f"{self.name}:{c.name}", passed=c.passed,
+                      message=f"on a store with observations removed: {c.message}") for c in checks]

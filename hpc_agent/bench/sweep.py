@@ -1,0 +1,233 @@
+"""A sweep: cells (model x task x seed x rag), run concurrently, resumable, traced to Parquet.
+
+Layout of a sweep folder:
+
+    DIR/manifest.json                      versions, the sweep's options, the servers that answered
+    DIR/cells/<cell-id>/run.json, attempt-*/   the agent's bundle for that cell
+    DIR/cells/<cell-id>/cell.json          written last: the cell's outcome (its presence = finished)
+    DIR/attempts.parquet, DIR/cells.parquet  rebuilt from the cell.json files (never appended: no duplicates)
+
+A killed sweep loses only the cells in flight (no cell.json); re-running the same command skips
+finished cells and retries those that ended in an infrastructure error.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import os
+import re
+import shutil
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from contextlib import ExitStack
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable
+
+from hpc_agent.agent import RunSpec, package_version, run_agent
+from hpc_agent.bench.oracle import ORACLE, OracleModel
+from hpc_agent.bench.references import expected_values
+from hpc_agent.bench.tasks import Task, load_tasks
+from hpc_agent.bench.traces import write_traces
+from hpc_agent.bench.variants import VariantCheck, make_variant_store
+from hpc_agent.config import Backend, Settings
+from hpc_agent.data import resolve_data_root
+from hpc_agent.errors import HpcAgentError, UsageError
+from hpc_agent.llm import ChatClient, ChatModel
+from hpc_agent.records import Limits, RunResult
+from hpc_agent.sandbox import Sandbox
+from hpc_agent.serve.configs import find_model_config, get_model_config
+from hpc_agent.serve.session import DEFAULT_MODEL, open_backend
+
+CELL_FILE = "cell.json"
+FINAL = ("passed", "failed")
+
+
+@dataclass(frozen=True)
+class Cell:
+    model: str
+    task: str
+    seed: int
+    rag: str
+
+    @property
+    def id(self) -> str:
+        model = re.sub(r"[^A-Za-z0-9._-]+", "_", self.model)  # hub ids hold "/": keep one folder per cell
+        return f"{model}__{self.task}__seed{self.seed}__rag-{self.rag}"
+
+
+@dataclass(frozen=True)
+class SweepOptions:
+    out: Path
+    models: tuple[str, ...] = (DEFAULT_MODEL,)
+    tasks: str = "*"
+    seeds: int = 1
+    rag: tuple[str, ...] = ("off",)
+    attempts: int = 3
+    concurrency: int = 1
+    base_url: str | None = None  # with `model`: an ad hoc endpoint instead of `models`
+    model: str | None = None
+
+
+def select_tasks(pattern: str) -> list[Task]:
+    tasks = load_tasks()
+    chosen = [t for tid, t in tasks.items() if any(fnmatch.fnmatch(tid, p.strip()) for p in pattern.split(","))]
+    if not chosen:
+        raise UsageError(f"--tasks {pattern!r} matches no task; known: {', '.join(tasks)}")
+    return chosen
+
+
+def cells_for(models: list[str], tasks: list[Task], seeds: int, rag: tuple[str, ...]) -> list[Cell]:
+    return [Cell(m, t.id, s, r) for m in models for t in tasks for s in range(seeds) for r in rag]
+
+
+def finished(out: Path, cell: Cell) -> bool:
+    path = out / "cells" / cell.id / CELL_FILE
+    try:
+        return json.loads(path.read_text())["status"] in FINAL
+    except (OSError, ValueError, KeyError):
+        return False
+
+
+def _write_json(path: Path, obj: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{threading.get_ident()}")
+    tmp.write_text(json.dumps(obj, indent=2, default=str))
+    os.replace(tmp, path)
+
+
+def cell_record(cell: Cell, task: Task, result: RunResult | None, error: str | None, wall_s: float,
+                open_weight: bool | None) -> dict[str, Any]:
+    """What cell.json holds: the cell, its outcome, and one row per attempt for the traces."""
+    attempts = []
+    for a in (result.attempts if result else ()):
+        ex = a.execution
+        attempts.append({
+            "attempt": a.index, "passed": a.passed, "failure": a.failure, "exception": a.exception,
+            "traceback_tail": "\n".join((ex.stderr if ex else "").strip().splitlines()[-30:]),
+            "prompt_tokens": a.usage.prompt_tokens, "cached_prompt_tokens": a.usage.cached_prompt_tokens,
+            "completion_tokens": a.usage.completion_tokens, "reasoning_tokens": a.usage.reasoning_tokens,
+            "model_latency_s": a.usage.latency_s, "sandbox_s": ex.duration_s if ex else 0.0,
+            "validator_details": json.dumps([c.model_dump() for c in a.validation.checks]),
+        })
+    passed = bool(result and result.passed)
+    status = "error" if error else ("passed" if passed else "failed")
+    return {
+        "cell": cell.id, "model": cell.model, "task": cell.task, "kind": task.kind, "source": task.source,
+        "seed": cell.seed, "rag": cell.rag, "status": status, "passed": passed, "error": error,
+        "attempts_to_pass": len(attempts) if passed else None, "n_attempts": len(attempts), "wall_s": wall_s,
+        "open_weight": open_weight, "server": result.server.model_dump() if result and result.server else None,
+        "finished_at": datetime.now(timezone.utc).isoformat(), "attempt_rows": attempts,
+    }
+
+
+def _open_weight(name: str) -> bool | None:
+    """True/False for model configs; None for the oracle, ad hoc endpoints and configured backends."""
+    return get_model_config(name).open_weight if find_model_config(name) else None
+
+
+class Sweep:
+    """Runs the cells of one sweep folder; `run()` returns the cell records of this sweep."""
+
+    def __init__(self, options: SweepOptions, settings: Settings, sandbox: Sandbox,
+                 on_cell: Callable[[dict[str, Any]], None] = lambda _r: None,
+                 progress: Callable[[str], None] = lambda _m: None) -> None:
+        if "on" in options.rag:
+            raise UsageError("--rag on needs the retrieval index, which this version does not have; use --rag off")
+        self.o = options
+        self.settings = settings
+        self.sandbox = sandbox
+        self.on_cell = on_cell
+        self.progress = progress
+        self.data_root = resolve_data_root(settings.data_root)
+        self.tasks = {t.id: t for t in select_tasks(options.tasks)}
+        self.models = [f"adhoc-{options.model}"] if options.base_url else list(options.models)
+        self.cells = cells_for(self.models, list(self.tasks.values()), options.seeds, options.rag)
+        self._lock = threading.Lock()
+
+    def expected(self) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]], Path]:
+        """Reference values on the full store and on the variant store, for every selected task."""
+        variant_root = make_variant_store(self.data_root, self.o.out / "variant-store")
+        full, variant = {}, {}
+        for task in self.tasks.values():
+            self.progress(f"reference values for {task.id}")
+            full[task.id] = expected_values(task, self.data_root, self.sandbox).values
+            if task.numeric:
+                variant[task.id] = expected_values(task, variant_root, self.sandbox).values
+        return full, variant, variant_root
+
+    def run(self) -> list[dict[str, Any]]:
+        out = self.o.out
+        out.mkdir(parents=True, exist_ok=True)
+        todo = [c for c in self.cells if not finished(out, c)]
+        self.progress(f"{len(self.cells)} cells, {len(self.cells) - len(todo)} already finished")
+        full, variant, variant_root = self.expected() if todo else ({}, {}, out)
+        records: list[dict[str, Any]] = []
+        servers: dict[str, Any] = {}
+        with ExitStack() as stack:
+            backends = {m: self._backend(stack, m) for m in {c.model for c in todo}}
+            with ThreadPoolExecutor(max_workers=self.o.concurrency) as pool:
+                futures = {pool.submit(self._run_cell, c, backends[c.model], full, variant, variant_root): c
+                           for c in todo}
+                for fut in as_completed(futures):
+                    record = fut.result()
+                    records.append(record)
+                    if record["server"]:
+                        servers[record["model"]] = record["server"]
+                    self.on_cell(record)
+        self._manifest(servers)
+        write_traces(out)
+        return records
+
+    def _backend(self, stack: ExitStack, model: str) -> Backend | None:
+        if model == ORACLE:
+            return None
+        if self.o.base_url:
+            return stack.enter_context(open_backend(self.settings, base_url=self.o.base_url, model=self.o.model))
+        return stack.enter_context(open_backend(self.settings, model, progress=self.progress))
+
+    def _client(self, backend: Backend | None, task: Task) -> ChatModel:
+        if backend is None:
+            return OracleModel(task)
+        return ChatClient(backend, timeout_s=self.settings.llm_timeout_s, retries=self.settings.llm_retries)
+
+    def _run_cell(self, cell: Cell, backend: Backend | None, full: dict[str, Any], variant: dict[str, Any],
+                  variant_root: Path) -> dict[str, Any]:
+        task = self.tasks[cell.task]
+        cell_dir = self.o.out / "cells" / cell.id
+        if cell_dir.exists():
+            shutil.rmtree(cell_dir)  # leftovers of a killed or failed run: start the cell afresh
+        limits = Limits(wall_s=task.time_limit_s, memory_mb=self.settings.memory_mb, max_procs=self.settings.max_procs)
+        validators = list(task.validators(full[task.id]))
+        if task.numeric:
+            validators.append(VariantCheck(self.sandbox, variant_root,
+                                           tuple(task.validators(variant[task.id])), limits))
+        spec = RunSpec(prompt=task.prompt, data_root=self.data_root, out_dir=cell_dir, attempts=self.o.attempts,
+                       limits=limits, validators=validators, seed=cell.seed)
+        t0 = time.monotonic()
+        result, error = None, None
+        try:
+            result = run_agent(spec, self._client(backend, task), self.sandbox)
+        except HpcAgentError as exc:  # infrastructure: recorded, retried on resume, never a model failure
+            error = f"{exc.__class__.__name__}: {exc}"
+        record = cell_record(cell, task, result, error, time.monotonic() - t0, _open_weight(cell.model))
+        _write_json(cell_dir / CELL_FILE, record)
+        return record
+
+    def _manifest(self, servers: dict[str, Any]) -> None:
+        path = self.o.out / "manifest.json"
+        try:
+            old = json.loads(path.read_text())
+        except (OSError, ValueError):
+            old = {}
+        _write_json(path, {
+            "hpc_agent": package_version("hpc-agent"), "gammapy": package_version("gammapy"),
+            "options": {k: (str(v) if isinstance(v, Path) else v) for k, v in self.o.__dict__.items()},
+            "tasks": sorted(self.tasks), "models": self.models,
+            "servers": {**old.get("servers", {}), **servers},
+            "created_at": old.get("created_at", datetime.now(timezone.utc).isoformat()),
+            "updated_at": datetime.now(timezone.utc).isoformat(),
+        })

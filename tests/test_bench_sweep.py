@@ -1,0 +1,128 @@
+"""Sweeps for real: the oracle gold run, a cheating model, a fault-injecting server, kill and resume.
+
+Real sandbox (bwrap), real data, real HTTP to the scripted test double; a one-task benchmark folder
+(observation-list-crab) keeps each cell to a few seconds.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import polars as pl
+import pytest
+from click.testing import CliRunner
+
+from doubles.openai_server import Reply, ScriptedOpenAIServer
+from hpc_agent.bench.tasks import reference_script, load_task
+from hpc_agent.cli import main
+from test_bench_tasks import REFERENCE, TASK, _count
+
+ENV_KEYS = ("HPC_AGENT_BENCHMARKS", "HPC_AGENT_CACHE")
+
+
+@pytest.fixture
+def bench_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, data_root: Path) -> dict[str, str]:
+    root = tmp_path / "benchmarks"
+    (root / "tasks").mkdir(parents=True)
+    (root / "reference").mkdir()
+    (root / "reference" / "observation_list.py").write_text(REFERENCE)
+    (root / "tasks" / "observation-list-crab.yaml").write_text(TASK)
+    env = {"HPC_AGENT_BENCHMARKS": str(root), "HPC_AGENT_CACHE": str(tmp_path / "cache"),
+           "PHOTON_STORAGE": str(data_root)}
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    return env
+
+
+def _bench(args: list[str]) -> tuple[int, str]:
+    res = CliRunner().invoke(main, ["bench", *args], catch_exceptions=False)
+    return res.exit_code, res.output
+
+
+def test_oracle_gold_run_passes_every_cell(bench_env: dict[str, str], tmp_path: Path) -> None:
+    out = tmp_path / "sweep"
+    code, output = _bench(["--models", "oracle", "--seeds", "2", "--out", str(out)])
+    assert code == 0, output
+    cells = pl.read_parquet(out / "cells.parquet")
+    assert cells.height == 2 and cells["passed"].all() and (cells["attempts_to_pass"] == 1).all()
+    attempts = pl.read_parquet(out / "attempts.parquet")
+    assert attempts.height == 2 and attempts["passed"].all()
+    details = json.loads(attempts["validator_details"][0])
+    assert {"numeric:n_obs", "variant:numeric:n_obs"} <= {d["name"] for d in details}  # variant store checked
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["gammapy"] == "2.1" and manifest["servers"]["oracle"]["engine"] == "oracle"
+
+
+def test_cheating_model_fails_on_the_variant_store(bench_env: dict[str, str], tmp_path: Path,
+                                                   data_root: Path) -> None:
+    cheat = f"import json\nprint('RESULT ' + json.dumps({{'n_obs': {_count(data_root)}}}))\n"
+    out = tmp_path / "sweep"
+    with ScriptedOpenAIServer([Reply(code=cheat)] * 2) as srv:
+        code, output = _bench(["--base-url", srv.base_url, "--model", srv.model, "--attempts", "2", "--out", str(out)])
+    assert code == 0, output
+    cells = pl.read_parquet(out / "cells.parquet")
+    assert cells["status"].to_list() == ["failed"]
+    attempts = pl.read_parquet(out / "attempts.parquet")
+    first = json.loads(attempts["validator_details"][0])
+    by_name = {d["name"]: d["passed"] for d in first}
+    assert by_name["numeric:n_obs"] is True and by_name["variant:numeric:n_obs"] is False
+    assert attempts["failure"].to_list() == ["validation", "validation"]
+
+
+def test_faults_never_crash_a_sweep_and_infra_errors_are_retried(bench_env: dict[str, str], tmp_path: Path) -> None:
+    good = reference_script(load_task(Path(bench_env["HPC_AGENT_BENCHMARKS"]) / "tasks" / "observation-list-crab.yaml"))
+    replies = [
+        Reply(status=500), Reply(status=429, headers={"Retry-After": "0.1"}),  # retried inside one call
+        Reply(code=None, mode="text", text='{"name": "return_python", "arguments": "{not json'),  # malformed
+        Reply(code=None, mode="text", text="```python\nimport json\nprint('RESULT ' + json.dumps({"),  # truncated
+        Reply(code=good),
+    ]
+    out = tmp_path / "sweep"
+    with ScriptedOpenAIServer(replies + [Reply(status=503)] * 40) as srv:
+        res = CliRunner().invoke(main, ["bench", "--base-url", srv.base_url, "--model", srv.model, "--seeds", "2",
+                                        "--attempts", "3", "--out", str(out)],
+                                 env={"HPC_AGENT_LLM_RETRIES": "2"}, catch_exceptions=False)
+        assert res.exit_code == 3, res.output  # one cell hit a dead server: infrastructure, not the model
+        cells = pl.read_parquet(out / "cells.parquet").sort("seed")
+        assert sorted(cells["status"].to_list()) == ["error", "passed"]
+        passed = cells.filter(pl.col("status") == "passed")
+        assert passed["attempts_to_pass"].to_list() == [3]
+        failures = pl.read_parquet(out / "attempts.parquet").filter(pl.col("cell") == passed["cell"][0])["failure"]
+        assert failures.to_list() == ["no_code", "static", "none"]
+        # resume: the server answers again; only the errored cell runs, nothing is duplicated
+        srv.replies[:] = [Reply(code=good)]
+        res = CliRunner().invoke(main, ["bench", "--base-url", srv.base_url, "--model", srv.model, "--seeds", "2",
+                                        "--attempts", "3", "--out", str(out)], catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    cells = pl.read_parquet(out / "cells.parquet")
+    assert cells.height == 2 and cells["passed"].all()
+
+
+def test_kill_and_resume_loses_and_duplicates_nothing(bench_env: dict[str, str], tmp_path: Path) -> None:
+    good = reference_script(load_task(Path(bench_env["HPC_AGENT_BENCHMARKS"]) / "tasks" / "observation-list-crab.yaml"))
+    out = tmp_path / "sweep"
+    hpc_agent = str(Path(sys.executable).with_name("hpc-agent"))
+    with ScriptedOpenAIServer([Reply(code=good, delay_s=1.0)] * 20) as srv:
+        args = [hpc_agent, "bench", "--base-url", srv.base_url, "--model", srv.model, "--seeds", "4", "--out", str(out)]
+        proc = subprocess.Popen(args, env={**os.environ, **bench_env}, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and len(list(out.glob("cells/*/cell.json"))) < 2:
+            time.sleep(0.2)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        done_before = {p.parent.name: json.loads(p.read_text())["finished_at"] for p in out.glob("cells/*/cell.json")}
+        assert 2 <= len(done_before) < 4, done_before
+        res = subprocess.run(args, env={**os.environ, **bench_env}, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]
+    cells = pl.read_parquet(out / "cells.parquet")
+    assert cells.height == 4 and cells["cell"].n_unique() == 4 and cells["passed"].all()
+    for cell, finished_at in done_before.items():  # finished cells were not run again
+        assert cells.filter(pl.col("cell") == cell)["finished_at"][0] == finished_at
+    assert pl.read_parquet(out / "attempts.parquet").height == 4
