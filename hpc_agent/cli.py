@@ -25,6 +25,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from hpc_agent.serve.session import DEFAULT_MODEL
 from datetime import datetime
 from hpc_agent.records import Attempt
+from hpc_agent.report import build_report
 from hpc_agent.serve import ServerState, get_model_config, model_configs, serve_foreground
 from hpc_agent.serve.session import default_state_file
 
@@ -231,6 +232,17 @@ def bench(ctx: click.Context, models_opt: str | None, base_url: str | None, adho
     click.echo(f"this run: {counts['passed']} passed, {counts['failed']} failed, {counts['error']} infrastructure "
                f"errors (retried on resume); traces in {options.out}")
     sys.exit(3 if counts["error"] else 0)
+
+
+@main.command()
+@click.argument("dirs", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--out", type=click.Path(path_type=Path), help="report folder (default: DIR/report for one DIR)")
+def report(dirs: tuple[Path, ...], out: Path | None) -> None:
+    """Compare models from one or more sweep folders: summary.parquet, report.md, report.html, PNG plots."""
+    if out is None and len(dirs) > 1:
+        raise UsageError("several sweep folders: say where the merged report goes with --out")
+    target = build_report(list(dirs), out or dirs[0] / "report")
+    click.echo(f"report: {target / 'report.html'}")
 
 
 @bench.command("tasks")

@@ -126,3 +126,33 @@ def test_kill_and_resume_loses_and_duplicates_nothing(bench_env: dict[str, str],
     for cell, finished_at in done_before.items():  # finished cells were not run again
         assert cells.filter(pl.col("cell") == cell)["finished_at"][0] == finished_at
     assert pl.read_parquet(out / "attempts.parquet").height == 4
+
+
+def test_report_from_two_sweeps(bench_env: dict[str, str], tmp_path: Path, data_root: Path) -> None:
+    """Oracle and a cheating model in two sweep folders, merged into one report."""
+    oracle, cheat_dir = tmp_path / "oracle", tmp_path / "cheat"
+    assert _bench(["--models", "oracle", "--seeds", "2", "--out", str(oracle)])[0] == 0
+    cheat = f"import json\nprint('RESULT ' + json.dumps({{'n_obs': {_count(data_root)}}}))\n"
+    with ScriptedOpenAIServer([Reply(code=cheat)] * 4) as srv:
+        assert _bench(["--base-url", srv.base_url, "--model", srv.model, "--attempts", "1", "--seeds", "2",
+                       "--out", str(cheat_dir)])[0] == 0
+    res = CliRunner().invoke(main, ["report", str(oracle), str(cheat_dir), "--out", str(tmp_path / "r")])
+    assert res.exit_code == 0, res.output
+    summary = pl.read_parquet(tmp_path / "r" / "summary.parquet").sort("model")
+    assert summary["model"].to_list() == ["adhoc-scripted-model", "oracle"]
+    assert summary["pass_rate"].to_list() == [0.0, 1.0]
+    assert summary["ci95_high"][0] > 0 and summary["ci95_low"][1] < 1  # Wilson intervals, not 0/1 points
+    assert summary["pass_at_k"].to_list() == [0.0, 1.0] and summary["k"].to_list() == [2, 2]
+    for name in ("report.md", "report.html", "attempts_to_pass.png", "pass_rate.png", "tokens_per_task.png"):
+        assert (tmp_path / "r" / name).stat().st_size > 200
+    assert "| oracle | other |" in (tmp_path / "r" / "report.md").read_text()
+
+
+def test_statistics() -> None:
+    from hpc_agent.report import pass_at_k, wilson
+
+    lo, hi = wilson(8, 10)
+    assert (round(lo, 3), round(hi, 3)) == (0.49, 0.943)  # textbook values for 8/10
+    assert wilson(0, 5)[0] == 0.0 and wilson(5, 5)[1] == 1.0
+    assert pass_at_k(5, 1, 1) == pytest.approx(0.2) and pass_at_k(5, 1, 5) == 1.0
+    assert pass_at_k(4, 2, 2) == pytest.approx(1 - 1 / 6)

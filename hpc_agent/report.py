@@ -1,0 +1,191 @@
+"""Comparison reports from sweep traces (Polars): tables per model and per task, intervals, plots.
+
+`build_report(dirs, out)` merges the `cells.parquet`/`attempts.parquet` of one or more sweep folders and
+writes `summary.parquet`, `report.md`, `report.html` and PNG plots. Infrastructure errors are left out of
+every rate: they say nothing about a model.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+from math import comb
+from pathlib import Path
+
+import polars as pl
+
+from hpc_agent.errors import UsageError
+
+Z95 = 1.959963984540054
+
+
+def wilson(passed: int, n: int, z: float = Z95) -> tuple[float, float]:
+    """95% Wilson score interval of a pass rate (sane at 0/n and n/n, unlike the normal approximation)."""
+    if n == 0:
+        return (math.nan, math.nan)
+    p = passed / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return (max(0.0, centre - half), min(1.0, centre + half))
+
+
+def pass_at_k(n: int, c: int, k: int) -> float:
+    """Unbiased pass@k from n samples with c correct (Chen et al. 2021): 1 - C(n-c, k) / C(n, k)."""
+    if n - c < k:
+        return 1.0
+    return 1.0 - comb(n - c, k) / comb(n, k)
+
+
+def load(dirs: list[Path]) -> tuple[pl.DataFrame, pl.DataFrame]:
+    cells, attempts = [], []
+    for d in dirs:
+        if not (d / "cells.parquet").is_file():
+            raise UsageError(f"{d}: no cells.parquet; is it a sweep folder (hpc-agent bench --out)?")
+        cells.append(pl.read_parquet(d / "cells.parquet").with_columns(pl.lit(str(d)).alias("sweep")))
+        attempts.append(pl.read_parquet(d / "attempts.parquet"))
+    return pl.concat(cells, how="vertical_relaxed"), pl.concat(attempts, how="vertical_relaxed")
+
+
+def _group(open_weight: bool | None) -> str:
+    return {True: "open-weight", False: "proprietary"}.get(open_weight, "other")  # type: ignore[arg-type]
+
+
+def summarise(cells: pl.DataFrame, attempts: pl.DataFrame) -> pl.DataFrame:
+    """One row per model: pass rate with its Wilson interval, pass@1/pass@k, attempts, tokens, wall time."""
+    scored = cells.filter(pl.col("status") != "error")
+    tokens = attempts.group_by("cell").agg(
+        (pl.col("prompt_tokens") + pl.col("completion_tokens") + pl.col("reasoning_tokens")).sum().alias("tokens"))
+    scored = scored.join(tokens, on="cell", how="left").with_columns(pl.col("tokens").fill_null(0))
+    rows = []
+    for model in sorted(scored["model"].unique().to_list()):
+        m = scored.filter(pl.col("model") == model)
+        n, c = m.height, int(m["passed"].sum())
+        lo, hi = wilson(c, n)
+        per_task = m.group_by("task").agg(pl.len().alias("n"), pl.col("passed").sum().alias("c"))
+        k = int(per_task["n"].min())
+        passed = m.filter(pl.col("passed"))
+        rows.append({
+            "model": model, "group": _group(m["open_weight"][0]), "cells": n, "passed": c,
+            "pass_rate": c / n if n else math.nan, "ci95_low": lo, "ci95_high": hi,
+            "pass_at_1": _mean([pass_at_k(r["n"], r["c"], 1) for r in per_task.iter_rows(named=True)]),
+            "k": k,
+            "pass_at_k": _mean([pass_at_k(r["n"], r["c"], k) for r in per_task.iter_rows(named=True)]),
+            "mean_attempts_to_pass": _mean(passed["attempts_to_pass"].to_list()),
+            "tokens_per_passed": float(m["tokens"].sum()) / c if c else math.nan,
+            "wall_s_per_passed": float(m["wall_s"].sum()) / c if c else math.nan,
+            "infra_errors": cells.filter((pl.col("model") == model) & (pl.col("status") == "error")).height,
+        })
+    return pl.DataFrame(rows)
+
+
+def _mean(xs: list[float]) -> float:
+    xs = [x for x in xs if x is not None]
+    return sum(xs) / len(xs) if xs else math.nan
+
+
+def per_task(cells: pl.DataFrame, attempts: pl.DataFrame) -> pl.DataFrame:
+    scored = cells.filter(pl.col("status") != "error")
+    tokens = attempts.group_by("cell").agg(
+        (pl.col("prompt_tokens") + pl.col("completion_tokens") + pl.col("reasoning_tokens")).sum().alias("tokens"))
+    return (scored.join(tokens, on="cell", how="left")
+            .group_by("model", "task")
+            .agg(pl.len().alias("cells"), pl.col("passed").mean().alias("pass_rate"),
+                 pl.col("attempts_to_pass").mean().alias("mean_attempts_to_pass"),
+                 pl.col("tokens").mean().alias("mean_tokens"))
+            .sort("task", "model"))
+
+
+def _plots(cells: pl.DataFrame, summary: pl.DataFrame, tasks: pl.DataFrame, out: Path) -> list[str]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = []
+    models = summary["model"].to_list()
+    scored = cells.filter(pl.col("status") != "error")
+    fig, axes = plt.subplots(1, max(1, len(models)), figsize=(3.2 * max(1, len(models)), 2.8), squeeze=False)
+    top = int(scored["n_attempts"].max() or 1)
+    for ax, model in zip(axes[0], models):
+        m = scored.filter(pl.col("model") == model)
+        counts = [m.filter(pl.col("attempts_to_pass") == a).height for a in range(1, top + 1)]
+        counts.append(m.filter(~pl.col("passed")).height)
+        ax.bar([str(a) for a in range(1, top + 1)] + ["never"], counts, color="#4477aa")
+        ax.set_title(model, fontsize=9)
+        ax.set_xlabel("attempts to pass")
+    axes[0][0].set_ylabel("cells")
+    fig.tight_layout()
+    fig.savefig(out / "attempts_to_pass.png", dpi=110)
+    names.append("attempts_to_pass.png")
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(max(4, 1.2 * len(models)), 3))
+    rates = summary["pass_rate"].to_list()
+    err = [[r - lo for r, lo in zip(rates, summary["ci95_low"])], [hi - r for r, hi in zip(rates, summary["ci95_high"])]]
+    colours = ["#228833" if g == "open-weight" else "#aa3377" if g == "proprietary" else "#bbbbbb"
+               for g in summary["group"]]
+    ax.bar(models, rates, yerr=err, capsize=4, color=colours)
+    ax.set_ylim(0, 1.05)
+    ax.set_ylabel("pass rate (95% Wilson)")
+    ax.tick_params(axis="x", rotation=30, labelsize=8)
+    fig.tight_layout()
+    fig.savefig(out / "pass_rate.png", dpi=110)
+    names.append("pass_rate.png")
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(max(5, 0.6 * tasks["task"].n_unique() * max(1, len(models))), 3.2))
+    task_ids = sorted(tasks["task"].unique().to_list())
+    width = 0.8 / max(1, len(models))
+    for i, model in enumerate(models):
+        m = tasks.filter(pl.col("model") == model)
+        vals = [float((m.filter(pl.col("task") == t)["mean_tokens"].to_list() or [0])[0] or 0) for t in task_ids]
+        ax.bar([j + i * width for j in range(len(task_ids))], vals, width=width, label=model)
+    ax.set_xticks([j + 0.4 - width / 2 for j in range(len(task_ids))], task_ids, rotation=35, ha="right", fontsize=7)
+    ax.set_ylabel("tokens per cell")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(out / "tokens_per_task.png", dpi=110)
+    names.append("tokens_per_task.png")
+    plt.close(fig)
+    return names
+
+
+def _fmt(v: object) -> str:
+    if isinstance(v, float):
+        return "–" if math.isnan(v) else f"{v:.3g}"
+    return "–" if v is None else str(v)
+
+
+def _markdown(df: pl.DataFrame) -> str:
+    head = "| " + " | ".join(df.columns) + " |\n|" + "---|" * len(df.columns) + "\n"
+    return head + "".join("| " + " | ".join(_fmt(v) for v in row) + " |\n" for row in df.iter_rows())
+
+
+def _html_table(df: pl.DataFrame) -> str:
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in df.columns)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(_fmt(v))}</td>" for v in row) + "</tr>" for row in df.iter_rows())
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def build_report(dirs: list[Path], out: Path) -> Path:
+    cells, attempts = load(dirs)
+    out.mkdir(parents=True, exist_ok=True)
+    summary = summarise(cells, attempts)
+    tasks = per_task(cells, attempts)
+    summary.write_parquet(out / "summary.parquet")
+    plots = _plots(cells, summary, tasks, out)
+    sources = ", ".join(str(d) for d in dirs)
+    md = [f"# Benchmark report\n\nSweeps: {sources}. Cells ending in an infrastructure error are excluded from "
+          "every rate (column `infra_errors`). Pass rates carry 95% Wilson intervals; pass@k uses the unbiased "
+          "estimator over seeds (k = seeds per task).\n",
+          "## Models\n", _markdown(summary), "\n## Per task\n", _markdown(tasks), "\n## Plots\n"]
+    md += [f"![{p}]({p})\n" for p in plots]
+    (out / "report.md").write_text("\n".join(md))
+    page = ["<!doctype html><meta charset=utf-8><title>hpc-agent benchmark report</title>",
+            "<style>body{font-family:sans-serif;max-width:1100px;margin:2em auto}table{border-collapse:collapse;"
+            "font-size:13px}td,th{border:1px solid #ccc;padding:3px 6px}</style>",
+            f"<h1>Benchmark report</h1><p>Sweeps: {html.escape(sources)}</p>",
+            "<h2>Models</h2>", _html_table(summary), "<h2>Per task</h2>", _html_table(tasks), "<h2>Plots</h2>"]
+    page += [f'<p><img src="{p}" alt="{p}"></p>' for p in plots]
+    (out / "report.html").write_text("\n".join(page))
+    return out
