@@ -5,12 +5,16 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import click
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from hpc_agent import api
+from hpc_agent.bench.sweep import SweepOptions, finished
 from hpc_agent.config import (
     default_config_path,
     load_settings,
@@ -19,15 +23,10 @@ from hpc_agent.config import (
 )
 from hpc_agent.data import DATASETS, check_dataset, fetch_dataset, resolve_data_root
 from hpc_agent.errors import HpcAgentError, UsageError
-from hpc_agent.bench.sweep import SweepOptions, finished
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-from hpc_agent.serve.session import DEFAULT_MODEL
-from datetime import datetime
 from hpc_agent.records import Attempt
 from hpc_agent.report import build_report
 from hpc_agent.serve import ServerState, get_model_config, model_configs, serve_foreground
-from hpc_agent.serve.session import default_state_file
+from hpc_agent.serve.session import DEFAULT_MODEL, default_state_file
 
 EXIT_PASSED, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
