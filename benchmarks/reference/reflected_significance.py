@@ -1,0 +1,57 @@
+import json
+PARAMS = json.loads('{}')  # replaced by the harness with the task's params
+
+import os
+
+import astropy.units as u
+from astropy.coordinates import SkyCoord
+from regions import CircleSkyRegion
+from gammapy.data import DataStore
+from gammapy.datasets import Datasets, SpectrumDataset
+from gammapy.makers import (
+    ReflectedRegionsBackgroundMaker,
+    SafeMaskMaker,
+    SpectrumDatasetMaker,
+)
+from gammapy.maps import MapAxis, RegionGeom
+
+data_store = DataStore.from_dir(os.path.join(os.environ["PHOTON_STORAGE"], "hess-dl3-dr1"))
+table = data_store.obs_table
+source = SkyCoord(PARAMS["ra"], PARAMS["dec"], unit="deg", frame="icrs")
+pointing = SkyCoord(table["RA_PNT"], table["DEC_PNT"], unit="deg", frame="icrs")
+mask = pointing.separation(source) < PARAMS["selection_radius_deg"] * u.deg
+obs_ids = [int(o) for o in table["OBS_ID"][mask]]
+observations = data_store.get_observations(obs_ids)
+
+energy_axis = MapAxis.from_energy_bounds(
+    PARAMS["e_reco_min_tev"], PARAMS["e_reco_max_tev"], nbin=PARAMS["e_reco_nbin"], unit="TeV", name="energy"
+)
+energy_axis_true = MapAxis.from_energy_bounds(
+    PARAMS["e_true_min_tev"], PARAMS["e_true_max_tev"], nbin=PARAMS["e_true_nbin"], unit="TeV", name="energy_true"
+)
+on_region = CircleSkyRegion(center=source, radius=PARAMS["on_radius_deg"] * u.deg)
+geom = RegionGeom.create(region=on_region, axes=[energy_axis])
+empty = SpectrumDataset.create(geom=geom, energy_axis_true=energy_axis_true)
+
+dataset_maker = SpectrumDatasetMaker(
+    selection=["counts", "exposure", "edisp"], containment_correction=True
+)
+bkg_maker = ReflectedRegionsBackgroundMaker()
+safe_mask_maker = SafeMaskMaker(methods=["aeff-max"], aeff_percent=PARAMS["aeff_percent"])
+
+datasets = Datasets()
+for obs in observations:
+    ds = dataset_maker.run(empty.copy(name=str(obs.obs_id)), obs)
+    ds_on_off = bkg_maker.run(ds, obs)
+    ds_on_off = safe_mask_maker.run(ds_on_off, obs)
+    datasets.append(ds_on_off)
+
+stacked = datasets.stack_reduce()
+info = stacked.info_dict()
+
+print("RESULT " + json.dumps({
+    "n_obs": len(datasets),
+    "counts_on": int(info["counts"]),
+    "excess": float(info["excess"]),
+    "significance": float(info["sqrt_ts"]),
+}))
