@@ -86,6 +86,11 @@ HINTS: tuple[Hint, ...] = (
        "gammapy.makers (SpectrumDatasetMaker, ReflectedRegionsBackgroundMaker, SafeMaskMaker, MapDatasetMaker, "
        "FoVBackgroundMaker), gammapy.datasets (SpectrumDataset, MapDataset, Datasets), gammapy.modeling (Fit), "
        "gammapy.modeling.models (PowerLawSpectralModel, SkyModel), gammapy.estimators (FluxPointsEstimator)."),
+    _h(r"has no attribute 'integral_flux'", "Spectral models have no `integral_flux`: use `model.integral(emin, emax)` "
+       "for the integral flux and `model.energy_flux(emin, emax)` for the energy flux."),
+    _h(r"energy_edges|must (be|lie) on|not (a subset|contained) of", "LightCurveEstimator/FluxPointsEstimator energy "
+       "edges must coincide with edges of the dataset's reconstructed-energy axis; build that axis with "
+       "`MapAxis.from_energy_bounds(emin, emax, nbin, per_decade=True, name='energy')` so the edges line up."),
     _h(r"matplotlib|plt\.show|display", "Do not show plots; remove plotting or save with `plt.savefig('x.png')`."),
 )
 
