@@ -151,3 +151,12 @@ def test_shipped_tasks_validate_when_present() -> None:
     for task in tasks.values():
         assert task.id == f"{task.kind}-{task.source}"
         json.dumps(task.params)
+
+
+def test_identical_variant_stores_share_a_checksum(data_root: Path, tmp_path: Path) -> None:
+    import time
+
+    a = make_variant_store(data_root, tmp_path / "a")
+    time.sleep(1.1)  # gzip headers carry a write time in seconds
+    b = make_variant_store(data_root, tmp_path / "b")
+    assert store_checksum(a) == store_checksum(b) != store_checksum(data_root)

@@ -7,6 +7,7 @@ removed gets its own values), and the Gammapy version.
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import json
 import os
@@ -28,10 +29,15 @@ DATASET = "hess-dl3-dr1"
 
 
 def store_checksum(data_root: Path) -> str:
-    """sha256 over the release's index tables: identifies a store and any variant cut from it."""
+    """sha256 over the release's index tables: identifies a store and any variant cut from it.
+
+    The tables are hashed decompressed: a gzip header carries its write time, which would make two
+    identical variant stores look different.
+    """
     h = hashlib.sha256()
     for name in INDEX_FILES:
-        h.update((data_root / DATASET / name).read_bytes())
+        raw = (data_root / DATASET / name).read_bytes()
+        h.update(gzip.decompress(raw) if name.endswith(".gz") else raw)
     return h.hexdigest()
 
 
