@@ -54,4 +54,4 @@ def static_errors(script: str, *, require_result: bool = True) -> list[str]:
         if isinstance(msg, pyflakes_messages.UndefinedName):
             name = msg.message_args[0]
             errors.append(f"line {msg.lineno}: undefined name '{name}' (missing import or typo)")
-    return errors
+    return list(dict.fromkeys(errors))  # one message per line and problem

@@ -37,3 +37,8 @@ def test_result_not_required_when_not_asked() -> None:
 
 def test_fstring_result_counts() -> None:
     assert static_errors("import json\nprint(f\"RESULT {json.dumps({'a': 1})}\")\n") == []
+
+
+def test_each_problem_is_reported_once() -> None:
+    errors = static_errors("p = os.path.join(os.environ['PHOTON_STORAGE'])\nprint('RESULT {}')\n")
+    assert errors == ["line 1: undefined name 'os' (missing import or typo)"]
