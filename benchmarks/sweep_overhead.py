@@ -7,8 +7,9 @@ data, validation (including the variant-store re-run for numeric tasks).
 
     PHOTON_STORAGE=/path/to/data .venv/bin/python benchmarks/sweep_overhead.py [--cells 8] [--delay 1.0]
 
-Overhead per attempt = cell wall time - model latency - sandbox time of the attempt (what is left is
-message building, static checks, validation incl. the variant re-run, bundle and trace writing).
+Overhead per attempt = cell wall time - model latency - sandbox run - validation (validation, shown on its
+own, is mostly the variant-store re-run of numeric tasks; what is left is message building, static checks,
+bundle and trace writing).
 """
 
 from __future__ import annotations
@@ -57,11 +58,12 @@ def main() -> None:
     for c in (1, 4):
         with tempfile.TemporaryDirectory() as tmp:
             wall, attempts = sweep_once(args.task, args.cells, c, args.delay, Path(tmp) / "sweep")
-        overhead = (attempts["wall_s"] - attempts["model_latency_s"] - attempts["sandbox_s"]) * 1000
+        overhead = (attempts["wall_s"] - attempts["model_latency_s"] - attempts["sandbox_s"]
+                    - attempts["validation_s"]) * 1000
         results[c] = (wall, attempts, overhead)
         print(f"concurrency {c}: {args.cells} cells in {wall:.1f} s = {args.cells / wall * 60:.1f} cells/min; "
               f"per attempt median: model {attempts['model_latency_s'].median():.2f} s, sandbox "
-              f"{attempts['sandbox_s'].median():.2f} s, harness overhead {statistics.median(overhead.to_list()):.0f} ms")
+              f"{attempts['sandbox_s'].median():.2f} s, validation {attempts['validation_s'].median():.2f} s, harness overhead {statistics.median(overhead.to_list()):.0f} ms")
     speedup = results[1][0] / results[4][0]
     print(f"throughput concurrency 4 vs 1: x{speedup:.2f} (task {args.task}, server delay {args.delay} s, 2 cores)")
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ast
 import logging
+import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from importlib.metadata import PackageNotFoundError, version
@@ -98,7 +99,9 @@ def attempt_once(
         ro_binds=data_binds(spec.data_root)
     )
     validators = spec.validators if spec.validators is not None else default_validators(spec.require_result)
+    t0 = time.monotonic()
     validation = validate(execution, validators, answer.script)
+    validation_s = time.monotonic() - t0
     return Attempt(
         index=index,
         script=answer.script,
@@ -107,6 +110,7 @@ def attempt_once(
         validation=validation,
         failure=_classify(execution, validation),
         exception=prompts.exception_class(execution.stderr) if not execution.ok else None,
+        validation_s=validation_s,
     )
 
 

@@ -100,6 +100,7 @@ class Attempt(Record):
     validation: Validation
     failure: FailureClass
     exception: str | None = None  # exception class raised by the script, if any
+    validation_s: float = 0.0  # time spent validating (a variant-store re-run included)
     feedback: str | None = None  # the repair message sent back to the model after this attempt
 
     @property

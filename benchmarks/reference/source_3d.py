@@ -3,12 +3,11 @@ PARAMS = json.loads('{}')  # replaced by the harness with the task's params
 
 import os
 
-import numpy as np
 import astropy.units as u
 from astropy.coordinates import SkyCoord
 from regions import CircleSkyRegion
 from gammapy.data import DataStore
-from gammapy.datasets import Datasets, MapDataset
+from gammapy.datasets import MapDataset
 from gammapy.makers import FoVBackgroundMaker, MapDatasetMaker, SafeMaskMaker
 from gammapy.maps import MapAxis, WcsGeom
 from gammapy.modeling import Fit

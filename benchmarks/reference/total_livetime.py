@@ -3,7 +3,6 @@ PARAMS = json.loads('{}')  # replaced by the harness with the task's params
 
 import os
 
-import numpy as np
 import astropy.units as u
 from astropy.coordinates import SkyCoord
 from gammapy.data import DataStore

@@ -111,6 +111,7 @@ def cell_record(cell: Cell, task: Task, result: RunResult | None, error: str | N
             "prompt_tokens": a.usage.prompt_tokens, "cached_prompt_tokens": a.usage.cached_prompt_tokens,
             "completion_tokens": a.usage.completion_tokens, "reasoning_tokens": a.usage.reasoning_tokens,
             "model_latency_s": a.usage.latency_s, "sandbox_s": ex.duration_s if ex else 0.0,
+            "validation_s": a.validation_s,
             "validator_details": json.dumps([c.model_dump() for c in a.validation.checks]),
         })
     passed = bool(result and result.passed)

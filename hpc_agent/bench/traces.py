@@ -21,7 +21,7 @@ ATTEMPT_COLUMNS: dict[str, Any] = {
     "cell": pl.Utf8, "model": pl.Utf8, "task": pl.Utf8, "seed": pl.Int64, "rag": pl.Utf8, "attempt": pl.Int64,
     "passed": pl.Boolean, "failure": pl.Utf8, "exception": pl.Utf8, "traceback_tail": pl.Utf8,
     "prompt_tokens": pl.Int64, "cached_prompt_tokens": pl.Int64, "completion_tokens": pl.Int64,
-    "reasoning_tokens": pl.Int64, "model_latency_s": pl.Float64, "sandbox_s": pl.Float64,
+    "reasoning_tokens": pl.Int64, "model_latency_s": pl.Float64, "sandbox_s": pl.Float64, "validation_s": pl.Float64,
     "validator_details": pl.Utf8,
 }
 
