@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -160,6 +160,21 @@ def describe_validation_error(exc: ValidationError, origin: str) -> str:
     err = exc.errors()[0]
     where = ".".join(str(p) for p in err["loc"]) or "(top level)"
     return f"{origin}: field `{where}`: {err['msg']}"
+
+
+RecordT = TypeVar("RecordT", bound=BaseModel)
+
+
+def load_named_yaml(path: Path, cls: type[RecordT], key: str, fields: str) -> RecordT:
+    """A YAML file validated as `cls`, whose `key` field must equal the file name; errors name file and field."""
+    data = read_yaml_mapping(path, fields)
+    try:
+        record = cls(**data)
+    except ValidationError as exc:
+        raise ConfigError(describe_validation_error(exc, str(path))) from exc
+    if getattr(record, key) != path.stem:
+        raise ConfigError(f"{path}: field `{key}`: {getattr(record, key)!r} must match the file name {path.stem!r}")
+    return record
 
 
 def load_settings(**overrides: Any) -> Settings:

@@ -11,9 +11,9 @@ import os
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from hpc_agent.config import describe_validation_error, read_yaml_mapping
+from hpc_agent.config import load_named_yaml
 from hpc_agent.errors import ConfigError
 from hpc_agent.validate import Expected, ExitCode, Numeric, ResultLines, Validator
 
@@ -64,13 +64,7 @@ def benchmarks_dir() -> Path:
 
 
 def load_task(path: Path) -> Task:
-    data = read_yaml_mapping(path, "task fields (id, kind, source, prompt, ...)")
-    try:
-        task = Task(**data)
-    except ValidationError as exc:
-        raise ConfigError(describe_validation_error(exc, str(path))) from exc
-    if task.id != path.stem:
-        raise ConfigError(f"{path}: field `id`: {task.id!r} must match the file name {path.stem!r}")
+    task = load_named_yaml(path, Task, "id", "task fields (id, kind, source, prompt, ...)")
     if not (path.parent.parent / "reference" / task.reference).is_file():
         raise ConfigError(f"{path}: field `reference`: benchmarks/reference/{task.reference} does not exist")
     return task

@@ -11,9 +11,9 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from hpc_agent.config import Backend, ReasoningEffort, describe_validation_error, read_yaml_mapping
+from hpc_agent.config import Backend, ReasoningEffort, load_named_yaml
 from hpc_agent.errors import ConfigError
 
 Kind = Literal["local-llamacpp", "vllm", "remote"]
@@ -123,14 +123,7 @@ def config_dirs() -> list[Path]:
 
 
 def load_model_config(path: Path) -> ModelConfig:
-    data = read_yaml_mapping(path, "fields (name, kind, ...)")
-    try:
-        cfg = ModelConfig(**data)
-    except ValidationError as exc:
-        raise ConfigError(describe_validation_error(exc, str(path))) from exc
-    if cfg.name != path.stem:
-        raise ConfigError(f"{path}: field `name`: {cfg.name!r} must match the file name {path.stem!r}")
-    return cfg
+    return load_named_yaml(path, ModelConfig, "name", "fields (name, kind, ...)")
 
 
 def model_configs() -> dict[str, ModelConfig]:
