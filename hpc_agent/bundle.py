@@ -15,10 +15,10 @@ Every file is written atomically; known secret values are masked before anything
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any, Iterable
 
+from hpc_agent._files import atomic_write_text
 from hpc_agent.records import Attempt, RunResult
 
 BUNDLE_VERSION = 1
@@ -45,10 +45,7 @@ class Bundle:
         return text
 
     def _write(self, path: Path, text: str) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text(self._mask(text), encoding="utf-8")
-        os.replace(tmp, path)
+        atomic_write_text(path, self._mask(text))
 
     def _write_json(self, path: Path, obj: Any) -> None:
         self._write(path, json.dumps(obj, indent=2, ensure_ascii=False, default=str) + "\n")

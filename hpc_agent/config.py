@@ -22,6 +22,7 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from hpc_agent._files import atomic_write_text
 from hpc_agent.errors import ConfigError
 
 ReasoningEffort = Literal["minimal", "low", "medium", "high"]
@@ -206,8 +207,4 @@ class _FileOnly(Settings):
 
 def write_config_file(settings: Settings, path: Path) -> Path:
     """Write atomically: a crash never leaves a half-written config behind."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(yaml.safe_dump(settings.to_file_dict(), sort_keys=True))
-    os.replace(tmp, path)
-    return path
+    return atomic_write_text(path, yaml.safe_dump(settings.to_file_dict(), sort_keys=True))

@@ -10,12 +10,12 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
-import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from hpc_agent._files import atomic_write_text
 from hpc_agent.agent import package_version
 from hpc_agent.bench.tasks import Task, reference_script
 from hpc_agent.config import cache_root
@@ -70,13 +70,9 @@ def _load_cache() -> dict[str, Any]:
 
 
 def _store_cache(key: str, entry: dict[str, Any]) -> None:
-    path = cache_path()
-    path.parent.mkdir(parents=True, exist_ok=True)
     cache = _load_cache()  # re-read: another process may have added entries meanwhile
     cache[key] = entry
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(cache, indent=1, sort_keys=True))
-    os.replace(tmp, path)
+    atomic_write_text(cache_path(), json.dumps(cache, indent=1, sort_keys=True))
 
 
 def expected_values(task: Task, data_root: Path, sandbox: Sandbox, *, limits: Limits | None = None,

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import fnmatch
 import json
-import os
 import re
 import shutil
 import threading
@@ -27,6 +26,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
 
+from hpc_agent._files import atomic_write_text
 from hpc_agent.agent import RunSpec, package_version, run_agent
 from hpc_agent.bench.oracle import ORACLE, OracleModel
 from hpc_agent.bench.references import expected_values
@@ -93,10 +93,7 @@ def finished(out: Path, cell: Cell) -> bool:
 
 
 def _write_json(path: Path, obj: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{threading.get_ident()}")
-    tmp.write_text(json.dumps(obj, indent=2, default=str))
-    os.replace(tmp, path)
+    atomic_write_text(path, json.dumps(obj, indent=2, default=str))
 
 
 def cell_record(cell: Cell, task: Task, result: RunResult | None, error: str | None, wall_s: float,

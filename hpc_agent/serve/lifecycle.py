@@ -20,6 +20,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Sequence
 
+from hpc_agent._files import atomic_write_text
 from hpc_agent.errors import InfrastructureError
 
 
@@ -71,10 +72,7 @@ class ServerState:
     config: str
 
     def write(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-        tmp.write_text(json.dumps(asdict(self), indent=2) + "\n")
-        os.replace(tmp, path)  # readers see the old file or the new one, never half of one
+        atomic_write_text(path, json.dumps(asdict(self), indent=2) + "\n")
 
     @classmethod
     def read(cls, path: Path) -> ServerState:
