@@ -39,7 +39,7 @@ def sweep_once(task_id: str, cells: int, concurrency: int, delay: float, out: Pa
         options = SweepOptions(out=out, tasks=task_id, seeds=cells, attempts=1, concurrency=concurrency,
                                base_url=srv.base_url, model=srv.model)
         sweep = make_sweep(options, load_settings())
-        sweep.expected()  # reference values first (cached), so timing covers cells only
+        sweep.expected({c.task for c in sweep.cells})  # reference values first (cached), so timing covers cells only
         t0 = time.perf_counter()
         sweep.run()
         wall = time.perf_counter() - t0

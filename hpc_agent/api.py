@@ -166,9 +166,14 @@ def _reachable(backend: Backend) -> Finding:
 
 def make_sweep(options: SweepOptions, settings: Settings, *, sandbox: str | None = None,
                on_cell: Callable[[dict[str, Any]], None] = lambda _r: None,
-               progress: Callable[[str], None] = lambda _m: None) -> Sweep:
-    """A benchmark sweep over `options` (call `.run()`; `.cells` lists what it will run)."""
-    return Sweep(options, settings, make_sandbox(settings, sandbox), on_cell=on_cell, progress=progress)
+               progress: Callable[[str], None] = lambda _m: None,
+               shard: tuple[int, int] | None = None, start_servers: bool = False) -> Sweep:
+    """A benchmark sweep over `options` (call `.run()`; `.cells` lists what it will run).
+
+    `shard=(i, n)` restricts it to the i-th of n slices of the cells (one element of a job array).
+    """
+    return Sweep(options, settings, make_sandbox(settings, sandbox), on_cell=on_cell, progress=progress,
+                 shard=shard, start_servers=start_servers)
 
 
 def bench_tasks(settings: Settings, *, sandbox: str | None = None,

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +13,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from hpc_agent import api
-from hpc_agent.bench.sweep import SweepOptions, finished
+from hpc_agent._cli_common import data_root_opt, make_sweep_options, progress, sweep_options
+from hpc_agent.bench.sweep import finished
 from hpc_agent.config import (
     default_config_path,
     load_settings,
@@ -23,10 +23,11 @@ from hpc_agent.config import (
 )
 from hpc_agent.data import DATASETS, check_dataset, fetch_dataset, resolve_data_root
 from hpc_agent.errors import HpcAgentError, UsageError
+from hpc_agent.hpc.cli import cancel, container, logs, status, submit
 from hpc_agent.records import Attempt
 from hpc_agent.report import build_report
 from hpc_agent.serve import ServerState, get_model_config, model_configs, serve_foreground
-from hpc_agent.serve.session import DEFAULT_MODEL, default_state_file
+from hpc_agent.serve.session import default_state_file
 
 EXIT_PASSED, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -49,12 +50,8 @@ def main(verbose: bool) -> None:
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
 
 
-_data_root_opt = click.option("--data-root", type=click.Path(path_type=Path),
-                              help="folder holding data releases (default: HPC_AGENT_DATA_ROOT, PHOTON_STORAGE)")
-
-
-def _progress(message: str) -> None:
-    click.echo(message, err=True)
+_data_root_opt = data_root_opt
+_progress = progress
 
 
 def _print_attempt(a: Attempt) -> None:
@@ -187,33 +184,14 @@ def doctor(backend_name: str | None, base_url: str | None, model: str | None, da
 
 
 @main.group(invoke_without_command=True)
-@click.option("--models", "models_opt", help="comma-separated model configs, backends or `oracle` "
-              "(default: the local qwen2.5-coder-0.5b)")
-@click.option("--base-url", help="an ad hoc OpenAI-compatible endpoint (with --model) instead of --models")
-@click.option("--model", "adhoc_model", help="model name at --base-url")
-@click.option("--tasks", "task_glob", default="*", show_default=True, help="task id glob(s), comma-separated")
-@click.option("--seeds", type=click.IntRange(min=1), default=1, show_default=True)
-@click.option("--rag", type=click.Choice(["off", "on", "both"]), default="off", show_default=True)
-@click.option("--attempts", type=click.IntRange(min=1), default=3, show_default=True)
-@click.option("--concurrency", type=click.IntRange(min=1), default=1, show_default=True,
-              help="cells in flight at once (requests to the server, sandbox runs overlapping)")
-@click.option("--out", type=click.Path(path_type=Path), help="sweep folder (re-run the same command to resume)")
-@_data_root_opt
+@sweep_options
 @click.pass_context
-def bench(ctx: click.Context, models_opt: str | None, base_url: str | None, adhoc_model: str | None,
-          task_glob: str, seeds: int, rag: str, attempts: int, concurrency: int, out: Path | None,
-          data_root: Path | None) -> None:
+def bench(ctx: click.Context, data_root: Path | None, **opts: Any) -> None:
     """Run a benchmark sweep: models x tasks x seeds x rag, resumable; traces in --out."""
     if ctx.invoked_subcommand is not None:
         return
     settings = load_settings(data_root=data_root)
-    if bool(base_url) != bool(adhoc_model):
-        raise UsageError("--base-url and --model go together")
-    options = SweepOptions(
-        out=(out or settings.runs_dir.parent / "sweeps" / datetime.now().strftime("%Y%m%d-%H%M%S")).resolve(),
-        models=tuple(m.strip() for m in (models_opt or DEFAULT_MODEL).split(",") if m.strip()),
-        tasks=task_glob, seeds=seeds, rag=("off", "on") if rag == "both" else (rag,), attempts=attempts,
-        concurrency=concurrency, base_url=base_url, model=adhoc_model)
+    options = make_sweep_options(settings, **opts)
     sweep = api.make_sweep(options, settings, progress=_progress)
     counts = {"passed": 0, "failed": 0, "error": 0}
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
@@ -301,6 +279,10 @@ def serve(name: str, port: int | None, host: str, state_file: Path | None) -> No
     sys.exit(serve_foreground(settings, name, host=host, port=port, state_file=state_file, on_ready=ready,
                               progress=_progress))
 
+
+main.add_command(submit)
+for _command in (status, logs, cancel, container):
+    main.add_command(_command)
 
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -24,6 +24,7 @@ from pydantic_settings import (
 
 from hpc_agent._files import atomic_write_text
 from hpc_agent.errors import ConfigError
+from hpc_agent.hpc.profiles import ClusterProfile
 
 ReasoningEffort = Literal["minimal", "low", "medium", "high"]
 SandboxName = Literal["bwrap", "apptainer", "process"]
@@ -106,8 +107,11 @@ class Settings(BaseSettings):
     max_procs: int = Field(256, gt=0)
     sandbox: SandboxName | None = Field(None, description="None = best available")
     apptainer_image: Path | None = None
-    runs_dir: Path = Field(default_factory=default_runs_dir)
+    runs_dir: Path = Field(default_factory=default_runs_dir,
+                           description="bundles; its parent holds servers/, jobs/ and sweeps/ (shared on clusters)")
     data_root: Path | None = Field(None, description="folder holding data releases (PHOTON_STORAGE)")
+    clusters: dict[str, ClusterProfile] = Field(default_factory=dict, description="site profiles for Slurm jobs")
+    cluster_profile: str | None = Field(None, description="default profile name for `submit`")
 
     @field_validator("backends", mode="before")
     @classmethod

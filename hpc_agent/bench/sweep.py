@@ -9,10 +9,15 @@ Layout of a sweep folder:
 
 A killed sweep loses only the cells in flight (no cell.json); re-running the same command skips
 finished cells and retries those that ended in an infrastructure error.
+
+Several processes may work on one folder at once (the shards of a Slurm job array, `shard=(i, n)`):
+each takes a contiguous slice of the cells, and the shared steps (variant store, reference values,
+manifest, traces) run under an exclusive lock on `DIR/.lock`.
 """
 
 from __future__ import annotations
 
+import fcntl
 import fnmatch
 import json
 import re
@@ -20,11 +25,11 @@ import shutil
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from hpc_agent._files import atomic_write_text
 from hpc_agent.agent import RunSpec, package_version, run_agent
@@ -84,6 +89,27 @@ def cells_for(models: list[str], tasks: list[Task], seeds: int, rag: tuple[str, 
     return [Cell(m, t.id, s, r) for m in models for t in tasks for s in range(seeds) for r in rag]
 
 
+def shard_cells(cells: list[Cell], index: int, count: int) -> list[Cell]:
+    """Shard `index` of `count`: a contiguous slice, so a shard mostly shares tasks (and references)."""
+    if not 0 <= index < count:
+        raise UsageError(f"shard {index} of {count}: the index must be in 0..{count - 1}")
+    size, extra = divmod(len(cells), count)
+    start = index * size + min(index, extra)
+    return cells[start:start + size + (1 if index < extra else 0)]
+
+
+@contextmanager
+def sweep_lock(out: Path) -> Iterator[None]:
+    """Exclusive lock on a sweep folder's shared files (fcntl: also between nodes on NFS v4)."""
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out / ".lock", "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
 def finished(out: Path, cell: Cell) -> bool:
     path = out / "cells" / cell.id / CELL_FILE
     try:
@@ -132,7 +158,8 @@ class Sweep:
 
     def __init__(self, options: SweepOptions, settings: Settings, sandbox: Sandbox,
                  on_cell: Callable[[dict[str, Any]], None] = lambda _r: None,
-                 progress: Callable[[str], None] = lambda _m: None) -> None:
+                 progress: Callable[[str], None] = lambda _m: None,
+                 shard: tuple[int, int] | None = None, start_servers: bool = False) -> None:
         if "on" in options.rag:
             raise UsageError("--rag on needs the retrieval index, which this version does not have; use --rag off")
         self.o = options
@@ -143,14 +170,18 @@ class Sweep:
         self.data_root = resolve_data_root(settings.data_root)
         self.tasks = {t.id: t for t in select_tasks(options.tasks)}
         self.models = [f"adhoc-{options.model}"] if options.base_url else list(options.models)
-        self.cells = cells_for(self.models, list(self.tasks.values()), options.seeds, options.rag)
+        self.all_cells = cells_for(self.models, list(self.tasks.values()), options.seeds, options.rag)
+        self.cells = shard_cells(self.all_cells, *shard) if shard else self.all_cells
+        self.start_servers = start_servers  # inside a batch allocation: vLLM servers may be started too
         self._lock = threading.Lock()
 
-    def expected(self) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]], Path]:
-        """Reference values on the full store and on the variant store, for every selected task."""
-        variant_root = make_variant_store(self.data_root, self.o.out / "variant-store")
+    def expected(self, task_ids: set[str]) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]], Path]:
+        """Reference values on the full store and on the variant store, for the given tasks."""
+        variant_root = self.o.out / "variant-store"
+        if not (variant_root / "hess-dl3-dr1").is_dir():  # deterministic: made once, never replaced under a reader
+            make_variant_store(self.data_root, variant_root)
         full, variant = {}, {}
-        for task in self.tasks.values():
+        for task in (t for t in self.tasks.values() if t.id in task_ids):
             self.progress(f"reference values for {task.id}")
             full[task.id] = expected_values(task, self.data_root, self.sandbox).values
             if task.numeric:
@@ -162,7 +193,8 @@ class Sweep:
         out.mkdir(parents=True, exist_ok=True)
         todo = [c for c in self.cells if not finished(out, c)]
         self.progress(f"{len(self.cells)} cells, {len(self.cells) - len(todo)} already finished")
-        full, variant, variant_root = self.expected() if todo else ({}, {}, out)
+        with sweep_lock(out):
+            full, variant, variant_root = self.expected({c.task for c in todo}) if todo else ({}, {}, out)
         records: list[dict[str, Any]] = []
         servers: dict[str, Any] = {}
         with ExitStack() as stack:
@@ -176,8 +208,9 @@ class Sweep:
                     if record["server"]:
                         servers[record["model"]] = record["server"]
                     self.on_cell(record)
-        self._manifest(servers)
-        write_traces(out)
+        with sweep_lock(out):
+            self._manifest(servers)
+            write_traces(out)
         return records
 
     def _backend(self, stack: ExitStack, model: str) -> Backend | None:
@@ -185,7 +218,8 @@ class Sweep:
             return None
         if self.o.base_url:
             return stack.enter_context(open_backend(self.settings, base_url=self.o.base_url, model=self.o.model))
-        return stack.enter_context(open_backend(self.settings, model, progress=self.progress))
+        return stack.enter_context(open_backend(self.settings, model, progress=self.progress,
+                                                start_vllm=self.start_servers))
 
     def _client(self, backend: Backend | None, task: Task) -> ChatModel:
         if backend is None:

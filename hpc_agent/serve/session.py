@@ -56,9 +56,14 @@ def open_backend(
     base_url: str | None = None,
     model: str | None = None,
     progress: Progress = lambda _m: None,
+    start_vllm: bool = False,
     **overrides: Any,
 ) -> Iterator[Backend]:
-    """Yield a backend ready for requests; a local server started here is stopped on exit."""
+    """Yield a backend ready for requests; a local server started here is stopped on exit.
+
+    vLLM servers are started here only with `start_vllm` (inside a batch allocation sized for them);
+    elsewhere a vLLM model needs a running server (`hpc-agent serve` / `submit serve`).
+    """
     if base_url or model:
         if not (base_url and model):
             raise UsageError("--base-url and --model go together; give both (or --backend NAME)")
@@ -82,12 +87,12 @@ def open_backend(
         progress(f"using the running {cfg.name} server at {state.base_url}")
         yield _with_overrides(cfg.backend(state.base_url).model_copy(update={"engine": state.engine}), overrides)
         return
-    if cfg.kind == "vllm":
+    if cfg.kind == "vllm" and not start_vllm:
         raise UsageError(f"no running server for {cfg.name!r}: start one with `hpc-agent serve {cfg.name}` on a "
                          f"GPU node (state file {default_state_file(settings, cfg.name)})")
     port = free_port()
     log_file = state_dir(settings) / f"{cfg.name}-{port}.log"
-    progress(f"starting {cfg.name} (llama.cpp) on port {port}; log {log_file}")
+    progress(f"starting {cfg.name} ({'vLLM' if cfg.kind == 'vllm' else 'llama.cpp'}) on port {port}; log {log_file}")
     with managed_server(cfg, host="127.0.0.1", port=port, log_file=log_file,
                         ready_timeout_s=settings.server_ready_timeout_s, progress=progress) as srv:
         progress(f"{cfg.name} ready after {srv.ready_after_s:.1f} s")

@@ -1,0 +1,54 @@
+"""Options shared by several commands (`bench` and `submit bench` take the same sweep options)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Callable
+
+import click
+
+from hpc_agent.bench.sweep import SweepOptions
+from hpc_agent.config import Settings
+from hpc_agent.errors import UsageError
+from hpc_agent.serve.session import DEFAULT_MODEL
+
+data_root_opt = click.option("--data-root", type=click.Path(path_type=Path),
+                             help="folder holding data releases (default: HPC_AGENT_DATA_ROOT, PHOTON_STORAGE)")
+
+_SWEEP_OPTIONS = [
+    click.option("--models", "models_opt", help="comma-separated model configs, backends or `oracle` "
+                 "(default: the local qwen2.5-coder-0.5b)"),
+    click.option("--base-url", help="an ad hoc OpenAI-compatible endpoint (with --model) instead of --models"),
+    click.option("--model", "adhoc_model", help="model name at --base-url"),
+    click.option("--tasks", "task_glob", default="*", show_default=True, help="task id glob(s), comma-separated"),
+    click.option("--seeds", type=click.IntRange(min=1), default=1, show_default=True),
+    click.option("--rag", type=click.Choice(["off", "on", "both"]), default="off", show_default=True),
+    click.option("--attempts", type=click.IntRange(min=1), default=3, show_default=True),
+    click.option("--concurrency", type=click.IntRange(min=1), default=1, show_default=True,
+                 help="cells in flight at once (requests to the server, sandbox runs overlapping)"),
+    click.option("--out", type=click.Path(path_type=Path), help="sweep folder (re-run the same command to resume)"),
+    data_root_opt,
+]
+
+
+def sweep_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    for option in reversed(_SWEEP_OPTIONS):
+        f = option(f)
+    return f
+
+
+def make_sweep_options(settings: Settings, *, models_opt: str | None, base_url: str | None,
+                       adhoc_model: str | None, task_glob: str, seeds: int, rag: str, attempts: int,
+                       concurrency: int, out: Path | None) -> SweepOptions:
+    if bool(base_url) != bool(adhoc_model):
+        raise UsageError("--base-url and --model go together")
+    return SweepOptions(
+        out=(out or settings.runs_dir.parent / "sweeps" / datetime.now().strftime("%Y%m%d-%H%M%S")).resolve(),
+        models=tuple(m.strip() for m in (models_opt or DEFAULT_MODEL).split(",") if m.strip()),
+        tasks=task_glob, seeds=seeds, rag=("off", "on") if rag == "both" else (rag,), attempts=attempts,
+        concurrency=concurrency, base_url=base_url, model=adhoc_model)
+
+
+def progress(message: str) -> None:
+    click.echo(message, err=True)

@@ -1,0 +1,87 @@
+"""One executor abstraction over submitit's backends: `slurm` (sbatch), `local` (background processes), `debug`
+(in this process). Portable resources are translated here; site specifics come from a ClusterProfile.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from hpc_agent.errors import UsageError
+from hpc_agent.hpc.profiles import ClusterProfile
+
+ClusterKind = Literal["slurm", "local", "debug"]
+CLUSTERS: tuple[str, ...] = ("slurm", "local", "debug")
+
+
+def default_cluster() -> ClusterKind:
+    """Slurm when its client is on PATH, else background processes on this machine."""
+    return "slurm" if shutil.which("sbatch") else "local"
+
+
+@dataclass(frozen=True)
+class Resources:
+    """What one job asks for. `timeout_min` is always set: submitit's local default kills jobs after 2 minutes."""
+
+    timeout_min: int = 60
+    cpus_per_task: int = 2
+    mem_gb: float = 8
+    gpus_per_node: int = 0
+    job_name: str = "hpc-agent"
+    array_parallelism: int = 64
+    gpu_job: bool = False  # picks the profile's gpu_partition
+    extra: dict[str, Any] = field(default_factory=dict)  # slurm_additional_parameters beyond the profile's
+
+
+def _check_slurm() -> None:
+    missing = [c for c in ("sbatch", "squeue", "scancel") if not shutil.which(c)]
+    if missing:
+        raise UsageError(f"--cluster slurm: {', '.join(missing)} not on PATH; load the Slurm module, use "
+                         "--cluster local, or start a dev cluster with slurm/dev-cluster.sh up")
+
+
+def make_executor(cluster: ClusterKind, folder: Path, resources: Resources,
+                  profile: ClusterProfile | None = None) -> Any:
+    """A configured `submitit.AutoExecutor`; logs and pickles go to `folder/%j`."""
+    import submitit
+
+    if cluster not in CLUSTERS:
+        raise UsageError(f"unknown cluster {cluster!r}; choose one of {', '.join(CLUSTERS)}")
+    if cluster == "slurm":
+        _check_slurm()
+    profile = profile or ClusterProfile()
+    kwargs: dict[str, Any] = {}
+    if cluster == "slurm" and profile.python:
+        kwargs["slurm_python"] = profile.python
+    executor = submitit.AutoExecutor(folder=str(folder / "%j"), cluster=cluster, **kwargs)
+    params: dict[str, Any] = {
+        "timeout_min": resources.timeout_min,
+        "cpus_per_task": resources.cpus_per_task,
+        "mem_gb": resources.mem_gb,
+        "name": resources.job_name,
+    }
+    if resources.gpus_per_node:
+        params["gpus_per_node"] = resources.gpus_per_node
+    if cluster == "slurm":
+        partition = (profile.gpu_partition or profile.partition) if resources.gpu_job else profile.partition
+        for key, value in (("partition", partition), ("account", profile.account), ("qos", profile.qos),
+                           ("constraint", profile.constraint)):
+            if value:
+                params[f"slurm_{key}"] = value
+        extra = {**profile.additional_parameters(), **resources.extra}
+        if extra:
+            params["slurm_additional_parameters"] = extra
+        if profile.setup:
+            params["slurm_setup"] = list(profile.setup)
+        params["slurm_array_parallelism"] = resources.array_parallelism
+    elif cluster == "local" and profile.setup:
+        params["local_setup"] = list(profile.setup)
+    executor.update_parameters(**params)
+    return executor
+
+
+def in_slurm_job() -> bool:
+    return "SLURM_JOB_ID" in os.environ
