@@ -24,6 +24,7 @@ from hpc_agent.config import (
 from hpc_agent.data import DATASETS, check_dataset, fetch_dataset, resolve_data_root
 from hpc_agent.errors import HpcAgentError, UsageError
 from hpc_agent.hpc.cli import cancel, container, logs, status, submit
+from hpc_agent.hpc.executor import in_slurm_job
 from hpc_agent.records import Attempt
 from hpc_agent.report import build_report
 from hpc_agent.serve import ServerState, get_model_config, model_configs, serve_foreground
@@ -183,16 +184,32 @@ def doctor(backend_name: str | None, base_url: str | None, model: str | None, da
     sys.exit(0 if all(f.ok for f in findings) else 1)
 
 
+def _shard(_ctx: click.Context, _param: click.Parameter, value: str | None) -> tuple[int, int] | None:
+    if value is None:
+        return None
+    try:
+        index, count = (int(x) for x in value.split("/"))
+        if 0 <= index < count:
+            return index, count
+    except ValueError:
+        pass
+    raise click.BadParameter(f"{value!r}: write INDEX/COUNT with 0 <= INDEX < COUNT, e.g. "
+                             "$SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT")
+
+
 @main.group(invoke_without_command=True)
 @sweep_options
+@click.option("--shard", callback=_shard, metavar="I/N",
+              help="run only the I-th of N slices of the cells (0-based; one element of a job array)")
 @click.pass_context
-def bench(ctx: click.Context, data_root: Path | None, **opts: Any) -> None:
+def bench(ctx: click.Context, data_root: Path | None, shard: tuple[int, int] | None, **opts: Any) -> None:
     """Run a benchmark sweep: models x tasks x seeds x rag, resumable; traces in --out."""
     if ctx.invoked_subcommand is not None:
         return
     settings = load_settings(data_root=data_root)
     options = make_sweep_options(settings, **opts)
-    sweep = api.make_sweep(options, settings, progress=_progress)
+    # inside an allocation (an array element) a vLLM server may be started for the shard
+    sweep = api.make_sweep(options, settings, progress=_progress, shard=shard, start_servers=in_slurm_job())
     counts = {"passed": 0, "failed": 0, "error": 0}
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                   console=Console(stderr=True)) as bar:

@@ -34,3 +34,8 @@ class LLMUnavailableError(InfrastructureError):
 
 class SandboxUnavailableError(InfrastructureError):
     """The sandbox itself could not run (missing binary, broken mount), not the user's script."""
+
+
+class SandboxInterruptedError(InfrastructureError):
+    """A sandboxed run was stopped from outside the harness (SIGTERM/SIGINT/SIGHUP: a job being preempted or
+    cancelled, Ctrl-C). Not the script's failure: the run is retried, never counted."""

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from hpc_agent.errors import SandboxUnavailableError, UsageError
+from hpc_agent.errors import SandboxInterruptedError, SandboxUnavailableError, UsageError
 from hpc_agent.records import ExecResult, Limits
 from hpc_agent.sandbox import (
     BACKENDS,
@@ -325,6 +325,47 @@ def test_wall_clock_kills_the_whole_tree(sandbox, tmp_path):
             assert not Path(f"/proc/{pidfile.read_text()}").exists() or marker.encode() not in Path(
                 f"/proc/{pidfile.read_text()}/cmdline"
             ).read_bytes()
+
+
+def test_sigterm_from_outside_is_an_infrastructure_error(sandbox, tmp_path):
+    """What Slurm does on preemption or cancel: SIGTERM to every process of the job, the sandbox's included.
+    That is not the script's failure: it must not be recorded as one."""
+    import signal
+    import threading
+
+    ws = tmp_path / f"ws-preempted-{os.getpid()}-{time.monotonic_ns()}"
+    box: dict[str, BaseException | ExecResult] = {}
+
+    def target() -> None:
+        try:
+            box["r"] = run(sandbox, "import time\ntime.sleep(30)\n", ws, wall_s=20)
+        except BaseException as exc:
+            box["r"] = exc
+
+    def in_workspace() -> list[int]:  # the backend process (its argv names ws) and the script (its cwd is ws)
+        pids = set(processes_mentioning(ws.name))
+        for entry in filter(str.isdigit, os.listdir("/proc")):
+            try:
+                if ws.name in os.readlink(f"/proc/{entry}/cwd"):
+                    pids.add(int(entry))
+            except OSError:
+                continue
+        return sorted(pids)
+
+    t = threading.Thread(target=target)
+    t.start()
+    deadline = time.monotonic() + 10
+    while not in_workspace() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.3)
+    for pid in in_workspace():
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+    t.join(15)
+    assert isinstance(box.get("r"), SandboxInterruptedError), box
+    assert "SIGTERM" in str(box["r"])
 
 
 def test_memory_hog_is_stopped(sandbox, tmp_path):

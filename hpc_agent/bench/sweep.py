@@ -173,6 +173,9 @@ class Sweep:
         self.all_cells = cells_for(self.models, list(self.tasks.values()), options.seeds, options.rag)
         self.cells = shard_cells(self.all_cells, *shard) if shard else self.all_cells
         self.start_servers = start_servers  # inside a batch allocation: vLLM servers may be started too
+        # set when the job is being preempted or cancelled: no new cell starts, and a cell that ends after
+        # it is discarded (its runs may have been killed), so it reruns on resume instead of counting
+        self.stop = threading.Event()
         self._lock = threading.Lock()
 
     def expected(self, task_ids: set[str]) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]], Path]:
@@ -204,6 +207,8 @@ class Sweep:
                            for c in todo}
                 for fut in as_completed(futures):
                     record = fut.result()
+                    if record is None:  # stopped: left for the resume
+                        continue
                     records.append(record)
                     if record["server"]:
                         servers[record["model"]] = record["server"]
@@ -227,7 +232,9 @@ class Sweep:
         return ChatClient(backend, timeout_s=self.settings.llm_timeout_s, retries=self.settings.llm_retries)
 
     def _run_cell(self, cell: Cell, backend: Backend | None, full: dict[str, Any], variant: dict[str, Any],
-                  variant_root: Path) -> dict[str, Any]:
+                  variant_root: Path) -> dict[str, Any] | None:
+        if self.stop.is_set():
+            return None
         task = self.tasks[cell.task]
         cell_dir = self.o.out / "cells" / cell.id
         if cell_dir.exists():
@@ -245,6 +252,9 @@ class Sweep:
             result = run_agent(spec, self._client(backend, task), self.sandbox)
         except HpcAgentError as exc:  # infrastructure: recorded, retried on resume, never a model failure
             error = f"{exc.__class__.__name__}: {exc}"
+        if self.stop.is_set():
+            shutil.rmtree(cell_dir, ignore_errors=True)
+            return None
         record = cell_record(cell, task, result, error, time.monotonic() - t0, _open_weight(cell.model))
         _write_json(cell_dir / CELL_FILE, record)
         return record

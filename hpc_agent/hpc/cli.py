@@ -13,10 +13,11 @@ import click
 
 from hpc_agent._cli_common import make_sweep_options, progress, sweep_options
 from hpc_agent.config import load_settings
-from hpc_agent.errors import UsageError
+from hpc_agent.errors import HpcAgentError, UsageError
 from hpc_agent.hpc import containers, jobs
 from hpc_agent.hpc.executor import CLUSTERS
 from hpc_agent.hpc.submit import Placement, ShardPlan, submit_bench, submit_serve, wait
+from hpc_agent.serve.lifecycle import ServerState
 
 _placement = [
     click.option("--cluster", type=click.Choice(CLUSTERS),
@@ -45,10 +46,14 @@ def submit() -> None:
 @submit.command("serve")
 @click.argument("name")
 @placement_options
-def submit_serve_cmd(name: str, cluster: str | None, profile: str | None, time_min: int | None) -> None:
+@click.option("--cpus", type=click.IntRange(min=1), help="CPUs (default: the model config's slurm section)")
+@click.option("--mem-gb", type=click.FloatRange(min=0.5), help="memory (default: the model config's)")
+def submit_serve_cmd(name: str, cluster: str | None, profile: str | None, time_min: int | None,
+                     cpus: int | None, mem_gb: float | None) -> None:
     """Run the server of model config NAME in a job; it publishes its state file for other jobs to find."""
     settings = load_settings()
-    record = submit_serve(settings, name, Placement(cluster, profile, time_min))  # type: ignore[arg-type]
+    record = submit_serve(settings, name, Placement(cluster, profile, time_min),  # type: ignore[arg-type]
+                          cpus_per_task=cpus, mem_gb=mem_gb)
     click.echo(record.job_id)
     click.echo(f"serve job {record.job_id} ({record.cluster}); state file {record.detail['state_file']} once ready; "
                f"`hpc-agent logs {record.job_id}`, `hpc-agent cancel {record.job_id}`", err=True)
@@ -85,6 +90,17 @@ def submit_bench_cmd(data_root: Path | None, cluster: str | None, profile: str |
     sys.exit(3 if bad else 0)
 
 
+def _server_url(record: jobs.JobRecord, state: str) -> dict[str, str]:
+    """The base URL a running serve job published (its state file), once the server answers."""
+    if record.kind != "serve" or state != "RUNNING":
+        return {}
+    try:
+        server = ServerState.read(Path(record.detail["state_file"]))
+    except (KeyError, HpcAgentError):
+        return {}
+    return {"base_url": server.base_url} if server.alive(timeout=2) else {}
+
+
 @click.command()
 @click.option("--json", "as_json", is_flag=True)
 @click.option("--last", type=int, default=20, show_default=True, help="how many recent jobs")
@@ -94,14 +110,14 @@ def status(as_json: bool, last: int) -> None:
     records = jobs.load_all(jobs.jobs_dir(settings.runs_dir))[-last:]
     states = jobs.states(records)
     rows = [{"job": r.job_id, "kind": r.kind, "name": r.name, "cluster": r.cluster, "state": states[r.job_id],
-             "submitted": r.submitted_at, **r.detail} for r in records]
+             "submitted": r.submitted_at, **r.detail, **_server_url(r, states[r.job_id])} for r in records]
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
     if not rows:
         click.echo("no jobs submitted yet (`hpc-agent submit serve|bench`)")
     for row in rows:
-        where = row.get("sweep_out") or row.get("state_file") or ""
+        where = row.get("sweep_out") or row.get("base_url") or row.get("state_file") or ""
         click.echo(f"{row['job']:>12}  {row['state']:<11} {row['kind']:<6} {row['cluster']:<6} {row['name']}  {where}")
 
 

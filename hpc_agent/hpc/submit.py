@@ -51,9 +51,13 @@ def _clean_env():  # type: ignore[no-untyped-def]
     return clean_env()
 
 
-def submit_serve(settings: Settings, name: str, placement: Placement = Placement(),
-                 port: int | None = None) -> jobs.JobRecord:
-    """A job that runs the server of model config `name` and publishes its state file in the shared folder."""
+def submit_serve(settings: Settings, name: str, placement: Placement = Placement(), *,
+                 cpus_per_task: int | None = None, mem_gb: float | None = None) -> jobs.JobRecord:
+    """A job that runs the server of model config `name` and publishes its state file in the shared folder.
+
+    Resources come from the model config's `slurm:` section (local llama.cpp models: 2 CPUs, 4 GB);
+    `cpus_per_task` / `mem_gb` override them.
+    """
     cfg = get_model_config(name)
     if cfg.kind == "remote":
         raise UsageError(f"{name!r} is a remote endpoint: there is no server to submit; use it with --backend")
@@ -69,7 +73,8 @@ def submit_serve(settings: Settings, name: str, placement: Placement = Placement
     res = cfg.slurm
     resources = Resources(
         timeout_min=placement.time_min or (res.time_min if res else 240),
-        cpus_per_task=res.cpus_per_task if res else 2, mem_gb=res.mem_gb if res else 4,
+        cpus_per_task=cpus_per_task or (res.cpus_per_task if res else 2),
+        mem_gb=mem_gb or (res.mem_gb if res else 4),
         gpus_per_node=res.gpus_per_node if res else 0, job_name=f"hpc-agent-serve-{name}",
         gpu_job=bool(res and res.gpus_per_node))
     executor = make_executor(cluster, _submitit_folder(settings), resources, resolve_profile(settings, placement.profile))

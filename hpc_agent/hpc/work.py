@@ -6,10 +6,14 @@ hold only plain data (settings, options) and import the rest when called.
 
 from __future__ import annotations
 
+import signal
+import threading
 import time
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
+from types import FrameType
+from typing import Any
 
 import submitit
 
@@ -59,6 +63,20 @@ def wait_for_server(settings: Settings, name: str, timeout_s: float, poll_s: flo
                               f"(`hpc-agent status`, state file {default_state_file(settings, name)})")
 
 
+def _stop_on_preemption(stop: threading.Event) -> None:
+    """Chain onto submitit's handlers: SIGTERM (preemption, cancel) and USR2 (time-out, preemption) first tell
+    the sweep to stop, then submitit checkpoints and requeues as usual."""
+    for signum in (signal.SIGTERM, signal.SIGUSR2):
+        previous = signal.getsignal(signum)
+
+        def handler(sig: int, frame: FrameType | None, previous: Any = previous) -> None:
+            stop.set()
+            if callable(previous):
+                previous(sig, frame)
+
+        signal.signal(signum, handler)
+
+
 class BenchShard(submitit.helpers.Checkpointable):
     """Shard `index` of `count` of a sweep. Preempted or timed out, submitit requeues it (Checkpointable) and
     the rerun skips the cells that have a cell.json: nothing is lost or counted twice."""
@@ -79,6 +97,7 @@ class BenchShard(submitit.helpers.Checkpointable):
             wait_for_server(self.settings, name, self.settings.server_ready_timeout_s)
         sweep = api.make_sweep(self.options, self.settings, shard=(self.index, self.count),
                                start_servers=self.start_servers, progress=_log)
+        _stop_on_preemption(sweep.stop)
         _log(f"shard {self.index + 1}/{self.count}: {len(sweep.cells)} of {len(sweep.all_cells)} cells "
              f"into {self.options.out}")
         counts = Counter(r["status"] for r in sweep.run())

@@ -25,10 +25,14 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from hpc_agent.errors import SandboxUnavailableError, UsageError
+from hpc_agent.errors import SandboxInterruptedError, SandboxUnavailableError, UsageError
 from hpc_agent.records import ExecResult, KillReason, Limits
 
 from ._cgroup import Cgroup
+
+# Signals the harness never sends: a run ending by one of them was stopped from outside (Slurm preemption
+# or cancel sends SIGTERM to every process of the job; Ctrl-C sends SIGINT to the foreground group).
+_OUTSIDE_SIGNALS = {signal.SIGTERM, signal.SIGINT, signal.SIGHUP}
 
 log = logging.getLogger(__name__)
 
@@ -192,6 +196,11 @@ def execute(
         duration = time.monotonic() - start
         if rc == _JOIN_FAILED and err.head.startswith(_JOIN_MARKER.encode()):
             raise SandboxUnavailableError(f"{backend}: {err.text().strip()}")
+        # rc < 0: the backend process itself was signalled; 128+n: bwrap/apptainer reporting their child's signal
+        outside = -rc if -rc in _OUTSIDE_SIGNALS else rc - 128 if rc - 128 in _OUTSIDE_SIGNALS else None
+        if killed is None and outside is not None:
+            raise SandboxInterruptedError(f"{backend}: the run was stopped by {signal.Signals(outside).name} from "
+                                          "outside the harness (job preempted or cancelled?)")
         exit_code: int | None = rc
         if killed is None and cgroup.oom_kills() > 0 and rc != 0:
             killed = "memory"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import socket
 import sys
@@ -43,16 +44,18 @@ def llamacpp_launch(cfg: ModelConfig, gguf: Path, host: str, port: int) -> Launc
     return Launch(argv=argv, env=dict(os.environ), engine="llama.cpp", health_path=None)
 
 
-def vllm_binary() -> str:
-    """`$HPC_AGENT_VLLM` (vLLM often lives in its own venv), else `vllm` on PATH."""
-    return os.environ.get("HPC_AGENT_VLLM") or shutil.which("vllm") or "vllm"
+def vllm_command() -> list[str]:
+    """`$HPC_AGENT_VLLM` (vLLM often lives in its own venv or an image: "apptainer exec --nv vllm.sif vllm"),
+    else `vllm` on PATH."""
+    explicit = os.environ.get("HPC_AGENT_VLLM")
+    return shlex.split(explicit) if explicit else [shutil.which("vllm") or "vllm"]
 
 
 def vllm_launch(cfg: ModelConfig, host: str, port: int) -> Launch:
     if cfg.vllm is None:
         raise ConfigError(f"model {cfg.name!r} has no `vllm:` section")
     v = cfg.vllm
-    argv = [vllm_binary(), "serve", os.path.expandvars(v.model), "--served-model-name", cfg.served_model_name,
+    argv = [*vllm_command(), "serve", os.path.expandvars(v.model), "--served-model-name", cfg.served_model_name,
             "--host", host, "--port", str(port),
             "--tensor-parallel-size", str(v.tensor_parallel_size),
             "--gpu-memory-utilization", str(v.gpu_memory_utilization)]
