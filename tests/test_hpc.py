@@ -289,3 +289,21 @@ def test_serve_job_then_bench_with_the_local_model_then_cancel(slurm: None, tmp_
     while state_file.exists() or served_ids(url, timeout=2):
         assert time.monotonic() < deadline, "server or its state file outlived the cancelled job"
         time.sleep(0.5)
+
+
+def test_conda_environment_matches_the_pip_setup() -> None:
+    """environment.yml (clusters with conda) must carry every dependency pyproject.toml declares."""
+    import re
+    import tomllib
+
+    import yaml
+
+    def name(requirement: str) -> str:
+        return re.split(r"[\[<>=!~; ]", requirement.strip(), maxsplit=1)[0].lower().replace("_", "-")
+
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    wanted = {name(r) for r in project["dependencies"] + project["optional-dependencies"]["test"]}
+    env = yaml.safe_load((REPO / "environment.yml").read_text())
+    have = {name(d) for d in env["dependencies"] if isinstance(d, str)}
+    have |= {name(d) for d in next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))}
+    assert wanted - have == set(), f"add to environment.yml: {sorted(wanted - have)}"
