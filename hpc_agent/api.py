@@ -15,6 +15,8 @@ from hpc_agent.bench.sweep import Sweep, SweepOptions
 from hpc_agent.bench.tasks import load_tasks
 from hpc_agent.config import Backend, Settings, load_settings
 from hpc_agent.data import check_dataset, resolve_data_root
+from hpc_agent.hpc.submit import Placement, ShardPlan, submit_bench, submit_serve
+from hpc_agent.hpc.submit import wait as wait_for_jobs
 from hpc_agent.serve.configs import get_model_config
 from hpc_agent.serve.session import DEFAULT_MODEL, open_backend, running_server
 from hpc_agent.serve.weights import cache_dir
@@ -186,3 +188,7 @@ def bench_tasks(settings: Settings, *, sandbox: str | None = None,
         progress(f"expected values of {task.id}")
         listing.append({**task.model_dump(mode="json"), "expected": expected_values(task, root, box).values})
     return listing
+
+
+__all__ = ["Finding", "Placement", "ShardPlan", "bench_tasks", "doctor", "make_sandbox", "make_sweep", "run",
+           "submit_bench", "submit_serve", "wait_for_jobs"]

@@ -84,6 +84,15 @@ def test_container_build_command(tmp_path: Path) -> None:
         assert result.exit_code == 2 and "apptainer build" in result.output and "not installed" in result.output
 
 
+def test_unknown_job_is_a_one_line_error(tmp_path: Path) -> None:
+    jobs.save(jobs.JobRecord(job_id="41", kind="serve", cluster="slurm", folder=str(tmp_path / "%j"), name="m"),
+              tmp_path)
+    with pytest.raises(UsageError, match=r"no job '42' submitted by hpc-agent \(recent: 41\)"):
+        jobs.find(tmp_path, "42")
+    result = CliRunner().invoke(main, ["logs", "42"])
+    assert result.exit_code == 2 and result.output.startswith("error: no job '42'")
+
+
 def test_bench_shard_option_is_checked() -> None:
     result = CliRunner().invoke(main, ["bench", "--models", "oracle", "--shard", "2/2"])
     assert result.exit_code == 2 and "INDEX/COUNT" in result.output
