@@ -27,6 +27,7 @@ from hpc_agent.records import Attempt
 from hpc_agent.report import build_report
 from hpc_agent.serve import ServerState, get_model_config, model_configs, serve_foreground
 from hpc_agent.serve.session import DEFAULT_MODEL, default_state_file
+from hpc_agent.ui.command import ui as ui_command
 
 EXIT_PASSED, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -300,6 +301,9 @@ def serve(name: str, port: int | None, host: str, state_file: Path | None) -> No
 
     sys.exit(serve_foreground(settings, name, host=host, port=port, state_file=state_file, on_ready=ready,
                               progress=_progress))
+
+
+main.add_command(ui_command)  # `hpc-agent ui`: the web page
 
 
 if __name__ == "__main__":  # pragma: no cover
