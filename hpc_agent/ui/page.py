@@ -29,6 +29,7 @@ from hpc_agent.ui.logic import (
     make_report,
     rag_available,
     run_form,
+    run_kwargs,
     sweeps_dir,
 )
 
@@ -75,6 +76,7 @@ def run_tab(settings: Settings) -> None:
 
 
 def _run_with_progress(form: RunForm, settings: Settings) -> RunOutcome:
+    run_kwargs(form)  # a FormError here shows next to the form before anything starts
     with st.status(f"Attempt 1 of {form.attempts} running…", expanded=True) as status:
         def on_attempt(a: Attempt) -> None:
             status.write(describe_attempt(a))
