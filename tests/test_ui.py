@@ -19,11 +19,24 @@ from hpc_agent.config import load_settings
 from hpc_agent.ui import PAGE
 from hpc_agent.ui.command import streamlit_argv
 from hpc_agent.ui.logic import ADHOC, RAG_UNAVAILABLE, FormError, RunForm, backend_choices, run_kwargs, sweeps_dir
-from test_bench_sweep import bench_env  # noqa: F401  (fixture: a one-task benchmark folder)
+from test_bench_tasks import REFERENCE, TASK
 
 PROMPT = "How many H.E.S.S. DR1 observations point within 2 degrees of MSH 15-52?"
 OK = script("msh1552_count_ok.py").strip()  # st.code shows text without the final newline
 BROKEN = script("msh1552_count_broken.py")
+
+
+@pytest.fixture
+def one_task_benchmarks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The one-task benchmark folder of the sweep tests (observation-list-crab: a few seconds per cell)."""
+    root = tmp_path / "benchmarks"
+    (root / "tasks").mkdir(parents=True)
+    (root / "reference").mkdir()
+    (root / "reference" / "observation_list.py").write_text(REFERENCE)
+    (root / "tasks" / "observation-list-crab.yaml").write_text(TASK)
+    monkeypatch.setenv("HPC_AGENT_BENCHMARKS", str(root))
+    monkeypatch.setenv("HPC_AGENT_CACHE", str(tmp_path / "cache"))
+    return root
 
 
 @pytest.fixture
@@ -165,7 +178,7 @@ def test_backend_menu_lists_configured_backends_model_configs_and_ad_hoc(isolate
                                                       "overrides": {"api_key_env": "KEY"}}
 
 
-def test_reports_tab_builds_and_shows_a_report_of_a_real_sweep(bench_env: dict[str, str], page: AppTest) -> None:  # noqa: F811
+def test_reports_tab_builds_and_shows_a_report_of_a_real_sweep(one_task_benchmarks: Path, page: AppTest) -> None:
     sweep = sweeps_dir(load_settings()) / "gold"
     res = CliRunner().invoke(main, ["bench", "--models", "oracle", "--out", str(sweep)], catch_exceptions=False)
     assert res.exit_code == 0, res.output
