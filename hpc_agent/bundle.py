@@ -10,6 +10,7 @@
     OUT/attempt-<n>/workspace/        the sandbox's writable folder (files the script wrote)
 
 Every file is written atomically; known secret values are masked before anything reaches disk.
+`load_run`, `load_attempts` and `list_runs` read bundles back (the web page shows runs through them).
 """
 
 from __future__ import annotations

@@ -46,8 +46,9 @@ def _wait_healthy(url: str, proc: subprocess.Popen[bytes], log: Path, timeout_s:
 def test_prompt_in_the_browser_shows_script_and_log(tmp_path: Path, data_root: Path) -> None:
     from playwright.sync_api import expect, sync_playwright
 
-    ok = script("msh1552_count_ok.py")
-    with ScriptedOpenAIServer([Reply(code=ok, prompt_tokens=1200, completion_tokens=180)]) as srv:
+    replies = [Reply(code=script("msh1552_count_broken.py")),  # fails in the sandbox: AttributeError
+               Reply(code=script("msh1552_count_ok.py"), delay_s=3.0, prompt_tokens=1200, completion_tokens=180)]
+    with ScriptedOpenAIServer(replies) as srv:
         config = tmp_path / "config.yaml"  # the default backend is the scripted server, configured by name
         config.write_text(f"backend: scripted\nsandbox: bwrap\nexec_timeout_s: 120\nbackends:\n"
                           f"  scripted: {{base_url: '{srv.base_url}', model: {srv.model}}}\n")
@@ -73,7 +74,12 @@ def test_prompt_in_the_browser_shows_script_and_log(tmp_path: Path, data_root: P
                     expect(backend).to_have_value(re.compile(r"^scripted — configured"))  # the configured default
                     prompt.fill(PROMPT)
                     page.get_by_role("button", name="Run", exact=True).click()
-                    expect(page.get_by_text("Passed after 1 attempt(s)", exact=True)).to_be_visible(timeout=240_000)
+                    # while it runs: the first attempt's outcome, and the second attempt under way
+                    expect(page.get_by_text("Attempt 2 of 5 running… (attempt 1: runtime)", exact=True)
+                           ).to_be_visible(timeout=240_000)
+                    expect(page.get_by_text(re.compile(r"^attempt 1: fail \(runtime: AttributeError\)"))
+                           ).to_be_visible()
+                    expect(page.get_by_text("Passed after 2 attempt(s)", exact=True)).to_be_visible(timeout=240_000)
                     panel = page.get_by_role("tabpanel", name="Run")  # "Earlier runs" shows the same run
                     code = panel.get_by_test_id("stCode")
                     expect(code.filter(has_text="pointing.separation(target)")).to_have_count(1)  # the script
@@ -90,7 +96,7 @@ def test_prompt_in_the_browser_shows_script_and_log(tmp_path: Path, data_root: P
             os.killpg(proc.pid, signal.SIGTERM)
             proc.wait(timeout=30)
         total_s = time.monotonic() - started
-        assert len(srv.requests) == 1 and PROMPT in srv.requests[0]["messages"][-1]["content"]
+        assert len(srv.requests) == 2 and PROMPT in srv.requests[0]["messages"][-1]["content"]
     assert shot.stat().st_size > 10_000
     runs = list((tmp_path / "data" / "hpc-agent" / "runs").glob("*/run.json"))
     assert len(runs) == 1 and json.loads(runs[0].read_text())["status"] == "passed"

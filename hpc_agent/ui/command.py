@@ -20,7 +20,7 @@ def streamlit_argv(port: int, host: str) -> list[str]:
 
 @click.command()
 @click.option("--port", type=click.IntRange(1, 65535), default=8501, show_default=True)
-@click.option("--host", default="127.0.0.1", show_default=True, help="0.0.0.0 to let other machines connect")
+@click.option("--host", default="127.0.0.1", show_default=True, help="0.0.0.0 to let other machines connect (there is no authentication)")
 def ui(port: int, host: str) -> None:
     """Serve the web page: run a prompt, watch its attempts, browse earlier runs and benchmark reports."""
     click.echo(f"hpc-agent web page on http://{host}:{port} (Ctrl-C stops it)", err=True)

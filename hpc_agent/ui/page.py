@@ -82,7 +82,7 @@ def _run_with_progress(form: RunForm, settings: Settings) -> RunOutcome:
             status.write(describe_attempt(a))
             if not a.passed and a.index < form.attempts:
                 status.update(label=f"Attempt {a.index + 1} of {form.attempts} running… "
-                                    f"(attempt {a.index}: {a.failure})")
+                                    f"(attempt {a.index}: {a.failure})", expanded=True)  # None collapses it
 
         outcome = run_form(form, settings=settings, on_attempt=on_attempt, progress=status.write)
         view = outcome.view
