@@ -205,3 +205,24 @@ def test_ui_command_serves_the_packaged_page_headless() -> None:
     pairs = dict(zip(argv[5::2], argv[6::2]))
     assert pairs["--server.port"] == "9999" and pairs["--server.address"] == "0.0.0.0"
     assert pairs["--server.headless"] == "true" and pairs["--browser.gatherUsageStats"] == "false"
+
+
+def test_bundles_read_back_in_order_and_unfinished_runs_skipped(tmp_path: Path) -> None:
+    from hpc_agent.bundle import list_runs, load_attempts
+
+    for name, started in (("old", "2026-01-01T10:00:00Z"), ("new", "2026-02-01T10:00:00Z")):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "run.json").write_text(json.dumps({"started_at": started, "status": "passed"}))
+    (tmp_path / "half").mkdir()
+    (tmp_path / "half" / "run.json").write_text('{"started_at": ')  # being written
+    (tmp_path / "running" / "attempt-1").mkdir(parents=True)  # no run.json yet
+    assert [p.name for p, _ in list_runs(tmp_path)] == ["new", "old"]
+    assert list_runs(tmp_path / "absent") == []
+    for n in (10, 2):
+        d = tmp_path / "new" / f"attempt-{n}"
+        d.mkdir()
+        (d / "stdout.txt").write_text(f"out {n}")
+    (tmp_path / "new" / "attempt-x").mkdir()
+    attempts = load_attempts(tmp_path / "new")
+    assert [(a.index, a.stdout, a.script, a.validation) for a in attempts] == [(2, "out 2", None, {}),
+                                                                              (10, "out 10", None, {})]
