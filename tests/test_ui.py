@@ -50,7 +50,8 @@ def page(data_root: Path, monkeypatch: pytest.MonkeyPatch) -> AppTest:
     return at
 
 
-def _submit(at: AppTest, srv: ScriptedOpenAIServer, attempts: int = 3, keep: bool = True) -> AppTest:
+def _submit(at: AppTest, srv: ScriptedOpenAIServer, attempts: int = 3, keep: bool = True,
+            running: bool = False) -> AppTest:
     at.text_area(key="prompt").input(PROMPT)
     at.selectbox(key="backend").select(ADHOC)
     at.text_input(key="base_url").input(srv.base_url)
@@ -60,6 +61,12 @@ def _submit(at: AppTest, srv: ScriptedOpenAIServer, attempts: int = 3, keep: boo
     next(b for b in at.button if b.label == "Run").click()
     at.run()
     assert not at.exception, at.exception
+    job = at.session_state["job"]
+    if running:
+        assert at.tabs[0].status[0].state == "running" and not job.done  # the page is back while the run works
+    assert job.wait(240), "the run did not finish within 240 s"
+    at.run()  # what the page's one-second poll does once the run is done
+    assert not at.exception, at.exception
     return at
 
 
@@ -68,10 +75,10 @@ def _codes(block) -> list[str]:
 
 
 def test_run_shows_progress_script_log_validation_history_and_tokens(page: AppTest) -> None:
-    replies = [Reply(code=BROKEN, prompt_tokens=900, completion_tokens=210),
+    replies = [Reply(code=BROKEN, prompt_tokens=900, completion_tokens=210, delay_s=1.0),
                Reply(code=OK, prompt_tokens=1400, completion_tokens=230)]
     with ScriptedOpenAIServer(replies) as srv:
-        at = _submit(page, srv)
+        at = _submit(page, srv, running=True)
         assert len(srv.requests) == 2
     run_tab = at.tabs[0]
     # progress per attempt, then the final state
@@ -149,7 +156,7 @@ def test_form_errors_start_nothing(page: AppTest) -> None:
     next(b for b in page.button if b.label == "Run").click()
     page.run()
     assert [w.value for w in page.warning] == ["an ad hoc endpoint needs both a base URL and a model name"]
-    assert len(page.status) == 0 and "outcome" not in page.session_state
+    assert len(page.status) == 0 and "job" not in page.session_state
 
 
 def test_rag_checkbox_follows_the_api(page: AppTest) -> None:

@@ -54,6 +54,7 @@ def test_prompt_in_the_browser_shows_script_and_log(tmp_path: Path, data_root: P
                           f"  scripted: {{base_url: '{srv.base_url}', model: {srv.model}}}\n")
         env = {**os.environ, "HPC_AGENT_CONFIG": str(config), "XDG_DATA_HOME": str(tmp_path / "data"),
                "PHOTON_STORAGE": str(data_root)}
+        runs_dir = tmp_path / "data" / "hpc-agent" / "runs"
         port = free_port()
         url = f"http://127.0.0.1:{port}"
         log = tmp_path / "ui.log"
@@ -79,12 +80,21 @@ def test_prompt_in_the_browser_shows_script_and_log(tmp_path: Path, data_root: P
                            ).to_be_visible(timeout=240_000)
                     expect(page.get_by_text(re.compile(r"^attempt 1: fail \(runtime: AttributeError\)"))
                            ).to_be_visible()
+                    # using the page meanwhile (a widget that reruns the whole page) does not interrupt the run
+                    page.get_by_role("tab", name="Benchmark reports").click()
+                    other = page.get_by_role("textbox", name="Open another report folder")
+                    other.fill(str(tmp_path / "no-report"))
+                    other.press("Enter")
+                    expect(page.get_by_text("not a report folder")).to_be_visible(timeout=30_000)
+                    assert not list(runs_dir.glob("*/run.json"))  # that rerun happened while the run was working
+                    page.get_by_role("tab", name="Run", exact=True).click()
                     expect(page.get_by_text("Passed after 2 attempt(s)", exact=True)).to_be_visible(timeout=240_000)
                     panel = page.get_by_role("tabpanel", name="Run")  # "Earlier runs" shows the same run
                     code = panel.get_by_test_id("stCode")
-                    expect(code.filter(has_text="pointing.separation(target)")).to_have_count(1)  # the script
-                    expect(code.filter(has_text="pointing.separation(target)")).to_be_visible()
-                    expect(code.filter(has_text='RESULT {"n_obs": 20}')).to_be_visible()  # the log
+                    # the working script first (the attempts' scripts follow, folded); then the log
+                    expect(code.first).to_contain_text("pointing.separation(target)")
+                    expect(code.first).to_be_visible()
+                    expect(code.filter(has_text='RESULT {"n_obs": 20}')).to_be_visible()
                     expect(panel.get_by_text("validation passed", exact=True)).to_be_visible()
                     expect(panel.get_by_role("button", name="Download script.py")).to_be_visible()
                     shot = tmp_path / "ui-after-run.png"  # kept as a CI artefact
@@ -98,6 +108,6 @@ def test_prompt_in_the_browser_shows_script_and_log(tmp_path: Path, data_root: P
         total_s = time.monotonic() - started
         assert len(srv.requests) == 2 and PROMPT in srv.requests[0]["messages"][-1]["content"]
     assert shot.stat().st_size > 10_000
-    runs = list((tmp_path / "data" / "hpc-agent" / "runs").glob("*/run.json"))
+    runs = list(runs_dir.glob("*/run.json"))
     assert len(runs) == 1 and json.loads(runs[0].read_text())["status"] == "passed"
     print(f"\nui healthy after {ready_s:.1f} s; browser test {total_s:.1f} s; screenshot {shot}")

@@ -7,6 +7,7 @@ from __future__ import annotations
 import inspect
 import shutil
 import tempfile
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -180,6 +181,62 @@ def run_form(form: RunForm, *, settings: Settings | None = None,
             shutil.rmtree(scratch, ignore_errors=True)
 
 
+class RunJob:
+    """A run in a background thread, so that using the page (other tabs, other widgets) never interrupts it;
+    the page polls `lines`, `label` and `outcome`. Errors of any kind end up in the outcome."""
+
+    def __init__(self, form: RunForm, settings: Settings | None = None) -> None:
+        run_kwargs(form)  # a FormError surfaces here, before a thread exists
+        self.form = form
+        self.lines: list[str] = []
+        self.label = f"Attempt 1 of {form.attempts} running…"
+        self.outcome: RunOutcome | None = None
+        self._settings = settings
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._work, name="hpc-agent-ui-run", daemon=True)
+
+    def start(self) -> RunJob:
+        self._thread.start()
+        return self
+
+    @property
+    def done(self) -> bool:
+        return self.outcome is not None
+
+    def wait(self, timeout_s: float | None = None) -> bool:
+        self._thread.join(timeout_s)
+        return self.done
+
+    def snapshot(self) -> tuple[str, list[str]]:
+        with self._lock:
+            return self.label, list(self.lines)
+
+    def _say(self, line: str) -> None:
+        with self._lock:
+            self.lines.append(line)
+
+    def _on_attempt(self, a: Attempt) -> None:
+        with self._lock:
+            self.lines.append(describe_attempt(a))
+            if not a.passed and a.index < self.form.attempts:
+                self.label = f"Attempt {a.index + 1} of {self.form.attempts} running… (attempt {a.index}: {a.failure})"
+
+    def _work(self) -> None:
+        try:
+            outcome = run_form(self.form, settings=self._settings, on_attempt=self._on_attempt, progress=self._say)
+        except BaseException as exc:  # the page shows it; nothing else would see it in this thread
+            outcome = RunOutcome(None, f"{exc.__class__.__name__}: {exc}")
+        view = outcome.view
+        with self._lock:
+            if view is not None and view.status == "passed":
+                self.label = f"Passed after {len(view.attempts)} attempt(s)"
+            elif view is not None and view.status == "failed":
+                self.label = f"Failed: attempt budget of {self.form.attempts} spent"
+            else:
+                self.label = "Stopped by an error"
+            self.outcome = outcome
+
+
 def sweeps_dir(settings: Settings) -> Path:
     """Where `hpc-agent bench` puts sweeps by default."""
     return settings.runs_dir.parent / "sweeps"
@@ -239,7 +296,7 @@ def load_report(path: Path) -> ReportView:
 
 
 __all__ = [
-    "ADHOC", "RAG_UNAVAILABLE", "BackendChoice", "FormError", "ReportView", "RunForm", "RunOutcome", "RunView",
+    "ADHOC", "RAG_UNAVAILABLE", "BackendChoice", "FormError", "ReportView", "RunForm", "RunJob", "RunOutcome", "RunView",
     "SweepInfo", "backend_choices", "describe_attempt", "is_report", "list_reports", "list_runs", "list_sweeps", "load_report",
     "load_run_view", "make_report", "rag_available", "run_form", "run_kwargs", "sweeps_dir",
 ]

@@ -12,15 +12,13 @@ import streamlit as st
 
 from hpc_agent.config import Settings, load_settings
 from hpc_agent.errors import HpcAgentError
-from hpc_agent.records import Attempt
 from hpc_agent.ui.logic import (
     RAG_UNAVAILABLE,
     FormError,
     RunForm,
-    RunOutcome,
+    RunJob,
     RunView,
     backend_choices,
-    describe_attempt,
     list_reports,
     list_runs,
     list_sweeps,
@@ -28,8 +26,6 @@ from hpc_agent.ui.logic import (
     load_run_view,
     make_report,
     rag_available,
-    run_form,
-    run_kwargs,
     sweeps_dir,
 )
 
@@ -57,42 +53,46 @@ def run_tab(settings: Settings) -> None:
             model = st.text_input("Model name", key="model")
             api_key_env = st.text_input("API key variable", key="api_key_env",
                                         help="the *name* of the environment variable holding the key (optional)")
-        submitted = st.form_submit_button("Run", type="primary")
-    if submitted:
+        job: RunJob | None = st.session_state.get("job")
+        submitted = st.form_submit_button("Run", type="primary", disabled=job is not None and not job.done)
+    if submitted and job is not None and not job.done:
+        st.warning("a run is in progress on this page; wait for it to finish")
+    elif submitted:
         form = RunForm(prompt=prompt, backend=choices[label], attempts=attempts, base_url=base_url, model=model,
                        api_key_env=api_key_env, rag=rag and rag_ok, keep=keep)
         try:
-            st.session_state["outcome"] = _run_with_progress(form, settings)
+            job = st.session_state["job"] = RunJob(form, settings).start()
         except FormError as exc:
             st.warning(str(exc))
-    outcome: RunOutcome | None = st.session_state.get("outcome")
-    if outcome is not None:
-        if outcome.error:
-            st.error(outcome.error)
-        if outcome.view is not None:
-            render_run(outcome.view, key="current")
-            st.caption(f"Run folder: {outcome.view.path}" if outcome.kept
-                       else "Run folder removed (Keep run folder was off); everything above was read before.")
+    if job is None:
+        return
+    if not job.done:
+        _progress(job)
+        return
+    label, lines = job.snapshot()
+    outcome = job.outcome
+    assert outcome is not None
+    status = st.status(label, state="complete" if outcome.view and outcome.view.status == "passed" else "error",
+                       expanded=outcome.view is None)
+    for line in lines:
+        status.write(line)
+    if outcome.error:
+        st.error(outcome.error)
+    if outcome.view is not None:
+        render_run(outcome.view, key="current")
+        st.caption(f"Run folder: {outcome.view.path}" if outcome.kept
+                   else "Run folder removed (Keep run folder was off); everything above was read before.")
 
 
-def _run_with_progress(form: RunForm, settings: Settings) -> RunOutcome:
-    run_kwargs(form)  # a FormError here shows next to the form before anything starts
-    with st.status(f"Attempt 1 of {form.attempts} running…", expanded=True) as status:
-        def on_attempt(a: Attempt) -> None:
-            status.write(describe_attempt(a))
-            if not a.passed and a.index < form.attempts:
-                status.update(label=f"Attempt {a.index + 1} of {form.attempts} running… "
-                                    f"(attempt {a.index}: {a.failure})", expanded=True)  # None collapses it
-
-        outcome = run_form(form, settings=settings, on_attempt=on_attempt, progress=status.write)
-        view = outcome.view
-        if view is not None and view.status == "passed":
-            status.update(label=f"Passed after {len(view.attempts)} attempt(s)", state="complete", expanded=False)
-        elif view is not None and view.status == "failed":
-            status.update(label=f"Failed: attempt budget of {form.attempts} spent", state="error", expanded=False)
-        else:
-            status.update(label="Stopped by an error", state="error", expanded=True)
-    return outcome
+@st.fragment(run_every=1.0)
+def _progress(job: RunJob) -> None:
+    """Redrawn every second while the run's thread works; the whole page reruns once it is done."""
+    if job.done:
+        st.rerun()
+    label, lines = job.snapshot()
+    status = st.status(label, expanded=True)
+    for line in lines:
+        status.write(line)
 
 
 def render_run(view: RunView, key: str) -> None:
