@@ -193,7 +193,9 @@ class RunJob:
         self.outcome: RunOutcome | None = None
         self._settings = settings
         self._lock = threading.Lock()
-        self._thread = threading.Thread(target=self._work, name="hpc-agent-ui-run", daemon=True)
+        # Not a daemon (Streamlit's script threads are, and so would be their children): stopping the page waits for
+        # the run in flight, whose `with` blocks then stop a local model it started.
+        self._thread = threading.Thread(target=self._work, name="hpc-agent-ui-run", daemon=False)
 
     def start(self) -> RunJob:
         self._thread.start()
