@@ -3,6 +3,7 @@ test double), earlier runs read back from disk, and a report built from a real o
 
 from __future__ import annotations
 
+import inspect
 import json
 import tempfile
 from pathlib import Path
@@ -161,7 +162,7 @@ def test_form_errors_start_nothing(page: AppTest) -> None:
 
 def test_rag_checkbox_follows_the_api(page: AppTest) -> None:
     rag = page.checkbox(key="rag")
-    supported = "rag" in __import__("inspect").signature(api.run).parameters
+    supported = "rag" in inspect.signature(api.run).parameters
     assert rag.disabled is (not supported)
     if not supported:
         assert rag.help == RAG_UNAVAILABLE
