@@ -10,11 +10,13 @@
     OUT/attempt-<n>/workspace/        the sandbox's writable folder (files the script wrote)
 
 Every file is written atomically; known secret values are masked before anything reaches disk.
+`load_run`, `load_attempts` and `list_runs` read bundles back (the web page shows runs through them).
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -95,3 +97,50 @@ def render_messages(messages: list[dict[str, str]]) -> str:
 
 def load_run(out_dir: Path) -> dict[str, Any]:
     return json.loads((out_dir / "run.json").read_text())
+
+
+@dataclass(frozen=True)
+class AttemptFiles:
+    """One attempt folder read back: what was sent, the script, its output, validation and usage."""
+
+    index: int
+    prompt: str
+    script: str | None
+    stdout: str
+    stderr: str
+    validation: dict[str, Any]
+    usage: dict[str, Any]
+
+
+def _text(path: Path) -> str:
+    return path.read_text(errors="replace") if path.is_file() else ""
+
+
+def _json(path: Path) -> dict[str, Any]:
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def load_attempts(out_dir: Path) -> list[AttemptFiles]:
+    """Every `attempt-<n>/` folder of a bundle, in order (missing files read as empty)."""
+    found = []
+    for d in out_dir.glob("attempt-*"):
+        suffix = d.name.removeprefix("attempt-")
+        if d.is_dir() and suffix.isdigit():
+            script = d / "script.py"
+            found.append(AttemptFiles(
+                index=int(suffix), prompt=_text(d / "prompt.txt"),
+                script=script.read_text(errors="replace") if script.is_file() else None,
+                stdout=_text(d / "stdout.txt"), stderr=_text(d / "stderr.txt"),
+                validation=_json(d / "validation.json"), usage=_json(d / "usage.json")))
+    return sorted(found, key=lambda a: a.index)
+
+
+def list_runs(runs_dir: Path) -> list[tuple[Path, dict[str, Any]]]:
+    """Finished bundles directly under `runs_dir` (those with a readable run.json), newest first."""
+    runs = []
+    for path in runs_dir.glob("*/run.json") if runs_dir.is_dir() else ():
+        try:
+            runs.append((path.parent, json.loads(path.read_text())))
+        except (OSError, ValueError):
+            continue  # being written or damaged: not a finished run
+    return sorted(runs, key=lambda r: str(r[1].get("started_at", "")), reverse=True)

@@ -29,6 +29,7 @@ from hpc_agent.records import Attempt
 from hpc_agent.report import build_report
 from hpc_agent.serve import ServerState, get_model_config, model_configs, serve_foreground
 from hpc_agent.serve.session import default_state_file
+from hpc_agent.ui.command import ui as ui_command
 
 EXIT_PASSED, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -297,9 +298,11 @@ def serve(name: str, port: int | None, host: str, state_file: Path | None) -> No
                               progress=_progress))
 
 
-main.add_command(submit)
+main.add_command(submit)  # batch work: submit, status, logs, cancel, container
 for _command in (status, logs, cancel, container):
     main.add_command(_command)
+main.add_command(ui_command)  # `hpc-agent ui`: the web page
+
 
 if __name__ == "__main__":  # pragma: no cover
     main()

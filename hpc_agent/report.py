@@ -1,7 +1,7 @@
 """Comparison reports from sweep traces (Polars): tables per model and per task, intervals, plots.
 
 `build_report(dirs, out)` merges the `cells.parquet`/`attempts.parquet` of one or more sweep folders and
-writes `summary.parquet`, `report.md`, `report.html` and PNG plots. Infrastructure errors are left out of
+writes `summary.parquet`, `per_task.parquet`, `report.md`, `report.html` and PNG plots. Infrastructure errors are left out of
 every rate: they say nothing about a model.
 """
 
@@ -173,6 +173,7 @@ def build_report(dirs: list[Path], out: Path) -> Path:
     summary = summarise(cells, attempts)
     tasks = per_task(cells, attempts)
     summary.write_parquet(out / "summary.parquet")
+    tasks.write_parquet(out / "per_task.parquet")
     plots = _plots(cells, summary, tasks, out)
     sources = ", ".join(str(d) for d in dirs)
     md = [f"# Benchmark report\n\nSweeps: {sources}. Cells ending in an infrastructure error are excluded from "
