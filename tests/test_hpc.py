@@ -202,6 +202,8 @@ def test_failing_job_shows_its_error(slurm: None, tmp_path: Path, data_root: Pat
     assert "infrastructure error" in result.output  # --wait prints the job's own traceback
     logs = CliRunner().invoke(main, ["logs", job])
     assert "failed:" in logs.output and "InfrastructureError" in logs.output
+    status = CliRunner().invoke(main, ["status"]).output
+    assert "FAILED" in status and "infrastructure error" in status.splitlines()[-1]
     cell = json.loads(next((tmp_path / "sweep" / "cells").glob("*/cell.json")).read_text())
     assert cell["status"] == "error" and "LLMUnavailableError" in cell["error"]
 

@@ -101,6 +101,14 @@ def _server_url(record: jobs.JobRecord, state: str) -> dict[str, str]:
     return {"base_url": server.base_url} if server.alive(timeout=2) else {}
 
 
+def _failure(record: jobs.JobRecord, state: str) -> dict[str, str]:
+    """The last line of a failed job's traceback: the one-line reason `status` shows."""
+    if state != "FAILED":
+        return {}
+    err = jobs.error_of(record, lines=1)
+    return {"error": err.strip()} if err else {}
+
+
 @click.command()
 @click.option("--json", "as_json", is_flag=True)
 @click.option("--last", type=int, default=20, show_default=True, help="how many recent jobs")
@@ -110,7 +118,8 @@ def status(as_json: bool, last: int) -> None:
     records = jobs.load_all(jobs.jobs_dir(settings.runs_dir))[-last:]
     states = jobs.states(records)
     rows = [{"job": r.job_id, "kind": r.kind, "name": r.name, "cluster": r.cluster, "state": states[r.job_id],
-             "submitted": r.submitted_at, **r.detail, **_server_url(r, states[r.job_id])} for r in records]
+             "submitted": r.submitted_at, **r.detail, **_server_url(r, states[r.job_id]),
+             **_failure(r, states[r.job_id])} for r in records]
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
@@ -119,6 +128,8 @@ def status(as_json: bool, last: int) -> None:
     for row in rows:
         where = row.get("sweep_out") or row.get("base_url") or row.get("state_file") or ""
         click.echo(f"{row['job']:>12}  {row['state']:<11} {row['kind']:<6} {row['cluster']:<6} {row['name']}  {where}")
+        if "error" in row:
+            click.echo(f"{'':>14}{row['error']}  (`hpc-agent logs {row['job']}`)")
 
 
 @click.command()
