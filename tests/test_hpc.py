@@ -209,13 +209,15 @@ def test_failing_job_shows_its_error(slurm: None, tmp_path: Path, data_root: Pat
 
 
 @pytest.mark.slow
-def test_cancel_a_pending_array(slurm: None, tmp_path: Path, data_root: Path, isolated_config: Path) -> None:
+def test_cancel_a_pending_array(slurm: None, tmp_path: Path, data_root: Path, isolated_config: Path,
+                                request: pytest.FixtureRequest) -> None:
     # a site profile whose extra sbatch line holds the jobs: the cancel is certain to hit jobs that never ran
     isolated_config.write_text("clusters:\n  held: {sbatch: ['--hold']}\n")
     ids = submit("bench", "--cluster", "slurm", "--profile", "held", "--models", "oracle", "--tasks",
                  "total-livetime-*", "--attempts", "1", "--shards", "2", "--cpus", "1", "--mem-gb", "1", "--out",
                  str(tmp_path / "sweep"), "--data-root", str(data_root), "--time", "5")
     array = ids[0].split("_")[0]
+    request.addfinalizer(lambda: subprocess.run(["scancel", array]))  # never leave a held job behind
     queued = subprocess.run(["squeue", "-h", "-r", "-j", array, "-o", "%i %T %r"], capture_output=True, text=True,
                             check=True).stdout.splitlines()
     assert sorted(queued) == [f"{array}_0 PENDING JobHeldUser", f"{array}_1 PENDING JobHeldUser"]
