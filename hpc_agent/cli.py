@@ -23,6 +23,7 @@ from hpc_agent.config import (
 )
 from hpc_agent.data import DATASETS, check_dataset, fetch_dataset, resolve_data_root
 from hpc_agent.errors import HpcAgentError, UsageError
+from hpc_agent.rag import cli as rag_cli
 from hpc_agent.records import Attempt
 from hpc_agent.report import build_report
 from hpc_agent.serve import ServerState, get_model_config, model_configs, serve_foreground
@@ -301,6 +302,8 @@ def serve(name: str, port: int | None, host: str, state_file: Path | None) -> No
     sys.exit(serve_foreground(settings, name, host=host, port=port, state_file=state_file, on_ready=ready,
                               progress=_progress))
 
+
+main.add_command(rag_cli.rag)
 
 if __name__ == "__main__":  # pragma: no cover
     main()

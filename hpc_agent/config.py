@@ -27,6 +27,7 @@ from hpc_agent.errors import ConfigError
 
 ReasoningEffort = Literal["minimal", "low", "medium", "high"]
 SandboxName = Literal["bwrap", "apptainer", "process"]
+RagMode = Literal["dense", "hybrid"]
 
 
 def _xdg(var: str, fallback: str) -> Path:
@@ -108,6 +109,14 @@ class Settings(BaseSettings):
     apptainer_image: Path | None = None
     runs_dir: Path = Field(default_factory=default_runs_dir)
     data_root: Path | None = Field(None, description="folder holding data releases (PHOTON_STORAGE)")
+    # retrieval (hpc_agent/rag): used when RAG is on (`run --rag`, `bench --rag on|both`)
+    rag_index: str | None = Field(None, description="index folder, `:memory:` or a Qdrant URL; None = "
+                                  "<cache>/rag/gammapy-<version>-<embedder>")
+    rag_embedder: str = Field("local", description="`local` (offline all-MiniLM-L6-v2) or a backend with embedding_model")
+    rag_k: int = Field(4, ge=1, le=20, description="snippets injected per turn at most")
+    rag_min_score: float = Field(0.3, ge=-1, le=1, description="cosine similarity a snippet needs")
+    rag_mode: RagMode = Field("dense", description="dense, or hybrid (dense + sparse, RRF fusion)")
+    rag_sources: list[Path] = Field(default_factory=list, description="tutorial folders indexed by `rag build`")
 
     @field_validator("backends", mode="before")
     @classmethod
