@@ -115,7 +115,7 @@ class Settings(BaseSettings):
     rag_embedder: str = Field("local", description="`local` (offline all-MiniLM-L6-v2) or a backend with embedding_model")
     rag_k: int = Field(4, ge=1, le=20, description="snippets injected per turn at most")
     rag_min_score: float = Field(0.3, ge=-1, le=1, description="cosine similarity a snippet needs")
-    rag_mode: RagMode = Field("dense", description="dense, or hybrid (dense + sparse, RRF fusion)")
+    rag_mode: RagMode = Field("hybrid", description="hybrid (dense + sparse, RRF fusion; measured better) or dense")
     rag_sources: list[Path] = Field(default_factory=list, description="tutorial folders indexed by `rag build`")
 
     @field_validator("backends", mode="before")

@@ -110,6 +110,7 @@ def cell_record(cell: Cell, task: Task, result: RunResult | None, error: str | N
             "model_latency_s": a.usage.latency_s, "sandbox_s": ex.duration_s if ex else 0.0,
             "validation_s": a.validation_s,
             "validator_details": json.dumps([c.model_dump() for c in a.validation.checks]),
+            "rag_snippets": len(a.context_ids), "rag_ids": json.dumps(list(a.context_ids)),
         })
     passed = bool(result and result.passed)
     status = "error" if error else ("passed" if passed else "failed")
@@ -133,8 +134,6 @@ class Sweep:
     def __init__(self, options: SweepOptions, settings: Settings, sandbox: Sandbox,
                  on_cell: Callable[[dict[str, Any]], None] = lambda _r: None,
                  progress: Callable[[str], None] = lambda _m: None) -> None:
-        if "on" in options.rag:
-            raise UsageError("--rag on needs the retrieval index, which this version does not have; use --rag off")
         self.o = options
         self.settings = settings
         self.sandbox = sandbox
@@ -145,6 +144,16 @@ class Sweep:
         self.models = [f"adhoc-{options.model}"] if options.base_url else list(options.models)
         self.cells = cells_for(self.models, list(self.tasks.values()), options.seeds, options.rag)
         self._lock = threading.Lock()
+        self._retriever: Any = None  # one retriever (one Qdrant client, one model) shared by every rag=on cell
+
+    def retriever(self) -> Any:
+        """The retrieval index for rag=on cells, opened once; it must not hold the benchmark references."""
+        with self._lock:
+            if self._retriever is None:
+                from hpc_agent.rag import open_retriever
+
+                self._retriever = open_retriever(self.settings, for_benchmark=True, progress=self.progress)
+            return self._retriever
 
     def expected(self) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]], Path]:
         """Reference values on the full store and on the variant store, for every selected task."""
@@ -162,6 +171,8 @@ class Sweep:
         out.mkdir(parents=True, exist_ok=True)
         todo = [c for c in self.cells if not finished(out, c)]
         self.progress(f"{len(self.cells)} cells, {len(self.cells) - len(todo)} already finished")
+        if any(c.rag == "on" for c in todo):
+            self.retriever()  # a missing or mismatched index is a usage error before any cell runs
         full, variant, variant_root = self.expected() if todo else ({}, {}, out)
         records: list[dict[str, Any]] = []
         servers: dict[str, Any] = {}
@@ -204,7 +215,8 @@ class Sweep:
             validators.append(VariantCheck(self.sandbox, variant_root,
                                            tuple(task.validators(variant[task.id])), limits))
         spec = RunSpec(prompt=task.prompt, data_root=self.data_root, out_dir=cell_dir, attempts=self.o.attempts,
-                       limits=limits, validators=validators, seed=cell.seed)
+                       limits=limits, validators=validators, seed=cell.seed,
+                       retriever=self.retriever() if cell.rag == "on" else None)
         t0 = time.monotonic()
         result, error = None, None
         try:

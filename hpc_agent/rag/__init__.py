@@ -13,6 +13,7 @@ from hpc_agent.rag._api import (
     default_index_dir,
     index_location,
     open_retriever,
+    reference_dirs,
 )
 from hpc_agent.rag._chunks import Chunk, chunk_documents, chunk_id
 from hpc_agent.rag._corpus import Document, api_documents, clean_code, tutorial_documents
@@ -46,6 +47,7 @@ __all__ = [
     "make_embedder",
     "open_index",
     "open_retriever",
+    "reference_dirs",
     "render",
     "tutorial_documents",
 ]

@@ -19,6 +19,13 @@ from hpc_agent.rag._retrieve import Retriever
 REFERENCE_DIR = Path(__file__).resolve().parents[2] / "benchmarks" / "reference"
 
 
+def reference_dirs() -> tuple[Path, ...]:
+    """The benchmark reference solutions: the repository's and the one HPC_AGENT_BENCHMARKS points at."""
+    from hpc_agent.bench.tasks import benchmarks_dir
+
+    return tuple(dict.fromkeys((REFERENCE_DIR.resolve(), (benchmarks_dir() / "reference").resolve())))
+
+
 def gammapy_version() -> str:
     from importlib.metadata import version
 
@@ -65,12 +72,12 @@ def build(settings: Settings, *, sources: tuple[Path, ...] = (), index: str | No
     tutorial_chunks = []
     for folder in (*settings.rag_sources, *sources):
         progress(f"reading tutorials in {folder}")
-        tutorial_chunks += chunk_documents(tutorial_documents(Path(folder), exclude=(REFERENCE_DIR,)))
+        tutorial_chunks += chunk_documents(tutorial_documents(Path(folder), exclude=reference_dirs()))
     chunks = sorted({c.id: c for c in api_chunks + tutorial_chunks}.values(), key=lambda c: (c.source, c.symbol, c.id))
     meta: dict[str, Any] = {
         "gammapy": gammapy_version(),
         "sources": ["gammapy-api", *(str(Path(s).resolve()) for s in (*settings.rag_sources, *sources))],
-        "excluded": [str(REFERENCE_DIR)],
+        "excluded": [str(d) for d in reference_dirs()],
     }
     idx = build_index(chunks, embedder, location, meta, progress=progress)
     info = BuildInfo(location, len(chunks), len(api_chunks), len(tutorial_chunks), embedder.name,
@@ -102,11 +109,10 @@ def open_retriever(settings: Settings, *, index: str | None = None, for_benchmar
 
 def assert_no_references(idx: Index) -> None:
     """Benchmark runs refuse an index whose sources hold `benchmarks/reference/` (answer leakage)."""
-    ref = REFERENCE_DIR.resolve()
     for src in idx.meta.get("sources", []):
         if src == "gammapy-api":
             continue
         p = Path(src).resolve()
-        if p == ref or ref.is_relative_to(p) or p.is_relative_to(ref):
+        if any(p == ref or ref.is_relative_to(p) or p.is_relative_to(ref) for ref in reference_dirs()):
             raise UsageError(f"{idx.location}: its corpus includes {src}, which holds the benchmark reference "
                              "solutions; rebuild it without that --source for benchmark runs")

@@ -75,9 +75,23 @@ def _signature(obj: object) -> str:
         return "(...)"
 
 
-def _doc(obj: object) -> str:
+def _doc(obj: object, limit: int = MAX_DOC_CHARS) -> str:
     doc = inspect.getdoc(obj) or ""
-    return doc if len(doc) <= MAX_DOC_CHARS else doc[:MAX_DOC_CHARS].rsplit("\n", 1)[0] + "\n..."
+    return doc if len(doc) <= limit else doc[:limit].rsplit("\n", 1)[0] + "\n..."
+
+
+def _member_list(members: list[Document], limit: int = 900) -> str:
+    """`Members:` with each method's or property's one-line summary: the class's chunk doubles as an overview."""
+    lines = []
+    for m in members:
+        head, _, rest = m.text.partition("\n")
+        name = m.symbol.rsplit(".", 1)[-1]
+        summary = rest.strip().split("\n\n", 1)[0].replace("\n", " ")[:90]
+        lines.append(f"- {name}{'' if m.kind == 'property' else '()'}: {summary}")
+    text = "\n".join(lines)
+    if len(text) > limit:
+        text = text[:limit].rsplit("\n", 1)[0] + "\n- ..."
+    return f"\nMembers:\n{text}" if lines else ""
 
 
 def public_names(package: str = "gammapy") -> dict[int, tuple[str, object]]:
@@ -140,9 +154,11 @@ def api_documents(package: str = "gammapy") -> list[Document]:
         if inspect.isclass(obj):
             init = _signature(obj)
             bases = ", ".join(b.__name__ for b in obj.__bases__ if b is not object)
+            members = list(_members(obj, dotted, set(names)))
             docs.append(Document("gammapy-api", dotted, "class",
-                                 f"class {dotted}{init}" + (f"  (bases: {bases})" if bases else "") + f"\n{_doc(obj)}"))
-            docs.extend(_members(obj, dotted, set(names)))
+                                 f"class {dotted}{init}" + (f"  (bases: {bases})" if bases else "")
+                                 + f"\n{_doc(obj, 900)}{_member_list(members)}"))
+            docs.extend(members)
         else:
             docs.append(Document("gammapy-api", dotted, "function", f"{dotted}{_signature(obj)}\n{_doc(obj)}".rstrip()))
     return sorted(docs, key=lambda d: (d.symbol, d.kind))

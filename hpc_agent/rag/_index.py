@@ -52,11 +52,19 @@ def terms(text: str) -> list[str]:
     return out
 
 
-def sparse_vector(text: str) -> tuple[list[int], list[float]]:
-    """Hashed term indices with saturated term frequencies (BM25's k1 = 1.2); Qdrant adds the IDF."""
-    counts = Counter(zlib.crc32(t.encode()) & 0x7FFFFFFF for t in terms(text))
+BM25_K1, BM25_B = 1.2, 0.0  # length normalisation (b = 0.75) measured worse: recall@5 0.675 vs 0.725
+
+
+def sparse_vector(text: str, avg_len: float | None = None) -> tuple[list[int], list[float]]:
+    """Hashed term indices with BM25 term weights (k1 = 1.2, b = BM25_B given the corpus' mean length);
+    Qdrant multiplies in the IDF. A query (no `avg_len`) weighs each distinct term 1."""
+    words = terms(text)
+    counts = Counter(zlib.crc32(t.encode()) & 0x7FFFFFFF for t in words)
     idx = sorted(counts)
-    return idx, [counts[i] * 2.2 / (counts[i] + 1.2) for i in idx]
+    if avg_len is None:
+        return idx, [1.0] * len(idx)
+    norm = BM25_K1 * (1 - BM25_B + BM25_B * len(words) / max(avg_len, 1.0))
+    return idx, [counts[i] * (BM25_K1 + 1) / (counts[i] + norm) for i in idx]
 
 
 # --- where an index lives ----------------------------------------------------------------------------------------
@@ -89,12 +97,12 @@ def _create(client: Any, dim: int) -> None:
     )
 
 
-def _points(chunks: Sequence[Chunk], dense: Sequence[Sequence[float]]) -> list[Any]:
+def _points(chunks: Sequence[Chunk], dense: Sequence[Sequence[float]], avg_len: float) -> list[Any]:
     from qdrant_client import models
 
     points = []
     for c, v in zip(chunks, dense):
-        idx, val = sparse_vector(c.text)
+        idx, val = sparse_vector(c.text, avg_len)
         points.append(models.PointStruct(id=c.id, payload=c.payload(),
                                          vector={DENSE: list(v), SPARSE: models.SparseVector(indices=idx, values=val)}))
     return points
@@ -157,7 +165,7 @@ def build_index(chunks: Sequence[Chunk], embedder: Embedder, location: str, meta
     """Embed `chunks` and store them at `location`; a folder is written beside and swapped in whole."""
     t0 = time.monotonic()
     dense: list[list[float]] = []
-    texts = [c.text for c in chunks]
+    texts = [c.embed_text() for c in chunks]
     step = 256
     for i in range(0, len(texts), step):
         dense += embedder.embed(texts[i:i + step])
@@ -191,8 +199,9 @@ def build_index(chunks: Sequence[Chunk], embedder: Embedder, location: str, meta
 
 
 def _upsert(client: Any, chunks: Sequence[Chunk], dense: Sequence[Sequence[float]]) -> None:
+    avg_len = sum(len(terms(c.text)) for c in chunks) / max(1, len(chunks))
     for i in range(0, len(chunks), 512):
-        client.upsert(COLLECTION, points=_points(chunks[i:i + 512], dense[i:i + 512]), wait=True)
+        client.upsert(COLLECTION, points=_points(chunks[i:i + 512], dense[i:i + 512], avg_len), wait=True)
 
 
 _OPEN: dict[str, Index] = {}

@@ -34,7 +34,7 @@ class Retrieval:
 
 class Retriever:
     def __init__(self, index: Index, embedder: Embedder, *, k: int = 4, min_score: float = 0.3,
-                 mode: str = "dense") -> None:
+                 mode: str = "hybrid") -> None:
         self.index = index
         self.embedder = embedder
         self.k = k
