@@ -166,10 +166,7 @@ def api_documents(package: str = "gammapy") -> list[Document]:
 
 # --- tutorial sources -----------------------------------------------------------------------------------------
 
-_DISPLAY = re.compile(
-    r"^\s*(plt\.(show|figure|subplots?|savefig|tight_layout|legend|title|xlabel|ylabel|xlim|ylim|colorbar|"
-    r"grid|close|axis|loglog|semilogy|semilogx)\b|display\(|[\w.\[\]]+\.(peek|plot\w*|show|imshow|"
-    r"plot_interactive)\(|ax\w*\.\w+\(|fig\w*\.\w+\()")
+_DISPLAY = re.compile(r"\bplt\.|\bdisplay\(|\.(peek|plot\w*|show|imshow|savefig)\(|^\s*(ax|axes|fig)\w*(\[[^\]]*\])?\.\w+")
 _MAGIC = re.compile(r"^\s*[%!]")
 _NOISE = re.compile(r"^\s*(%matplotlib|get_ipython\(\)|from IPython|import IPython|import matplotlib|"
                     r"from matplotlib|# sphinx_gallery_|check_tutorials_setup|from gammapy\.utils\.check "
@@ -184,7 +181,7 @@ def clean_code(code: str) -> str:
         if depth > 0:
             depth += line.count("(") + line.count("[") - line.count(")") - line.count("]")
             continue
-        if _MAGIC.match(line) or _NOISE.match(line) or _DISPLAY.match(line):
+        if _MAGIC.match(line) or _NOISE.match(line) or _DISPLAY.search(line):
             depth = line.count("(") + line.count("[") - line.count(")") - line.count("]")
             continue
         out.append(line)
