@@ -298,3 +298,31 @@ def test_sweep_rag_both_traces_snippets_and_reports_the_effect(small_index: Path
     monkeypatch.setenv("HPC_AGENT_RAG_INDEX", str(leaky))
     code, output = _bench(["--models", "oracle", "--rag", "on", "--out", str(tmp_path / "sweep2")])
     assert code == 2 and "holds the benchmark reference solutions" in output
+
+
+def test_openai_compatible_embeddings_endpoint_builds_and_queries(api_docs: list[rag.Document], tmp_path: Path) -> None:
+    from doubles.embeddings_server import EmbeddingsServer
+
+    from hpc_agent.config import Backend
+    from hpc_agent.errors import InfrastructureError
+
+    chunks = rag.chunk_documents([d for d in api_docs if d.symbol.startswith(("gammapy.data.DataStore",
+                                                                               "gammapy.data.ObservationTable"))])
+    with EmbeddingsServer() as srv:
+        backends = {"emb": Backend(name="emb", base_url=srv.base_url, model="chat", embedding_model="minilm")}
+        embedder = rag.make_embedder("emb", backends)
+        assert embedder.name == "emb-minilm" and embedder.dim == 384
+        index = rag.build_index(chunks, embedder, str(tmp_path / "remote"), {"gammapy": "2.1"})
+        settings = load_settings(backends={"emb": backends["emb"].model_dump()}, rag_embedder="emb",
+                                 rag_index=str(tmp_path / "remote"), rag_min_score=0.0)
+        found = rag.open_retriever(settings).search("open the data store from a directory")
+        assert srv.requests and all(r["model"] == "minilm" for r in srv.requests)
+    assert index.meta["embedder"] == "emb-minilm"
+    assert {"gammapy.data.DataStore", "gammapy.data.DataStore.from_dir"} & {h.symbol for h in found.hits}
+    assert all(h.score <= 1.0001 for h in found.hits)  # the endpoint's unnormalised vectors were normalised
+    with pytest.raises(ConfigError, match="built with embedder 'emb-minilm', queried with 'local-all-MiniLM-L6-v2'"):
+        rag.open_retriever(load_settings(rag_index=str(tmp_path / "remote")))
+    with pytest.raises(InfrastructureError, match="embeddings at .* failed"):
+        rag.make_embedder("emb", backends)  # the server is gone
+    with pytest.raises(ConfigError, match="field `embedding_model` is empty"):
+        rag.make_embedder("chat-only", {"chat-only": Backend(name="chat-only", base_url=srv.base_url, model="m")})
