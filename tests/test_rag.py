@@ -288,6 +288,8 @@ def test_sweep_rag_both_traces_snippets_and_reports_the_effect(small_index: Path
     for row in on.iter_rows(named=True):
         ctx = json.loads((out / "cells" / row["cell"] / "attempt-1" / "context.json").read_text())
         assert json.loads(row["rag_ids"]) == [s["id"] for s in ctx["snippets"]]
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["rag_index"]["location"] == str(small_index) and manifest["rag_index"]["mode"] == "hybrid"
     res = CliRunner().invoke(main, ["report", str(out)])
     assert res.exit_code == 0, res.output
     md = (out / "report" / "report.md").read_text()

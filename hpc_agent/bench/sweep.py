@@ -238,6 +238,9 @@ class Sweep:
             "options": {k: (str(v) if isinstance(v, Path) else v) for k, v in self.o.__dict__.items()},
             "tasks": sorted(self.tasks), "models": self.models,
             "servers": {**old.get("servers", {}), **servers},
+            "rag_index": ({"location": self._retriever.index.location, **self._retriever.index.meta,
+                           "k": self._retriever.k, "min_score": self._retriever.min_score, "mode": self._retriever.mode}
+                          if self._retriever is not None else old.get("rag_index")),
             "created_at": old.get("created_at", datetime.now(timezone.utc).isoformat()),
             "updated_at": datetime.now(timezone.utc).isoformat(),
         })
