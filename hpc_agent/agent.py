@@ -9,7 +9,7 @@ from __future__ import annotations
 import ast
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -135,7 +135,7 @@ def _retrieve(spec: RunSpec, failed: Attempt | None, shown: set[str]) -> Retriev
              else spec.retriever.for_error(spec.prompt, _error_text(failed)))
     fresh = tuple(h for h in found.hits if h.id not in shown)
     shown.update(h.id for h in fresh)
-    return type(found)(found.query, fresh)
+    return replace(found, hits=fresh)
 
 
 def _render(retrieval: Retrieval | None) -> str:
