@@ -26,7 +26,8 @@ def wilson(passed: int, n: int, z: float = Z95) -> tuple[float, float]:
     p = passed / n
     centre = (p + z * z / (2 * n)) / (1 + z * z / n)
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return (max(0.0, centre - half), min(1.0, centre + half))
+    # exact at the ends (0/n has lower bound 0, n/n upper bound 1), not 1e-17 off by rounding
+    return (0.0 if passed == 0 else max(0.0, centre - half), 1.0 if passed == n else min(1.0, centre + half))
 
 
 def pass_at_k(n: int, c: int, k: int) -> float:
@@ -137,7 +138,8 @@ def _plots(cells: pl.DataFrame, summary: pl.DataFrame, tasks: pl.DataFrame, out:
 
     fig, ax = plt.subplots(figsize=(max(4, 1.2 * len(models)), 3))
     rates = summary["pass_rate"].to_list()
-    err = [[r - lo for r, lo in zip(rates, summary["ci95_low"])], [hi - r for r, hi in zip(rates, summary["ci95_high"])]]
+    err = [[max(0.0, r - lo) for r, lo in zip(rates, summary["ci95_low"])],
+           [max(0.0, hi - r) for r, hi in zip(rates, summary["ci95_high"])]]
     colours = ["#228833" if g == "open-weight" else "#aa3377" if g == "proprietary" else "#bbbbbb"
                for g in summary["group"]]
     ax.bar(models, rates, yerr=err, capsize=4, color=colours)

@@ -265,9 +265,7 @@ def test_run_without_rag_sends_no_reference_material(tmp_path: Path, data_root: 
     assert REFERENCE_HEADER not in sent and not (out / "attempt-1" / "context.json").exists()
 
 
-def test_sweep_rag_both_traces_snippets_and_reports_the_effect(small_index: Path, tmp_path: Path, data_root: Path,
-                                                                monkeypatch: pytest.MonkeyPatch) -> None:
-    from test_bench_sweep import _bench
+def _one_task_benchmarks(tmp_path: Path, data_root: Path, index: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     from test_bench_tasks import REFERENCE, TASK
 
     root = tmp_path / "benchmarks"
@@ -276,9 +274,17 @@ def test_sweep_rag_both_traces_snippets_and_reports_the_effect(small_index: Path
     (root / "reference" / "observation_list.py").write_text(REFERENCE)
     (root / "tasks" / "observation-list-crab.yaml").write_text(TASK)
     for k, v in {"HPC_AGENT_BENCHMARKS": str(root), "HPC_AGENT_CACHE": str(tmp_path / "cache"),
-                 "PHOTON_STORAGE": str(data_root), "HPC_AGENT_RAG_INDEX": str(small_index)}.items():
+                 "PHOTON_STORAGE": str(data_root), "HPC_AGENT_RAG_INDEX": str(index)}.items():
         monkeypatch.setenv(k, v)
+    return root
+
+
+def test_sweep_rag_both_traces_snippets_and_reports_the_effect(small_index: Path, tmp_path: Path, data_root: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    root = _one_task_benchmarks(tmp_path, data_root, small_index, monkeypatch)
     out = tmp_path / "sweep"
+    from test_bench_sweep import _bench
+
     code, output = _bench(["--models", "oracle", "--rag", "both", "--seeds", "2", "--out", str(out)])
     assert code == 0, output
     attempts = pl.read_parquet(out / "attempts.parquet")
@@ -328,3 +334,25 @@ def test_openai_compatible_embeddings_endpoint_builds_and_queries(api_docs: list
         rag.make_embedder("emb", backends)  # the server is gone
     with pytest.raises(ConfigError, match="field `embedding_model` is empty"):
         rag.make_embedder("chat-only", {"chat-only": Backend(name="chat-only", base_url=srv.base_url, model="m")})
+
+
+def test_report_of_a_model_that_never_passes(small_index: Path, tmp_path: Path, data_root: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """0 of 3 per group: the Wilson interval starts at exactly 0 (rounding once made a negative error bar)."""
+    from test_bench_sweep import _bench
+
+    from hpc_agent.report import wilson
+
+    assert wilson(0, 3)[0] == 0.0 and wilson(10, 10)[1] == 1.0
+    _one_task_benchmarks(tmp_path, data_root, small_index, monkeypatch)
+    out = tmp_path / "sweep"
+    with ScriptedOpenAIServer([Reply(text="no idea", mode="text")] * 6) as srv:
+        code, output = _bench(["--base-url", srv.base_url, "--model", srv.model, "--rag", "both", "--seeds", "3",
+                               "--attempts", "1", "--out", str(out)])
+        first_on = [r for r in srv.requests if REFERENCE_HEADER in json.dumps(r)]
+    assert code == 0, output
+    assert len(first_on) == 3  # the three rag=on cells, and only those, sent snippets
+    res = CliRunner().invoke(main, ["report", str(out)])
+    assert res.exit_code == 0, res.output
+    md = (out / "report" / "report.md").read_text()
+    assert "| adhoc-scripted-model | off | 3 | 0 | 0 | 0 |" in md and "| adhoc-scripted-model | on | 3 | 0 | 0 | 0 |" in md
