@@ -7,7 +7,6 @@ same sources gives the same points, and any change of a docstring gives a new id
 from __future__ import annotations
 
 import hashlib
-import re
 import uuid
 from dataclasses import dataclass
 
@@ -26,21 +25,6 @@ class Chunk:
 
     def payload(self) -> dict[str, str]:
         return {"source": self.source, "symbol": self.symbol, "kind": self.kind, "text": self.text}
-
-    def embed_text(self) -> str:
-        """What the dense vector sees: the class and member names in words (`Data Store: from dir`), then the text."""
-        if self.kind == "tutorial":
-            return self.text
-        return self.text
-
-
-_CAMEL_WORDS = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|\d+")
-
-
-def readable(symbol: str) -> str:
-    """`gammapy.stats.WStatCountsStatistic.sqrt_ts` -> `WStat Counts Statistic: sqrt ts` (class and member in words)."""
-    parts = [p for p in symbol.split(".") if p != "gammapy"][-2:]
-    return ": ".join(" ".join(w for piece in p.split("_") for w in _CAMEL_WORDS.findall(piece)) for p in parts)
 
 
 def chunk_id(source: str, symbol: str, text: str) -> str:

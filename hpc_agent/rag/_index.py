@@ -165,7 +165,7 @@ def build_index(chunks: Sequence[Chunk], embedder: Embedder, location: str, meta
     """Embed `chunks` and store them at `location`; a folder is written beside and swapped in whole."""
     t0 = time.monotonic()
     dense: list[list[float]] = []
-    texts = [c.embed_text() for c in chunks]
+    texts = [c.text for c in chunks]
     step = 256
     for i in range(0, len(texts), step):
         dense += embedder.embed(texts[i:i + step])
