@@ -9,11 +9,11 @@ from __future__ import annotations
 import ast
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 from hpc_agent import checks, prompts
 from hpc_agent.bundle import Bundle
@@ -32,6 +32,9 @@ from hpc_agent.records import (
 )
 from hpc_agent.sandbox import Sandbox
 from hpc_agent.validate import Validator, default_validators, validate
+
+if TYPE_CHECKING:
+    from hpc_agent.rag import Retrieval, Retriever
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +59,7 @@ class RunSpec:
     require_result: bool = True
     context: str | None = None  # retrieved reference material, injected before the request
     seed: int | None = None
+    retriever: Retriever | None = None  # RAG: snippets for the prompt, then for each error, injected per turn
 
 
 REPEAT_STEP = 0.4  # temperature added each time a model repeats a failed script
@@ -114,6 +118,34 @@ def attempt_once(
     )
 
 
+def _error_text(attempt: Attempt) -> str:
+    """What went wrong, for the retrieval query: static errors, failed checks, the traceback's tail."""
+    parts = list(attempt.static_errors)
+    if attempt.execution is not None:
+        parts.append(prompts.traceback_tail(attempt.execution.stderr, 12))
+    parts += [c.message for c in attempt.validation.checks if not c.passed and c.name not in ("static",)]
+    return "\n".join(p for p in parts if p)
+
+
+def _retrieve(spec: RunSpec, failed: Attempt | None, shown: set[str]) -> Retrieval | None:
+    """Snippets for the first turn (from the prompt) or a repair turn (prompt + error); only new ones."""
+    if spec.retriever is None:
+        return None
+    found = (spec.retriever.for_prompt(spec.prompt) if failed is None
+             else spec.retriever.for_error(spec.prompt, _error_text(failed)))
+    fresh = tuple(h for h in found.hits if h.id not in shown)
+    shown.update(h.id for h in fresh)
+    return replace(found, hits=fresh)
+
+
+def _render(retrieval: Retrieval | None) -> str:
+    if retrieval is None or not retrieval.hits:
+        return ""
+    from hpc_agent.rag import render
+
+    return render(retrieval)
+
+
 def run_agent(
     spec: RunSpec,
     client: ChatModel,
@@ -126,18 +158,24 @@ def run_agent(
     gammapy_version = package_version("gammapy")
     backend = client.backend
     bundle = Bundle(spec.out_dir, secrets=[backend.api_key()] if backend.api_key_env else [])
-    messages = prompts.initial_messages(spec.prompt, gammapy_version, spec.context)
     attempts: list[Attempt] = []
     server: ServerInfo | None = None
     error: str | None = None
     first_seen: dict[str, int] = {}  # script fingerprint -> index of the attempt that first returned it
     temperature: float | None = None  # raised after a repeated script, to get the model out of its rut
+    shown: set[str] = set()  # snippet ids already in the conversation
     try:
+        retrieval = _retrieve(spec, None, shown)
+        context = "\n\n".join(c for c in (spec.context, _render(retrieval)) if c) or None
+        messages = prompts.initial_messages(spec.prompt, gammapy_version, context)
         server = client.server_info()
         for index in range(1, spec.attempts + 1):
             sent = list(messages)
             answer = client.complete(sent, seed=spec.seed, temperature=temperature)
             attempt = attempt_once(index, answer, spec, sandbox, bundle.workspace(index))
+            if retrieval is not None:
+                attempt = attempt.model_copy(update={"context_ids": tuple(retrieval.ids)})
+                bundle.write_context(index, retrieval.record())
             key = _fingerprint(attempt.script) if attempt.script is not None else None
             repeats = first_seen.get(key) if key is not None else None
             if key is not None:
@@ -154,8 +192,10 @@ def run_agent(
             if attempt.passed:
                 break
             if attempt.feedback:
-                messages += [prompts.assistant_turn(attempt.script, answer.raw),
-                             {"role": "user", "content": attempt.feedback}]
+                retrieval = _retrieve(spec, attempt, shown)
+                reference = _render(retrieval)
+                content = attempt.feedback + (f"\n\n{prompts.REFERENCE_HEADER}\n\n{reference}" if reference else "")
+                messages += [prompts.assistant_turn(attempt.script, answer.raw), {"role": "user", "content": content}]
     except BaseException as exc:  # recorded in run.json, then re-raised to the caller
         error = "interrupted" if isinstance(exc, KeyboardInterrupt) else f"{exc.__class__.__name__}: {exc}"
         raise

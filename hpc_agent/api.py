@@ -54,20 +54,28 @@ def run(
     sandbox: str | None = None,
     on_attempt: Callable[[Attempt], None] | None = None,
     progress: Callable[[str], None] = lambda _m: None,
+    rag: bool = False,
 ) -> RunResult:
     """Write, run, check and repair a script for `prompt`; returns the RunResult (bundle on disk).
 
     `backend` is a Backend, a backend or model-config name, or None for the configured default (else the
     local `qwen2.5-coder-0.5b`, started for this run and stopped after it); `base_url` + `model` make an
     ad hoc backend; `overrides` replace backend fields (max_tokens, temperature, reasoning_effort, ...).
+    `rag` injects snippets from the retrieval index (settings `rag_*`) on every turn.
     """
     settings = settings or load_settings()
+    retriever = None
+    if rag:
+        from hpc_agent.rag import open_retriever
+
+        retriever = open_retriever(settings, progress=progress)
     spec = RunSpec(
         prompt=prompt,
         data_root=resolve_data_root(settings.data_root),
         out_dir=(out_dir or default_out_dir(settings, prompt)).resolve(),
         attempts=settings.attempts,
         limits=limits_from(settings),
+        retriever=retriever,
     )
     box = make_sandbox(settings, sandbox)
     if isinstance(backend, Backend):
@@ -127,6 +135,11 @@ def doctor(settings: Settings, backend: str | None = None, *, base_url: str | No
     except Exception as exc:
         findings.append(Finding("sandbox", False, str(exc), "apt-get install bubblewrap"))
     findings.append(_backend_finding(settings, backend, base_url, model))
+    from hpc_agent.rag import index_status
+
+    ready, where = index_status(settings)
+    # optional: only `--rag` needs it, so a missing index is reported, never a failed check
+    findings.append(Finding("retrieval index", True, where if ready else f"not built (only --rag needs it); {where}"))
     return findings
 
 

@@ -8,6 +8,8 @@
     OUT/attempt-<n>/validation.json   static errors, execution facts, checks, failure class
     OUT/attempt-<n>/usage.json        tokens and latency of the model call(s)
     OUT/attempt-<n>/workspace/        the sandbox's writable folder (files the script wrote)
+    OUT/attempt-<n>/context.json      with RAG: the retrieval query and the snippets injected for this attempt
+                                      (chunk id, score, symbol, source, kind)
 
 Every file is written atomically; known secret values are masked before anything reaches disk.
 `load_run`, `load_attempts` and `list_runs` read bundles back (the web page shows runs through them).
@@ -74,6 +76,11 @@ class Bundle:
         })
         self._write_json(d / "usage.json", attempt.usage.model_dump())
         return d
+
+    def write_context(self, index: int, record: dict[str, Any]) -> Path:
+        path = self.attempt_dir(index) / "context.json"
+        self._write_json(path, record)
+        return path
 
     def write_run(self, result: RunResult) -> Path:
         path = self.out_dir / "run.json"

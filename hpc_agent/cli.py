@@ -25,6 +25,7 @@ from hpc_agent.data import DATASETS, check_dataset, fetch_dataset, resolve_data_
 from hpc_agent.errors import HpcAgentError, UsageError
 from hpc_agent.hpc.cli import cancel, container, logs, status, submit
 from hpc_agent.hpc.executor import in_slurm_job
+from hpc_agent.rag import cli as rag_cli
 from hpc_agent.records import Attempt
 from hpc_agent.report import build_report
 from hpc_agent.serve import ServerState, get_model_config, model_configs, serve_foreground
@@ -79,15 +80,17 @@ def _print_attempt(a: Attempt) -> None:
 @click.option("--out", type=click.Path(path_type=Path), help="bundle folder (default: a new folder under runs_dir)")
 @_data_root_opt
 @click.option("--json", "as_json", is_flag=True, help="print run.json instead of the script")
+@click.option("--rag", is_flag=True, help="inject Gammapy documentation snippets from the index (hpc-agent rag build)")
 def run(prompt: str, backend_name: str | None, base_url: str | None, model: str | None, api_key_env: str | None,
         reasoning_effort: str | None, max_tokens: int | None, temperature: float | None, attempts: int | None,
-        timeout: float | None, sandbox: str | None, out: Path | None, data_root: Path | None, as_json: bool) -> None:
+        timeout: float | None, sandbox: str | None, out: Path | None, data_root: Path | None, as_json: bool,
+        rag: bool) -> None:
     """Ask for an analysis in words; get back a script that ran. Exit 0 passed, 1 budget spent, 2 bad input."""
     settings = load_settings(attempts=attempts, exec_timeout_s=timeout, sandbox=sandbox, data_root=data_root)
     overrides = {"api_key_env": api_key_env, "reasoning_effort": reasoning_effort, "max_tokens": max_tokens,
                  "temperature": temperature}
     result = api.run(prompt, backend=backend_name, base_url=base_url, model=model, overrides=overrides,
-                     settings=settings, out_dir=out, on_attempt=_print_attempt, progress=_progress)
+                     settings=settings, out_dir=out, on_attempt=_print_attempt, progress=_progress, rag=rag)
     if as_json:
         click.echo((Path(result.out_dir or ".") / "run.json").read_text())
     elif result.final_script:
@@ -302,6 +305,7 @@ main.add_command(submit)  # batch work: submit, status, logs, cancel, container
 for _command in (status, logs, cancel, container):
     main.add_command(_command)
 main.add_command(ui_command)  # `hpc-agent ui`: the web page
+main.add_command(rag_cli.rag)  # `hpc-agent rag build|query`
 
 
 if __name__ == "__main__":  # pragma: no cover

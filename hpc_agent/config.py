@@ -28,6 +28,7 @@ from hpc_agent.hpc.profiles import ClusterProfile
 
 ReasoningEffort = Literal["minimal", "low", "medium", "high"]
 SandboxName = Literal["bwrap", "apptainer", "process"]
+RagMode = Literal["dense", "hybrid"]
 
 
 def _xdg(var: str, fallback: str) -> Path:
@@ -112,6 +113,14 @@ class Settings(BaseSettings):
     data_root: Path | None = Field(None, description="folder holding data releases (PHOTON_STORAGE)")
     clusters: dict[str, ClusterProfile] = Field(default_factory=dict, description="site profiles for Slurm jobs")
     cluster_profile: str | None = Field(None, description="default profile name for `submit`")
+    # retrieval (hpc_agent/rag): used when RAG is on (`run --rag`, `bench --rag on|both`)
+    rag_index: str | None = Field(None, description="index folder, `:memory:` or a Qdrant URL; None = "
+                                  "<cache>/rag/gammapy-<version>-<embedder>")
+    rag_embedder: str = Field("local", description="`local` (offline all-MiniLM-L6-v2) or a backend with embedding_model")
+    rag_k: int = Field(4, ge=1, le=20, description="snippets injected per turn at most")
+    rag_min_score: float = Field(0.3, ge=-1, le=1, description="cosine similarity a snippet needs")
+    rag_mode: RagMode = Field("hybrid", description="hybrid (dense + sparse, RRF fusion; measured better) or dense")
+    rag_sources: list[Path] = Field(default_factory=list, description="tutorial folders indexed by `rag build`")
 
     @field_validator("backends", mode="before")
     @classmethod

@@ -40,11 +40,14 @@ def system_message(gammapy_version: str) -> str:
     return SYSTEM_TEMPLATE.format(gammapy_version=gammapy_version)
 
 
+REFERENCE_HEADER = "Reference material for this Gammapy version (retrieved from its documentation):"
+
+
 def initial_messages(prompt: str, gammapy_version: str, context: str | None = None) -> list[Message]:
     """System rules, optional retrieved context, then the user's request."""
     messages: list[Message] = [{"role": "system", "content": system_message(gammapy_version)}]
     if context:
-        messages.append({"role": "user", "content": f"Reference material for this Gammapy version:\n\n{context}"})
+        messages.append({"role": "user", "content": f"{REFERENCE_HEADER}\n\n{context}"})
     messages.append({"role": "user", "content": USER_TEMPLATE.format(prompt=prompt)})
     return messages
 

@@ -26,7 +26,8 @@ def wilson(passed: int, n: int, z: float = Z95) -> tuple[float, float]:
     p = passed / n
     centre = (p + z * z / (2 * n)) / (1 + z * z / n)
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return (max(0.0, centre - half), min(1.0, centre + half))
+    # exact at the ends (0/n has lower bound 0, n/n upper bound 1), not 1e-17 off by rounding
+    return (0.0 if passed == 0 else max(0.0, centre - half), 1.0 if passed == n else min(1.0, centre + half))
 
 
 def pass_at_k(n: int, c: int, k: int) -> float:
@@ -78,6 +79,22 @@ def summarise(cells: pl.DataFrame, attempts: pl.DataFrame) -> pl.DataFrame:
     return pl.DataFrame(rows)
 
 
+def rag_effect(cells: pl.DataFrame) -> pl.DataFrame:
+    """Per model, with and without retrieval: pass rate (95% Wilson), mean attempts to pass and per cell."""
+    scored = cells.filter(pl.col("status") != "error")
+    rows = []
+    for (model, rag), m in sorted(scored.group_by("model", "rag"), key=lambda g: (str(g[0][0]), str(g[0][1]))):
+        n, c = m.height, int(m["passed"].sum())
+        lo, hi = wilson(c, n)
+        rows.append({"model": model, "rag": rag, "cells": n, "passed": c, "pass_rate": c / n if n else math.nan,
+                     "ci95_low": lo, "ci95_high": hi,
+                     "mean_attempts_to_pass": _mean(m.filter(pl.col("passed"))["attempts_to_pass"].to_list()),
+                     "mean_attempts": _mean([float(x) for x in m["n_attempts"].to_list()])})
+    return pl.DataFrame(rows, schema={"model": pl.Utf8, "rag": pl.Utf8, "cells": pl.Int64, "passed": pl.Int64,
+                                      "pass_rate": pl.Float64, "ci95_low": pl.Float64, "ci95_high": pl.Float64,
+                                      "mean_attempts_to_pass": pl.Float64, "mean_attempts": pl.Float64})
+
+
 def _mean(xs: list[float]) -> float:
     xs = [x for x in xs if x is not None]
     return sum(xs) / len(xs) if xs else math.nan
@@ -121,7 +138,8 @@ def _plots(cells: pl.DataFrame, summary: pl.DataFrame, tasks: pl.DataFrame, out:
 
     fig, ax = plt.subplots(figsize=(max(4, 1.2 * len(models)), 3))
     rates = summary["pass_rate"].to_list()
-    err = [[r - lo for r, lo in zip(rates, summary["ci95_low"])], [hi - r for r, hi in zip(rates, summary["ci95_high"])]]
+    err = [[max(0.0, r - lo) for r, lo in zip(rates, summary["ci95_low"])],
+           [max(0.0, hi - r) for r, hi in zip(rates, summary["ci95_high"])]]
     colours = ["#228833" if g == "open-weight" else "#aa3377" if g == "proprietary" else "#bbbbbb"
                for g in summary["group"]]
     ax.bar(models, rates, yerr=err, capsize=4, color=colours)
@@ -172,6 +190,7 @@ def build_report(dirs: list[Path], out: Path) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     summary = summarise(cells, attempts)
     tasks = per_task(cells, attempts)
+    rag = rag_effect(cells)
     summary.write_parquet(out / "summary.parquet")
     tasks.write_parquet(out / "per_task.parquet")
     plots = _plots(cells, summary, tasks, out)
@@ -179,14 +198,18 @@ def build_report(dirs: list[Path], out: Path) -> Path:
     md = [f"# Benchmark report\n\nSweeps: {sources}. Cells ending in an infrastructure error are excluded from "
           "every rate (column `infra_errors`). Pass rates carry 95% Wilson intervals; pass@k uses the unbiased "
           "estimator over seeds (k = seeds per task).\n",
-          "## Models\n", _markdown(summary), "\n## Per task\n", _markdown(tasks), "\n## Plots\n"]
+          "## Models\n", _markdown(summary),
+          "\n## Retrieval (RAG) effect\n\nPer model, cells run without (`off`) and with (`on`) retrieved "
+          "documentation snippets.\n", _markdown(rag),
+          "\n## Per task\n", _markdown(tasks), "\n## Plots\n"]
     md += [f"![{p}]({p})\n" for p in plots]
     (out / "report.md").write_text("\n".join(md))
     page = ["<!doctype html><meta charset=utf-8><title>hpc-agent benchmark report</title>",
             "<style>body{font-family:sans-serif;max-width:1100px;margin:2em auto}table{border-collapse:collapse;"
             "font-size:13px}td,th{border:1px solid #ccc;padding:3px 6px}</style>",
             f"<h1>Benchmark report</h1><p>Sweeps: {html.escape(sources)}</p>",
-            "<h2>Models</h2>", _html_table(summary), "<h2>Per task</h2>", _html_table(tasks), "<h2>Plots</h2>"]
+            "<h2>Models</h2>", _html_table(summary), "<h2>Retrieval (RAG) effect</h2>", _html_table(rag),
+            "<h2>Per task</h2>", _html_table(tasks), "<h2>Plots</h2>"]
     page += [f'<p><img src="{p}" alt="{p}"></p>' for p in plots]
     (out / "report.html").write_text("\n".join(page))
     return out

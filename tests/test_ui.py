@@ -3,7 +3,6 @@ test double), earlier runs read back from disk, and a report built from a real o
 
 from __future__ import annotations
 
-import inspect
 import json
 import tempfile
 from pathlib import Path
@@ -14,12 +13,11 @@ from streamlit.testing.v1 import AppTest
 
 from conftest import script
 from doubles.openai_server import Reply, ScriptedOpenAIServer
-from hpc_agent import api
 from hpc_agent.cli import main
 from hpc_agent.config import load_settings
 from hpc_agent.ui import PAGE
 from hpc_agent.ui.command import streamlit_argv
-from hpc_agent.ui.logic import ADHOC, RAG_UNAVAILABLE, FormError, RunForm, backend_choices, run_kwargs, sweeps_dir
+from hpc_agent.ui.logic import ADHOC, RunForm, backend_choices, run_kwargs, sweeps_dir
 from test_bench_tasks import REFERENCE, TASK
 
 PROMPT = "How many H.E.S.S. DR1 observations point within 2 degrees of MSH 15-52?"
@@ -160,16 +158,19 @@ def test_form_errors_start_nothing(page: AppTest) -> None:
     assert len(page.status) == 0 and "job" not in page.session_state
 
 
-def test_rag_checkbox_follows_the_api(page: AppTest) -> None:
-    rag = page.checkbox(key="rag")
-    supported = "rag" in inspect.signature(api.run).parameters
-    assert rag.disabled is (not supported)
-    if not supported:
-        assert rag.help == RAG_UNAVAILABLE
-        with pytest.raises(FormError, match=RAG_UNAVAILABLE):
-            run_kwargs(RunForm(prompt="p", backend="x", attempts=1, rag=True))
-    else:
-        assert run_kwargs(RunForm(prompt="p", backend="x", attempts=1, rag=True))["rag"] is True
+def test_rag_checkbox_follows_the_index(data_root: Path, isolated_config: Path, tmp_path: Path,
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PHOTON_STORAGE", str(data_root))
+    monkeypatch.setenv("HPC_AGENT_CACHE", str(tmp_path / "cache"))  # no index built there
+    at = AppTest.from_file(str(PAGE), default_timeout=60)
+    at.run()
+    rag = at.checkbox(key="rag")
+    assert rag.disabled and "hpc-agent rag build" in rag.help and str(tmp_path / "cache") in rag.help
+    isolated_config.write_text("rag_index: ':memory:'\n")  # built in the run itself: nothing to build first
+    at = AppTest.from_file(str(PAGE), default_timeout=60)
+    at.run()
+    assert not at.checkbox(key="rag").disabled and ":memory:" in at.checkbox(key="rag").help
+    assert run_kwargs(RunForm(prompt="p", backend="x", attempts=1, rag=True))["rag"] is True
     assert "rag" not in run_kwargs(RunForm(prompt="p", backend="x", attempts=1))
 
 

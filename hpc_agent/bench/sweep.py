@@ -136,6 +136,7 @@ def cell_record(cell: Cell, task: Task, result: RunResult | None, error: str | N
             "model_latency_s": a.usage.latency_s, "sandbox_s": ex.duration_s if ex else 0.0,
             "validation_s": a.validation_s,
             "validator_details": json.dumps([c.model_dump() for c in a.validation.checks]),
+            "rag_snippets": len(a.context_ids), "rag_ids": json.dumps(list(a.context_ids)),
         })
     passed = bool(result and result.passed)
     status = "error" if error else ("passed" if passed else "failed")
@@ -160,8 +161,6 @@ class Sweep:
                  on_cell: Callable[[dict[str, Any]], None] = lambda _r: None,
                  progress: Callable[[str], None] = lambda _m: None,
                  shard: tuple[int, int] | None = None, start_servers: bool = False) -> None:
-        if "on" in options.rag:
-            raise UsageError("--rag on needs the retrieval index, which this version does not have; use --rag off")
         self.o = options
         self.settings = settings
         self.sandbox = sandbox
@@ -177,6 +176,16 @@ class Sweep:
         # it is discarded (its runs may have been killed), so it reruns on resume instead of counting
         self.stop = threading.Event()
         self._lock = threading.Lock()
+        self._retriever: Any = None  # one retriever (one Qdrant client, one model) shared by every rag=on cell
+
+    def retriever(self) -> Any:
+        """The retrieval index for rag=on cells, opened once; it must not hold the benchmark references."""
+        with self._lock:
+            if self._retriever is None:
+                from hpc_agent.rag import open_retriever
+
+                self._retriever = open_retriever(self.settings, for_benchmark=True, progress=self.progress)
+            return self._retriever
 
     def expected(self, task_ids: set[str]) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]], Path]:
         """Reference values on the full store and on the variant store, for the given tasks."""
@@ -196,6 +205,8 @@ class Sweep:
         out.mkdir(parents=True, exist_ok=True)
         todo = [c for c in self.cells if not finished(out, c)]
         self.progress(f"{len(self.cells)} cells, {len(self.cells) - len(todo)} already finished")
+        if any(c.rag == "on" for c in todo):
+            self.retriever()  # a missing or mismatched index is a usage error before any cell runs
         with sweep_lock(out):
             full, variant, variant_root = self.expected({c.task for c in todo}) if todo else ({}, {}, out)
         records: list[dict[str, Any]] = []
@@ -245,7 +256,8 @@ class Sweep:
             validators.append(VariantCheck(self.sandbox, variant_root,
                                            tuple(task.validators(variant[task.id])), limits))
         spec = RunSpec(prompt=task.prompt, data_root=self.data_root, out_dir=cell_dir, attempts=self.o.attempts,
-                       limits=limits, validators=validators, seed=cell.seed)
+                       limits=limits, validators=validators, seed=cell.seed,
+                       retriever=self.retriever() if cell.rag == "on" else None)
         t0 = time.monotonic()
         result, error = None, None
         try:
@@ -270,6 +282,9 @@ class Sweep:
             "options": {k: (str(v) if isinstance(v, Path) else v) for k, v in self.o.__dict__.items()},
             "tasks": sorted(self.tasks), "models": self.models,
             "servers": {**old.get("servers", {}), **servers},
+            "rag_index": ({"location": self._retriever.index.location, **self._retriever.index.meta,
+                           "k": self._retriever.k, "min_score": self._retriever.min_score, "mode": self._retriever.mode}
+                          if self._retriever is not None else old.get("rag_index")),
             "created_at": old.get("created_at", datetime.now(timezone.utc).isoformat()),
             "updated_at": datetime.now(timezone.utc).isoformat(),
         })

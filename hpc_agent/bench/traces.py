@@ -22,7 +22,7 @@ ATTEMPT_COLUMNS: dict[str, Any] = {
     "passed": pl.Boolean, "failure": pl.Utf8, "exception": pl.Utf8, "traceback_tail": pl.Utf8,
     "prompt_tokens": pl.Int64, "cached_prompt_tokens": pl.Int64, "completion_tokens": pl.Int64,
     "reasoning_tokens": pl.Int64, "model_latency_s": pl.Float64, "sandbox_s": pl.Float64, "validation_s": pl.Float64,
-    "validator_details": pl.Utf8,
+    "validator_details": pl.Utf8, "rag_snippets": pl.Int64, "rag_ids": pl.Utf8,
 }
 
 

@@ -4,7 +4,6 @@ reports read back from disk. Plain typed Python (no Streamlit), so it is testabl
 
 from __future__ import annotations
 
-import inspect
 import shutil
 import tempfile
 import threading
@@ -23,7 +22,6 @@ from hpc_agent.report import build_report
 from hpc_agent.serve import DEFAULT_MODEL, model_configs
 
 ADHOC = "ad hoc endpoint (base URL + model)"
-RAG_UNAVAILABLE = "retrieval not available in this version"
 
 
 @dataclass(frozen=True)
@@ -47,9 +45,11 @@ def backend_choices(settings: Settings) -> list[BackendChoice]:
     return [*choices, BackendChoice(None, ADHOC)]
 
 
-def rag_available() -> bool:
-    """Whether this version's `api.run` takes `rag` (retrieval is added on another branch)."""
-    return "rag" in inspect.signature(api.run).parameters
+def rag_status(settings: Settings) -> tuple[bool, str]:
+    """Whether retrieval can be switched on (its index is built or configured), and where it is or how to build it."""
+    from hpc_agent.rag import index_status
+
+    return index_status(settings)
 
 
 @dataclass(frozen=True)
@@ -80,8 +80,6 @@ def run_kwargs(form: RunForm) -> dict[str, Any]:
     if form.api_key_env.strip():
         kwargs["overrides"] = {"api_key_env": form.api_key_env.strip()}
     if form.rag:
-        if not rag_available():
-            raise FormError(RAG_UNAVAILABLE)
         kwargs["rag"] = True
     return kwargs
 
@@ -298,7 +296,7 @@ def load_report(path: Path) -> ReportView:
 
 
 __all__ = [
-    "ADHOC", "RAG_UNAVAILABLE", "BackendChoice", "FormError", "ReportView", "RunForm", "RunJob", "RunOutcome", "RunView",
+    "ADHOC", "BackendChoice", "FormError", "ReportView", "RunForm", "RunJob", "RunOutcome", "RunView",
     "SweepInfo", "backend_choices", "describe_attempt", "is_report", "list_reports", "list_runs", "list_sweeps", "load_report",
-    "load_run_view", "make_report", "rag_available", "run_form", "run_kwargs", "sweeps_dir",
+    "load_run_view", "make_report", "rag_status", "run_form", "run_kwargs", "sweeps_dir",
 ]

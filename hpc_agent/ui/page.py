@@ -13,7 +13,6 @@ import streamlit as st
 from hpc_agent.config import Settings, load_settings
 from hpc_agent.errors import HpcAgentError
 from hpc_agent.ui.logic import (
-    RAG_UNAVAILABLE,
     FormError,
     RunForm,
     RunJob,
@@ -25,7 +24,7 @@ from hpc_agent.ui.logic import (
     load_report,
     load_run_view,
     make_report,
-    rag_available,
+    rag_status,
     sweeps_dir,
 )
 
@@ -34,7 +33,7 @@ MAX_ATTEMPTS = 10
 
 def run_tab(settings: Settings) -> None:
     choices = {c.label: c.name for c in backend_choices(settings)}
-    rag_ok = rag_available()
+    rag_ok, rag_where = rag_status(settings)
     with st.form("run"):
         prompt = st.text_area("Prompt", key="prompt", height=110,
                               placeholder="How many H.E.S.S. DR1 observations point within 2 degrees of MSH 15-52?")
@@ -44,7 +43,8 @@ def run_tab(settings: Settings) -> None:
         attempts = middle.slider("Speed: attempt budget", 1, MAX_ATTEMPTS, min(settings.attempts, MAX_ATTEMPTS),
                                  key="attempts", help="fewer attempts answer sooner; more let the model repair")
         rag = right.checkbox("Retrieval (RAG)", key="rag", disabled=not rag_ok,
-                             help="add retrieved Gammapy documentation to the prompt" if rag_ok else RAG_UNAVAILABLE)
+                             help=f"add retrieved Gammapy documentation to the prompt (index: {rag_where})"
+                             if rag_ok else rag_where)
         keep = right.checkbox("Keep run folder", value=True, key="keep",
                               help=f"on: the bundle stays under {settings.runs_dir}; off: a temporary folder, "
                                    "removed once the results are on this page")

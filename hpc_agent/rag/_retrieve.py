@@ -1,0 +1,106 @@
+"""Retrieval for the agent: top-k snippets above a score threshold, from the prompt or from an error.
+
+On a repair turn the query leads with what the error names (exception class, the missing or invalid
+symbol), e.g. `AttributeError: 'Table' object has no attribute 'separation'` -> `Table separation`.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from hpc_agent.rag._embed import Embedder
+from hpc_agent.rag._index import Hit, Index
+
+SNIPPET_CHARS = 900  # per snippet in the prompt: signature, summary and the first parameters
+
+
+@dataclass(frozen=True)
+class Retrieval:
+    """What one retrieval returned and why: recorded per attempt in the bundle and the traces."""
+
+    query: str
+    hits: tuple[Hit, ...]
+
+    @property
+    def ids(self) -> list[str]:
+        return [h.id for h in self.hits]
+
+    def record(self) -> dict[str, Any]:
+        return {"query": self.query,
+                "snippets": [{k: v for k, v in asdict(h).items() if k != "text"} for h in self.hits]}
+
+
+class Retriever:
+    def __init__(self, index: Index, embedder: Embedder, *, k: int = 4, min_score: float = 0.3,
+                 mode: str = "hybrid") -> None:
+        self.index = index
+        self.embedder = embedder
+        self.k = k
+        self.min_score = min_score
+        self.mode = mode
+
+    def search(self, query: str, k: int | None = None, min_score: float | None = None) -> Retrieval:
+        k = self.k if k is None else k
+        floor = self.min_score if min_score is None else min_score
+        vector = self.embedder.embed([query])[0]
+        hits = self.index.search(vector, query, k, self.mode)
+        return Retrieval(query, tuple(h for h in hits if h.score >= floor))
+
+    def for_prompt(self, prompt: str) -> Retrieval:
+        return self.search(prompt)
+
+    def for_error(self, prompt: str, error_text: str) -> Retrieval:
+        return self.search(error_query(prompt, error_text))
+
+
+_SYMBOL_PATTERNS = (
+    re.compile(r"'([\w.]+)' object has no attribute '(\w+)'"),
+    re.compile(r"module '([\w.]+)' has no attribute '(\w+)'"),
+    re.compile(r"cannot import name '(\w+)' from '([\w.]+)'"),
+    re.compile(r"No module named '([\w.]+)'"),
+    re.compile(r"name '(\w+)' is not defined"),
+    re.compile(r"undefined name '(\w+)'"),
+    re.compile(r"unexpected keyword argument '(\w+)'"),
+    re.compile(r"(\w+)\(\) missing \d+ required positional arguments?: (.+)"),
+    re.compile(r"(\w+)\(\) got an unexpected keyword argument '(\w+)'"),
+)
+_EXC = re.compile(r"^([A-Za-z_][\w.]*(?:Error|Exception)): (.*)$", re.MULTILINE)
+
+
+def error_symbols(error_text: str) -> list[str]:
+    """Names an error points at (classes, attributes, modules, arguments), in order, without repeats."""
+    found: list[str] = []
+    for pattern in _SYMBOL_PATTERNS:
+        for m in pattern.finditer(error_text):
+            for g in m.groups():
+                for name in re.findall(r"[\w.]+", g):
+                    if name not in found:
+                        found.append(name)
+    return found
+
+
+def error_query(prompt: str, error_text: str) -> str:
+    """The error's own words first (exception line, symbols), then the request: MiniLM reads 256 tokens."""
+    parts = []
+    exc = _EXC.findall(error_text)
+    if exc:
+        cls, msg = exc[-1]
+        parts.append(f"{cls.rsplit('.', 1)[-1]}: {msg[:300]}")
+    symbols = error_symbols(error_text)
+    if symbols:
+        parts.append("Look up: " + " ".join(symbols))
+    if not parts and error_text.strip():
+        parts.append(error_text.strip().splitlines()[-1][:300])
+    parts.append(prompt[:600])
+    return "\n".join(parts)
+
+
+def render(retrieval: Retrieval, max_chars: int = SNIPPET_CHARS) -> str:
+    """Snippets, each delimited and headed by its symbol, for a user message."""
+    blocks = []
+    for i, h in enumerate(retrieval.hits, 1):
+        text = h.text if len(h.text) <= max_chars else h.text[:max_chars].rsplit("\n", 1)[0] + "\n..."
+        blocks.append(f"--- snippet {i}: {h.symbol} ({h.kind}) ---\n{text}\n--- end of snippet {i} ---")
+    return "\n\n".join(blocks)
