@@ -53,10 +53,6 @@ def main(verbose: bool) -> None:
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
 
 
-_data_root_opt = data_root_opt
-_progress = progress
-
-
 def _print_attempt(a: Attempt) -> None:
     status = "PASS" if a.passed else f"fail ({a.failure}{': ' + a.exception if a.exception else ''})"
     took = f", ran {a.execution.duration_s:.1f}s" if a.execution else ""
@@ -78,7 +74,7 @@ def _print_attempt(a: Attempt) -> None:
 @click.option("--timeout", type=float, help="wall-clock limit of one sandboxed run, seconds")
 @click.option("--sandbox", type=click.Choice(["bwrap", "apptainer", "process"]))
 @click.option("--out", type=click.Path(path_type=Path), help="bundle folder (default: a new folder under runs_dir)")
-@_data_root_opt
+@data_root_opt
 @click.option("--json", "as_json", is_flag=True, help="print run.json instead of the script")
 @click.option("--rag", is_flag=True, help="inject Gammapy documentation snippets from the index (hpc-agent rag build)")
 def run(prompt: str, backend_name: str | None, base_url: str | None, model: str | None, api_key_env: str | None,
@@ -90,7 +86,7 @@ def run(prompt: str, backend_name: str | None, base_url: str | None, model: str 
     overrides = {"api_key_env": api_key_env, "reasoning_effort": reasoning_effort, "max_tokens": max_tokens,
                  "temperature": temperature}
     result = api.run(prompt, backend=backend_name, base_url=base_url, model=model, overrides=overrides,
-                     settings=settings, out_dir=out, on_attempt=_print_attempt, progress=_progress, rag=rag)
+                     settings=settings, out_dir=out, on_attempt=_print_attempt, progress=progress, rag=rag)
     if as_json:
         click.echo((Path(result.out_dir or ".") / "run.json").read_text())
     elif result.final_script:
@@ -162,7 +158,7 @@ def data_fetch(name: str, to: Path | None, from_path: Path | None, link: bool, u
 
 
 @data.command("check")
-@_data_root_opt
+@data_root_opt
 def data_check(data_root: Path | None) -> None:
     """Say which releases are under the data root and what is missing."""
     root = resolve_data_root(load_settings(data_root=data_root).data_root)
@@ -178,7 +174,7 @@ def data_check(data_root: Path | None) -> None:
 @click.option("--backend", "backend_name")
 @click.option("--base-url")
 @click.option("--model")
-@_data_root_opt
+@data_root_opt
 def doctor(backend_name: str | None, base_url: str | None, model: str | None, data_root: Path | None) -> None:
     """Check Gammapy and its pins, the data, the sandbox and the backend; say how to fix each."""
     settings = load_settings(data_root=data_root)
@@ -213,7 +209,7 @@ def bench(ctx: click.Context, data_root: Path | None, shard: tuple[int, int] | N
     settings = load_settings(data_root=data_root)
     options = make_sweep_options(settings, **opts)
     # inside an allocation (an array element) a vLLM server may be started for the shard
-    sweep = api.make_sweep(options, settings, progress=_progress, shard=shard, start_servers=in_slurm_job())
+    sweep = api.make_sweep(options, settings, progress=progress, shard=shard, start_servers=in_slurm_job())
     counts = {"passed": 0, "failed": 0, "error": 0}
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                   console=Console(stderr=True)) as bar:
@@ -245,10 +241,10 @@ def report(dirs: tuple[Path, ...], out: Path | None) -> None:
 
 @bench.command("tasks")
 @click.option("--json", "as_json", is_flag=True, help="machine-readable, with expected values under `expected`")
-@_data_root_opt
+@data_root_opt
 def bench_tasks(as_json: bool, data_root: Path | None) -> None:
     """List the benchmark tasks with their expected values (computed by the references, cached)."""
-    listing = api.bench_tasks(load_settings(data_root=data_root), progress=_progress)
+    listing = api.bench_tasks(load_settings(data_root=data_root), progress=progress)
     if as_json:
         click.echo(json.dumps(listing, indent=2))
         return
@@ -298,7 +294,7 @@ def serve(name: str, port: int | None, host: str, state_file: Path | None) -> No
         sys.stdout.flush()
 
     sys.exit(serve_foreground(settings, name, host=host, port=port, state_file=state_file, on_ready=ready,
-                              progress=_progress))
+                              progress=progress))
 
 
 main.add_command(submit)  # batch work: submit, status, logs, cancel, container

@@ -46,7 +46,7 @@ def test_profile_turns_into_sbatch_lines(tmp_path: Path) -> None:
     profile = ClusterProfile(partition="cpu", gpu_partition="booster", account="hpc-agent", qos="normal",
                              constraint="a100", sbatch=["#SBATCH --reservation=hack", "--exclusive"],
                              setup=["module load CUDA/12.4"])
-    gpu = make_executor("slurm", tmp_path, Resources(timeout_min=30, gpus_per_node=4, gpu_job=True), profile)
+    gpu = make_executor("slurm", tmp_path, Resources(timeout_min=30, gpus_per_node=4), profile)
     text = gpu._executor._make_submission_file_text("CMD", "uid")
     for line in ("#SBATCH --partition=booster", "#SBATCH --account=hpc-agent", "#SBATCH --qos=normal",
                  "#SBATCH --constraint=a100", "#SBATCH --reservation=hack", "#SBATCH --exclusive",

@@ -147,9 +147,9 @@ def logs(job_id: str, stream: str | None, tail: int) -> None:
             continue
         text = path.read_text(errors="replace")
         click.echo("\n".join(text.splitlines()[-tail:]) if tail else text.rstrip())
-        if record.kind and stream != "err":
+        if stream != "err" and jobs.states([record])[record.job_id] == "FAILED":
             err = jobs.error_of(record)
-            if err and jobs.states([record])[record.job_id] == "FAILED":
+            if err:
                 click.echo(f"--- {record.job_id} failed:\n{err}", err=True)
 
 

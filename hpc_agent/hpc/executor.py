@@ -32,7 +32,6 @@ class Resources:
     gpus_per_node: int = 0
     job_name: str = "hpc-agent"
     array_parallelism: int = 64
-    gpu_job: bool = False  # picks the profile's gpu_partition
     extra: dict[str, Any] = field(default_factory=dict)  # slurm_additional_parameters beyond the profile's
 
 
@@ -66,7 +65,8 @@ def make_executor(cluster: ClusterKind, folder: Path, resources: Resources,
     if resources.gpus_per_node:
         params["gpus_per_node"] = resources.gpus_per_node
     if cluster == "slurm":
-        partition = (profile.gpu_partition or profile.partition) if resources.gpu_job else profile.partition
+        # GPU jobs go to the profile's gpu_partition
+        partition = (profile.gpu_partition or profile.partition) if resources.gpus_per_node else profile.partition
         for key, value in (("partition", partition), ("account", profile.account), ("qos", profile.qos),
                            ("constraint", profile.constraint)):
             if value:

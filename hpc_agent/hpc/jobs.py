@@ -99,18 +99,24 @@ def _squeue_states(job_ids: list[str]) -> dict[str, str]:
     return states
 
 
-def _result_state(record: JobRecord) -> str | None:
-    """From submitit's result pickle: ('success', value) or ('error', traceback)."""
+def _outcome(record: JobRecord) -> tuple[str, Any] | None:
+    """submitit's result pickle: ('success', value) or ('error', traceback); None while there is none."""
     path = record.paths().result_pickle
     if not path.exists():
         return None
     from submitit.core.utils import pickle_load
 
     try:
-        outcome = pickle_load(path)[0]
+        return pickle_load(path)
     except Exception:  # a pickle being written: the caller asks again
         return None
-    return "COMPLETED" if outcome == "success" else "FAILED"
+
+
+def _result_state(record: JobRecord) -> str | None:
+    outcome = _outcome(record)
+    if outcome is None:
+        return None
+    return "COMPLETED" if outcome[0] == "success" else "FAILED"
 
 
 def _pid_alive(pid: int) -> bool:
@@ -147,16 +153,9 @@ def states(records: list[JobRecord]) -> dict[str, str]:
 
 def error_of(record: JobRecord, lines: int = 20) -> str | None:
     """The traceback a failed job left (submitit's result pickle), else the tail of its stderr."""
-    path = record.paths().result_pickle
-    if path.exists():
-        from submitit.core.utils import pickle_load
-
-        try:
-            outcome, value = pickle_load(path)
-        except Exception:
-            outcome, value = None, None
-        if outcome == "error":
-            return "\n".join(str(value).rstrip().splitlines()[-lines:])
+    outcome = _outcome(record)
+    if outcome is not None and outcome[0] == "error":
+        return "\n".join(str(outcome[1]).rstrip().splitlines()[-lines:])
     err = record.paths().stderr
     if err.exists():
         return "\n".join(err.read_text(errors="replace").rstrip().splitlines()[-lines:])

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from submitit.helpers import clean_env
+
 from hpc_agent.bench.sweep import SweepOptions, shard_cells
 from hpc_agent.config import Settings
 from hpc_agent.errors import ConfigError, UsageError
@@ -44,13 +46,6 @@ def _submitit_folder(settings: Settings) -> Path:
     return jobs.jobs_dir(settings.runs_dir) / "submitit"
 
 
-def _clean_env():  # type: ignore[no-untyped-def]
-    """Submitting from inside a job must not pass that job's SLURM_* variables on (wrong ids, gres...)."""
-    from submitit.helpers import clean_env
-
-    return clean_env()
-
-
 def submit_serve(settings: Settings, name: str, placement: Placement = Placement(), *,
                  cpus_per_task: int | None = None, mem_gb: float | None = None) -> jobs.JobRecord:
     """A job that runs the server of model config `name` and publishes its state file in the shared folder.
@@ -75,12 +70,11 @@ def submit_serve(settings: Settings, name: str, placement: Placement = Placement
         timeout_min=placement.time_min or (res.time_min if res else 240),
         cpus_per_task=cpus_per_task or (res.cpus_per_task if res else 2),
         mem_gb=mem_gb or (res.mem_gb if res else 4),
-        gpus_per_node=res.gpus_per_node if res else 0, job_name=f"hpc-agent-serve-{name}",
-        gpu_job=bool(res and res.gpus_per_node))
+        gpus_per_node=res.gpus_per_node if res else 0, job_name=f"hpc-agent-serve-{name}")
     executor = make_executor(cluster, _submitit_folder(settings), resources, resolve_profile(settings, placement.profile))
     # other nodes must reach a Slurm-hosted server; a local one stays on loopback
     host = "0.0.0.0" if cluster == "slurm" else "127.0.0.1"
-    with _clean_env():
+    with clean_env():  # from inside a job: its SLURM_* variables must not leak into the new one
         job = executor.submit(ServeWork(settings, name, host, state_file))
     record = jobs.JobRecord(job_id=str(job.job_id), kind="serve", cluster=cluster,
                             folder=str(_submitit_folder(settings) / "%j"), name=name,
@@ -97,7 +91,7 @@ class ShardPlan:
     after_serve: str | None = None  # a `submit serve` job id: shards wait for its server instead of starting one
 
 
-def _needs_gpu(options: SweepOptions) -> list[str]:
+def _vllm_models(options: SweepOptions) -> list[str]:
     return [m for m in options.models if find_model_config(m) and get_model_config(m).kind == "vllm"]
 
 
@@ -119,19 +113,20 @@ def submit_bench(settings: Settings, options: SweepOptions, placement: Placement
         wait_for = tuple(sorted({r.name for r in serve}))
         if cluster == "slurm":
             extra["dependency"] = "after:" + ":".join(r.job_id for r in serve)  # starts once the server job has
-    gpu_models = [] if plan.after_serve else _needs_gpu(options)
-    res = get_model_config(gpu_models[0]).slurm if gpu_models else None
+    # without a serve job to wait for, a shard starts its vLLM server itself: size it for that
+    vllm_models = [] if plan.after_serve else _vllm_models(options)
+    res = get_model_config(vllm_models[0]).slurm if vllm_models else None
     resources = Resources(
         timeout_min=placement.time_min or (res.time_min if res else 120),
         cpus_per_task=res.cpus_per_task if res else plan.cpus_per_task,
         mem_gb=res.mem_gb if res else plan.mem_gb,
         gpus_per_node=res.gpus_per_node if res else 0,
-        job_name=f"hpc-agent-bench-{options.out.name}", gpu_job=bool(gpu_models), extra=extra)
+        job_name=f"hpc-agent-bench-{options.out.name}", extra=extra)
     executor = make_executor(cluster, _submitit_folder(settings), resources, resolve_profile(settings, placement.profile))
     shards = [BenchShard(options, settings, i, count, wait_for=wait_for, start_servers=not plan.after_serve)
               for i in range(count)]
     options.out.mkdir(parents=True, exist_ok=True)
-    with _clean_env():
+    with clean_env():
         with executor.batch():
             submitted = [executor.submit(shard) for shard in shards]
     records = []
