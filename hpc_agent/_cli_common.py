@@ -24,6 +24,10 @@ _SWEEP_OPTIONS = [
     click.option("--tasks", "task_glob", default="*", show_default=True, help="task id glob(s), comma-separated"),
     click.option("--seeds", type=click.IntRange(min=1), default=1, show_default=True),
     click.option("--rag", type=click.Choice(["off", "on", "both"]), default="off", show_default=True),
+    click.option("--repairs", type=click.Choice(["off", "on", "both"]), default="on", show_default=True,
+                 help="the harness's deterministic repairs: `off` measures the model alone"),
+    click.option("--candidates", type=click.IntRange(1, 16), default=None,
+                 help="answers per turn (default: each model config's, else 1)"),
     click.option("--attempts", type=click.IntRange(min=1), default=3, show_default=True),
     click.option("--concurrency", type=click.IntRange(min=1), default=1, show_default=True,
                  help="cells in flight at once (requests to the server, sandbox runs overlapping)"),
@@ -40,14 +44,16 @@ def sweep_options(f: Callable[..., Any]) -> Callable[..., Any]:
 
 def make_sweep_options(settings: Settings, *, models_opt: str | None, base_url: str | None,
                        adhoc_model: str | None, task_glob: str, seeds: int, rag: str, attempts: int,
-                       concurrency: int, out: Path | None) -> SweepOptions:
+                       concurrency: int, out: Path | None, repairs: str = "on",
+                       candidates: int | None = None) -> SweepOptions:
     if bool(base_url) != bool(adhoc_model):
         raise UsageError("--base-url and --model go together")
     return SweepOptions(
         out=(out or settings.runs_dir.parent / "sweeps" / datetime.now().strftime("%Y%m%d-%H%M%S")).resolve(),
         models=tuple(m.strip() for m in (models_opt or DEFAULT_MODEL).split(",") if m.strip()),
         tasks=task_glob, seeds=seeds, rag=("off", "on") if rag == "both" else (rag,), attempts=attempts,
-        concurrency=concurrency, base_url=base_url, model=adhoc_model)
+        concurrency=concurrency, base_url=base_url, model=adhoc_model,
+        repairs=("off", "on") if repairs == "both" else (repairs,), candidates=candidates)
 
 
 def progress(message: str) -> None:

@@ -1,4 +1,9 @@
-"""The loop: ask the model, check the script, run it in the sandbox, validate, repair; until it passes.
+"""The loop: ask the model, repair and check the script, run it in the sandbox, validate; until it passes.
+
+One turn, top to bottom: the conversation so far -> `generate` (N candidate answers) -> `evaluate` each
+(static stage: repairs, grounding, rules; then the sandbox run and validation, concurrently for the
+candidates that may run) -> the first that validates wins, else the most advanced failure -> feedback and
+newly retrieved material become the next user turn.
 
 `run_agent` returns a `RunResult` and writes the bundle as it goes, so an interrupted or broken run
 still leaves every finished attempt (and a run.json saying why it stopped) on disk.
@@ -9,14 +14,17 @@ from __future__ import annotations
 import ast
 import logging
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Sequence
 
-from hpc_agent import checks, prompts
+from hpc_agent import prompts
 from hpc_agent.bundle import Bundle
+from hpc_agent.candidates import generate
+from hpc_agent.conversation import Conversation
 from hpc_agent.data import contract_env, data_binds
 from hpc_agent.llm import ChatModel, ModelAnswer
 from hpc_agent.records import (
@@ -31,6 +39,8 @@ from hpc_agent.records import (
     Validation,
 )
 from hpc_agent.sandbox import Sandbox
+from hpc_agent.sources import positions_context
+from hpc_agent.static import static_stage
 from hpc_agent.validate import Validator, default_validators, validate
 
 if TYPE_CHECKING:
@@ -57,13 +67,18 @@ class RunSpec:
     limits: Limits = field(default_factory=Limits)
     validators: Sequence[Validator] | None = None  # None: exit code 0 + RESULT lines
     require_result: bool = True
-    context: str | None = None  # retrieved reference material, injected before the request
+    context: str | None = None  # reference material, injected before the request
     seed: int | None = None
     retriever: Retriever | None = None  # RAG: snippets for the prompt, then for each error, injected per turn
+    repairs: bool = True  # deterministic repairs before checking (off: the model's script as it came)
+    candidates: int = 1  # answers generated per turn
 
 
 REPEAT_STEP = 0.4  # temperature added each time a model repeats a failed script
 REPEAT_MAX_TEMPERATURE = 1.0
+# How far a failed candidate got, for choosing the one the next turn's feedback is built from.
+PROGRESS: dict[str, int] = {"no_code": 0, "static": 1, "timeout": 2, "resource": 2, "runtime": 3, "validation": 4,
+                            "none": 5}
 
 
 def _fingerprint(script: str) -> str:
@@ -86,36 +101,47 @@ def _classify(execution: ExecResult, validation: Validation) -> FailureClass:
     return "validation"
 
 
-def attempt_once(
-    index: int, answer: ModelAnswer, spec: RunSpec, sandbox: Sandbox, workspace: Path
-) -> Attempt:
-    """Check, run and validate one answer. Model mistakes become the Attempt's failure class."""
+def evaluate(index: int, answer: ModelAnswer, spec: RunSpec, sandbox: Sandbox, workspace: Path) -> Attempt:
+    """Static stage, then (when it may run) the sandbox run and validation. Model mistakes are results."""
     if answer.script is None:
         validation = Validation(passed=False, checks=(Check(name="script", passed=False, message="no script in answer"),))
         return Attempt(index=index, script=None, usage=answer.usage, validation=validation, failure="no_code")
-    errors = checks.static_errors(answer.script, require_result=spec.require_result)
-    if errors:
-        validation = Validation(passed=False, checks=(Check(name="static", passed=False, message="; ".join(errors)),))
-        return Attempt(index=index, script=answer.script, usage=answer.usage, static_errors=tuple(errors),
-                       validation=validation, failure="static")
-    execution = sandbox.run(
-        answer.script, workspace, env=contract_env(spec.data_root), limits=spec.limits,
-        ro_binds=data_binds(spec.data_root)
-    )
+    static = static_stage(answer.script, repairs=spec.repairs, require_result=spec.require_result)
+    common = dict(index=index, script=static.script, usage=answer.usage, repairs=static.repairs,
+                  answer=answer.script if static.script != answer.script else None, static_s=static.seconds)
+    if not static.ok:
+        validation = Validation(passed=False, checks=(Check(name="static", passed=False,
+                                                            message="; ".join(static.errors)),))
+        return Attempt(**common, static_errors=static.errors, validation=validation, failure="static")
+    execution = sandbox.run(static.script, workspace, env=contract_env(spec.data_root), limits=spec.limits,
+                            ro_binds=data_binds(spec.data_root))
     validators = spec.validators if spec.validators is not None else default_validators(spec.require_result)
     t0 = time.monotonic()
-    validation = validate(execution, validators, answer.script)
-    validation_s = time.monotonic() - t0
-    return Attempt(
-        index=index,
-        script=answer.script,
-        usage=answer.usage,
-        execution=execution,
-        validation=validation,
-        failure=_classify(execution, validation),
-        exception=prompts.exception_class(execution.stderr) if not execution.ok else None,
-        validation_s=validation_s,
-    )
+    validation = validate(execution, validators, static.script)
+    return Attempt(**common, execution=execution, validation=validation, failure=_classify(execution, validation),
+                   exception=prompts.exception_class(execution.stderr) if not execution.ok else None,
+                   validation_s=time.monotonic() - t0)
+
+
+def _best(attempts: list[Attempt]) -> Attempt:
+    """The first that validates, else the one that got furthest (fewest static errors among equals)."""
+    return max(attempts, key=lambda a: (PROGRESS[a.failure], -len(a.static_errors), -a.candidate))
+
+
+def run_turn(index: int, answers: list[ModelAnswer], spec: RunSpec, sandbox: Sandbox,
+             bundle: Bundle) -> tuple[Attempt, list[Attempt]]:
+    """Every candidate evaluated (sandbox runs in parallel); returns the chosen one and all of them."""
+    n = len(answers)
+    if n == 1:
+        attempt = evaluate(index, answers[0], spec, sandbox, bundle.workspace(index))
+        return attempt, [attempt]
+    with ThreadPoolExecutor(max_workers=n) as pool:
+        futures = [pool.submit(evaluate, index, a, spec, sandbox, bundle.workspace(index, candidate=j + 1))
+                   for j, a in enumerate(answers)]
+        found = [f.result().model_copy(update={"candidate": j + 1, "candidates": n}) for j, f in enumerate(futures)]
+    chosen = _best(found)
+    total = sum((a.usage for a in found), Usage())
+    return chosen.model_copy(update={"usage": total}), found
 
 
 def _error_text(attempt: Attempt) -> str:
@@ -146,6 +172,14 @@ def _render(retrieval: Retrieval | None) -> str:
     return render(retrieval)
 
 
+def first_context(spec: RunSpec, retrieval: Retrieval | None) -> str | None:
+    """Source positions the prompt names, the caller's context, and retrieved material: the first turn's."""
+    reference = _render(retrieval)
+    parts = (positions_context(spec.prompt, spec.data_root), spec.context,
+             f"{prompts.REFERENCE_HEADER}\n\n{reference}" if reference else "")
+    return "\n\n".join(p for p in parts if p) or None
+
+
 def run_agent(
     spec: RunSpec,
     client: ChatModel,
@@ -161,31 +195,34 @@ def run_agent(
     attempts: list[Attempt] = []
     server: ServerInfo | None = None
     error: str | None = None
-    first_seen: dict[str, int] = {}  # script fingerprint -> index of the attempt that first returned it
+    first_seen: dict[str, int] = {}  # answer fingerprint -> index of the attempt that first returned it
     temperature: float | None = None  # raised after a repeated script, to get the model out of its rut
     shown: set[str] = set()  # snippet ids already in the conversation
     try:
         retrieval = _retrieve(spec, None, shown)
-        context = "\n\n".join(c for c in (spec.context, _render(retrieval)) if c) or None
-        messages = prompts.initial_messages(spec.prompt, gammapy_version, context)
+        conversation = Conversation.start(spec.prompt, gammapy_version, first_context(spec, retrieval))
         server = client.server_info()
         for index in range(1, spec.attempts + 1):
-            sent = list(messages)
-            answer = client.complete(sent, seed=spec.seed, temperature=temperature)
-            attempt = attempt_once(index, answer, spec, sandbox, bundle.workspace(index))
+            sent = conversation.snapshot()
+            answers = generate(client, sent, spec.candidates, seed=spec.seed, temperature=temperature)
+            attempt, candidates = run_turn(index, answers, spec, sandbox, bundle)
+            chosen_answer = answers[attempt.candidate - 1]
             if retrieval is not None:
                 attempt = attempt.model_copy(update={"context_ids": tuple(retrieval.ids)})
                 bundle.write_context(index, retrieval.record())
-            key = _fingerprint(attempt.script) if attempt.script is not None else None
+            own = chosen_answer.script
+            key = _fingerprint(own) if own is not None else None
             repeats = first_seen.get(key) if key is not None else None
             if key is not None:
                 first_seen.setdefault(key, index)
             if repeats is not None:
                 temperature = min(REPEAT_MAX_TEMPERATURE, (temperature or backend.temperature or 0.0) + REPEAT_STEP)
             if not attempt.passed and index < spec.attempts:
-                feedback = prompts.repair_message(attempt, repeats=repeats)
-                attempt = attempt.model_copy(update={"feedback": feedback})
-            bundle.write_attempt(attempt, sent, answer.raw)
+                attempt = attempt.model_copy(update={"feedback": prompts.repair_message(attempt, repeats=repeats)})
+            if len(candidates) > 1:
+                for cand, ans in zip(candidates, answers):
+                    bundle.write_candidate(cand, ans.raw)
+            bundle.write_attempt(attempt, sent, chosen_answer.raw)
             attempts.append(attempt)
             if on_attempt is not None:
                 on_attempt(attempt)
@@ -193,9 +230,7 @@ def run_agent(
                 break
             if attempt.feedback:
                 retrieval = _retrieve(spec, attempt, shown)
-                reference = _render(retrieval)
-                content = attempt.feedback + (f"\n\n{prompts.REFERENCE_HEADER}\n\n{reference}" if reference else "")
-                messages += [prompts.assistant_turn(attempt.script, answer.raw), {"role": "user", "content": content}]
+                conversation.add_repair_turn(attempt, chosen_answer.raw, _render(retrieval))
     except BaseException as exc:  # recorded in run.json, then re-raised to the caller
         error = "interrupted" if isinstance(exc, KeyboardInterrupt) else f"{exc.__class__.__name__}: {exc}"
         raise

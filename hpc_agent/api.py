@@ -76,6 +76,7 @@ def run(
         attempts=settings.attempts,
         limits=limits_from(settings),
         retriever=retriever,
+        repairs=settings.repairs,
     )
     box = make_sandbox(settings, sandbox)
     if isinstance(backend, Backend):
@@ -85,9 +86,15 @@ def run(
         return _run_with(spec, opened, settings, box, on_attempt)
 
 
+def candidates_for(settings: Settings, backend: Backend) -> int:
+    """Answers per turn: the setting when given, else the model's own default, else 1."""
+    return settings.candidates or backend.candidates or 1
+
+
 def _run_with(spec: RunSpec, backend: Backend, settings: Settings, box: Sandbox,
               on_attempt: Callable[[Attempt], None] | None) -> RunResult:
     client = ChatClient(backend, timeout_s=settings.llm_timeout_s, retries=settings.llm_retries)
+    spec.candidates = candidates_for(settings, backend)
     return run_agent(spec, client, box, on_attempt=on_attempt)
 
 

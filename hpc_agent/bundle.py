@@ -3,13 +3,17 @@
     OUT/run.json                      the RunResult (passed, attempts, final_script, usage, versions, ...)
     OUT/attempt-<n>/prompt.txt        the conversation sent for this attempt, readable
     OUT/attempt-<n>/messages.jsonl    the same messages, one JSON object per line, then the raw answer
-    OUT/attempt-<n>/script.py         the extracted script (absent when the answer held none)
+    OUT/attempt-<n>/script.py         the script that was checked and run (the answer after repairs)
+    OUT/attempt-<n>/answer.py         the model's own script, when the harness's repairs changed it
     OUT/attempt-<n>/stdout.txt, stderr.txt   sandbox output (capped head + tail)
     OUT/attempt-<n>/validation.json   static errors, execution facts, checks, failure class
     OUT/attempt-<n>/usage.json        tokens and latency of the model call(s)
     OUT/attempt-<n>/workspace/        the sandbox's writable folder (files the script wrote)
     OUT/attempt-<n>/context.json      with RAG: the retrieval query and the snippets injected for this attempt
                                       (chunk id, score, symbol, source, kind)
+    OUT/attempt-<n>/candidate-<j>/    with several candidates per turn: each one's raw.txt, answer.py, script.py,
+                                      stdout/stderr, validation.json, usage.json and workspace/
+                                      (attempt-<n>/ itself holds the chosen one, with every candidate's usage)
 
 Every file is written atomically; known secret values are masked before anything reaches disk.
 `load_run`, `load_attempts` and `list_runs` read bundles back (the web page shows runs through them).
@@ -38,8 +42,12 @@ class Bundle:
     def attempt_dir(self, index: int) -> Path:
         return self.out_dir / f"attempt-{index}"
 
-    def workspace(self, index: int) -> Path:
-        ws = self.attempt_dir(index) / "workspace"
+    def candidate_dir(self, index: int, candidate: int) -> Path:
+        return self.attempt_dir(index) / f"candidate-{candidate}"
+
+    def workspace(self, index: int, candidate: int | None = None) -> Path:
+        base = self.attempt_dir(index) if candidate is None else self.candidate_dir(index, candidate)
+        ws = base / "workspace"
         ws.mkdir(parents=True, exist_ok=True)
         return ws
 
@@ -54,14 +62,12 @@ class Bundle:
     def _write_json(self, path: Path, obj: Any) -> None:
         self._write(path, json.dumps(obj, indent=2, ensure_ascii=False, default=str) + "\n")
 
-    def write_attempt(self, attempt: Attempt, sent: list[dict[str, str]], raw_answer: str) -> Path:
-        d = self.attempt_dir(attempt.index)
-        self._write(d / "prompt.txt", render_messages(sent))
-        lines = [json.dumps(m, ensure_ascii=False) for m in sent]
-        lines.append(json.dumps({"role": "assistant", "raw": raw_answer}, ensure_ascii=False))
-        self._write(d / "messages.jsonl", "\n".join(lines) + "\n")
+    def _write_outcome(self, d: Path, attempt: Attempt) -> None:
+        """script.py, answer.py, stdout/stderr, validation.json and usage.json of one evaluated answer."""
         if attempt.script is not None:
             self._write(d / "script.py", attempt.script)
+        if attempt.answer is not None:
+            self._write(d / "answer.py", attempt.answer)
         ex = attempt.execution
         self._write(d / "stdout.txt", ex.stdout if ex else "")
         self._write(d / "stderr.txt", ex.stderr if ex else "")
@@ -69,12 +75,30 @@ class Bundle:
             "passed": attempt.passed,
             "failure": attempt.failure,
             "exception": attempt.exception,
+            "repairs": list(attempt.repairs),
             "static_errors": list(attempt.static_errors),
             "checks": [c.model_dump() for c in attempt.validation.checks],
             "execution": ex.model_dump(exclude={"stdout", "stderr"}) if ex else None,
+            "candidate": attempt.candidate,
+            "candidates": attempt.candidates,
             "feedback": attempt.feedback,
         })
         self._write_json(d / "usage.json", attempt.usage.model_dump())
+
+    def write_attempt(self, attempt: Attempt, sent: list[dict[str, str]], raw_answer: str) -> Path:
+        d = self.attempt_dir(attempt.index)
+        self._write(d / "prompt.txt", render_messages(sent))
+        lines = [json.dumps(m, ensure_ascii=False) for m in sent]
+        lines.append(json.dumps({"role": "assistant", "raw": raw_answer}, ensure_ascii=False))
+        self._write(d / "messages.jsonl", "\n".join(lines) + "\n")
+        self._write_outcome(d, attempt)
+        return d
+
+    def write_candidate(self, attempt: Attempt, raw_answer: str) -> Path:
+        """One of several candidates of a turn, in attempt-<n>/candidate-<j>/ (its raw answer too)."""
+        d = self.candidate_dir(attempt.index, attempt.candidate)
+        self._write(d / "raw.txt", raw_answer)
+        self._write_outcome(d, attempt)
         return d
 
     def write_context(self, index: int, record: dict[str, Any]) -> Path:
@@ -91,7 +115,7 @@ class Bundle:
         data["attempts"] = len(result.attempts)
         data["attempt_summaries"] = [
             {"index": a.index, "passed": a.passed, "failure": a.failure, "exception": a.exception,
-             "usage": a.usage.model_dump()}
+             "repairs": list(a.repairs), "candidates": a.candidates, "usage": a.usage.model_dump()}
             for a in result.attempts
         ]
         self._write_json(path, data)

@@ -77,12 +77,18 @@ def _print_attempt(a: Attempt) -> None:
 @data_root_opt
 @click.option("--json", "as_json", is_flag=True, help="print run.json instead of the script")
 @click.option("--rag", is_flag=True, help="inject Gammapy documentation snippets from the index (hpc-agent rag build)")
+@click.option("--repairs/--no-repairs", default=None,
+              help="fix one-reading slips (missing imports, wrong import homes, display calls) before checking "
+                   "[default: on]")
+@click.option("--candidates", type=click.IntRange(1, 16), help="answers per turn, run side by side; the first "
+              "that passes wins (default: the model config's, else 1)")
 def run(prompt: str, backend_name: str | None, base_url: str | None, model: str | None, api_key_env: str | None,
         reasoning_effort: str | None, max_tokens: int | None, temperature: float | None, attempts: int | None,
         timeout: float | None, sandbox: str | None, out: Path | None, data_root: Path | None, as_json: bool,
-        rag: bool) -> None:
+        rag: bool, repairs: bool | None, candidates: int | None) -> None:
     """Ask for an analysis in words; get back a script that ran. Exit 0 passed, 1 budget spent, 2 bad input."""
-    settings = load_settings(attempts=attempts, exec_timeout_s=timeout, sandbox=sandbox, data_root=data_root)
+    settings = load_settings(attempts=attempts, exec_timeout_s=timeout, sandbox=sandbox, data_root=data_root,
+                             repairs=repairs, candidates=candidates)
     overrides = {"api_key_env": api_key_env, "reasoning_effort": reasoning_effort, "max_tokens": max_tokens,
                  "temperature": temperature}
     result = api.run(prompt, backend=backend_name, base_url=base_url, model=model, overrides=overrides,

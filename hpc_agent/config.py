@@ -66,6 +66,8 @@ class Backend(BaseModel):
     embedding_model: str | None = None
     use_tools: bool = Field(True, description="ask for the return_python tool; off for servers without tools")
     engine: str | None = Field(None, description="serving engine when known: llama.cpp | vllm")
+    candidates: int | None = Field(None, ge=1, le=16, description="answers per turn for this model "
+                                   "(used when the `candidates` setting is not given)")
 
     @field_validator("base_url")
     @classmethod
@@ -100,6 +102,10 @@ class Settings(BaseSettings):
     backends: dict[str, Backend] = Field(default_factory=dict)
     backend: str | None = Field(None, description="default backend name")
     attempts: int = Field(5, ge=1, le=100, description="attempt budget per run")
+    repairs: bool = Field(True, description="deterministic repairs (missing imports, wrong import homes, display "
+                          "calls, literal data paths) before checking a script")
+    candidates: int | None = Field(None, ge=1, le=16, description="answers generated per turn; None: the model "
+                                   "config's `candidates`, else 1")
     exec_timeout_s: float = Field(300.0, gt=0, description="wall-clock limit of one sandboxed run")
     llm_timeout_s: float = Field(600.0, gt=0, description="timeout of one model request")
     llm_retries: int = Field(5, ge=0, description="retries of 429/5xx/timeouts before giving up")

@@ -26,6 +26,7 @@ Non-negotiable rules:
    Never hard-code absolute data paths. There is no network access.
 5. Never select observations by the TARGET_NAME or OBJECT columns (names are inconsistent);
    select by sky position, e.g. the separation of (RA_PNT, DEC_PNT) from the source position.
+   There is no name resolver (no network): use the positions given to you as numbers.
 6. Print every result as one line `RESULT {{json}}`, e.g. `print("RESULT " + json.dumps({{"n_obs": 20}}))`,
    with plain numbers (float/int), not astropy Quantities.
 """
@@ -44,10 +45,11 @@ REFERENCE_HEADER = "Reference material for this Gammapy version (retrieved from 
 
 
 def initial_messages(prompt: str, gammapy_version: str, context: str | None = None) -> list[Message]:
-    """System rules, optional retrieved context, then the user's request."""
+    """System rules, optional context (source positions, retrieved material, each with its own header),
+    then the user's request."""
     messages: list[Message] = [{"role": "system", "content": system_message(gammapy_version)}]
     if context:
-        messages.append({"role": "user", "content": f"{REFERENCE_HEADER}\n\n{context}"})
+        messages.append({"role": "user", "content": context})
     messages.append({"role": "user", "content": USER_TEMPLATE.format(prompt=prompt)})
     return messages
 
@@ -118,6 +120,43 @@ def traceback_tail(stderr: str, lines: int = 30) -> str:
     return "\n".join(text.rstrip().splitlines()[-lines:])
 
 
+SELECTION_IDIOM = """\
+import os
+import astropy.units as u
+from astropy.coordinates import SkyCoord
+from gammapy.data import DataStore
+
+data_store = DataStore.from_dir(os.path.join(os.environ["PHOTON_STORAGE"], "hess-dl3-dr1"))
+table = data_store.obs_table
+source = SkyCoord(RA_DEG, DEC_DEG, unit="deg", frame="icrs")  # the source position, as numbers
+pointing = SkyCoord(table["RA_PNT"], table["DEC_PNT"], unit="deg", frame="icrs")
+selected = table[pointing.separation(source) < 2.0 * u.deg]
+obs_ids = list(selected["OBS_ID"])
+observations = data_store.get_observations(obs_ids)"""
+
+# Rules whose message alone does not tell a small model what to write: the working idiom, as code.
+IDIOMS: tuple[tuple[str, str], ...] = (
+    ("selects by the", f"Select observations by position like this:\n```python\n{SELECTION_IDIOM}\n```"),
+    ("hard-coded data path", "Open the release like this:\n```python\nimport os\nfrom gammapy.data import DataStore\n"
+     "data_store = DataStore.from_dir(os.path.join(os.environ[\"PHOTON_STORAGE\"], \"hess-dl3-dr1\"))\n```"),
+    ("no `RESULT {json}` line", "End the script like this:\n```python\nimport json\n"
+     "print(\"RESULT \" + json.dumps({\"n_obs\": int(n_obs)}))\n```"),
+    ("SkyCoord.from_name", "Write source positions as numbers: `SkyCoord(ra_deg, dec_deg, unit=\"deg\", frame=\"icrs\")`."),
+)
+_LINE = re.compile(r"^line (\d+):")
+
+
+def quote_lines(script: str | None, errors: tuple[str, ...]) -> list[str]:
+    """Each error followed by the script line it names, so a model sees exactly what to change."""
+    rows = (script or "").splitlines()
+    out = []
+    for e in errors:
+        m = _LINE.match(e)
+        n = int(m.group(1)) if m else 0
+        out.append(f"- {e}" + (f"\n    > {rows[n - 1].strip()}" if 0 < n <= len(rows) else ""))
+    return out
+
+
 def repair_message(attempt: Attempt, max_stderr_lines: int = 15, repeats: int | None = None) -> str:
     """One compact user turn after a failed attempt: what went wrong and how to fix it.
 
@@ -127,13 +166,20 @@ def repair_message(attempt: Attempt, max_stderr_lines: int = 15, repeats: int | 
     text_for_hints = ""
     if repeats is not None:
         parts.append(f"Your script is identical to attempt {repeats}, which failed the same way. "
-                     "Do not repeat it: change the lines the errors below point at.")
+                     "Do not repeat it: change the lines quoted below.")
     if attempt.script is None:
         parts.append("No script was found in your answer. Return the complete script (the `return_python` "
                      "tool, or one ```python fenced block).")
+    if attempt.repairs:
+        parts.append("Before checking it, the harness fixed your script (the script above is the fixed one; "
+                     "write these yourself next time):\n" + "\n".join(f"- {r}" for r in attempt.repairs))
     if attempt.static_errors:
-        parts.append("The script was rejected before running:\n" + "\n".join(f"- {e}" for e in attempt.static_errors))
+        parts.append("The script was rejected before running:\n"
+                     + "\n".join(quote_lines(attempt.script, attempt.static_errors)))
         text_for_hints += "\n".join(attempt.static_errors)
+        idioms = [code for needle, code in IDIOMS if any(needle in e for e in attempt.static_errors)]
+        if idioms:
+            parts.append("\n\n".join(idioms))
     ex = attempt.execution
     if ex is not None:
         if ex.killed == "timeout":

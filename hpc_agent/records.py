@@ -90,11 +90,20 @@ FailureClass = Literal["none", "no_code", "static", "runtime", "timeout", "resou
 
 
 class Attempt(Record):
-    """One model answer, checked, maybe run, validated."""
+    """One model answer, repaired, checked, maybe run, validated.
+
+    `script` is what was checked and run (the answer after repairs); `answer` is the model's own text when
+    repairs changed it. With candidates, this is the winning (or most advanced) one; usage covers them all.
+    """
 
     index: int
     script: str | None
     usage: Usage
+    answer: str | None = None  # the model's own script, when repairs changed it
+    repairs: tuple[str, ...] = ()  # one line per deterministic repair made before checking
+    static_s: float = 0.0  # time of the static stage (repairs, grounding, rules)
+    candidates: int = 1  # answers generated for this turn
+    candidate: int = 1  # which of them this record describes
     static_errors: tuple[str, ...] = ()
     execution: ExecResult | None = None
     validation: Validation

@@ -37,14 +37,30 @@ def pass_at_k(n: int, c: int, k: int) -> float:
     return 1.0 - comb(n - c, k) / comb(n, k)
 
 
+def configuration(model: str, rag: str | None, repairs: str | None, candidates: int | None) -> str:
+    """`model [rag, repairs, 4 candidates]`: one row per configuration, so ablations are never mixed."""
+    parts = ["rag" if rag == "on" else "no rag", "no repairs" if repairs == "off" else "repairs"]
+    if (candidates or 1) > 1:
+        parts.append(f"{candidates} candidates")
+    return f"{model} [{', '.join(parts)}]"
+
+
 def load(dirs: list[Path]) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Cells and attempts of the sweeps; `model` becomes the configuration label, `base_model` the model."""
     cells, attempts = [], []
     for d in dirs:
         if not (d / "cells.parquet").is_file():
             raise UsageError(f"{d}: no cells.parquet; is it a sweep folder (hpc-agent bench --out)?")
-        cells.append(pl.read_parquet(d / "cells.parquet").with_columns(pl.lit(str(d)).alias("sweep")))
+        frame = pl.read_parquet(d / "cells.parquet").with_columns(pl.lit(str(d)).alias("sweep"))
+        for column, default in (("repairs", "off"), ("candidates", 1)):  # sweeps from before these existed
+            if column not in frame.columns:
+                frame = frame.with_columns(pl.lit(default).alias(column))
+        cells.append(frame)
         attempts.append(pl.read_parquet(d / "attempts.parquet"))
-    return pl.concat(cells, how="vertical_relaxed"), pl.concat(attempts, how="vertical_relaxed")
+    merged = pl.concat(cells, how="vertical_relaxed")
+    labels = [configuration(*row) for row in merged.select("model", "rag", "repairs", "candidates").iter_rows()]
+    merged = merged.with_columns(pl.col("model").alias("base_model"), pl.Series("model", labels))
+    return merged, pl.concat(attempts, how="vertical_relaxed")
 
 
 def _group(open_weight: bool | None) -> str:
@@ -83,7 +99,8 @@ def rag_effect(cells: pl.DataFrame) -> pl.DataFrame:
     """Per model, with and without retrieval: pass rate (95% Wilson), mean attempts to pass and per cell."""
     scored = cells.filter(pl.col("status") != "error")
     rows = []
-    for (model, rag), m in sorted(scored.group_by("model", "rag"), key=lambda g: (str(g[0][0]), str(g[0][1]))):
+    by = "base_model" if "base_model" in scored.columns else "model"
+    for (model, rag), m in sorted(scored.group_by(by, "rag"), key=lambda g: (str(g[0][0]), str(g[0][1]))):
         n, c = m.height, int(m["passed"].sum())
         lo, hi = wilson(c, n)
         rows.append({"model": model, "rag": rag, "cells": n, "passed": c, "pass_rate": c / n if n else math.nan,
@@ -198,7 +215,8 @@ def build_report(dirs: list[Path], out: Path) -> Path:
     md = [f"# Benchmark report\n\nSweeps: {sources}. Cells ending in an infrastructure error are excluded from "
           "every rate (column `infra_errors`). Pass rates carry 95% Wilson intervals; pass@k uses the unbiased "
           "estimator over seeds (k = seeds per task).\n",
-          "## Models\n", _markdown(summary),
+          "## Configurations\n\nOne row per model and configuration: retrieval on or off, the harness's "
+          "deterministic repairs on or off, candidates per turn.\n", _markdown(summary),
           "\n## Retrieval (RAG) effect\n\nPer model, cells run without (`off`) and with (`on`) retrieved "
           "documentation snippets.\n", _markdown(rag),
           "\n## Per task\n", _markdown(tasks), "\n## Plots\n"]

@@ -62,7 +62,10 @@ def test_failing_then_working_script_passes_with_traceback_fed_back(
     v1 = json.loads((out / "attempt-1" / "validation.json").read_text())
     assert v1["failure"] == "runtime" and v1["exception"] == "AttributeError" and v1["execution"]["exit_code"] == 1
     assert json.loads((out / "attempt-2" / "usage.json").read_text())["completion_tokens"] == 230
-    assert len((out / "attempt-2" / "messages.jsonl").read_text().splitlines()) == 5  # sys, user, asst, user, answer
+    # system, source positions (the prompt names MSH 15-52), request, answer, repair turn, then the raw answer
+    sent = [json.loads(line) for line in (out / "attempt-2" / "messages.jsonl").read_text().splitlines()]
+    assert [m["role"] for m in sent] == ["system", "user", "user", "assistant", "user", "assistant"]
+    assert "MSH 15-52: RA = 228.529 deg, Dec = -59.1575 deg (ICRS)" in sent[1]["content"]
     assert "### system" in (out / "attempt-1" / "prompt.txt").read_text()
     for f in out.rglob("*"):
         if f.is_file():

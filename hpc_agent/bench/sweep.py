@@ -1,4 +1,4 @@
-"""A sweep: cells (model x task x seed x rag), run concurrently, resumable, traced to Parquet.
+"""A sweep: cells (model x task x seed x rag x repairs), run concurrently, resumable, traced to Parquet.
 
 Layout of a sweep folder:
 
@@ -57,11 +57,14 @@ class Cell:
     task: str
     seed: int
     rag: str
+    repairs: str = "on"
+    candidates: int = 1
 
     @property
     def id(self) -> str:
         model = re.sub(r"[^A-Za-z0-9._-]+", "_", self.model)  # hub ids hold "/": keep one folder per cell
-        return f"{model}__{self.task}__seed{self.seed}__rag-{self.rag}"
+        cand = f"__cand{self.candidates}" if self.candidates > 1 else ""
+        return f"{model}__{self.task}__seed{self.seed}__rag-{self.rag}__repairs-{self.repairs}{cand}"
 
 
 @dataclass(frozen=True)
@@ -71,6 +74,8 @@ class SweepOptions:
     tasks: str = "*"
     seeds: int = 1
     rag: tuple[str, ...] = ("off",)
+    repairs: tuple[str, ...] = ("on",)
+    candidates: int | None = None  # answers per turn; None: each model config's default, else 1
     attempts: int = 3
     concurrency: int = 1
     base_url: str | None = None  # with `model`: an ad hoc endpoint instead of `models`
@@ -85,8 +90,10 @@ def select_tasks(pattern: str) -> list[Task]:
     return chosen
 
 
-def cells_for(models: list[str], tasks: list[Task], seeds: int, rag: tuple[str, ...]) -> list[Cell]:
-    return [Cell(m, t.id, s, r) for m in models for t in tasks for s in range(seeds) for r in rag]
+def cells_for(models: list[str], tasks: list[Task], seeds: int, rag: tuple[str, ...],
+              repairs: tuple[str, ...] = ("on",), candidates: dict[str, int] | None = None) -> list[Cell]:
+    return [Cell(m, t.id, s, r, p, (candidates or {}).get(m, 1))
+            for m in models for t in tasks for s in range(seeds) for r in rag for p in repairs]
 
 
 def shard_cells(cells: list[Cell], index: int, count: int) -> list[Cell]:
@@ -137,12 +144,16 @@ def cell_record(cell: Cell, task: Task, result: RunResult | None, error: str | N
             "validation_s": a.validation_s,
             "validator_details": json.dumps([c.model_dump() for c in a.validation.checks]),
             "rag_snippets": len(a.context_ids), "rag_ids": json.dumps(list(a.context_ids)),
+            "repairs_made": json.dumps(list(a.repairs)), "n_repairs": len(a.repairs),
+            "static_errors": json.dumps(list(a.static_errors)), "static_s": a.static_s,
+            "candidates": a.candidates,
         })
     passed = bool(result and result.passed)
     status = "error" if error else ("passed" if passed else "failed")
     return {
         "cell": cell.id, "model": cell.model, "task": cell.task, "kind": task.kind, "source": task.source,
-        "seed": cell.seed, "rag": cell.rag, "status": status, "passed": passed, "error": error,
+        "seed": cell.seed, "rag": cell.rag, "repairs": cell.repairs, "candidates": cell.candidates,
+        "status": status, "passed": passed, "error": error,
         "attempts_to_pass": len(attempts) if passed else None, "n_attempts": len(attempts), "wall_s": wall_s,
         "open_weight": open_weight, "server": result.server.model_dump() if result and result.server else None,
         "finished_at": datetime.now(timezone.utc).isoformat(), "attempt_rows": attempts,
@@ -169,7 +180,8 @@ class Sweep:
         self.data_root = resolve_data_root(settings.data_root)
         self.tasks = {t.id: t for t in select_tasks(options.tasks)}
         self.models = [f"adhoc-{options.model}"] if options.base_url else list(options.models)
-        self.all_cells = cells_for(self.models, list(self.tasks.values()), options.seeds, options.rag)
+        self.all_cells = cells_for(self.models, list(self.tasks.values()), options.seeds, options.rag,
+                                   options.repairs, {m: self._candidates(m) for m in self.models})
         self.cells = shard_cells(self.all_cells, *shard) if shard else self.all_cells
         self.start_servers = start_servers  # inside a batch allocation: vLLM servers may be started too
         # set when the job is being preempted or cancelled: no new cell starts, and a cell that ends after
@@ -177,6 +189,16 @@ class Sweep:
         self.stop = threading.Event()
         self._lock = threading.Lock()
         self._retriever: Any = None  # one retriever (one Qdrant client, one model) shared by every rag=on cell
+
+    def _candidates(self, model: str) -> int:
+        """Answers per turn for `model`: the sweep's option, else its model config's or backend's, else 1."""
+        if self.o.candidates or model == ORACLE:
+            return self.o.candidates or 1
+        if model in self.settings.backends:
+            return self.settings.candidates or self.settings.backends[model].candidates or 1
+        if find_model_config(model):
+            return self.settings.candidates or get_model_config(model).candidates or 1
+        return self.settings.candidates or 1
 
     def retriever(self) -> Any:
         """The retrieval index for rag=on cells, opened once; it must not hold the benchmark references."""
@@ -257,7 +279,8 @@ class Sweep:
                                            tuple(task.validators(variant[task.id])), limits))
         spec = RunSpec(prompt=task.prompt, data_root=self.data_root, out_dir=cell_dir, attempts=self.o.attempts,
                        limits=limits, validators=validators, seed=cell.seed,
-                       retriever=self.retriever() if cell.rag == "on" else None)
+                       retriever=self.retriever() if cell.rag == "on" else None, repairs=cell.repairs == "on",
+                       candidates=cell.candidates)
         t0 = time.monotonic()
         result, error = None, None
         try:

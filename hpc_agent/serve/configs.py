@@ -78,6 +78,8 @@ class ModelConfig(_Strict):
     reasoning_effort: ReasoningEffort | None = Field(None, description="passed on every request when set")
     supports_reasoning_effort: bool = False
     tool_calling: bool = Field(True, description="whether to ask for the return_python tool")
+    candidates: int | None = Field(None, ge=1, le=16, description="answers per turn by default (batching makes "
+                                   "several nearly free on a GPU server)")
     gguf: GgufParts | None = None
     llamacpp: LlamaCpp | None = None
     vllm: Vllm | None = None
@@ -113,6 +115,7 @@ class ModelConfig(_Strict):
             max_tokens=self.sampling.max_tokens,
             temperature=self.sampling.temperature,
             use_tools=self.tool_calling,
+            candidates=self.candidates,
         )
 
 

@@ -1,0 +1,379 @@
+"""API grounding: every import and attribute chain of a script resolved against the *installed* packages.
+
+Resolution happens in the harness's own process by importing and introspecting (never by running the
+script). A chain is followed from a name the script binds exactly once: an import of a known package
+(`from gammapy.data import DataStore`), or a variable assigned once from a constructor or a `from_*`/`read`/
+`create` class method of a known class (`ds = DataStore.from_dir(...)`, so `ds.get_obs` is caught). Whatever
+cannot be typed that way is left alone: grounding only reports what is certainly missing, so a correct
+script is never rejected. Each finding names the closest real names, with the best match's signature and
+the first line of its docstring.
+"""
+
+from __future__ import annotations
+
+import ast
+import builtins
+import difflib
+import importlib
+import importlib.util
+import inspect
+import re
+import warnings
+from dataclasses import dataclass
+from functools import lru_cache
+from types import ModuleType
+from typing import Any
+
+from hpc_agent.names import NameIndex, describe, signature
+
+# Top-level packages whose modules may be imported here to resolve names (installed, import without side
+# effects). Anything else is only checked for existence.
+RESOLVABLE = ("gammapy", "astropy", "numpy", "regions", "scipy", "os", "json", "math", "sys", "pathlib",
+              "collections", "itertools", "functools", "re", "time", "datetime", "glob", "warnings", "statistics")
+CONSTRUCTOR_PREFIXES = ("from_", "read", "create")
+NO_NETWORK = "the sandbox has no network"
+NETWORK_MODULES = {
+    "requests": f"{NO_NETWORK}; read the data from PHOTON_STORAGE only",
+    "urllib.request": f"{NO_NETWORK}; read the data from PHOTON_STORAGE only",
+    "astroquery": f"{NO_NETWORK}; write source positions as numbers, e.g. SkyCoord(ra, dec, unit='deg')",
+}
+
+
+@dataclass(frozen=True)
+class Finding:
+    line: int
+    message: str
+
+    def __str__(self) -> str:
+        return f"line {self.line}: {self.message}"
+
+
+@dataclass(frozen=True)
+class _Ref:
+    """What an expression is known to be: a module, a class, an instance of a class, or a callable."""
+
+    kind: str  # module | class | instance | callable
+    obj: Any
+    label: str  # how the script spells it, for messages
+
+
+def _network_calls() -> list[tuple[type, str, str]]:
+    from astropy.coordinates import SkyCoord
+
+    return [(SkyCoord, "from_name", f"{NO_NETWORK} (name resolvers fail); write the position as numbers, e.g. "
+             "`SkyCoord(ra_deg, dec_deg, unit='deg', frame='icrs')`")]
+
+
+def _is_resolvable(module: str) -> bool:
+    return module.split(".")[0] in RESOLVABLE
+
+
+def _import(module: str) -> ModuleType | None:
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return importlib.import_module(module)
+    except Exception:
+        return None
+
+
+def _module_exists(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def _public_dir(obj: Any) -> list[str]:
+    try:
+        return [n for n in dir(obj) if not n.startswith("_")]
+    except Exception:
+        return []
+
+
+@lru_cache(maxsize=None)
+def _instance_attrs(cls: type) -> frozenset[str] | None:
+    """Attributes instances get in methods (`self.x = ...`), slots and annotations; None when unknowable
+    (a dynamic `__getattr__`, or a base whose source Python cannot read, such as a C extension)."""
+    names: set[str] = set()
+    for klass in cls.__mro__:
+        if klass is object:
+            continue
+        if "__getattr__" in vars(klass) or "__getattribute__" in vars(klass):
+            return None
+        names.update(getattr(klass, "__slots__", ()) if not isinstance(getattr(klass, "__slots__", ()), str) else ())
+        names.update(getattr(klass, "__annotations__", {}) or {})
+        try:
+            source = inspect.getsource(klass)
+        except (OSError, TypeError):
+            return None
+        names.update(re.findall(r"self\.(\w+)\s*(?::[^=\n]+)?=(?!=)", source))
+        names.update(re.findall(r"setattr\(\s*self\s*,\s*[\"'](\w+)", source))
+    return frozenset(names)
+
+
+def _suggest(owner_label: str, owner: Any, attr: str, candidates: list[str]) -> str:
+    close = difflib.get_close_matches(attr, candidates, n=3, cutoff=0.5)
+    if not close:
+        lowered = [c for c in candidates if attr.lower() in c.lower() or c.lower() in attr.lower()]
+        close = lowered[:3]
+    if not close:
+        listed = ", ".join(sorted(candidates)[:25])
+        return f"`{owner_label}` has no `{attr}`; its public names: {listed}" if listed else \
+            f"`{owner_label}` has no `{attr}`"
+    best = close[0]
+    try:
+        obj = inspect.getattr_static(owner, best)
+        obj = getattr(owner, best) if not isinstance(obj, property) else obj
+    except AttributeError:
+        obj = None
+    shown = describe(owner_label, best, obj) if obj is not None else f"`{owner_label}.{best}`"
+    more = f"; or {', '.join('`' + c + '`' for c in close[1:])}" if close[1:] else ""
+    return f"`{owner_label}` has no `{attr}`; did you mean {shown}{more}"
+
+
+class _Grounder(ast.NodeVisitor):
+    def __init__(self, tree: ast.Module, index: NameIndex | None) -> None:
+        self.index = index
+        self.findings: list[Finding] = []
+        self.bound = _binding_counts(tree)
+        self.refs: dict[str, _Ref] = {}
+        self.network = _network_calls()
+        self._reported: set[tuple[int, str]] = set()
+
+    def report(self, line: int, message: str) -> None:
+        if (line, message) not in self._reported:
+            self._reported.add((line, message))
+            self.findings.append(Finding(line, message))
+
+    # --- bindings -----------------------------------------------------------------------------------------
+
+    def _bind(self, name: str, ref: _Ref | None) -> None:
+        if ref is not None and self.bound.get(name, 0) == 1:
+            self.refs[name] = ref
+
+    def visit_Import(self, node: ast.Import) -> None:
+        for alias in node.names:
+            self._check_network(node.lineno, alias.name)
+            if not _is_resolvable(alias.name):
+                if not _module_exists(alias.name.split(".")[0]):
+                    self.report(node.lineno, f"no module named `{alias.name}` is installed")
+                continue
+            if _import(alias.name) is None:
+                self.report(node.lineno, self._missing_module(alias.name))
+                continue
+            top = alias.name if alias.asname else alias.name.split(".")[0]
+            module = _import(top)
+            self._bind(alias.asname or top, _Ref("module", module, alias.asname or top))
+
+    def visit_ImportFrom(self, node: ast.ImportFrom) -> None:
+        if node.level or not node.module:
+            return
+        self._check_network(node.lineno, node.module)
+        if not _is_resolvable(node.module):
+            if not _module_exists(node.module.split(".")[0]):
+                self.report(node.lineno, f"no module named `{node.module}` is installed")
+            return
+        module = _import(node.module)
+        if module is None:
+            self.report(node.lineno, self._missing_module(node.module))
+            return
+        for alias in node.names:
+            if alias.name == "*":
+                continue
+            name = alias.asname or alias.name
+            if hasattr(module, alias.name):
+                obj = getattr(module, alias.name)
+            elif _module_exists(f"{node.module}.{alias.name}"):
+                obj = _import(f"{node.module}.{alias.name}")
+            else:
+                self.report(node.lineno, self._missing_import(node.module, module, alias.name))
+                continue
+            for cls, attr, why in self.network:
+                if getattr(cls, attr, None) is obj:
+                    self.report(node.lineno, f"`{alias.name}`: {why}")
+            self._bind(name, _ref_for(obj, name))
+
+    def _missing_module(self, dotted: str) -> str:
+        parent, _, leaf = dotted.rpartition(".")
+        known = sorted(self.index.modules) if self.index else []
+        close = difflib.get_close_matches(dotted, known, n=3, cutoff=0.6)
+        hint = f"; did you mean {', '.join('`' + c + '`' for c in close)}" if close else ""
+        if self.index and self.index.home(leaf):
+            hint = f"; `{leaf}` is in `{self.index.home(leaf)}`"
+        return f"no module named `{dotted}`{hint}"
+
+    def _missing_import(self, module_name: str, module: ModuleType, name: str) -> str:
+        message = _suggest(module_name, module, name, _public_dir(module))
+        if self.index:
+            elsewhere = [f"`from {h} import {c}`" for c in self.index.close_names(name) for h in self.index.homes[c]
+                         if c != name][:3]
+            if elsewhere and "did you mean" not in message:
+                message += f"; close names elsewhere: {', '.join(elsewhere)}"
+        return message
+
+    def _check_network(self, line: int, module: str) -> None:
+        for bad, why in NETWORK_MODULES.items():
+            if module == bad or module.startswith(bad + "."):
+                self.report(line, f"`{module}`: {why}")
+
+    def visit_Assign(self, node: ast.Assign) -> None:
+        ref = self.resolve(node.value)
+        for target in node.targets:
+            self.visit(target)
+        if len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+            self._bind(node.targets[0].id, ref if ref is not None and ref.kind == "instance" else None)
+
+    # --- uses ---------------------------------------------------------------------------------------------
+
+    def visit_Attribute(self, node: ast.Attribute) -> None:
+        self.resolve(node)
+
+    def visit_Call(self, node: ast.Call) -> None:
+        self.resolve(node)
+
+    def resolve(self, node: ast.AST) -> _Ref | None:
+        """What `node` is, when it can be known for certain; reports what certainly does not exist.
+        Visits every sub-expression once."""
+        if isinstance(node, ast.Name):
+            return self.refs.get(node.id)
+        if isinstance(node, ast.Attribute):
+            base = self.resolve(node.value)
+            return None if base is None else self._attribute(node, base)
+        if isinstance(node, ast.Call):
+            func = self.resolve(node.func)
+            for arg in node.args:
+                self.visit(arg)
+            for kw in node.keywords:
+                self.visit(kw.value)
+            if func is None:
+                return None
+            self._check_keywords(node, func)
+            if func.kind == "class":
+                return _Ref("instance", func.obj, f"{func.label}(...)")
+            owner = getattr(func.obj, "__self__", None)
+            name = getattr(func.obj, "__name__", "")
+            if inspect.isclass(owner) and name.startswith(CONSTRUCTOR_PREFIXES):
+                return _Ref("instance", owner, f"{func.label}(...)")
+            return None
+        self.generic_visit(node)
+        return None
+
+    def _attribute(self, node: ast.Attribute, base: _Ref) -> _Ref | None:
+        attr, label = node.attr, f"{base.label}.{node.attr}"
+        obj = base.obj
+        if not isinstance(node.ctx, ast.Load):
+            return None  # setting a new attribute is legal
+        if base.kind == "module":
+            if hasattr(obj, attr):
+                return _ref_for(getattr(obj, attr), label)
+            sub = f"{obj.__name__}.{attr}"
+            if _is_resolvable(sub) and _module_exists(sub):
+                return _ref_for(_import(sub), label)  # imported by the repairs when the script did not
+            self.report(node.lineno, _suggest(base.label, obj, attr, _public_dir(obj)))
+            return None
+        if base.kind in ("class", "instance"):
+            cls = obj
+            for net_cls, net_attr, why in self.network:
+                if attr == net_attr and issubclass(cls, net_cls):
+                    self.report(node.lineno, f"`{label}`: {why}")
+            try:
+                static = inspect.getattr_static(cls, attr)
+            except AttributeError:
+                static = None
+            if static is not None:
+                value = getattr(cls, attr, None)
+                if inspect.isroutine(value) or inspect.isclass(value):
+                    return _ref_for(value, label)
+                return None  # a property or attribute: its type is not known here
+            known = _instance_attrs(cls)
+            if known is None or attr in known:
+                return None
+            owner = cls.__name__
+            if base.kind == "class" and attr in _public_dir(cls):
+                return None
+            candidates = sorted(set(_public_dir(cls)) | {k for k in known if not k.startswith("_")})
+            self.report(node.lineno, _suggest(owner, cls, attr, candidates))
+            return None
+        return None
+
+    def _check_keywords(self, node: ast.Call, func: _Ref) -> None:
+        target = func.obj
+        try:
+            sig = inspect.signature(target)
+        except (TypeError, ValueError):
+            return
+        params = sig.parameters.values()
+        if any(p.kind is p.VAR_KEYWORD for p in params):
+            return
+        names = {p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+        for kw in node.keywords:
+            if kw.arg is not None and kw.arg not in names:
+                close = difflib.get_close_matches(kw.arg, sorted(names), n=1, cutoff=0.5)
+                hint = f"; did you mean `{close[0]}`" if close else ""
+                self.report(node.lineno, f"`{func.label}()` takes no keyword `{kw.arg}`{hint}; signature: "
+                            f"`{func.label}{signature(target)}`")
+
+
+def _ref_for(obj: Any, label: str) -> _Ref | None:
+    if obj is None:
+        return None
+    if isinstance(obj, ModuleType):
+        return _Ref("module", obj, label)
+    if inspect.isclass(obj):
+        return _Ref("class", obj, label)
+    if inspect.isroutine(obj):
+        return _Ref("callable", obj, label)
+    return None
+
+
+def _binding_counts(tree: ast.Module) -> dict[str, int]:
+    """How many times each name is bound anywhere in the script: only names bound once are trusted."""
+    counts: dict[str, int] = {}
+
+    def add(name: str) -> None:
+        counts[name] = counts.get(name, 0) + 1
+
+    package_roots: set[str] = set()  # `import a.b` and `import a.c` both bind `a` to the same module
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.asname is None:
+                    package_roots.add(alias.name.split(".")[0])
+                else:
+                    add(alias.asname)
+        elif isinstance(node, ast.ImportFrom):
+            for alias in node.names:
+                add(alias.asname or alias.name)
+        elif isinstance(node, ast.Name) and isinstance(node.ctx, (ast.Store, ast.Del)):
+            add(node.id)
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            add(node.name)
+            if not isinstance(node, ast.ClassDef):
+                for arg in (*node.args.posonlyargs, *node.args.args, *node.args.kwonlyargs,
+                            node.args.vararg, node.args.kwarg):
+                    if arg is not None:
+                        add(arg.arg)
+        elif isinstance(node, ast.Lambda):
+            for arg in node.args.args:
+                add(arg.arg)
+        elif isinstance(node, ast.ExceptHandler) and node.name:
+            add(node.name)
+        elif isinstance(node, (ast.Global, ast.Nonlocal)):
+            for name in node.names:
+                add(name)
+                add(name)  # rebound elsewhere: not trusted
+    for name in package_roots:
+        add(name)
+    for name in dir(builtins):
+        if name in counts:
+            counts[name] += 1  # shadowing a builtin: leave it alone
+    return counts
+
+
+def ground(tree: ast.Module, index: NameIndex | None = None) -> list[Finding]:
+    """Names and keywords the script uses that the installed packages do not have, in line order."""
+    grounder = _Grounder(tree, index)
+    grounder.visit(tree)
+    return sorted(grounder.findings, key=lambda f: f.line)
+

@@ -1,0 +1,290 @@
+"""Deterministic repairs: slips whose fix has exactly one reading are fixed before a model turn is spent.
+
+Each repair returns the new script and one line per change ("added `import json`"), recorded on the
+attempt and told to the model in the next turn so it learns the fix. A repair never guesses: a name
+with two possible imports, or a path that is not the release's, is left to the model and the checks.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib.util
+import re
+from dataclasses import dataclass
+from typing import Callable
+
+from pyflakes import checker as pyflakes_checker
+from pyflakes import messages as pyflakes_messages
+
+from hpc_agent.names import NameIndex
+
+RELEASE = "hess-dl3-dr1"
+DATA_EXPR = 'os.path.join(os.environ["PHOTON_STORAGE"], "hess-dl3-dr1"{rest})'
+DISPLAY_METHODS = ("show", "peek")
+DISPLAY_FUNCTIONS = ("display",)
+SUBMODULE_PACKAGES = ("gammapy", "astropy", "scipy")  # `pkg.sub.X` used: `import pkg.sub` is added
+
+
+@dataclass(frozen=True)
+class Repaired:
+    script: str
+    repairs: tuple[str, ...]
+
+
+# --- text edits on AST positions ----------------------------------------------------------------------------
+
+
+def _offsets(text: str) -> list[int]:
+    starts, pos = [0], 0
+    for line in text.splitlines(keepends=True):
+        pos += len(line)
+        starts.append(pos)
+    return starts
+
+
+def _splice(text: str, edits: list[tuple[ast.AST, str]]) -> str:
+    """Replace each node's exact source span (bottom-up, so earlier spans keep their offsets)."""
+    starts = _offsets(text)
+
+    def span(node: ast.AST) -> tuple[int, int]:
+        return (starts[node.lineno - 1] + _col(text, starts, node.lineno, node.col_offset),
+                starts[node.end_lineno - 1] + _col(text, starts, node.end_lineno, node.end_col_offset))  # type: ignore[operator]
+
+    for node, new in sorted(edits, key=lambda e: span(e[0]), reverse=True):
+        a, b = span(node)
+        text = text[:a] + new + text[b:]
+    return text
+
+
+def _col(text: str, starts: list[int], lineno: int, col: int | None) -> int:
+    """AST columns count UTF-8 bytes; string offsets count characters."""
+    line = text[starts[lineno - 1]:starts[lineno] if lineno < len(starts) else len(text)]
+    return len(line.encode()[:col or 0].decode(errors="ignore"))
+
+
+def _insertion_line(tree: ast.Module) -> int:
+    """After the module docstring and `from __future__` imports (0-based line index)."""
+    line = 0
+    for node in tree.body:
+        is_doc = isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant) and isinstance(node.value.value, str)
+        if (is_doc and line == 0) or (isinstance(node, ast.ImportFrom) and node.module == "__future__"):
+            line = node.end_lineno or line
+        else:
+            break
+    return line
+
+
+def add_imports(text: str, lines: list[str]) -> str:
+    tree = ast.parse(text)
+    at = _insertion_line(tree)
+    rows = text.splitlines(keepends=True)
+    block = "".join(f"{line}\n" for line in lines)
+    return "".join(rows[:at]) + block + "".join(rows[at:])
+
+
+# --- the repairs, each (script, index) -> (script, messages) ------------------------------------------------
+
+
+def _display_name(node: ast.stmt) -> str | None:
+    if not (isinstance(node, ast.Expr) and isinstance(node.value, ast.Call)):
+        return None
+    func = node.value.func
+    if isinstance(func, ast.Attribute) and func.attr in DISPLAY_METHODS:
+        return f".{func.attr}()"
+    if isinstance(func, ast.Name) and func.id in DISPLAY_FUNCTIONS:
+        return f"{func.id}()"
+    return None
+
+
+def remove_display_calls(text: str, _: NameIndex) -> tuple[str, list[str]]:
+    """`plt.show()`, `x.peek()`, `display(x)` as statements: removed (`pass` where a block would be empty)."""
+    tree = ast.parse(text)
+    edits, notes = [], []
+    for parent in ast.walk(tree):
+        for name in ("body", "orelse", "finalbody"):
+            block = getattr(parent, name, None)
+            if not isinstance(block, list) or not block or not isinstance(block[0], ast.stmt):
+                continue
+            shown = [s for s in block if _display_name(s)]
+            for i, stmt in enumerate(shown):
+                keep_block_alive = len(shown) == len(block) and i == 0
+                edits.append((stmt, "pass" if keep_block_alive else ""))
+                notes.append(f"removed the display call `{ast.unparse(stmt.value)[:60]}` (line {stmt.lineno})")
+    return (_splice(text, edits), notes) if edits else (text, [])
+
+
+def fix_units_alias(text: str, _: NameIndex) -> tuple[str, list[str]]:
+    """`from astropy.units import u` imports the atomic mass unit, not the units module."""
+    tree = ast.parse(text)
+    edits, notes = [], []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module == "astropy.units" and node.level == 0:
+            bad = [a for a in node.names if a.name == "u" and a.asname in (None, "u")]
+            if bad:
+                rest = [a for a in node.names if a not in bad]
+                new = "import astropy.units as u"
+                if rest:
+                    new += "; from astropy.units import " + ", ".join(
+                        a.name + (f" as {a.asname}" if a.asname else "") for a in rest)
+                edits.append((node, new))
+                notes.append("replaced `from astropy.units import u` (the atomic mass unit) by "
+                             "`import astropy.units as u`")
+    return (_splice(text, edits), notes) if edits else (text, [])
+
+
+def fix_data_paths(text: str, _: NameIndex) -> tuple[str, list[str]]:
+    """A literal path to the release (`/data/hess-dl3-dr1/`, `~/hess-dl3-dr1`) is built from PHOTON_STORAGE."""
+    tree = ast.parse(text)
+    in_fstring = {id(v) for n in ast.walk(tree) if isinstance(n, ast.JoinedStr) for v in n.values}
+    edits, notes = [], []
+    for node in ast.walk(tree):
+        if not (isinstance(node, ast.Constant) and isinstance(node.value, str)) or id(node) in in_fstring:
+            continue
+        value = node.value
+        m = re.fullmatch(rf"[/~.][^\n$]*?/({RELEASE})(/[^\n]*)?", value)  # absolute, home or ./ paths only
+        if not m:
+            continue
+        rest = (m.group(2) or "").strip("/")
+        edits.append((node, DATA_EXPR.format(rest=f", {rest!r}" if rest else "")))
+        notes.append(f"replaced the hard-coded path {value!r} by os.path.join(os.environ['PHOTON_STORAGE'], "
+                     f"'{RELEASE}'{', ' + repr(rest) if rest else ''}) (line {node.lineno})")
+    return (_splice(text, edits), notes) if edits else (text, [])
+
+
+def fix_import_homes(text: str, index: NameIndex) -> tuple[str, list[str]]:
+    """`from gammapy.makers import SpectrumDataset` -> `from gammapy.datasets import SpectrumDataset`: a name
+    imported from a module that lacks it, and exported by exactly one other module."""
+    tree = ast.parse(text)
+    edits, notes = [], []
+    for node in ast.walk(tree):
+        if not (isinstance(node, ast.ImportFrom) and node.module and node.level == 0):
+            continue
+        if node.module.split(".")[0] not in ("gammapy", "astropy", "regions"):
+            continue
+        module = _import_quiet(node.module)
+        moved: dict[str, list[ast.alias]] = {}
+        kept: list[ast.alias] = []
+        for alias in node.names:
+            home = index.home(alias.name)
+            missing = alias.name != "*" and module is not None and not hasattr(module, alias.name) \
+                and not _is_module(f"{node.module}.{alias.name}")
+            unknown_module = module is None and home is not None
+            if (missing or unknown_module) and home and home != node.module:
+                moved.setdefault(home, []).append(alias)
+            else:
+                kept.append(alias)
+        if not moved:
+            continue
+        indent = " " * node.col_offset
+        lines = [f"from {node.module} import {_names(kept)}"] if kept else []
+        lines += [f"from {home} import {_names(aliases)}" for home, aliases in moved.items()]
+        edits.append((node, f"\n{indent}".join(lines)))
+        for home, aliases in moved.items():
+            for a in aliases:
+                notes.append(f"`{a.name}` is not in `{node.module}`: imported it from `{home}` "
+                             f"(`from {home} import {a.name}`)")
+    return (_splice(text, edits), notes) if edits else (text, [])
+
+
+def _names(aliases: list[ast.alias]) -> str:
+    return ", ".join(a.name + (f" as {a.asname}" if a.asname else "") for a in aliases)
+
+
+def _import_quiet(module: str) -> object | None:
+    import importlib
+    import warnings
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return importlib.import_module(module)
+    except Exception:
+        return None
+
+
+def _is_module(dotted: str) -> bool:
+    try:
+        return importlib.util.find_spec(dotted) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def add_missing_imports(text: str, index: NameIndex) -> tuple[str, list[str]]:
+    """An undefined name with exactly one import that defines it (`json`, `np`, `SkyCoord`, `DataStore`)."""
+    tree = ast.parse(text)
+    lines: list[str] = []
+    for msg in pyflakes_checker.Checker(tree, filename="script.py").messages:
+        if isinstance(msg, pyflakes_messages.UndefinedName):
+            line = index.import_for(msg.message_args[0])
+            if line and line not in lines:
+                lines.append(line)
+    if not lines:
+        return text, []
+    lines.sort(key=lambda s: (not s.startswith("import "), s))
+    return add_imports(text, lines), [f"added `{line}`" for line in lines]
+
+
+def add_submodule_imports(text: str, _: NameIndex) -> tuple[str, list[str]]:
+    """`gammapy.data.DataStore` used after `import gammapy` alone: `import gammapy.data` is added."""
+    tree = ast.parse(text)
+    imported: set[str] = set()
+    roots: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for a in node.names:
+                imported.update(".".join(a.name.split(".")[:i]) for i in range(1, a.name.count(".") + 2))
+                if a.asname is None:
+                    roots.add(a.name.split(".")[0])
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            imported.update(".".join(node.module.split(".")[:i]) for i in range(1, node.module.count(".") + 2))
+    needed: list[str] = []
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Attribute):
+            continue
+        dotted = _dotted(node)
+        if dotted is None or dotted.split(".")[0] not in roots or dotted.split(".")[0] not in SUBMODULE_PACKAGES:
+            continue
+        parts = dotted.split(".")
+        for i in range(2, len(parts)):
+            prefix = ".".join(parts[:i])
+            if prefix not in imported and prefix not in needed and _is_module(prefix):
+                needed.append(prefix)
+    needed = [m for m in needed if not any(o.startswith(m + ".") for o in needed)]
+    if not needed:
+        return text, []
+    lines = [f"import {m}" for m in needed]
+    return add_imports(text, lines), [f"added `{line}` (the script uses `{m}.…` without importing it)"
+                                      for line, m in zip(lines, needed)]
+
+
+def _dotted(node: ast.AST) -> str | None:
+    parts = []
+    while isinstance(node, ast.Attribute):
+        parts.append(node.attr)
+        node = node.value
+    if not isinstance(node, ast.Name):
+        return None
+    return ".".join([node.id, *reversed(parts)])
+
+
+REPAIRS: tuple[Callable[[str, NameIndex], tuple[str, list[str]]], ...] = (
+    fix_units_alias,
+    fix_import_homes,
+    fix_data_paths,
+    remove_display_calls,
+    add_missing_imports,
+    add_submodule_imports,
+)
+
+
+def repair(script: str, index: NameIndex) -> Repaired:
+    """Every repair in turn on a script that parses; a script that does not is returned unchanged."""
+    try:
+        ast.parse(script)
+    except SyntaxError:
+        return Repaired(script, ())
+    notes: list[str] = []
+    for step in REPAIRS:
+        script, done = step(script, index)
+        notes += done
+    return Repaired(script, tuple(notes))

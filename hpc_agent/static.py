@@ -1,0 +1,43 @@
+"""The static stage: repairs, API grounding and the rules, applied to an answer before any sandbox run.
+
+`static_stage` turns the model's script into what may run (the answer after deterministic repairs) and
+the reasons it may not (grounding findings, rule violations). It never runs the script.
+"""
+
+from __future__ import annotations
+
+import ast
+import time
+from dataclasses import dataclass
+
+from hpc_agent import checks
+from hpc_agent.grounding import ground
+from hpc_agent.names import name_index
+from hpc_agent.repair import repair
+
+
+@dataclass(frozen=True)
+class StaticResult:
+    script: str  # what may run: the answer after repairs
+    repairs: tuple[str, ...]  # one line per change made to the answer
+    errors: tuple[str, ...]  # why it may not run (empty: it may)
+    seconds: float
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+
+def static_stage(answer: str, *, repairs: bool = True, require_result: bool = True) -> StaticResult:
+    """Repair (when on), then ground every import and attribute chain, then apply the rules."""
+    t0 = time.perf_counter()
+    index = name_index()
+    script, done = answer, ()
+    if repairs:
+        fixed = repair(answer, index)
+        script, done = fixed.script, fixed.repairs
+    errors = checks.static_errors(script, require_result=require_result)
+    if not any(e.startswith("SyntaxError") for e in errors):
+        findings = [str(f) for f in ground(ast.parse(script), index)]
+        errors = list(dict.fromkeys(findings + errors))
+    return StaticResult(script, tuple(done), tuple(errors), time.perf_counter() - t0)
