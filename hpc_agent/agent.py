@@ -25,7 +25,7 @@ from hpc_agent import prompts
 from hpc_agent.bundle import Bundle
 from hpc_agent.candidates import generate
 from hpc_agent.conversation import Conversation
-from hpc_agent.data import contract_env, data_binds
+from hpc_agent.data import contract_env, data_binds, release_layout
 from hpc_agent.llm import ChatModel, ModelAnswer
 from hpc_agent.records import (
     Attempt,
@@ -200,7 +200,8 @@ def run_agent(
     shown: set[str] = set()  # snippet ids already in the conversation
     try:
         retrieval = _retrieve(spec, None, shown)
-        conversation = Conversation.start(spec.prompt, gammapy_version, first_context(spec, retrieval))
+        conversation = Conversation.start(spec.prompt, gammapy_version, first_context(spec, retrieval),
+                                          release_layout(spec.data_root))
         server = client.server_info()
         for index in range(1, spec.attempts + 1):
             sent = conversation.snapshot()

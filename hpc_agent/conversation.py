@@ -19,8 +19,9 @@ class Conversation:
     messages: list[Message] = field(default_factory=list)
 
     @classmethod
-    def start(cls, prompt: str, gammapy_version: str, context: str | None) -> Conversation:
-        return cls(prompts.initial_messages(prompt, gammapy_version, context))
+    def start(cls, prompt: str, gammapy_version: str, context: str | None,
+              data_layout: str | None = None) -> Conversation:
+        return cls(prompts.initial_messages(prompt, gammapy_version, context, data_layout))
 
     def snapshot(self) -> list[Message]:
         """What is sent for the next answer (a copy: later turns do not change a recorded request)."""

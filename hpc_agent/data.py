@@ -8,6 +8,7 @@ import tempfile
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Callable
 
@@ -118,6 +119,29 @@ def _read_table(path: Path):  # noqa: ANN202 - astropy Table
     from astropy.table import Table
 
     return Table.read(path)
+
+
+def _columns(table) -> str:  # noqa: ANN001 - astropy Table
+    return ", ".join(f"{c} [{table[c].unit}]" if table[c].unit else c for c in table.colnames)
+
+
+@lru_cache(maxsize=8)
+def release_layout(data_root: Path, name: str = "hess-dl3-dr1") -> str | None:
+    """The release's tables as a script sees them (columns with units), read from the data themselves;
+    None when the release is not there. Small models guess column names; this tells them."""
+    folder = data_root / name
+    try:
+        obs = _read_table(folder / "obs-index.fits.gz")
+        hdu = _read_table(folder / "hdu-index.fits.gz")
+        row = next(r for r in hdu if str(r["HDU_TYPE"]).strip() == "events")
+        from astropy.table import Table
+
+        events = Table.read(folder / str(row["FILE_DIR"]).strip() / str(row["FILE_NAME"]).strip(),
+                            hdu=str(row["HDU_NAME"]).strip())
+    except Exception:  # no release, or not readable: the rules still name the path
+        return None
+    return (f"`data_store.obs_table` (astropy Table, {len(obs)} rows, one per observation) columns: {_columns(obs)}\n"
+            f"`observation.events.table` (one observation's event list) columns: {_columns(events)}")
 
 
 def data_files(folder: Path) -> list[str]:

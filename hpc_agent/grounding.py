@@ -52,7 +52,7 @@ class Finding:
 class _Ref:
     """What an expression is known to be: a module, a class, an instance of a class, or a callable."""
 
-    kind: str  # module | class | instance | callable
+    kind: str  # module | class | instance | callable | column | none
     obj: Any
     label: str  # how the script spells it, for messages
 
@@ -62,6 +62,16 @@ def _network_calls() -> list[tuple[type, str, str]]:
 
     return [(SkyCoord, "from_name", f"{NO_NETWORK} (name resolvers fail); write the position as numbers, e.g. "
              "`SkyCoord(ra_deg, dec_deg, unit='deg', frame='icrs')`")]
+
+
+@lru_cache(maxsize=1)
+def _column_like() -> tuple[type, ...]:
+    """What `table["UPPER_CASE"]` may be: a column, or (a table's meta is a dict too) a plain value."""
+    import numpy as np
+    from astropy.table import Column, MaskedColumn
+    from astropy.units import Quantity
+
+    return (Column, MaskedColumn, Quantity, np.ndarray, np.generic, str, int, float, bytes)
 
 
 def _is_resolvable(module: str) -> bool:
@@ -241,6 +251,10 @@ class _Grounder(ast.NodeVisitor):
             base = self.resolve(node.value)
             return None if base is None else self._attribute(node, base)
         if isinstance(node, ast.Call):
+            if isinstance(node.func, ast.Name) and node.func.id == "print" and "print" not in self.bound:
+                for arg in node.args:
+                    self.visit(arg)
+                return _Ref("none", None, "print(...)")
             func = self.resolve(node.func)
             for arg in node.args:
                 self.visit(arg)
@@ -256,6 +270,16 @@ class _Grounder(ast.NodeVisitor):
             if inspect.isclass(owner) and name.startswith(CONSTRUCTOR_PREFIXES):
                 return _Ref("instance", owner, f"{func.label}(...)")
             return None
+        if isinstance(node, ast.Subscript) and isinstance(node.slice, ast.Constant) \
+                and isinstance(node.slice.value, str) and re.fullmatch(r"[A-Z][A-Z0-9_\-]*", node.slice.value):
+            # `table["RA_PNT"]`: a column, when the subscripted thing is a table (typed, or named like one)
+            base = self.resolve(node.value)
+            from astropy.table import Table
+
+            typed = base is not None and base.kind == "instance" and issubclass(base.obj, Table)
+            if typed or re.search(r"table|events", ast.unparse(node.value), re.IGNORECASE):
+                return _Ref("column", None, f"{ast.unparse(node.value)}[{node.slice.value!r}]")
+            return None
         self.generic_visit(node)
         return None
 
@@ -264,6 +288,16 @@ class _Grounder(ast.NodeVisitor):
         obj = base.obj
         if not isinstance(node.ctx, ast.Load):
             return None  # setting a new attribute is legal
+        if base.kind == "none":
+            self.report(node.lineno, f"`print(...)` returns None, so it has no `{attr}`; format the text first, "
+                        "e.g. `print(\"RESULT \" + json.dumps(result))`")
+            return None
+        if base.kind == "column":
+            if not any(hasattr(t, attr) for t in _column_like()):
+                self.report(node.lineno, f"a table column such as `{base.label}` is an array (astropy Column) and "
+                            f"has no `{attr}`; wrap columns first, e.g. `SkyCoord(table['RA_PNT'], "
+                            "table['DEC_PNT'], unit='deg').separation(source)`, or `table['LIVETIME'].quantity`")
+            return None
         if base.kind == "module":
             if hasattr(obj, attr):
                 return _ref_for(getattr(obj, attr), label)

@@ -23,7 +23,12 @@ Non-negotiable rules:
    Save figures to files if you make any.
 4. Read data only through the environment variable PHOTON_STORAGE (GAMMAPY_DATA holds the same path):
    the H.E.S.S. DL3 DR1 release is at `os.path.join(os.environ["PHOTON_STORAGE"], "hess-dl3-dr1")`.
-   Never hard-code absolute data paths. There is no network access.
+   Never hard-code absolute data paths. There is no network access. Open it like this:
+   ```python
+   data_store = DataStore.from_dir(os.path.join(os.environ["PHOTON_STORAGE"], "hess-dl3-dr1"))
+   table = data_store.obs_table  # one row per observation
+   observations = data_store.get_observations(obs_ids)  # obs_ids: a list of OBS_ID values
+   ```
 5. Never select observations by the TARGET_NAME or OBJECT columns (names are inconsistent);
    select by sky position, e.g. the separation of (RA_PNT, DEC_PNT) from the source position.
    There is no name resolver (no network): use the positions given to you as numbers.
@@ -37,17 +42,20 @@ USER_TEMPLATE = """\
 Return the complete script now."""
 
 
-def system_message(gammapy_version: str) -> str:
-    return SYSTEM_TEMPLATE.format(gammapy_version=gammapy_version)
+def system_message(gammapy_version: str, data_layout: str | None = None) -> str:
+    """The rules; `data_layout` (the release's tables and columns, read from the data) is appended."""
+    rules = SYSTEM_TEMPLATE.format(gammapy_version=gammapy_version)
+    return rules + (f"\nThe release's tables:\n{data_layout}\n" if data_layout else "")
 
 
 REFERENCE_HEADER = "Reference material for this Gammapy version (retrieved from its documentation):"
 
 
-def initial_messages(prompt: str, gammapy_version: str, context: str | None = None) -> list[Message]:
-    """System rules, optional context (source positions, retrieved material, each with its own header),
-    then the user's request."""
-    messages: list[Message] = [{"role": "system", "content": system_message(gammapy_version)}]
+def initial_messages(prompt: str, gammapy_version: str, context: str | None = None,
+                     data_layout: str | None = None) -> list[Message]:
+    """System rules (with the data's layout), optional context (source positions, retrieved material, each
+    with its own header), then the user's request."""
+    messages: list[Message] = [{"role": "system", "content": system_message(gammapy_version, data_layout)}]
     if context:
         messages.append({"role": "user", "content": context})
     messages.append({"role": "user", "content": USER_TEMPLATE.format(prompt=prompt)})
