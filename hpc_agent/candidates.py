@@ -14,10 +14,8 @@ from hpc_agent.llm import ChatModel, ModelAnswer
 SEED_STRIDE = 7919  # candidate j of seed s asks for s + j * SEED_STRIDE: no overlap between cells' seeds
 
 
-def candidate_seed(seed: int | None, j: int) -> int | None:
-    """Candidate 0 keeps the cell's seed (so n=1 runs are unchanged); the others get their own."""
-    if j == 0:
-        return seed
+def candidate_seed(seed: int | None, j: int) -> int:
+    """Candidate j of several: the run's seed (0 when none) plus j strides, so each asks for its own."""
     return (seed or 0) + j * SEED_STRIDE
 
 

@@ -23,15 +23,19 @@ Non-negotiable rules:
    Save figures to files if you make any.
 4. Read data only through the environment variable PHOTON_STORAGE (GAMMAPY_DATA holds the same path):
    the H.E.S.S. DL3 DR1 release is at `os.path.join(os.environ["PHOTON_STORAGE"], "hess-dl3-dr1")`.
-   Never hard-code absolute data paths. There is no network access. Open it like this:
+   Never hard-code absolute data paths. There is no network access.
+5. Never select observations by the TARGET_NAME or OBJECT columns (names are inconsistent);
+   select by sky position: the separation of (RA_PNT, DEC_PNT) from the source position.
+   There is no name resolver (no network): use the positions given to you as numbers.
+   Opening the release and selecting observations around a position look like this:
    ```python
    data_store = DataStore.from_dir(os.path.join(os.environ["PHOTON_STORAGE"], "hess-dl3-dr1"))
-   table = data_store.obs_table  # one row per observation
-   observations = data_store.get_observations(obs_ids)  # obs_ids: a list of OBS_ID values
+   table = data_store.obs_table  # astropy Table, one row per observation
+   source = SkyCoord(ra_deg, dec_deg, unit="deg", frame="icrs")
+   pointing = SkyCoord(table["RA_PNT"], table["DEC_PNT"], unit="deg", frame="icrs")
+   selected = table[pointing.separation(source) < radius_deg * u.deg]
+   observations = data_store.get_observations(list(selected["OBS_ID"]))
    ```
-5. Never select observations by the TARGET_NAME or OBJECT columns (names are inconsistent);
-   select by sky position, e.g. the separation of (RA_PNT, DEC_PNT) from the source position.
-   There is no name resolver (no network): use the positions given to you as numbers.
 6. Print every result as one line `RESULT {{json}}`, e.g. `print("RESULT " + json.dumps({{"n_obs": 20}}))`,
    with plain numbers (float/int), not astropy Quantities.
 """

@@ -209,6 +209,35 @@ def _is_module(dotted: str) -> bool:
         return False
 
 
+# Variables the system prompt's idiom defines: used but never assigned, they can only mean this.
+DATA_STORE_LINE = f"data_store = DataStore.from_dir({DATA_EXPR.format(rest='')})"
+OBS_TABLE_LINE = "obs_table = data_store.obs_table"
+
+
+def define_idiom_variables(text: str, _: NameIndex) -> tuple[str, list[str]]:
+    """`data_store` / `obs_table` (the names the system prompt's idiom uses) used without being assigned:
+    their definitions are added after the imports, or after the script's own `data_store = ...`."""
+    tree = ast.parse(text)
+    undefined = {m.message_args[0] for m in pyflakes_checker.Checker(tree, filename="script.py").messages
+                 if isinstance(m, pyflakes_messages.UndefinedName)}
+    inserts: list[tuple[int, str]] = []  # (after this many lines, line)
+    after_imports = max([n.end_lineno or 0 for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom))],
+                        default=0)
+    if "data_store" in undefined:
+        inserts.append((after_imports, DATA_STORE_LINE))
+    if "obs_table" in undefined:
+        own = next((n for n in tree.body if isinstance(n, ast.Assign)
+                    and any(isinstance(t, ast.Name) and t.id == "data_store" for t in n.targets)), None)
+        if "data_store" in undefined or own is not None:
+            inserts.append((after_imports if own is None else own.end_lineno or 0, OBS_TABLE_LINE))
+    if not inserts:
+        return text, []
+    rows = text.splitlines(keepends=True)
+    for at, line in reversed(inserts):  # bottom-up; at one place, data_store stays above obs_table
+        rows.insert(at, f"{line}\n")
+    return "".join(rows), [f"defined `{line}` (used but never assigned)" for _, line in inserts]
+
+
 def add_missing_imports(text: str, index: NameIndex) -> tuple[str, list[str]]:
     """An undefined name with exactly one import that defines it (`json`, `np`, `SkyCoord`, `DataStore`)."""
     tree = ast.parse(text)
@@ -272,6 +301,7 @@ REPAIRS: tuple[Callable[[str, NameIndex], tuple[str, list[str]]], ...] = (
     fix_import_homes,
     fix_data_paths,
     remove_display_calls,
+    define_idiom_variables,
     add_missing_imports,
     add_submodule_imports,
 )

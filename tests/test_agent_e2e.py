@@ -124,3 +124,70 @@ def test_repeated_script_is_called_out(tmp_path: Path, data_root: Path) -> None:
     assert "identical to attempt 1" in third  # layout and comments do not make a script new
     temps = [r["temperature"] for r in srv.requests]
     assert temps[0] == temps[1] == 0.2 and temps[2] == pytest.approx(0.6)  # a repeat raises the temperature
+
+
+def _without_imports(code: str, *names: str) -> str:
+    return "\n".join(line for line in code.splitlines() if not any(line.startswith(n) for n in names)) + "\n"
+
+
+def test_missing_imports_are_repaired_and_recorded(tmp_path: Path, data_root: Path) -> None:
+    answer = _without_imports(script("msh1552_count_ok.py"), "import json", "import os", "from astropy.coordinates")
+    out = tmp_path / "bundle"
+    with ScriptedOpenAIServer([Reply(code=answer)]) as srv:
+        code, output = _run(_base(srv, out, data_root))
+    assert code == 0, output
+    run = json.loads((out / "run.json").read_text())
+    assert run["passed"] and run["attempts"] == 1
+    assert run["attempt_summaries"][0]["repairs"] == [
+        "added `import json`", "added `import os`", "added `from astropy.coordinates import SkyCoord`"]
+    assert (out / "attempt-1" / "answer.py").read_text() == answer  # the model's own text is kept
+    ran = (out / "attempt-1" / "script.py").read_text()
+    assert ran.startswith("import json\nimport os\nfrom astropy.coordinates import SkyCoord\n")
+    assert (out / "attempt-1" / "stdout.txt").read_text().strip() == 'RESULT {"n_obs": 20}'
+
+
+def test_without_repairs_the_same_answer_is_rejected(tmp_path: Path, data_root: Path) -> None:
+    answer = _without_imports(script("msh1552_count_ok.py"), "import json")
+    out = tmp_path / "bundle"
+    with ScriptedOpenAIServer([Reply(code=answer)]) as srv:
+        code, _ = _run(_base(srv, out, data_root, "--attempts", "1", "--no-repairs"))
+    assert code == 1
+    v1 = json.loads((out / "attempt-1" / "validation.json").read_text())
+    assert v1["failure"] == "static" and v1["repairs"] == []
+    assert any("undefined name 'json'" in e for e in v1["static_errors"])
+
+
+def test_invented_api_never_reaches_the_sandbox_and_the_next_turn_names_the_real_one(
+    tmp_path: Path, data_root: Path
+) -> None:
+    invented = script("msh1552_count_ok.py").replace("DataStore.from_dir(", "DataStore.from_directory(")
+    out = tmp_path / "bundle"
+    with ScriptedOpenAIServer([Reply(code=invented), Reply(code=script("msh1552_count_ok.py"))]) as srv:
+        code, output = _run(_base(srv, out, data_root))
+        second = srv.requests[1]["messages"][-1]["content"]
+    assert code == 0, output
+    v1 = json.loads((out / "attempt-1" / "validation.json").read_text())
+    assert v1["failure"] == "static" and v1["execution"] is None
+    assert list((out / "attempt-1" / "workspace").iterdir()) == []  # nothing ran
+    assert "`DataStore` has no `from_directory`; did you mean `DataStore.from_dir(base_dir," in second
+    assert "> data_store = DataStore.from_directory(" in second  # the offending line quoted back
+
+
+def test_candidates_run_side_by_side_and_the_passing_one_wins(tmp_path: Path, data_root: Path) -> None:
+    out = tmp_path / "bundle"
+    replies = [Reply(code=script("msh1552_count_broken.py"), prompt_tokens=300, completion_tokens=40),
+               Reply(code=script("msh1552_count_ok.py"), prompt_tokens=300, completion_tokens=60)]
+    with ScriptedOpenAIServer(replies) as srv:
+        code, output = _run(_base(srv, out, data_root, "--candidates", "2"))
+        seeds = sorted(r.get("seed") for r in srv.requests)
+    assert code == 0, output
+    run = json.loads((out / "run.json").read_text())
+    assert run["passed"] and run["attempts"] == 1
+    assert run["usage"]["prompt_tokens"] == 600 and run["usage"]["completion_tokens"] == 100  # both counted
+    assert len(set(seeds)) == 2  # distinct seeds
+    outcomes = {json.loads((out / "attempt-1" / f"candidate-{j}" / "validation.json").read_text())["failure"]
+                for j in (1, 2)}
+    assert outcomes == {"none", "runtime"}  # each candidate ran in its own sandbox and is kept
+    chosen = json.loads((out / "attempt-1" / "validation.json").read_text())
+    assert chosen["failure"] == "none" and chosen["candidates"] == 2
+    assert (out / "attempt-1" / "script.py").read_text() == script("msh1552_count_ok.py")

@@ -125,3 +125,14 @@ def test_repairs_off_changes_nothing() -> None:
     assert result.script == code and result.repairs == ()
     assert result.errors == ("line 1: undefined name 'json' (missing import or typo)",)
     assert json.loads("{}") == {}
+
+
+def test_the_system_prompts_idiom_variables_are_defined_when_used_but_never_assigned() -> None:
+    fixed = repair("import json\nt = obs_table\nprint(len(data_store.obs_table))\n", name_index())
+    lines = fixed.script.splitlines()
+    assert lines.index(f"data_store = DataStore.from_dir({DATA})") < lines.index("obs_table = data_store.obs_table")
+    assert "from gammapy.data import DataStore" in lines and "import os" in lines
+    # obs_table after the script's own data_store; nothing when neither can be placed
+    own = repair("import os\ndata_store = 3\nprint(obs_table)\n", name_index()).script
+    assert own.splitlines()[2] == "obs_table = data_store.obs_table"
+    assert repair("def f():\n    return table\n", name_index()).repairs == ()
