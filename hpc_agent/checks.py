@@ -20,6 +20,30 @@ def _strings(tree: ast.AST) -> list[ast.Constant]:
     return [n for n in ast.walk(tree) if isinstance(n, ast.Constant) and isinstance(n.value, str)]
 
 
+OUTPUT_CALLS = ("print", "dumps", "dump", "str", "repr", "format", "write")
+
+
+def _parents(tree: ast.AST) -> dict[int, ast.AST]:
+    return {id(child): node for node in ast.walk(tree) for child in ast.iter_child_nodes(node)}
+
+
+def _only_reported(node: ast.AST, parents: dict[int, ast.AST]) -> bool:
+    """The column is only printed or written out (a dict value, an f-string, print/json.dumps), not used to
+    select: reading OBJECT for a report is fine, selecting by it is not."""
+    while id(node) in parents:
+        parent = parents[id(node)]
+        if isinstance(parent, ast.JoinedStr) or (isinstance(parent, ast.Dict) and node in parent.values):
+            return True
+        if isinstance(parent, ast.Call):
+            func = parent.func
+            name = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else ""
+            return name in OUTPUT_CALLS
+        if isinstance(parent, (ast.stmt, ast.Compare, ast.comprehension)):
+            return False
+        node = parent
+    return False
+
+
 def static_errors(script: str, *, require_result: bool = True) -> list[str]:
     """Rule violations of `script`, each naming the line and the fix."""
     try:
@@ -39,8 +63,9 @@ def static_errors(script: str, *, require_result: bool = True) -> list[str]:
             errors.append(f"line {node.lineno}: `{func.id}()` needs an interactive session; remove it")
 
     strings = _strings(tree)
+    parents = _parents(tree)
     for const in strings:
-        if const.value in FORBIDDEN_COLUMNS:
+        if const.value in FORBIDDEN_COLUMNS and not _only_reported(const, parents):
             errors.append(f"line {const.lineno}: selects by the {const.value} column; select observations by "
                           "sky position instead (separation of RA_PNT/DEC_PNT from the source)")
         elif re.match(r"[/~].*\S/hess-dl3", const.value):  # a folder before the release: a machine's path
