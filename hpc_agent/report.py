@@ -37,16 +37,16 @@ def pass_at_k(n: int, c: int, k: int) -> float:
     return 1.0 - comb(n - c, k) / comb(n, k)
 
 
-def configuration(model: str, rag: str | None, repairs: str | None, candidates: int | None) -> str:
-    """`model [rag, repairs, 4 candidates]`: one row per configuration, so ablations are never mixed."""
+def configuration(rag: str | None, repairs: str | None, candidates: int | None) -> str:
+    """`rag, repairs, 4 candidates`: rows are per model and configuration, so ablations are never mixed."""
     parts = ["rag" if rag == "on" else "no rag", "no repairs" if repairs == "off" else "repairs"]
     if (candidates or 1) > 1:
         parts.append(f"{candidates} candidates")
-    return f"{model} [{', '.join(parts)}]"
+    return ", ".join(parts)
 
 
 def load(dirs: list[Path]) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Cells and attempts of the sweeps; `model` becomes the configuration label, `base_model` the model."""
+    """Cells and attempts of the sweeps, with each cell's `configuration` and `label` (`model [configuration]`)."""
     cells, attempts = [], []
     for d in dirs:
         if not (d / "cells.parquet").is_file():
@@ -58,8 +58,9 @@ def load(dirs: list[Path]) -> tuple[pl.DataFrame, pl.DataFrame]:
         cells.append(frame)
         attempts.append(pl.read_parquet(d / "attempts.parquet"))
     merged = pl.concat(cells, how="vertical_relaxed")
-    labels = [configuration(*row) for row in merged.select("model", "rag", "repairs", "candidates").iter_rows()]
-    merged = merged.with_columns(pl.col("model").alias("base_model"), pl.Series("model", labels))
+    configs = [configuration(*row) for row in merged.select("rag", "repairs", "candidates").iter_rows()]
+    merged = merged.with_columns(pl.Series("configuration", configs, dtype=pl.Utf8))
+    merged = merged.with_columns((pl.col("model") + " [" + pl.col("configuration") + "]").alias("label"))
     return merged, pl.concat(attempts, how="vertical_relaxed")
 
 
@@ -68,21 +69,23 @@ def _group(open_weight: bool | None) -> str:
 
 
 def summarise(cells: pl.DataFrame, attempts: pl.DataFrame) -> pl.DataFrame:
-    """One row per model: pass rate with its Wilson interval, pass@1/pass@k, attempts, tokens, wall time."""
+    """One row per model and configuration: pass rate with its Wilson interval, pass@1/pass@k, attempts, tokens,
+    wall time."""
     scored = cells.filter(pl.col("status") != "error")
     tokens = attempts.group_by("cell").agg(
         (pl.col("prompt_tokens") + pl.col("completion_tokens") + pl.col("reasoning_tokens")).sum().alias("tokens"))
     scored = scored.join(tokens, on="cell", how="left").with_columns(pl.col("tokens").fill_null(0))
     rows = []
-    for model in sorted(scored["model"].unique().to_list()):
-        m = scored.filter(pl.col("model") == model)
+    for label in sorted(scored["label"].unique().to_list()):
+        m = scored.filter(pl.col("label") == label)
+        model, config = m["model"][0], m["configuration"][0]
         n, c = m.height, int(m["passed"].sum())
         lo, hi = wilson(c, n)
         per_task = m.group_by("task").agg(pl.len().alias("n"), pl.col("passed").sum().alias("c"))
         k = int(per_task["n"].min())
         passed = m.filter(pl.col("passed"))
         rows.append({
-            "model": model, "group": _group(m["open_weight"][0]), "cells": n, "passed": c,
+            "model": model, "configuration": config, "group": _group(m["open_weight"][0]), "cells": n, "passed": c,
             "pass_rate": c / n if n else math.nan, "ci95_low": lo, "ci95_high": hi,
             "pass_at_1": _mean([pass_at_k(r["n"], r["c"], 1) for r in per_task.iter_rows(named=True)]),
             "k": k,
@@ -90,7 +93,7 @@ def summarise(cells: pl.DataFrame, attempts: pl.DataFrame) -> pl.DataFrame:
             "mean_attempts_to_pass": _mean(passed["attempts_to_pass"].to_list()),
             "tokens_per_passed": float(m["tokens"].sum()) / c if c else math.nan,
             "wall_s_per_passed": float(m["wall_s"].sum()) / c if c else math.nan,
-            "infra_errors": cells.filter((pl.col("model") == model) & (pl.col("status") == "error")).height,
+            "infra_errors": cells.filter((pl.col("label") == label) & (pl.col("status") == "error")).height,
         })
     return pl.DataFrame(rows)
 
@@ -99,8 +102,7 @@ def rag_effect(cells: pl.DataFrame) -> pl.DataFrame:
     """Per model, with and without retrieval: pass rate (95% Wilson), mean attempts to pass and per cell."""
     scored = cells.filter(pl.col("status") != "error")
     rows = []
-    by = "base_model" if "base_model" in scored.columns else "model"
-    for (model, rag), m in sorted(scored.group_by(by, "rag"), key=lambda g: (str(g[0][0]), str(g[0][1]))):
+    for (model, rag), m in sorted(scored.group_by("model", "rag"), key=lambda g: (str(g[0][0]), str(g[0][1]))):
         n, c = m.height, int(m["passed"].sum())
         lo, hi = wilson(c, n)
         rows.append({"model": model, "rag": rag, "cells": n, "passed": c, "pass_rate": c / n if n else math.nan,
@@ -122,11 +124,11 @@ def per_task(cells: pl.DataFrame, attempts: pl.DataFrame) -> pl.DataFrame:
     tokens = attempts.group_by("cell").agg(
         (pl.col("prompt_tokens") + pl.col("completion_tokens") + pl.col("reasoning_tokens")).sum().alias("tokens"))
     return (scored.join(tokens, on="cell", how="left")
-            .group_by("model", "task")
+            .group_by("model", "configuration", "task")
             .agg(pl.len().alias("cells"), pl.col("passed").mean().alias("pass_rate"),
                  pl.col("attempts_to_pass").mean().alias("mean_attempts_to_pass"),
                  pl.col("tokens").mean().alias("mean_tokens"))
-            .sort("task", "model"))
+            .sort("task", "model", "configuration"))
 
 
 def _plots(cells: pl.DataFrame, summary: pl.DataFrame, tasks: pl.DataFrame, out: Path) -> list[str]:
@@ -136,12 +138,12 @@ def _plots(cells: pl.DataFrame, summary: pl.DataFrame, tasks: pl.DataFrame, out:
     import matplotlib.pyplot as plt
 
     names = []
-    models = summary["model"].to_list()
+    models = [f"{m} [{c}]" for m, c in zip(summary["model"], summary["configuration"])]  # one per row
     scored = cells.filter(pl.col("status") != "error")
     fig, axes = plt.subplots(1, max(1, len(models)), figsize=(3.2 * max(1, len(models)), 2.8), squeeze=False)
     top = int(scored["n_attempts"].max() or 1)
     for ax, model in zip(axes[0], models):
-        m = scored.filter(pl.col("model") == model)
+        m = scored.filter(pl.col("label") == model)
         counts = [m.filter(pl.col("attempts_to_pass") == a).height for a in range(1, top + 1)]
         counts.append(m.filter(~pl.col("passed")).height)
         ax.bar([str(a) for a in range(1, top + 1)] + ["never"], counts, color="#4477aa")
@@ -172,7 +174,7 @@ def _plots(cells: pl.DataFrame, summary: pl.DataFrame, tasks: pl.DataFrame, out:
     task_ids = sorted(tasks["task"].unique().to_list())
     width = 0.8 / max(1, len(models))
     for i, model in enumerate(models):
-        m = tasks.filter(pl.col("model") == model)
+        m = tasks.filter(pl.col("model") + " [" + pl.col("configuration") + "]" == model)
         vals = [float((m.filter(pl.col("task") == t)["mean_tokens"].to_list() or [0])[0] or 0) for t in task_ids]
         ax.bar([j + i * width for j in range(len(task_ids))], vals, width=width, label=model)
     ax.set_xticks([j + 0.4 - width / 2 for j in range(len(task_ids))], task_ids, rotation=35, ha="right", fontsize=7)

@@ -145,7 +145,30 @@ def test_report_from_two_sweeps(bench_env: dict[str, str], tmp_path: Path, data_
     assert summary["pass_at_k"].to_list() == [0.0, 1.0] and summary["k"].to_list() == [2, 2]
     for name in ("report.md", "report.html", "attempts_to_pass.png", "pass_rate.png", "tokens_per_task.png"):
         assert (tmp_path / "r" / name).stat().st_size > 200
-    assert "| oracle | other |" in (tmp_path / "r" / "report.md").read_text()
+    assert "| oracle | no rag, repairs | other |" in (tmp_path / "r" / "report.md").read_text()
+
+
+def test_repairs_both_measures_the_model_alone_and_with_the_agent(bench_env: dict[str, str], tmp_path: Path) -> None:
+    """The same answer (the reference without its `import json`) fails alone and passes once repaired."""
+    task = load_task(Path(bench_env["HPC_AGENT_BENCHMARKS"]) / "tasks" / "observation-list-crab.yaml")
+    lines = [f"PARAMS = {task.params!r}" if line.startswith("PARAMS =") else line
+             for line in reference_script(task).splitlines() if line != "import json"]
+    answer = "\n".join(lines) + "\n"
+    out = tmp_path / "sweep"
+    with ScriptedOpenAIServer([Reply(code=answer)] * 2) as srv:
+        code, output = _bench(["--base-url", srv.base_url, "--model", srv.model, "--attempts", "1",
+                               "--repairs", "both", "--out", str(out)])
+    assert code == 0, output
+    cells = pl.read_parquet(out / "cells.parquet").sort("repairs")
+    assert cells["repairs"].to_list() == ["off", "on"] and cells["passed"].to_list() == [False, True]
+    attempts = pl.read_parquet(out / "attempts.parquet").sort("repairs")
+    assert attempts["failure"].to_list() == ["static", "none"]
+    assert json.loads(attempts["repairs_made"][1]) == ["added `import json`"] and attempts["n_repairs"][0] == 0
+    res = CliRunner().invoke(main, ["report", str(out)])
+    assert res.exit_code == 0, res.output
+    summary = pl.read_parquet(out / "report" / "summary.parquet").sort("configuration")
+    assert summary["configuration"].to_list() == ["no rag, no repairs", "no rag, repairs"]
+    assert summary["pass_rate"].to_list() == [0.0, 1.0]
 
 
 def test_statistics() -> None:
