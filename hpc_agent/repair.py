@@ -62,6 +62,21 @@ def _col(text: str, starts: list[int], lineno: int, col: int | None) -> int:
     return len(line.encode()[:col or 0].decode(errors="ignore"))
 
 
+def _drop(tree: ast.Module, statements: list[ast.stmt]) -> list[tuple[ast.AST, str]]:
+    """Edits removing `statements`: an empty line, or `pass` where the block would be left empty."""
+    doomed = {id(s) for s in statements}
+    edits: list[tuple[ast.AST, str]] = []
+    for parent in ast.walk(tree):
+        for name in ("body", "orelse", "finalbody"):
+            block = getattr(parent, name, None)
+            if not isinstance(block, list) or not block or not isinstance(block[0], ast.stmt):
+                continue
+            gone = [s for s in block if id(s) in doomed]
+            for i, stmt in enumerate(gone):
+                edits.append((stmt, "pass" if len(gone) == len(block) and i == 0 else ""))
+    return edits
+
+
 def _insertion_line(tree: ast.Module) -> int:
     """After the module docstring and `from __future__` imports (0-based line index)."""
     line = 0
@@ -99,18 +114,9 @@ def _display_name(node: ast.stmt) -> str | None:
 def remove_display_calls(text: str, _: NameIndex) -> tuple[str, list[str]]:
     """`plt.show()`, `x.peek()`, `display(x)` as statements: removed (`pass` where a block would be empty)."""
     tree = ast.parse(text)
-    edits, notes = [], []
-    for parent in ast.walk(tree):
-        for name in ("body", "orelse", "finalbody"):
-            block = getattr(parent, name, None)
-            if not isinstance(block, list) or not block or not isinstance(block[0], ast.stmt):
-                continue
-            shown = [s for s in block if _display_name(s)]
-            for i, stmt in enumerate(shown):
-                keep_block_alive = len(shown) == len(block) and i == 0
-                edits.append((stmt, "pass" if keep_block_alive else ""))
-                notes.append(f"removed the display call `{ast.unparse(stmt.value)[:60]}` (line {stmt.lineno})")
-    return (_splice(text, edits), notes) if edits else (text, [])
+    shown = [s for s in ast.walk(tree) if isinstance(s, ast.stmt) and _display_name(s)]
+    notes = [f"removed the display call `{ast.unparse(s.value)[:60]}` (line {s.lineno})" for s in shown]  # type: ignore[attr-defined]
+    return (_splice(text, _drop(tree, shown)), notes) if shown else (text, [])
 
 
 def fix_units_alias(text: str, _: NameIndex) -> tuple[str, list[str]]:
@@ -183,6 +189,72 @@ def fix_import_homes(text: str, index: NameIndex) -> tuple[str, list[str]]:
             for a in aliases:
                 notes.append(f"`{a.name}` is not in `{node.module}`: imported it from `{home}` "
                              f"(`from {home} import {a.name}`)")
+    return (_splice(text, edits), notes) if edits else (text, [])
+
+
+def drop_unused_missing_imports(text: str, index: NameIndex) -> tuple[str, list[str]]:
+    """`from gammapy.makers import EventListMaker` (exists nowhere) never used afterwards: the import goes.
+    Used names are left to grounding, which names the closest real ones."""
+    tree = ast.parse(text)
+    used = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
+    edits, notes, dropped = [], [], []
+    for node in ast.walk(tree):
+        if not (isinstance(node, ast.ImportFrom) and node.module and node.level == 0
+                and node.module.split(".")[0] in ("gammapy", "astropy", "regions")):
+            continue
+        module = _import_quiet(node.module)
+        if module is None:
+            continue
+        gone = [a for a in node.names if a.name != "*" and (a.asname or a.name) not in used
+                and not hasattr(module, a.name) and not _is_module(f"{node.module}.{a.name}")
+                and index.home(a.name) is None]
+        if not gone:
+            continue
+        kept = [a for a in node.names if a not in gone]
+        if kept:
+            edits.append((node, f"from {node.module} import {_names(kept)}"))
+        else:
+            dropped.append(node)
+        notes += [f"removed `from {node.module} import {a.name}`: no such name in the installed packages, and "
+                  "the script never uses it" for a in gone]
+    edits += _drop(tree, dropped)
+    return (_splice(text, edits), notes) if edits else (text, [])
+
+
+CONTRACT_VARIABLES = ("PHOTON_STORAGE", "GAMMAPY_DATA")
+
+
+def keep_contract_environment(text: str, _: NameIndex) -> tuple[str, list[str]]:
+    """`os.environ["PHOTON_STORAGE"] = ...` would point the script away from the data the harness mounted."""
+    tree = ast.parse(text)
+    doomed, notes = [], []
+    for node in ast.walk(tree):
+        if not (isinstance(node, ast.Assign) and len(node.targets) == 1):
+            continue
+        target = node.targets[0]
+        if (isinstance(target, ast.Subscript) and isinstance(target.slice, ast.Constant)
+                and target.slice.value in CONTRACT_VARIABLES and ast.unparse(target.value) == "os.environ"):
+            doomed.append(node)
+            notes.append(f"removed `{ast.unparse(node)[:70]}` (line {node.lineno}): the harness sets "
+                         f"{target.slice.value} to the data root; never overwrite it")
+    return (_splice(text, _drop(tree, doomed)), notes) if doomed else (text, [])
+
+
+_ROOT_FORMS = tuple(f"{form}" for var in CONTRACT_VARIABLES for form in (
+    f"os.environ['{var}']", f"os.environ.get('{var}')", f"os.getenv('{var}')", f"'${var}'"))
+
+
+def open_the_release_not_the_root(text: str, _: NameIndex) -> tuple[str, list[str]]:
+    """`DataStore.from_dir(os.environ["PHOTON_STORAGE"])`: the data root holds releases, not a data store;
+    the release is its `hess-dl3-dr1` folder."""
+    tree = ast.parse(text)
+    edits, notes = [], []
+    for node in ast.walk(tree):
+        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "from_dir"
+                and node.args and ast.unparse(node.args[0]) in _ROOT_FORMS):
+            edits.append((node.args[0], DATA_EXPR.format(rest="")))
+            notes.append(f"`from_dir({ast.unparse(node.args[0])})` opens the data root; opened its release "
+                         f"instead: {DATA_EXPR.format(rest='')} (line {node.lineno})")
     return (_splice(text, edits), notes) if edits else (text, [])
 
 
@@ -299,6 +371,9 @@ def _dotted(node: ast.AST) -> str | None:
 REPAIRS: tuple[Callable[[str, NameIndex], tuple[str, list[str]]], ...] = (
     fix_units_alias,
     fix_import_homes,
+    drop_unused_missing_imports,
+    keep_contract_environment,
+    open_the_release_not_the_root,
     fix_data_paths,
     remove_display_calls,
     define_idiom_variables,

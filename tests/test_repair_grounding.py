@@ -136,3 +136,21 @@ def test_the_system_prompts_idiom_variables_are_defined_when_used_but_never_assi
     own = repair("import os\ndata_store = 3\nprint(obs_table)\n", name_index()).script
     assert own.splitlines()[2] == "obs_table = data_store.obs_table"
     assert repair("def f():\n    return table\n", name_index()).repairs == ()
+
+
+def test_an_invented_import_never_used_is_dropped_but_a_used_one_is_reported() -> None:
+    unused = "from gammapy.makers import EventListMaker, SafeMaskMaker\nm = SafeMaskMaker()\nprint('RESULT {}')\n"
+    result = static_stage(unused)
+    assert result.errors == () and "from gammapy.makers import SafeMaskMaker\n" in result.script
+    assert result.repairs[0].startswith("removed `from gammapy.makers import EventListMaker`")
+    used = "from gammapy.makers import EventListMaker\nm = EventListMaker()\nprint('RESULT {}')\n"
+    assert static_stage(used).errors[0].startswith("line 1: `gammapy.makers` has no `EventListMaker`")
+
+
+def test_the_data_contract_is_kept() -> None:
+    code = ("import os\nfrom gammapy.data import DataStore\nos.environ['PHOTON_STORAGE'] = '/home/me/data'\n"
+            "ds = DataStore.from_dir(os.environ['PHOTON_STORAGE'])\nprint('RESULT {}')\n")
+    fixed = repair(code, name_index())
+    assert fixed.script == ("import os\nfrom gammapy.data import DataStore\n\n"
+                            f"ds = DataStore.from_dir({DATA})\nprint('RESULT {{}}')\n")
+    assert len(fixed.repairs) == 2
