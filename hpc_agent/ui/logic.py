@@ -122,13 +122,14 @@ class RunView:
         return dict(self.run.get("usage") or {})
 
     def history(self) -> list[dict[str, Any]]:
-        """One row per attempt for a table: outcome, exception, tokens, model latency, sandbox time."""
+        """One row per attempt for a table: outcome, exception, repairs made, tokens, model latency, sandbox time."""
         rows = []
         for a in self.attempts:
             v, u = a.validation, a.usage
             ex = v.get("execution") or {}
             rows.append({"attempt": a.index, "passed": bool(v.get("passed")), "failure": v.get("failure"),
                          "exception": v.get("exception"), "exit_code": ex.get("exit_code"),
+                         "repairs": len(v.get("repairs") or []),
                          "prompt_tokens": u.get("prompt_tokens", 0), "completion_tokens": u.get("completion_tokens", 0),
                          "model_s": round(float(u.get("latency_s", 0.0)), 2),
                          "sandbox_s": round(float(ex["duration_s"]), 2) if ex.get("duration_s") is not None else None})

@@ -132,6 +132,8 @@ def render_run(view: RunView, key: str) -> None:
         st.success("validation passed")
     else:
         st.error(f"validation failed: {v.get('failure')}" + (f" ({v['exception']})" if v.get("exception") else ""))
+    for fix in v.get("repairs") or []:
+        st.markdown(f"- repaired: {fix}")
     for err in v.get("static_errors") or []:
         st.markdown(f"- static check: {err}")
     if v.get("checks"):
