@@ -32,6 +32,12 @@ RESOLVABLE = ("gammapy", "astropy", "numpy", "regions", "scipy", "os", "json", "
               "collections", "itertools", "functools", "re", "time", "datetime", "glob", "warnings", "statistics")
 CONSTRUCTOR_PREFIXES = ("from_", "read", "create")
 NO_NETWORK = "the sandbox has no network"
+NETWORK_FUNCTIONS = {  # module-level functions that fetch from the internet
+    "astropy.utils.data.download_file": f"{NO_NETWORK}; read the data from PHOTON_STORAGE only",
+    "astropy.utils.data.download_files_in_parallel": f"{NO_NETWORK}; read the data from PHOTON_STORAGE only",
+    "astropy.coordinates.get_icrs_coordinates": f"{NO_NETWORK} (name resolvers fail); write the position as "
+                                                "numbers, e.g. `SkyCoord(ra_deg, dec_deg, unit='deg')`",
+}
 NETWORK_MODULES = {
     "requests": f"{NO_NETWORK}; read the data from PHOTON_STORAGE only",
     "urllib.request": f"{NO_NETWORK}; read the data from PHOTON_STORAGE only",
@@ -72,6 +78,18 @@ def _column_like() -> tuple[type, ...]:
     from astropy.units import Quantity
 
     return (Column, MaskedColumn, Quantity, np.ndarray, np.generic, str, int, float, bytes)
+
+
+@lru_cache(maxsize=1)
+def _network_functions() -> dict[int, tuple[str, str]]:
+    """id(function) -> (name, why) for NETWORK_FUNCTIONS, however the script reaches them."""
+    found = {}
+    for dotted, why in NETWORK_FUNCTIONS.items():
+        module, name = dotted.rsplit(".", 1)
+        obj = getattr(_import(module), name, None)
+        if obj is not None:
+            found[id(obj)] = (name, why)
+    return found
 
 
 def _is_resolvable(module: str) -> bool:
@@ -202,6 +220,7 @@ class _Grounder(ast.NodeVisitor):
             for cls, attr, why in self.network:
                 if getattr(cls, attr, None) is obj:
                     self.report(node.lineno, f"`{alias.name}`: {why}")
+            self._check_network_function(node.lineno, f"{node.module}.{alias.name}", obj)
             self._bind(name, _ref_for(obj, name))
 
     def _missing_module(self, dotted: str) -> str:
@@ -221,6 +240,11 @@ class _Grounder(ast.NodeVisitor):
             if elsewhere and "did you mean" not in message:
                 message += f"; close names elsewhere: {', '.join(elsewhere)}"
         return message
+
+    def _check_network_function(self, line: int, label: str, obj: Any) -> None:
+        found = _network_functions().get(id(obj))
+        if found is not None:
+            self.report(line, f"`{found[0]}`: {found[1]}")
 
     def _check_network(self, line: int, module: str) -> None:
         for bad, why in NETWORK_MODULES.items():
@@ -300,7 +324,9 @@ class _Grounder(ast.NodeVisitor):
             return None
         if base.kind == "module":
             if hasattr(obj, attr):
-                return _ref_for(getattr(obj, attr), label)
+                found = getattr(obj, attr)
+                self._check_network_function(node.lineno, f"{obj.__name__}.{attr}", found)
+                return _ref_for(found, label)
             sub = f"{obj.__name__}.{attr}"
             if _is_resolvable(sub) and _module_exists(sub):
                 return _ref_for(_import(sub), label)  # imported by the repairs when the script did not

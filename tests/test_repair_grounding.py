@@ -71,6 +71,8 @@ def test_invented_module_and_keyword_and_network_calls() -> None:
     assert "the sandbox has no network" in errors[1] and errors[1].startswith("line 3: `requests`")
     assert errors[2].startswith("line 4: `SkyCoord.from_name`: the sandbox has no network")
     assert errors[3].startswith("line 6: `DataStore.from_dir()` takes no keyword `hdu_idx`")
+    downloads = _ground("import astropy.utils.data as d\nf = d.download_file('http://x')\n")
+    assert downloads == ["line 2: `download_file`: the sandbox has no network; read the data from PHOTON_STORAGE only"]
 
 
 def test_names_rebound_or_of_unknown_type_are_left_alone() -> None:
