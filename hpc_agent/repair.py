@@ -192,6 +192,32 @@ def fix_import_homes(text: str, index: NameIndex) -> tuple[str, list[str]]:
     return (_splice(text, edits), notes) if edits else (text, [])
 
 
+def fix_imported_names(text: str, _: NameIndex) -> tuple[str, list[str]]:
+    """`import gammapy.data.DataStore` (a class, not a module) -> `from gammapy.data import DataStore`, and
+    `import gammapy.data` too when the script spells the full path."""
+    tree = ast.parse(text)
+    edits, notes = [], []
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Import):
+            continue
+        lines, changed = [], False
+        for alias in node.names:
+            parent, _, name = alias.name.rpartition(".")
+            if (parent and alias.name.split(".")[0] in SUBMODULE_PACKAGES and not _is_module(alias.name)
+                    and hasattr(_import_quiet(parent), name)):
+                lines.append(f"from {parent} import {name}" + (f" as {alias.asname}" if alias.asname else ""))
+                if alias.asname is None:
+                    lines.append(f"import {parent}")  # `gammapy.data.DataStore(...)` keeps working
+                notes.append(f"`{alias.name}` is not a module: replaced `import {alias.name}` by "
+                             f"`from {parent} import {name}`")
+                changed = True
+            else:
+                lines.append(f"import {alias.name}" + (f" as {alias.asname}" if alias.asname else ""))
+        if changed:
+            edits.append((node, f"\n{' ' * node.col_offset}".join(lines)))
+    return (_splice(text, edits), notes) if edits else (text, [])
+
+
 def drop_unused_missing_imports(text: str, index: NameIndex) -> tuple[str, list[str]]:
     """`from gammapy.makers import EventListMaker` (exists nowhere) never used afterwards: the import goes.
     Used names are left to grounding, which names the closest real ones."""
@@ -371,6 +397,7 @@ def _dotted(node: ast.AST) -> str | None:
 REPAIRS: tuple[Callable[[str, NameIndex], tuple[str, list[str]]], ...] = (
     fix_units_alias,
     fix_import_homes,
+    fix_imported_names,
     drop_unused_missing_imports,
     keep_contract_environment,
     open_the_release_not_the_root,

@@ -96,6 +96,9 @@ def test_every_reference_solution_passes_the_static_stage_unchanged(task_id: str
      "removed the display call `m.peek()`"),
     ("from astropy.units import u\nx = 2 * u.deg\nprint('RESULT {}')\n",
      "import astropy.units as u\nx = 2 * u.deg\nprint('RESULT {}')\n", "replaced `from astropy.units import u`"),
+    ("import gammapy.data.DataStore\nds = DataStore.from_dir('x')\nprint('RESULT {}')\n",
+     "from gammapy.data import DataStore\nimport gammapy.data\nds = DataStore.from_dir('x')\nprint('RESULT {}')\n",
+     "`gammapy.data.DataStore` is not a module"),
     ("import gammapy\nds = gammapy.data.DataStore\nprint('RESULT {}')\n",
      "import gammapy.data\nimport gammapy\nds = gammapy.data.DataStore\nprint('RESULT {}')\n", "added `import gammapy.data`"),
 ])
