@@ -203,8 +203,9 @@ def run_agent(
         conversation = Conversation.start(spec.prompt, gammapy_version, first_context(spec, retrieval),
                                           release_layout(spec.data_root))
         server = client.server_info()
+        budget = (backend.context_length - (backend.max_tokens or 0) if backend.context_length else None)
         for index in range(1, spec.attempts + 1):
-            sent = conversation.snapshot()
+            sent = conversation.snapshot(budget)
             answers = generate(client, sent, spec.candidates, seed=spec.seed, temperature=temperature)
             attempt, candidates = run_turn(index, answers, spec, sandbox, bundle)
             chosen_answer = answers[attempt.candidate - 1]

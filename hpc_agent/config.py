@@ -68,6 +68,8 @@ class Backend(BaseModel):
     engine: str | None = Field(None, description="serving engine when known: llama.cpp | vllm")
     candidates: int | None = Field(None, ge=1, le=16, description="answers per turn for this model "
                                    "(used when the `candidates` setting is not given)")
+    context_length: int | None = Field(None, gt=0, description="the model's context window in tokens, when "
+                                       "known: older repair turns are dropped to fit it")
 
     @field_validator("base_url")
     @classmethod

@@ -1,7 +1,9 @@
 """The conversation of one run: system rules, first-turn context, the request, then repair turns.
 
 The assistant side of a repair turn shows the script as it ran (after the harness's repairs), so the
-line numbers in the feedback match what the model reads and the fixes are in front of it.
+line numbers in the feedback match what the model reads and the fixes are in front of it. When the
+model's context window is known, the oldest repair turns are left out of what is sent so that the rules,
+the context, the request and the latest failure always fit with room for the answer.
 """
 
 from __future__ import annotations
@@ -14,6 +16,13 @@ from hpc_agent.records import Attempt
 Message = dict[str, str]
 
 
+CHARS_PER_TOKEN = 3.0  # conservative for code (tokenizers average 3-4 characters per token on Python)
+
+
+def estimate_tokens(messages: list[Message]) -> int:
+    return int(sum(len(m["content"]) + 16 for m in messages) / CHARS_PER_TOKEN)
+
+
 @dataclass
 class Conversation:
     messages: list[Message] = field(default_factory=list)
@@ -23,9 +32,19 @@ class Conversation:
               data_layout: str | None = None) -> Conversation:
         return cls(prompts.initial_messages(prompt, gammapy_version, context, data_layout))
 
-    def snapshot(self) -> list[Message]:
-        """What is sent for the next answer (a copy: later turns do not change a recorded request)."""
-        return list(self.messages)
+    def snapshot(self, budget_tokens: int | None = None) -> list[Message]:
+        """What is sent for the next answer (a copy: later turns do not change a recorded request).
+
+        With a budget, the oldest (assistant, feedback) pairs after the request are dropped until the estimate
+        fits; the latest pair always stays."""
+        sent = list(self.messages)
+        if budget_tokens is None:
+            return sent
+        start = next(i for i, m in enumerate(sent) if m["role"] == "assistant") if any(
+            m["role"] == "assistant" for m in sent) else len(sent)
+        while estimate_tokens(sent) > budget_tokens and len(sent) - start > 2:
+            del sent[start:start + 2]
+        return sent
 
     def add_repair_turn(self, attempt: Attempt, raw_answer: str, reference: str = "") -> None:
         """The failed answer, then the feedback (and any newly retrieved reference material)."""

@@ -88,3 +88,22 @@ def test_static_repair_lists_errors_once_with_import_hint() -> None:
     msg = repair_message(attempt)
     assert msg.count("undefined name 'u'") == 1
     assert "import astropy.units as u" in msg
+
+
+def test_conversation_drops_the_oldest_repair_turns_to_fit_the_window() -> None:
+    from hpc_agent.conversation import Conversation, estimate_tokens
+    from hpc_agent.records import Check, Validation
+
+    conv = Conversation.start("count things", "2.1", "context")
+    for i in range(1, 5):
+        failed = Attempt(index=i, script=f"print({i})\n" + "x = 1\n" * 300, usage=Usage(), feedback=f"attempt {i} failed",
+                         validation=Validation(passed=False, checks=(Check(name="static", passed=False),)),
+                         failure="static")
+        conv.add_repair_turn(failed, "raw")
+    full = conv.snapshot()
+    assert len(full) == 3 + 8
+    trimmed = conv.snapshot(budget_tokens=estimate_tokens(full[:3]) + 1200)
+    assert trimmed[:3] == full[:3]  # rules, context and request always stay
+    assert trimmed[-1]["content"] == "attempt 4 failed" and len(trimmed) < len(full)
+    assert estimate_tokens(trimmed) <= estimate_tokens(full[:3]) + 1200
+    assert conv.snapshot(budget_tokens=1)[-2:] == full[-2:]  # the latest failure is never dropped

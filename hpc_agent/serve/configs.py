@@ -116,6 +116,7 @@ class ModelConfig(_Strict):
             temperature=self.sampling.temperature,
             use_tools=self.tool_calling,
             candidates=self.candidates,
+            context_length=self.context_length,
         )
 
 
