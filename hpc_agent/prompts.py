@@ -116,6 +116,18 @@ def hints_for(text: str) -> list[str]:
     return [h.text for h in HINTS if h.pattern.search(text)]
 
 
+def script_hints(script: str | None) -> list[str]:
+    """Hints read off a script that ran and failed: idioms it needed and did not use."""
+    if not script:
+        return []
+    hints = []
+    if "RA_PNT" in script and "DEC_PNT" in script and ".separation(" not in script:
+        hints.append("Angular distances on the sky come from SkyCoord, not from differences of RA and Dec: "
+                     "`pointing = SkyCoord(table['RA_PNT'], table['DEC_PNT'], unit='deg', frame='icrs')`, then "
+                     "`pointing.separation(source) < radius_deg * u.deg`.")
+    return hints
+
+
 _EXC_LINE = re.compile(r"^([A-Za-z_][\w.]*(?:Error|Exception|Warning|Exit|Interrupt))(?::|$)", re.MULTILINE)
 
 
@@ -213,7 +225,7 @@ def repair_message(attempt: Attempt, max_stderr_lines: int = 15, repeats: int | 
     failed_checks = [c for c in attempt.validation.checks if not c.passed and c.name not in ("exit_code", "static")]
     if failed_checks:
         parts.append("Validation failed:\n" + "\n".join(f"- {c.name}: {c.message}" for c in failed_checks))
-    hints = hints_for(text_for_hints)
+    hints = hints_for(text_for_hints) + (script_hints(attempt.script) if ex is not None else [])
     if hints:
         parts.append("Hints:\n" + "\n".join(f"- {h}" for h in hints))
     parts.append("Return the complete corrected script.")

@@ -81,6 +81,8 @@ def positions_context(prompt: str, data_root: Path | None = None) -> str | None:
     first = found[0]
     return ("Source positions (the sandbox has no network, so name resolvers such as SkyCoord.from_name fail; "
             "use these numbers):\n" + "\n".join(lines) + "\n"
-            f"e.g. `source = SkyCoord({first.ra:g}, {first.dec:g}, unit=\"deg\", frame=\"icrs\")`; select "
-            "observations by the separation of their pointing (RA_PNT, DEC_PNT) from this position, never by "
-            "the OBJECT or TARGET_NAME columns.")
+            "Observations near a source are selected by the angular separation of their pointing (RA_PNT, "
+            "DEC_PNT) from its position, never by the OBJECT or TARGET_NAME columns:\n```python\n"
+            f"source = SkyCoord({first.ra:g}, {first.dec:g}, unit=\"deg\", frame=\"icrs\")\n"
+            "pointing = SkyCoord(table[\"RA_PNT\"], table[\"DEC_PNT\"], unit=\"deg\", frame=\"icrs\")\n"
+            "near = table[pointing.separation(source) < radius_deg * u.deg]\n```")

@@ -39,4 +39,5 @@ def test_context_gives_numbers_and_forbids_selection_by_name(data_root: Path) ->
     text = positions_context("observations within 2 degrees of the Crab Nebula", data_root)
     assert text is not None
     assert "Crab Nebula: RA = 83.6331 deg, Dec = 22.0145 deg (ICRS)" in text
-    assert 'SkyCoord(83.6331, 22.0145, unit="deg", frame="icrs")' in text and "never by" in text
+    assert 'source = SkyCoord(83.6331, 22.0145, unit="deg", frame="icrs")' in text and "never by" in text
+    assert "pointing.separation(source)" in text

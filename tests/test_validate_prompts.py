@@ -107,3 +107,11 @@ def test_conversation_drops_the_oldest_repair_turns_to_fit_the_window() -> None:
     assert trimmed[-1]["content"] == "attempt 4 failed" and len(trimmed) < len(full)
     assert estimate_tokens(trimmed) <= estimate_tokens(full[:3]) + 1200
     assert conv.snapshot(budget_tokens=1)[-2:] == full[-2:]  # the latest failure is never dropped
+
+
+def test_a_flat_sky_distance_gets_the_separation_idiom() -> None:
+    from hpc_agent.prompts import script_hints
+
+    flat = "d = abs(table['RA_PNT'] - 83.6) + abs(table['DEC_PNT'] - 22.0)\n"
+    assert "pointing.separation(source)" in script_hints(flat)[0]
+    assert script_hints("p = SkyCoord(t['RA_PNT'], t['DEC_PNT'])\nm = p.separation(s)\n") == []
