@@ -307,33 +307,60 @@ def _is_module(dotted: str) -> bool:
         return False
 
 
-# Variables the system prompt's idiom defines: used but never assigned, they can only mean this.
-DATA_STORE_LINE = f"data_store = DataStore.from_dir({DATA_EXPR.format(rest='')})"
-OBS_TABLE_LINE = "obs_table = data_store.obs_table"
+# Variables the prompts' idiom defines (the rules and the positions context show it): used but never
+# assigned, they can only mean this. name -> (definition, names the definition needs)
+IDIOM_VARIABLES: dict[str, tuple[str, tuple[str, ...]]] = {
+    "data_store": (f"data_store = DataStore.from_dir({DATA_EXPR.format(rest='')})", ()),
+    "obs_table": ("obs_table = data_store.obs_table", ("data_store",)),
+    "table": ("table = data_store.obs_table", ("data_store",)),
+    "pointing": ('pointing = SkyCoord(table["RA_PNT"], table["DEC_PNT"], unit="deg", frame="icrs")', ("table",)),
+}
+
+
+def _module_assignments(tree: ast.Module) -> dict[str, int]:
+    """name -> end line of its first module-level assignment."""
+    found: dict[str, int] = {}
+    for node in tree.body:
+        if isinstance(node, ast.Assign):
+            for t in node.targets:
+                if isinstance(t, ast.Name):
+                    found.setdefault(t.id, node.end_lineno or node.lineno)
+    return found
 
 
 def define_idiom_variables(text: str, _: NameIndex) -> tuple[str, list[str]]:
-    """`data_store` / `obs_table` (the names the system prompt's idiom uses) used without being assigned:
-    their definitions are added after the imports, or after the script's own `data_store = ...`."""
+    """`data_store`, `table`, `pointing` (names of the prompts' idiom) used but never assigned: their
+    definitions are added after the imports, or after the script's own definition of what they need."""
     tree = ast.parse(text)
     undefined = {m.message_args[0] for m in pyflakes_checker.Checker(tree, filename="script.py").messages
                  if isinstance(m, pyflakes_messages.UndefinedName)}
-    inserts: list[tuple[int, str]] = []  # (after this many lines, line)
+    assigned = _module_assignments(tree)
+    wanted: list[str] = []  # in dependency order
+
+    def want(name: str) -> None:
+        if name in assigned or name in wanted:
+            return
+        for dep in IDIOM_VARIABLES[name][1]:
+            want(dep)
+        wanted.append(name)
+
+    for name in IDIOM_VARIABLES:
+        if name in undefined:
+            want(name)
+    if not wanted:
+        return text, []
     after_imports = max([n.end_lineno or 0 for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom))],
                         default=0)
-    if "data_store" in undefined:
-        inserts.append((after_imports, DATA_STORE_LINE))
-    if "obs_table" in undefined:
-        own = next((n for n in tree.body if isinstance(n, ast.Assign)
-                    and any(isinstance(t, ast.Name) and t.id == "data_store" for t in n.targets)), None)
-        if "data_store" in undefined or own is not None:
-            inserts.append((after_imports if own is None else own.end_lineno or 0, OBS_TABLE_LINE))
-    if not inserts:
-        return text, []
+    where = dict(assigned)  # line after which each name is defined (the script's own, or ours)
+    blocks: dict[int, list[str]] = {}
+    for name in wanted:
+        at = max([after_imports] + [where[d] for d in IDIOM_VARIABLES[name][1]])
+        where[name] = at
+        blocks.setdefault(at, []).append(IDIOM_VARIABLES[name][0])
     rows = text.splitlines(keepends=True)
-    for at, line in reversed(inserts):  # bottom-up; at one place, data_store stays above obs_table
-        rows.insert(at, f"{line}\n")
-    return "".join(rows), [f"defined `{line}` (used but never assigned)" for _, line in inserts]
+    for at in sorted(blocks, reverse=True):
+        rows[at:at] = [f"{line}\n" for line in blocks[at]]
+    return "".join(rows), [f"defined `{IDIOM_VARIABLES[n][0]}` (used but never assigned)" for n in wanted]
 
 
 def add_missing_imports(text: str, index: NameIndex) -> tuple[str, list[str]]:

@@ -140,7 +140,13 @@ def test_the_system_prompts_idiom_variables_are_defined_when_used_but_never_assi
     # obs_table after the script's own data_store; nothing when neither can be placed
     own = repair("import os\ndata_store = 3\nprint(obs_table)\n", name_index()).script
     assert own.splitlines()[2] == "obs_table = data_store.obs_table"
-    assert repair("def f():\n    return table\n", name_index()).repairs == ()
+    assert repair("def f():\n    return events\n", name_index()).repairs == ()  # not an idiom name
+    # `pointing` needs `table`, which needs `data_store`: each lands after what it needs
+    chain = repair("import os\nfrom gammapy.data import DataStore\nds = 1\ndata_store = DataStore.from_dir('x')\n"
+                   "m = pointing.separation(1)\n", name_index()).script.splitlines()
+    at = chain.index("data_store = DataStore.from_dir('x')")
+    assert chain[at:at + 3] == ["data_store = DataStore.from_dir('x')", "table = data_store.obs_table",
+                          'pointing = SkyCoord(table["RA_PNT"], table["DEC_PNT"], unit="deg", frame="icrs")']
 
 
 def test_an_invented_import_never_used_is_dropped_but_a_used_one_is_reported() -> None:
