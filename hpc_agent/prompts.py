@@ -108,6 +108,8 @@ HINTS: tuple[Hint, ...] = (
     _h(r"energy_edges|must (be|lie) on|not (a subset|contained) of", "LightCurveEstimator/FluxPointsEstimator energy "
        "edges must coincide with edges of the dataset's reconstructed-energy axis; build that axis with "
        "`MapAxis.from_energy_bounds(emin, emax, nbin, per_decade=True, name='energy')` so the edges line up."),
+    _h(r"in get_observations|Cannot compare structured or void", "`data_store.get_observations(obs_ids)` takes "
+       "observation ids, not table rows: `data_store.get_observations(list(selected[\"OBS_ID\"]))`."),
     _h(r"matplotlib|plt\.show|display", "Do not show plots; remove plotting or save with `plt.savefig('x.png')`."),
 )
 

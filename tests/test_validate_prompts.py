@@ -63,6 +63,7 @@ def test_repair_message_has_exception_traceback_and_hint() -> None:
 def test_hints_and_system_prompt() -> None:
     assert hints_for("ModuleNotFoundError: No module named 'gammapy.io'")
     assert hints_for("all fine") == []
+    assert "takes observation ids" in hints_for('  File "x", line 3, in get_observations\nTypeError: ...')[0]
     msgs = initial_messages("count things", "2.1", context="DataStore docs")
     assert "Gammapy 2.1" in msgs[0]["content"] and "TARGET_NAME" in msgs[0]["content"]
     assert [m["role"] for m in msgs] == ["system", "user", "user"]
