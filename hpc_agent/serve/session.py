@@ -20,7 +20,7 @@ from hpc_agent.serve.configs import ModelConfig, find_model_config, get_model_co
 from hpc_agent.serve.engines import managed_server
 from hpc_agent.serve.lifecycle import ServerState, free_port
 
-DEFAULT_MODEL = "qwen2.5-coder-0.5b"
+DEFAULT_MODEL = "qwen2.5-coder-1.5b"  # the strongest model that runs on a 2-core CPU; the 0.5B solves nothing
 
 Progress = Callable[[str], None]
 
