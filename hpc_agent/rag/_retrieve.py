@@ -1,5 +1,8 @@
 """Retrieval for the agent: top-k snippets above a score threshold, from the prompt or from an error.
 
+The first turn always carries a worked example when one reaches the threshold: if no tutorial or guide
+piece with code is among the top k, the best such piece takes the last place (API fragments alone leave a
+small model to invent the glue between calls). Examples get a longer budget in the prompt than API pieces.
 On a repair turn the query leads with what the error names (exception class, the missing or invalid
 symbol), e.g. `AttributeError: 'Table' object has no attribute 'separation'` -> `Table separation`.
 """
@@ -13,7 +16,14 @@ from typing import Any
 from hpc_agent.rag._embed import Embedder
 from hpc_agent.rag._index import Hit, Index
 
-SNIPPET_CHARS = 900  # per snippet in the prompt: signature, summary and the first parameters
+SNIPPET_CHARS = 900  # per API snippet in the prompt: signature, summary and the first parameters
+EXAMPLE_CHARS = 1800  # per worked example (tutorial or guide piece): a chain of cells, whole
+EXAMPLE_KINDS = ("tutorial", "guide")
+
+
+def is_example(hit: Hit) -> bool:
+    """A tutorial or guide piece that shows code (not only prose)."""
+    return hit.kind in EXAMPLE_KINDS and "```" in hit.text
 
 
 @dataclass(frozen=True)
@@ -49,7 +59,15 @@ class Retriever:
         return Retrieval(query, tuple(h for h in hits if h.score >= floor))
 
     def for_prompt(self, prompt: str) -> Retrieval:
-        return self.search(prompt)
+        """The top k for the request, one of them a worked example if any reaches the threshold."""
+        vector = self.embedder.embed([prompt])[0]
+        hits = [h for h in self.index.search(vector, prompt, self.k, self.mode) if h.score >= self.min_score]
+        if not any(is_example(h) for h in hits):
+            examples = self.index.search(vector, prompt, max(4, self.k), self.mode, kinds=EXAMPLE_KINDS)
+            best = next((h for h in examples if is_example(h) and h.score >= self.min_score), None)
+            if best is not None:
+                hits = [*hits[:self.k - 1], best] if len(hits) >= self.k else [*hits, best]
+        return Retrieval(prompt, tuple(hits))
 
     def for_error(self, prompt: str, error_text: str) -> Retrieval:
         return self.search(error_query(prompt, error_text))
@@ -97,10 +115,18 @@ def error_query(prompt: str, error_text: str) -> str:
     return "\n".join(parts)
 
 
-def render(retrieval: Retrieval, max_chars: int = SNIPPET_CHARS) -> str:
+def _cut(text: str, limit: int) -> str:
+    """`text` up to `limit` characters at a line break; a code fence left open is closed."""
+    if len(text) <= limit:
+        return text
+    cut = text[:limit].rsplit("\n", 1)[0]
+    return cut + ("\n```" if cut.count("```") % 2 else "") + "\n..."
+
+
+def render(retrieval: Retrieval, max_chars: int = SNIPPET_CHARS, example_chars: int = EXAMPLE_CHARS) -> str:
     """Snippets, each delimited and headed by its symbol, for a user message."""
     blocks = []
     for i, h in enumerate(retrieval.hits, 1):
-        text = h.text if len(h.text) <= max_chars else h.text[:max_chars].rsplit("\n", 1)[0] + "\n..."
+        text = _cut(h.text, example_chars if h.kind in EXAMPLE_KINDS else max_chars)
         blocks.append(f"--- snippet {i}: {h.symbol} ({h.kind}) ---\n{text}\n--- end of snippet {i} ---")
     return "\n\n".join(blocks)
