@@ -294,6 +294,13 @@ def test_chunk_ids_are_stable_and_content_addressed(api_docs: list[rag.Document]
     changed = rag.chunk_documents([rag.Document(docs[0].source, docs[0].symbol, docs[0].kind, docs[0].text + " x")])
     assert changed[-1].id != base[-1].id  # the edited piece gets a new id ...
     assert [c.id for c in changed[:-1]] == [c.id for c in base[:-1]]  # ... untouched pieces keep theirs
+    # another process gives the same ids: no memory address or import time of a default value in a signature
+    code = ("from hpc_agent import rag; print(sorted(c.id for c in rag.chunk_documents("
+            "rag.api_documents('gammapy.datasets'))))")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    here = rag.chunk_documents(rag.api_documents("gammapy.datasets"))
+    assert res.returncode == 0 and res.stdout.strip() == str(sorted(c.id for c in here)), res.stderr[-500:]
+    assert "date=<Time object>" in next(d.text for d in api_docs if d.symbol == "gammapy.datasets.MapDatasetMetaData")
     long = rag.Document("x", "gammapy.x", "class", "class gammapy.x()\n" + "\n\n".join(["word " * 100] * 10))
     pieces = rag.chunk_documents([long])
     assert len(pieces) > 1 and all(len(p.text) <= 1700 for p in pieces)

@@ -61,10 +61,14 @@ def _exported(module: ModuleType) -> list[str]:
 
 
 def _signature(obj: object) -> str:
+    """The call signature without what changes from process to process in default values' reprs (memory
+    addresses, `<function nansum at 0x7f..>`; import times, `<Time object: ... value=2026-...>`): the same
+    Gammapy must give the same chunks."""
     try:
-        return str(inspect.signature(obj))  # type: ignore[arg-type]
+        sig = str(inspect.signature(obj))  # type: ignore[arg-type]
     except (TypeError, ValueError):
         return "(...)"
+    return re.sub(r"<([\w.]+) object[^<>]*>", r"<\1 object>", re.sub(r" at 0x[0-9a-fA-F]+>", ">", sig))
 
 
 def _doc(obj: object, limit: int = MAX_DOC_CHARS) -> str:
