@@ -334,9 +334,15 @@ def test_rebuild_gives_the_same_index_and_queries_find_the_symbol(small_index: P
 def test_first_turn_gets_a_worked_example(small_chunks: list[rag.Chunk], tmp_path: Path) -> None:
     sdist = rag.read_sdist(write_sdist(tmp_path / "gammapy.tar.gz"), GAMMAPY)
     assert isinstance(sdist, rag.Sdist)
-    examples = rag.chunk_documents(rag.sdist_documents(sdist.files, sdist.label))
+    examples = rag.chunk_documents(rag.sdist_documents(sdist.files, sdist.label, max_chars=200))  # a piece a cell
     api = [c for c in small_chunks if c.symbol.startswith(("gammapy.data.DataStore", "gammapy.data.Observation"))]
     index = rag.build_index(api + examples, rag.LocalEmbedder(), ":memory:", {"gammapy": GAMMAPY})
+    # hits are distinct: at most two pieces of one page, though its third outranks the API entries
+    page = "Demo spectrum: open the H.E.S.S. data store, make an energy axis with ten bins per decade"
+    wide = rag.Retriever(index, rag.LocalEmbedder(), k=4, min_score=-1.0)
+    raw = index.search(rag.LocalEmbedder().embed([page])[0], page, 4, "hybrid")
+    assert sum(h.source.endswith("demo.py") for h in raw) == 3
+    assert sum(h.source.endswith("demo.py") for h in wide.search(page).hits) == 2
     query = "Signature and parameters of the DataStore.from_dir classmethod"
     retriever = rag.Retriever(index, rag.LocalEmbedder(), k=3, min_score=0.1)
     plain = retriever.search(query)
