@@ -1,17 +1,24 @@
 """Retrieval for real: the installed Gammapy introspected, the offline MiniLM model, qdrant-client in local mode,
-the agent over real HTTP (scripted test double) in real bwrap on real data, and a sweep with `--rag both`.
+real pip against an unreachable index, the agent over real HTTP (scripted test double) in real bwrap on real data,
+and a sweep with `--rag both`.
 
 One small index (the `gammapy.data` and `gammapy.stats` part of the API, ~470 chunks) is built once per session;
-the full index is what `hpc-agent rag build` makes (benchmarks/rag_recall.py measures it).
+builds through `rag.build` index `gammapy.stats` (70 chunks) and a small sdist the tests write themselves.
+The full index is what `hpc-agent rag build` makes (benchmarks/rag_recall.py measures it).
 """
 
 from __future__ import annotations
 
 import inspect
+import io
 import json
+import os
 import shutil
 import subprocess
 import sys
+import tarfile
+import time
+from importlib.metadata import version
 from pathlib import Path
 
 import polars as pl
@@ -22,11 +29,106 @@ from conftest import REPO, script
 from doubles.openai_server import Reply, ScriptedOpenAIServer
 from hpc_agent import rag
 from hpc_agent.cli import main
-from hpc_agent.config import load_settings
+from hpc_agent.config import cache_root, load_settings
 from hpc_agent.errors import ConfigError, UsageError
 from hpc_agent.prompts import REFERENCE_HEADER
 
 PROMPT = "How many H.E.S.S. DR1 observations point within 2 degrees of MSH 15-52?"
+GAMMAPY = version("gammapy")
+
+GALLERY = '''"""
+Demo spectrum
+=============
+
+Reflected regions on the Crab, step by step.
+"""
+
+import astropy.units as u
+import matplotlib.pyplot as plt
+from gammapy.data import DataStore
+from gammapy.maps import MapAxis
+
+# %%
+# Open the data store
+# -------------------
+#
+# The `~gammapy.data.DataStore` reads the index tables.
+
+data_store = DataStore.from_dir("$GAMMAPY_DATA/hess-dl3-dr1")
+
+# %%
+# Peek at the observation table.
+
+data_store.obs_table.peek()
+plt.show()
+
+# %%
+# A text cell without code, about the energy axis.
+
+# %%
+# Ten bins per decade.
+
+energy_axis = MapAxis.from_energy_bounds(0.5, 10, nbin=10, unit="TeV")
+'''
+
+GUIDE = """.. _demo:
+
+Demo guide
+==========
+
+.. currentmodule:: gammapy.stats
+
+Significance
+------------
+
+The `~gammapy.stats.WStatCountsStatistic` gives the Li & Ma significance, see :ref:`the stats page <stats>`.
+
+.. testcode::
+
+    from gammapy.stats import WStatCountsStatistic
+    stat = WStatCountsStatistic(n_on=13, n_off=11, alpha=0.5)
+    print(stat.sqrt_ts)
+
+.. testoutput::
+
+    12345.6789
+
+.. figure:: ../_static/fig.png
+
+    A caption that is dropped.
+
+.. plot:: user-guide/demo_plot.py
+    :include-source:
+
+Literal example::
+
+    counts = stat.n_on
+
+.. dropdown:: A tip in a dropdown
+
+    Use `~gammapy.stats.CashCountsStatistic` when the background is known.
+"""
+
+
+def write_sdist(path: Path, pkg_version: str = GAMMAPY) -> Path:
+    """A small Gammapy sdist: PKG-INFO, one gallery script, one user-guide page (with the script it plots),
+    and files the corpus must leave out (release notes, the models gallery)."""
+    members = {
+        "PKG-INFO": f"Metadata-Version: 2.4\nName: gammapy\nVersion: {pkg_version}\n",
+        "examples/tutorials/data/demo.py": GALLERY,
+        "examples/models/spectral/plot_demo.py": '"""\nModel\n=====\n"""\n# %%\nx = 1\n',
+        "docs/user-guide/demo.rst": GUIDE,
+        "docs/user-guide/demo_plot.py": "from gammapy.maps import Map\nm = Map.create(width=1)\nm.plot()\n",
+        "docs/release-notes/v0.1.rst": "Old\n===\n\n.. code-block:: python\n\n    from gammapy.old import gone\n",
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(path, "w:gz") as tar:
+        for name, text in members.items():
+            data = text.encode()
+            info = tarfile.TarInfo(f"gammapy-{pkg_version}/{name}")
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return path
 
 
 @pytest.fixture(scope="session")
@@ -123,6 +225,56 @@ n = len(data_store.obs_ids)
         rag.tutorial_documents(src)
 
 
+def test_sdist_tutorials_and_guide_are_read_in_cells(tmp_path: Path) -> None:
+    sdist = rag.read_sdist(write_sdist(tmp_path / "gammapy.tar.gz"), GAMMAPY)
+    assert isinstance(sdist, rag.Sdist) and sdist.label == f"gammapy-{GAMMAPY}-sdist"
+    docs = rag.sdist_documents(sdist.files, sdist.label, max_chars=200)  # small pieces: one cell each
+    assert {d.source for d in docs} == {f"{sdist.label}:examples/tutorials/data/demo.py",
+                                        f"{sdist.label}:docs/user-guide/demo.rst"}  # no release notes, no models
+    tutorial = [d for d in docs if d.kind == "tutorial"]
+    assert [d.symbol for d in tutorial] == [f"tutorials/data/demo.py#{i}" for i in range(len(tutorial))]
+    assert all(d.text.startswith("Tutorial: Demo spectrum") and "```python" in d.text for d in tutorial)
+    text = "\n".join(d.text for d in tutorial)
+    for gone in ("plt.", "matplotlib", ".peek(", "Peek at the observation table"):  # a plot-only cell goes whole
+        assert gone not in text, gone
+    # each code cell comes with the text cells before it, and with the imports it uses from elsewhere
+    axis = next(d.text for d in tutorial if "MapAxis.from_energy_bounds(" in d.text)
+    assert axis.index("A text cell without code") < axis.index("Ten bins per decade") < axis.index("```python")
+    assert "from gammapy.maps import MapAxis\n" in axis and "DataStore" not in axis
+    store = next(d.text for d in tutorial if "DataStore.from_dir(" in d.text)
+    assert "## Open the data store\nThe `gammapy.data.DataStore` reads the index tables." in store
+    guide = "\n".join(d.text for d in docs if d.kind == "guide")
+    for kept in ("Guide: Demo guide", "## Significance", "WStatCountsStatistic(n_on=13, n_off=11, alpha=0.5)",
+                 "The `gammapy.stats.WStatCountsStatistic` gives the Li & Ma significance, see the stats page.",
+                 "m = Map.create(width=1)", "counts = stat.n_on", "A tip in a dropdown",
+                 "Use `gammapy.stats.CashCountsStatistic` when the background is known."):
+        assert kept in guide, kept
+    for gone in ("12345.6789", "caption that is dropped", "m.plot()", "currentmodule", ".. ", ":ref:"):
+        assert gone not in guide, gone
+    other = rag.read_sdist(write_sdist(tmp_path / "old.tar.gz", "1.3"), GAMMAPY)
+    assert isinstance(other, rag.SdistMissing) and f"PKG-INFO says version 1.3, Gammapy {GAMMAPY}" in other.reason
+    (tmp_path / "broken.tar.gz").write_bytes(b"not a tarball")
+    assert "unreadable" in rag.read_sdist(tmp_path / "broken.tar.gz", GAMMAPY).reason  # type: ignore[union-attr]
+
+
+def test_real_sdist_tutorials_and_guide() -> None:
+    path = rag.sdist_path(cache_root(), GAMMAPY)
+    if not path.is_file():
+        pytest.skip(f"no Gammapy {GAMMAPY} sdist at {path} (`hpc-agent rag build` fetches it)")
+    sdist = rag.read_sdist(path, GAMMAPY)
+    assert isinstance(sdist, rag.Sdist)
+    docs = rag.sdist_documents(sdist.files, sdist.label)
+    files = {d.source.split(":", 1)[1] for d in docs}
+    assert len({f for f in files if f.startswith("examples/tutorials/")}) >= 40
+    assert len({f for f in files if f.startswith("docs/user-guide/")}) >= 20
+    assert not any("release-notes" in f or "development" in f for f in files)
+    assert all("```" in d.text and "%matplotlib" not in d.text for d in docs)
+    code = "\n".join(part for d in docs for part in d.text.split("```")[1::2])
+    assert "plt." not in code and ".peek(" not in code
+    cone = [d for d in docs if d.source.endswith("starting/analysis_2.py") and "select_observations(" in d.text]
+    assert cone and "cone search" in cone[0].text and "from gammapy.data import DataStore" in cone[0].text
+
+
 def test_benchmark_reference_solutions_never_enter_the_corpus(small_index: Path, tmp_path: Path) -> None:
     with pytest.raises(UsageError, match="benchmark reference solutions"):
         rag.tutorial_documents(REPO / "benchmarks", exclude=rag.reference_dirs())
@@ -142,6 +294,13 @@ def test_chunk_ids_are_stable_and_content_addressed(api_docs: list[rag.Document]
     changed = rag.chunk_documents([rag.Document(docs[0].source, docs[0].symbol, docs[0].kind, docs[0].text + " x")])
     assert changed[-1].id != base[-1].id  # the edited piece gets a new id ...
     assert [c.id for c in changed[:-1]] == [c.id for c in base[:-1]]  # ... untouched pieces keep theirs
+    # another process gives the same ids: no memory address or import time of a default value in a signature
+    code = ("from hpc_agent import rag; print(sorted(c.id for c in rag.chunk_documents("
+            "rag.api_documents('gammapy.datasets'))))")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    here = rag.chunk_documents(rag.api_documents("gammapy.datasets"))
+    assert res.returncode == 0 and res.stdout.strip() == str(sorted(c.id for c in here)), res.stderr[-500:]
+    assert "date=<Time object>" in next(d.text for d in api_docs if d.symbol == "gammapy.datasets.MapDatasetMetaData")
     long = rag.Document("x", "gammapy.x", "class", "class gammapy.x()\n" + "\n\n".join(["word " * 100] * 10))
     pieces = rag.chunk_documents([long])
     assert len(pieces) > 1 and all(len(p.text) <= 1700 for p in pieces)
@@ -170,6 +329,92 @@ def test_rebuild_gives_the_same_index_and_queries_find_the_symbol(small_index: P
         assert all(-1 <= h.score <= 1 for h in found.hits) and len(found.hits) <= 3
     strict = rag.Retriever(first, rag.LocalEmbedder(), k=3, min_score=0.99)
     assert strict.for_prompt("open the data store").hits == ()  # the threshold drops weak snippets
+
+
+def test_first_turn_gets_a_worked_example(small_chunks: list[rag.Chunk], tmp_path: Path) -> None:
+    sdist = rag.read_sdist(write_sdist(tmp_path / "gammapy.tar.gz"), GAMMAPY)
+    assert isinstance(sdist, rag.Sdist)
+    examples = rag.chunk_documents(rag.sdist_documents(sdist.files, sdist.label, max_chars=200))  # a piece a cell
+    api = [c for c in small_chunks if c.symbol.startswith(("gammapy.data.DataStore", "gammapy.data.Observation"))]
+    index = rag.build_index(api + examples, rag.LocalEmbedder(), ":memory:", {"gammapy": GAMMAPY})
+    # hits are distinct: at most two pieces of one page, though its third outranks the API entries
+    page = "Demo spectrum: open the H.E.S.S. data store, make an energy axis with ten bins per decade"
+    wide = rag.Retriever(index, rag.LocalEmbedder(), k=4, min_score=-1.0)
+    raw = index.search(rag.LocalEmbedder().embed([page])[0], page, 4, "hybrid")
+    assert sum(h.source.endswith("demo.py") for h in raw) == 3
+    assert sum(h.source.endswith("demo.py") for h in wide.search(page).hits) == 2
+    query = "Signature and parameters of the DataStore.from_dir classmethod"
+    retriever = rag.Retriever(index, rag.LocalEmbedder(), k=3, min_score=0.1)
+    plain = retriever.search(query)
+    assert len(plain.hits) == 3 and not any(rag.is_example(h) for h in plain.hits)  # API fragments only ...
+    first = retriever.for_prompt(query)
+    assert [h.id for h in first.hits[:2]] == [h.id for h in plain.hits[:2]]
+    added = first.hits[2]  # ... so the best worked example takes the last place
+    assert rag.is_example(added) and added.source.endswith("demo.py") and added.score >= 0.1
+    strict = rag.Retriever(index, rag.LocalEmbedder(), k=3, min_score=added.score + 0.01)
+    assert not any(rag.is_example(h) for h in strict.for_prompt(query).hits)  # never below the threshold
+    # a worked example keeps a longer budget in the prompt than an API snippet; a cut fence is closed
+    code = "```python\n" + "\n".join(f"x{i} = {i}" for i in range(300)) + "\n```"
+    long = [rag.Hit("a", 0.5, "tutorials/x.py#0", "s", "tutorial", "Tutorial: x\n" + code),
+            rag.Hit("b", 0.5, "gammapy.x", "gammapy-api", "method", "gammapy.x()\n" + "\n".join(["word " * 10] * 40))]
+    shown = rag.render(rag.Retrieval("q", tuple(long))).split("--- end of snippet 1 ---")
+    assert 1700 < len(shown[0]) < 1900 and shown[0].rstrip().endswith("```\n...")
+    assert 800 < len(shown[1]) < 1000
+
+
+def _build(tmp_path: Path, **kwargs: object) -> tuple[rag.BuildInfo, list[str]]:
+    said: list[str] = []
+    info = rag.build(load_settings(), index=str(tmp_path / "index"), api_package="gammapy.stats",
+                     progress=said.append, **kwargs)  # type: ignore[arg-type]
+    return info, said
+
+
+def test_rebuild_with_unchanged_sources_is_skipped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HPC_AGENT_CACHE", str(tmp_path / "cache"))
+    write_sdist(rag.sdist_path(tmp_path / "cache", GAMMAPY))  # cached: no pip call
+    first, said = _build(tmp_path)
+    assert not first.skipped and first.sdist == GAMMAPY and not any("fetching" in m for m in said)
+    api = len(rag.chunk_documents(rag.api_documents("gammapy.stats")))
+    assert first.parts["api"] == api and first.parts["tutorials"] >= 1 and first.parts["guide"] >= 1
+    meta = json.loads((tmp_path / "index" / "meta.json").read_text())
+    assert meta["parts"] == first.parts and meta["sdist"]["label"] == f"gammapy-{GAMMAPY}-sdist"
+    assert f"gammapy-{GAMMAPY}-sdist" in meta["sources"]
+    ready, where = rag.index_status(load_settings(rag_index=str(tmp_path / "index")))
+    assert ready and f"api {api}, tutorials {first.parts['tutorials']}, guide {first.parts['guide']} chunks; " \
+                     f"gammapy-{GAMMAPY}-sdist" in where
+    t0 = time.monotonic()
+    again, said = _build(tmp_path)
+    assert again.skipped and time.monotonic() - t0 < first.seconds
+    assert any("is up to date" in m and "--force rebuilds it" in m for m in said)
+    assert json.loads((tmp_path / "index" / "meta.json").read_text())["built_at"] == meta["built_at"]
+    forced, _ = _build(tmp_path, force=True)
+    assert not forced.skipped and json.loads((tmp_path / "index" / "meta.json").read_text())["built_at"] != meta["built_at"]
+    src = tmp_path / "more"
+    src.mkdir()
+    (src / "extra.py").write_text("# %%\n# Another step.\nfrom gammapy.stats import cash\n")
+    changed, _ = _build(tmp_path, sources=(src,))
+    assert not changed.skipped and changed.chunks == first.chunks + 1
+    rag.assert_no_references(rag.open_index(str(tmp_path / "index"), refresh=True))  # the sdist label is no path
+
+
+def test_offline_build_says_so_in_one_line_and_indexes_the_api(tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HPC_AGENT_CACHE", str(tmp_path / "cache"))  # no sdist cached: pip must fetch it
+    (tmp_path / "no-wheels").mkdir()
+    for key, value in {"PIP_INDEX_URL": "http://127.0.0.1:9/simple", "PIP_CONFIG_FILE": os.devnull,
+                       "PIP_FIND_LINKS": str(tmp_path / "no-wheels"), "PIP_EXTRA_INDEX_URL": "",
+                       "PIP_RETRIES": "0"}.items():
+        monkeypatch.setenv(key, value)
+    info, said = _build(tmp_path)
+    left_out = [m for m in said if "tutorials and user guide left out" in m]
+    assert len(left_out) == 1 and "\n" not in left_out[0] and "pip download" in left_out[0], said
+    api = len(rag.chunk_documents(rag.api_documents("gammapy.stats")))
+    assert info.parts == {"api": api, "tutorials": 0, "guide": 0} and info.sdist is None and not info.skipped
+    meta = json.loads((tmp_path / "index" / "meta.json").read_text())
+    assert meta["sdist"] is None and meta["sources"] == ["gammapy-api"]
+    assert not rag.sdist_path(tmp_path / "cache", GAMMAPY).exists()
+    skipped, said = _build(tmp_path, docs=False)  # --no-docs: no pip call at all, and the same API-only index
+    assert skipped.skipped and not any("pip" in m for m in said)
 
 
 def test_folder_lock_is_released_and_a_second_process_can_query(small_index: Path, tmp_path: Path) -> None:

@@ -7,6 +7,7 @@ same sources gives the same points, and any change of a docstring gives a new id
 from __future__ import annotations
 
 import hashlib
+import re
 import uuid
 from dataclasses import dataclass
 
@@ -50,11 +51,29 @@ def _split(text: str, max_chars: int) -> list[str]:
     return pieces
 
 
+_FENCE = re.compile(r"^```(\w*)", re.MULTILINE)
+
+
+def _close_fences(pieces: list[str]) -> list[str]:
+    """A code fence cut between pieces is closed at the end of one and reopened at the start of the next."""
+    out: list[str] = []
+    reopen = ""
+    for piece in pieces:
+        if reopen:
+            piece = f"{reopen}\n{piece}"
+        inside, lang = False, ""
+        for m in _FENCE.finditer(piece):
+            inside, lang = (True, m.group(1)) if not inside else (False, "")
+        reopen = f"```{lang}" if inside else ""
+        out.append(f"{piece}\n```" if inside else piece)
+    return out
+
+
 def chunk_documents(documents: list[Document], max_chars: int = MAX_CHUNK_CHARS) -> list[Chunk]:
     """One chunk per document piece; the first line (the symbol and signature) heads every piece."""
     chunks: dict[str, Chunk] = {}
     for doc in documents:
-        pieces = _split(doc.text, max_chars)
+        pieces = _close_fences(_split(doc.text, max_chars))
         head = doc.text.splitlines()[0]
         for i, piece in enumerate(pieces):
             text = piece if i == 0 else f"{head} (continued)\n{piece}"

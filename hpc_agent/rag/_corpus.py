@@ -1,29 +1,21 @@
-"""The corpus: documents from the *installed* Gammapy's public API and from tutorial sources.
+"""The corpus' unit (`Document`) and its API part, from the *installed* Gammapy by introspection.
 
-API documents are made by introspection, so they always match the Gammapy that runs the scripts: every
-public module, class, function and method with its signature and docstring, under its shortest public
-dotted name (`gammapy.data.DataStore`, not `gammapy.data.data_store.DataStore`).
-
-Tutorial documents come from a folder of sphinx-gallery `.py` files and notebooks (`.ipynb`), cleaned to
-respect the prompt contract: plotting and display calls, IPython magics and notebook noise are stripped.
-Benchmark reference solutions never enter the corpus (no answer leakage): a source folder that holds them
-is refused.
+API documents always match the Gammapy that runs the scripts: every public module, class, function and
+method with its signature and docstring, under its shortest public dotted name
+(`gammapy.data.DataStore`, not `gammapy.data.data_store.DataStore`). Tutorials and the user guide are
+made in `_tutorials.py`.
 """
 
 from __future__ import annotations
 
 import importlib
 import inspect
-import json
 import pkgutil
 import re
 import warnings
 from dataclasses import dataclass
-from pathlib import Path
 from types import ModuleType
 from typing import Iterator
-
-from hpc_agent.errors import UsageError
 
 MAX_DOC_CHARS = 1500  # a docstring beyond this is cut: the summary and parameters come first in numpydoc
 
@@ -32,9 +24,9 @@ MAX_DOC_CHARS = 1500  # a docstring beyond this is cut: the summary and paramete
 class Document:
     """One piece of reference text before chunking: where it comes from, what it documents, the text."""
 
-    source: str  # "gammapy-api" or the tutorial file's path relative to its source folder
-    symbol: str  # a dotted Gammapy name, or "<file>#<section>" for tutorials
-    kind: str  # module | class | function | method | property | tutorial
+    source: str  # "gammapy-api", "gammapy-2.1-sdist:<path in the sdist>" or a path relative to a --source folder
+    symbol: str  # a dotted Gammapy name, or "<file>#<n>" for the n-th piece of a tutorial or guide page
+    kind: str  # module | class | function | method | property | tutorial | guide
     text: str
 
 
@@ -69,10 +61,14 @@ def _exported(module: ModuleType) -> list[str]:
 
 
 def _signature(obj: object) -> str:
+    """The call signature without what changes from process to process in default values' reprs (memory
+    addresses, `<function nansum at 0x7f..>`; import times, `<Time object: ... value=2026-...>`): the same
+    Gammapy must give the same chunks."""
     try:
-        return str(inspect.signature(obj))  # type: ignore[arg-type]
+        sig = str(inspect.signature(obj))  # type: ignore[arg-type]
     except (TypeError, ValueError):
         return "(...)"
+    return re.sub(r"<([\w.]+) object[^<>]*>", r"<\1 object>", re.sub(r" at 0x[0-9a-fA-F]+>", ">", sig))
 
 
 def _doc(obj: object, limit: int = MAX_DOC_CHARS) -> str:
@@ -162,101 +158,3 @@ def api_documents(package: str = "gammapy") -> list[Document]:
         else:
             docs.append(Document("gammapy-api", dotted, "function", f"{dotted}{_signature(obj)}\n{_doc(obj)}".rstrip()))
     return sorted(docs, key=lambda d: (d.symbol, d.kind))
-
-
-# --- tutorial sources -----------------------------------------------------------------------------------------
-
-_DISPLAY = re.compile(r"\bplt\.|\bdisplay\(|\.(peek|plot\w*|show|imshow|savefig)\(|^\s*(ax|axes|fig)\w*(\[[^\]]*\])?\.\w+")
-_MAGIC = re.compile(r"^\s*[%!]")
-_NOISE = re.compile(r"^\s*(%matplotlib|get_ipython\(\)|from IPython|import IPython|import matplotlib|"
-                    r"from matplotlib|# sphinx_gallery_|check_tutorials_setup|from gammapy\.utils\.check "
-                    r"import|from gammapy\.utils\.scripts import make_path)")
-
-
-def clean_code(code: str) -> str:
-    """Drop display/plotting calls (with their continuation lines), IPython magics and notebook noise."""
-    out: list[str] = []
-    depth = 0  # open brackets of a dropped statement: its continuation lines go too
-    for line in code.splitlines():
-        if depth > 0:
-            depth += line.count("(") + line.count("[") - line.count(")") - line.count("]")
-            continue
-        if _MAGIC.match(line) or _NOISE.match(line) or _DISPLAY.search(line):
-            depth = line.count("(") + line.count("[") - line.count(")") - line.count("]")
-            continue
-        out.append(line)
-    text = "\n".join(out)
-    return re.sub(r"\n{3,}", "\n\n", text).strip()
-
-
-_GALLERY_SPLIT = re.compile(r"^# %%.*$|^#{20,}.*$", re.MULTILINE)
-_DOCSTRING = re.compile(r'^\s*("""|\'\'\')(.*?)\1', re.DOTALL)
-
-
-def _gallery_sections(text: str) -> list[str]:
-    """A sphinx-gallery script as text sections: the leading docstring, then each `# %%` cell."""
-    sections = []
-    head = _DOCSTRING.match(text)
-    if head:
-        sections.append(head.group(2).strip())
-        text = text[head.end():]
-    for cell in _GALLERY_SPLIT.split(text):
-        prose = "\n".join(line[2:] if line.startswith("# ") else line[1:] if line.startswith("#") else ""
-                          for line in cell.splitlines() if line.startswith("#")).strip()
-        code = clean_code("\n".join(line for line in cell.splitlines() if not line.startswith("#")))
-        block = "\n".join(p for p in (prose, f"```python\n{code}\n```" if code else "") if p)
-        if block:
-            sections.append(block)
-    return sections
-
-
-def _notebook_sections(path: Path) -> list[str]:
-    try:
-        nb = json.loads(path.read_text())
-        cells = nb["cells"]
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise UsageError(f"{path}: not a readable notebook ({exc.__class__.__name__}); fix or remove the file") from exc
-    sections = []
-    for cell in cells:  # outputs, execution counts and metadata are notebook noise: only sources are read
-        src = cell.get("source", "")
-        text = "".join(src) if isinstance(src, list) else str(src)
-        if cell.get("cell_type") == "code":
-            code = clean_code(text)
-            if code:
-                sections.append(f"```python\n{code}\n```")
-        elif cell.get("cell_type") == "markdown" and text.strip():
-            sections.append(text.strip())
-    return sections
-
-
-def _merge(sections: list[str], max_chars: int) -> list[str]:
-    """Neighbouring sections joined up to `max_chars` (prose stays with the code it explains)."""
-    merged: list[str] = []
-    for s in sections:
-        if merged and len(merged[-1]) + len(s) + 2 <= max_chars:
-            merged[-1] += "\n\n" + s
-        else:
-            merged.append(s)
-    return merged
-
-
-def tutorial_documents(folder: Path, *, exclude: tuple[Path, ...] = (), max_chars: int = 1500) -> list[Document]:
-    """Sphinx-gallery `.py` files and notebooks under `folder`, cleaned, one document per merged section."""
-    folder = folder.resolve()
-    if not folder.is_dir():
-        raise UsageError(f"--source {folder}: not a folder; point it at a folder of tutorial .py/.ipynb files")
-    for ex in exclude:
-        ex = ex.resolve()
-        if folder == ex or ex.is_relative_to(folder) or folder.is_relative_to(ex):
-            raise UsageError(f"--source {folder}: overlaps {ex} (benchmark reference solutions must stay out of "
-                             "the corpus); pass a folder without them")
-    docs: list[Document] = []
-    for path in sorted(p for p in folder.rglob("*") if p.suffix in (".py", ".ipynb") and p.is_file()):
-        if ".ipynb_checkpoints" in path.parts:
-            continue
-        rel = path.relative_to(folder).as_posix()
-        sections = _notebook_sections(path) if path.suffix == ".ipynb" else _gallery_sections(path.read_text())
-        title = path.stem.replace("_", " ")
-        for i, text in enumerate(_merge(sections, max_chars)):
-            docs.append(Document(rel, f"{rel}#{i}", "tutorial", f"Tutorial: {title}\n{text}"))
-    return docs

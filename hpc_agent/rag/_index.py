@@ -1,7 +1,8 @@
 """The Qdrant index: `:memory:`, a local folder, or a server URL, through `qdrant-client`.
 
-A folder index holds `meta.json` (Gammapy version, embedder, sources, chunk count) beside Qdrant's local
-storage in `qdrant/`. Qdrant's local mode locks its folder for one client at a time, so readers never keep
+A folder index holds `meta.json` (Gammapy version, embedder, sources, chunk counts per part, the sdist
+version, and the fingerprint of its chunk ids and embedder) beside Qdrant's local storage in `qdrant/`.
+A build whose fingerprint equals the folder's is skipped: same chunks, same embedder, same index. Qdrant's local mode locks its folder for one client at a time, so readers never keep
 it open: `open_index` copies the points into an in-memory client and closes the folder at once (retrying
 while a build or another reader holds the lock), and one opened index is shared by every thread of a
 process. Builds go to a temporary folder renamed into place, so a reader never sees half an index.
@@ -9,6 +10,7 @@ process. Builds go to a temporary folder renamed into place, so a reader never s
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import shutil
@@ -65,6 +67,14 @@ def sparse_vector(text: str, avg_len: float | None = None) -> tuple[list[int], l
         return idx, [1.0] * len(idx)
     norm = BM25_K1 * (1 - BM25_B + BM25_B * len(words) / max(avg_len, 1.0))
     return idx, [counts[i] * (BM25_K1 + 1) / (counts[i] + norm) for i in idx]
+
+
+def fingerprint(chunks: Sequence[Chunk], embedder_name: str) -> str:
+    """What decides an index's content: its chunk ids (content-addressed), the embedder, the index version."""
+    h = hashlib.sha256(f"{INDEX_VERSION}\x1f{embedder_name}".encode())
+    for chunk_id in sorted(c.id for c in chunks):
+        h.update(f"\x1f{chunk_id}".encode())
+    return h.hexdigest()
 
 
 # --- where an index lives ----------------------------------------------------------------------------------------
@@ -131,22 +141,27 @@ class Index:
     def count(self) -> int:
         return int(self.client.count(COLLECTION, exact=True).count)
 
-    def search(self, dense: Sequence[float], query_text: str, k: int, mode: str = "dense") -> list[Hit]:
+    def search(self, dense: Sequence[float], query_text: str, k: int, mode: str = "dense",
+               kinds: Sequence[str] = ()) -> list[Hit]:
+        """The top `k` chunks (of the given `kinds` only, when named) for a query's vector and text."""
         from qdrant_client import models
 
+        only = (models.Filter(must=[models.FieldCondition(key="kind", match=models.MatchAny(any=list(kinds)))])
+                if kinds else None)
         if mode == "hybrid":
             idx, val = sparse_vector(query_text)
-            prefetch = [models.Prefetch(query=list(dense), using=DENSE, limit=max(20, 4 * k))]
+            prefetch = [models.Prefetch(query=list(dense), using=DENSE, limit=max(20, 4 * k), filter=only)]
             if idx:
                 prefetch.append(models.Prefetch(query=models.SparseVector(indices=idx, values=val), using=SPARSE,
-                                                limit=max(20, 4 * k)))
+                                                limit=max(20, 4 * k), filter=only))
             kwargs: dict[str, Any] = {"prefetch": prefetch, "query": models.FusionQuery(fusion=models.Fusion.RRF)}
         elif mode == "dense":
             kwargs = {"query": list(dense), "using": DENSE}
         else:
             raise UsageError(f"rag_mode {mode!r}: use `dense` or `hybrid`")
         with self._lock:
-            res = self.client.query_points(COLLECTION, limit=k, with_payload=True, with_vectors=[DENSE], **kwargs)
+            res = self.client.query_points(COLLECTION, limit=k, with_payload=True, with_vectors=[DENSE],
+                                           query_filter=only, **kwargs)
         hits = []
         for p in res.points:
             vec = p.vector[DENSE] if isinstance(p.vector, dict) else p.vector
@@ -171,7 +186,8 @@ def build_index(chunks: Sequence[Chunk], embedder: Embedder, location: str, meta
         dense += embedder.embed(texts[i:i + step])
         progress(f"embedded {min(i + step, len(texts))}/{len(texts)} chunks")
     meta = {**meta, "index_version": INDEX_VERSION, "embedder": embedder.name, "dim": embedder.dim,
-            "chunks": len(chunks), "built_at": datetime.now(timezone.utc).isoformat(),
+            "chunks": len(chunks), "fingerprint": fingerprint(chunks, embedder.name),
+            "built_at": datetime.now(timezone.utc).isoformat(),
             "embed_s": round(time.monotonic() - t0, 1)}
     if location == ":memory:" or is_url(location):
         client = _client(location)
@@ -217,6 +233,16 @@ def read_meta(folder: Path) -> dict[str, Any]:
         return json.loads(path.read_text())
     except ValueError as exc:
         raise UsageError(f"{path}: unreadable ({exc}); rebuild with `hpc-agent rag build --index {folder}`") from exc
+
+
+def folder_meta(location: str) -> dict[str, Any] | None:
+    """The meta.json of the folder index at `location`, or None (no folder index there, or unreadable)."""
+    if location == ":memory:" or is_url(location):
+        return None
+    try:
+        return read_meta(Path(location).expanduser())
+    except UsageError:
+        return None
 
 
 def open_index(location: str, *, refresh: bool = False, lock_wait_s: float = 120.0) -> Index:

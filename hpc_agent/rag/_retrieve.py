@@ -1,5 +1,10 @@
 """Retrieval for the agent: top-k snippets above a score threshold, from the prompt or from an error.
 
+The first turn always carries a worked example when one reaches the threshold: if no tutorial or guide
+piece with code is among the top k, the best such piece takes the last place (API fragments alone leave a
+small model to invent the glue between calls). Examples get a longer budget in the prompt than API pieces. Hits are kept distinct:
+one per symbol (a long docstring's continuation is the same snippet) and at most two pieces of one
+tutorial or guide page (a third says what the first two said; another page or an API entry adds more).
 On a repair turn the query leads with what the error names (exception class, the missing or invalid
 symbol), e.g. `AttributeError: 'Table' object has no attribute 'separation'` -> `Table separation`.
 """
@@ -7,13 +12,22 @@ symbol), e.g. `AttributeError: 'Table' object has no attribute 'separation'` -> 
 from __future__ import annotations
 
 import re
+from collections import Counter
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from hpc_agent.rag._embed import Embedder
 from hpc_agent.rag._index import Hit, Index
 
-SNIPPET_CHARS = 900  # per snippet in the prompt: signature, summary and the first parameters
+SNIPPET_CHARS = 900  # per API snippet in the prompt: signature, summary and the first parameters
+EXAMPLE_CHARS = 1800  # per worked example (tutorial or guide piece): a chain of cells, whole
+EXAMPLE_KINDS = ("tutorial", "guide")
+MAX_PER_PAGE = 2  # pieces of one tutorial or guide page among the hits
+
+
+def is_example(hit: Hit) -> bool:
+    """A tutorial or guide piece that shows code (not only prose)."""
+    return hit.kind in EXAMPLE_KINDS and "```" in hit.text
 
 
 @dataclass(frozen=True)
@@ -41,15 +55,37 @@ class Retriever:
         self.min_score = min_score
         self.mode = mode
 
+    def _ranked(self, vector: list[float], query: str, k: int, floor: float, kinds: tuple[str, ...] = ()
+                ) -> list[Hit]:
+        """The top `k` distinct hits reaching `floor`, from a deeper list of candidates."""
+        hits: list[Hit] = []
+        pages: Counter[str] = Counter()  # example pieces taken per page
+        for h in self.index.search(vector, query, 4 * k, self.mode, kinds=kinds):
+            example = h.kind in EXAMPLE_KINDS
+            if any(h.symbol == s.symbol for s in hits) or (example and pages[h.source] >= MAX_PER_PAGE):
+                continue
+            pages[h.source] += int(example)
+            hits.append(h)
+            if len(hits) == k:
+                break
+        return [h for h in hits if h.score >= floor]
+
     def search(self, query: str, k: int | None = None, min_score: float | None = None) -> Retrieval:
         k = self.k if k is None else k
         floor = self.min_score if min_score is None else min_score
         vector = self.embedder.embed([query])[0]
-        hits = self.index.search(vector, query, k, self.mode)
-        return Retrieval(query, tuple(h for h in hits if h.score >= floor))
+        return Retrieval(query, tuple(self._ranked(vector, query, k, floor)))
 
     def for_prompt(self, prompt: str) -> Retrieval:
-        return self.search(prompt)
+        """The top k for the request, one of them a worked example if any reaches the threshold."""
+        vector = self.embedder.embed([prompt])[0]
+        hits = self._ranked(vector, prompt, self.k, self.min_score)
+        if not any(is_example(h) for h in hits):
+            examples = self._ranked(vector, prompt, max(4, self.k), self.min_score, kinds=EXAMPLE_KINDS)
+            best = next((h for h in examples if is_example(h)), None)
+            if best is not None:
+                hits = [*hits[:self.k - 1], best] if len(hits) >= self.k else [*hits, best]
+        return Retrieval(prompt, tuple(hits))
 
     def for_error(self, prompt: str, error_text: str) -> Retrieval:
         return self.search(error_query(prompt, error_text))
@@ -97,10 +133,18 @@ def error_query(prompt: str, error_text: str) -> str:
     return "\n".join(parts)
 
 
-def render(retrieval: Retrieval, max_chars: int = SNIPPET_CHARS) -> str:
+def _cut(text: str, limit: int) -> str:
+    """`text` up to `limit` characters at a line break; a code fence left open is closed."""
+    if len(text) <= limit:
+        return text
+    cut = text[:limit].rsplit("\n", 1)[0]
+    return cut + ("\n```" if cut.count("```") % 2 else "") + "\n..."
+
+
+def render(retrieval: Retrieval, max_chars: int = SNIPPET_CHARS, example_chars: int = EXAMPLE_CHARS) -> str:
     """Snippets, each delimited and headed by its symbol, for a user message."""
     blocks = []
     for i, h in enumerate(retrieval.hits, 1):
-        text = h.text if len(h.text) <= max_chars else h.text[:max_chars].rsplit("\n", 1)[0] + "\n..."
+        text = _cut(h.text, example_chars if h.kind in EXAMPLE_KINDS else max_chars)
         blocks.append(f"--- snippet {i}: {h.symbol} ({h.kind}) ---\n{text}\n--- end of snippet {i} ---")
     return "\n\n".join(blocks)

@@ -18,7 +18,7 @@ def _progress(message: str) -> None:
 
 @click.group()
 def rag() -> None:
-    """Build and query the retrieval index (the installed Gammapy's API, plus tutorial folders)."""
+    """Build and query the retrieval index (the installed Gammapy's API, tutorials and user guide)."""
 
 
 @rag.command("build")
@@ -26,19 +26,25 @@ def rag() -> None:
               help="a folder of sphinx-gallery .py / .ipynb tutorials to add (repeatable)")
 @click.option("--index", help="index folder, `:memory:` or a Qdrant URL (default: <cache>/rag/gammapy-<version>-<embedder>)")
 @click.option("--embedder", help="`local` (offline all-MiniLM-L6-v2, the default) or a backend with embedding_model")
+@click.option("--docs/--no-docs", default=None,
+              help="add the tutorials and user guide of the installed Gammapy's sdist (default: rag_docs, on)")
+@click.option("--force", is_flag=True, help="rebuild even when the index already holds the same chunks")
 @click.option("--json", "as_json", is_flag=True)
-def build_cmd(sources: tuple[Path, ...], index: str | None, embedder: str | None, as_json: bool) -> None:
-    """Index the installed Gammapy's public API (and --source tutorials); same sources, same index."""
+def build_cmd(sources: tuple[Path, ...], index: str | None, embedder: str | None, docs: bool | None, force: bool,
+              as_json: bool) -> None:
+    """Index the installed Gammapy's API, tutorials and user guide (and --source folders); skipped when unchanged."""
     from hpc_agent import rag as r
 
-    settings = load_settings(rag_embedder=embedder)
-    _, info = r.build(settings, sources=sources, index=index, progress=_progress)
+    settings = load_settings(rag_embedder=embedder, rag_docs=docs)
+    info = r.build(settings, sources=sources, index=index, force=force, progress=_progress)
     if as_json:
         click.echo(json.dumps(asdict(info), indent=2))
         return
     size = f", {info.size_bytes / 1e6:.1f} MB" if info.size_bytes is not None else ""
-    click.echo(f"indexed {info.chunks} chunks ({info.api_chunks} API, {info.tutorial_chunks} tutorial) with "
-               f"{info.embedder} in {info.seconds:.0f} s: {info.location}{size}")
+    counts = ", ".join(f"{v} {k}" for k, v in info.parts.items())
+    verb = "up to date" if info.skipped else "indexed"
+    click.echo(f"{verb}: {info.chunks} chunks ({counts}) with {info.embedder} in {info.seconds:.0f} s: "
+               f"{info.location}{size}")
 
 
 @rag.command("query")
