@@ -8,14 +8,14 @@ made in `_tutorials.py`.
 
 from __future__ import annotations
 
-import importlib
 import inspect
-import pkgutil
 import re
-import warnings
 from dataclasses import dataclass
-from types import ModuleType
 from typing import Iterator
+
+from hpc_agent.names import exported as _exported
+from hpc_agent.names import public_names
+from hpc_agent.names import walk_modules as _modules
 
 MAX_DOC_CHARS = 1500  # a docstring beyond this is cut: the summary and parameters come first in numpydoc
 
@@ -31,33 +31,6 @@ class Document:
 
 
 # --- the installed Gammapy's public API ----------------------------------------------------------------------
-
-
-def _public(name: str) -> bool:
-    return not name.startswith("_")
-
-
-def _modules(package: str) -> Iterator[ModuleType]:
-    root = importlib.import_module(package)
-    yield root
-    for info in pkgutil.walk_packages(root.__path__, prefix=f"{package}."):
-        parts = info.name.split(".")
-        if any(p.startswith("_") or p in ("tests", "conftest", "scripts") for p in parts[1:]):
-            continue
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                yield importlib.import_module(info.name)
-        except Exception:  # an optional dependency missing: that module is not usable here either
-            continue
-
-
-def _exported(module: ModuleType) -> list[str]:
-    names = getattr(module, "__all__", None)
-    if names is None:
-        names = [n for n, obj in vars(module).items()
-                 if _public(n) and getattr(obj, "__module__", "") == module.__name__]
-    return [n for n in names if _public(n)]
 
 
 def _signature(obj: object) -> str:
@@ -90,23 +63,6 @@ def _member_list(members: list[Document], limit: int = 900) -> str:
     return f"\nMembers:\n{text}" if lines else ""
 
 
-def public_names(package: str = "gammapy") -> dict[int, tuple[str, object]]:
-    """id(object) -> (shortest public dotted name, object) over every public module of `package`."""
-    found: dict[int, tuple[str, object]] = {}
-    for module in _modules(package):
-        for name in _exported(module):
-            obj = getattr(module, name, None)
-            if obj is None or not (inspect.isclass(obj) or inspect.isfunction(obj)):
-                continue
-            if not getattr(obj, "__module__", "").startswith(package):
-                continue  # re-exported astropy/numpy names are not Gammapy's to document
-            dotted = f"{module.__name__}.{name}"
-            best = found.get(id(obj))
-            if best is None or (dotted.count("."), len(dotted)) < (best[0].count("."), len(best[0])):
-                found[id(obj)] = (dotted, obj)
-    return found
-
-
 def _own_members(cls: type, documented: set[int]) -> dict[str, object]:
     """The class's own attributes plus those inherited from bases that are documented nowhere else
     (private or unexported Gammapy bases: `CountsStatistic.sqrt_ts` shows up under `WStatCountsStatistic`)."""
@@ -119,7 +75,7 @@ def _own_members(cls: type, documented: set[int]) -> dict[str, object]:
 
 def _members(cls: type, dotted: str, documented: set[int]) -> Iterator[Document]:
     for name, raw in sorted(_own_members(cls, documented).items()):
-        if not _public(name):
+        if name.startswith("_"):
             continue
         if isinstance(raw, property):
             doc = _doc(raw)
