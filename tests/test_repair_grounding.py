@@ -165,3 +165,21 @@ def test_the_data_contract_is_kept() -> None:
     assert fixed.script == ("import os\nfrom gammapy.data import DataStore\n\n"
                             f"ds = DataStore.from_dir({DATA})\nprint('RESULT {{}}')\n")
     assert len(fixed.repairs) == 2
+
+
+def test_gammapys_own_tutorials_raise_no_grounding_finding() -> None:
+    """The installed version's 50 tutorials are correct code: grounding must find nothing in them but
+    modules this environment does not install (IPython, arviz, ultranest)."""
+    from importlib.metadata import version
+
+    from hpc_agent.config import cache_root
+    from hpc_agent.rag._sdist import Sdist, fetch_sdist
+
+    sdist = fetch_sdist(version("gammapy"), cache_root())
+    if not isinstance(sdist, Sdist):
+        pytest.skip(f"Gammapy's sdist is not available here: {sdist.reason}")
+    tutorials = {p: t for p, t in sdist.files.items() if p.startswith("examples/tutorials/") and p.endswith(".py")}
+    assert len(tutorials) >= 45
+    findings = [f"{p}: {f}" for p, text in tutorials.items() for f in _ground(text)]
+    unexpected = [f for f in findings if not any(m in f for m in ("`IPython", "`arviz`", "`ultranest"))]
+    assert unexpected == []
