@@ -74,7 +74,8 @@ class Check(Record):
 
     name: str
     passed: bool
-    message: str = ""
+    message: str = ""  # what the model is told
+    detail: str = ""  # kept for people only (bundle, traces), never sent to the model: e.g. the expected value
 
 
 class Validation(Record):
