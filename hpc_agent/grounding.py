@@ -31,6 +31,8 @@ from hpc_agent.names import NameIndex, describe, signature
 RESOLVABLE = ("gammapy", "astropy", "numpy", "regions", "scipy", "os", "json", "math", "sys", "pathlib",
               "collections", "itertools", "functools", "re", "time", "datetime", "glob", "warnings", "statistics")
 CONSTRUCTOR_PREFIXES = ("from_", "read", "create")
+LITERALS: dict[type, type] = {ast.Tuple: tuple, ast.List: list, ast.Dict: dict, ast.Set: set, ast.ListComp: list,
+                              ast.DictComp: dict, ast.SetComp: set, ast.JoinedStr: str}
 NO_NETWORK = "the sandbox has no network"
 NETWORK_FUNCTIONS = {  # module-level functions that fetch from the internet
     "astropy.utils.data.download_file": f"{NO_NETWORK}; read the data from PHOTON_STORAGE only",
@@ -58,7 +60,7 @@ class Finding:
 class _Ref:
     """What an expression is known to be: a module, a class, an instance of a class, or a callable."""
 
-    kind: str  # module | class | instance | callable | column | none
+    kind: str  # module | class | instance | callable | column | literal | none
     obj: Any
     label: str  # how the script spells it, for messages
 
@@ -256,7 +258,12 @@ class _Grounder(ast.NodeVisitor):
         for target in node.targets:
             self.visit(target)
         if len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
-            self._bind(node.targets[0].id, ref if ref is not None and ref.kind == "instance" else None)
+            literal = LITERALS.get(type(node.value))
+            if literal is None and isinstance(node.value, ast.Constant) and node.value.value is not None:
+                literal = type(node.value.value)
+            if literal is not None:  # `x = a, b` is a tuple whatever a and b are
+                ref = _Ref("literal", literal, node.targets[0].id)
+            self._bind(node.targets[0].id, ref if ref is not None and ref.kind in ("instance", "literal") else None)
 
     # --- uses ---------------------------------------------------------------------------------------------
 
@@ -315,6 +322,12 @@ class _Grounder(ast.NodeVisitor):
         if base.kind == "none":
             self.report(node.lineno, f"`print(...)` returns None, so it has no `{attr}`; format the text first, "
                         "e.g. `print(\"RESULT \" + json.dumps(result))`")
+            return None
+        if base.kind == "literal":
+            if not hasattr(obj, attr):
+                hint = (" (build a SkyCoord from the columns: `pointing = SkyCoord(table['RA_PNT'], table['DEC_PNT'], "
+                        "unit='deg', frame='icrs')`)" if attr == "separation" else "")
+                self.report(node.lineno, f"`{base.label}` is a {obj.__name__}, which has no `{attr}`{hint}")
             return None
         if base.kind == "column":
             if not any(hasattr(t, attr) for t in _column_like()):

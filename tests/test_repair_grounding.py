@@ -183,3 +183,10 @@ def test_gammapys_own_tutorials_raise_no_grounding_finding() -> None:
     findings = [f"{p}: {f}" for p, text in tutorials.items() for f in _ground(text)]
     unexpected = [f for f in findings if not any(m in f for m in ("`IPython", "`arviz`", "`ultranest"))]
     assert unexpected == []
+
+
+def test_literals_have_only_their_types_attributes() -> None:
+    errors = _ground("t = {}\np = t['RA_PNT'], t['DEC_PNT']\ns = p.separation(1)\nx = [1]\nx.append(2)\n"
+                     "q = 'a'\nq.split()\nn = 3\nn.bit_length()\n")
+    assert errors == ["line 3: `p` is a tuple, which has no `separation` (build a SkyCoord from the columns: "
+                      "`pointing = SkyCoord(table['RA_PNT'], table['DEC_PNT'], unit='deg', frame='icrs')`)"]

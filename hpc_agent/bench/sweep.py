@@ -22,12 +22,14 @@ import fnmatch
 import json
 import re
 import shutil
+import subprocess
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -156,8 +158,21 @@ def cell_record(cell: Cell, task: Task, result: RunResult | None, error: str | N
         "status": status, "passed": passed, "error": error,
         "attempts_to_pass": len(attempts) if passed else None, "n_attempts": len(attempts), "wall_s": wall_s,
         "open_weight": open_weight, "server": result.server.model_dump() if result and result.server else None,
+        "code_commit": code_commit(),
         "finished_at": datetime.now(timezone.utc).isoformat(), "attempt_rows": attempts,
     }
+
+
+@lru_cache(maxsize=1)
+def code_commit() -> str | None:
+    """The git commit of the hpc-agent checkout running this (a sweep resumed across sessions may mix
+    versions: each cell says which one ran it); None outside a checkout."""
+    try:
+        out = subprocess.run(["git", "-C", str(Path(__file__).resolve().parent), "rev-parse", "--short=12", "HEAD"],
+                             capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
 
 
 def _open_weight(name: str) -> bool | None:

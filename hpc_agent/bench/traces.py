@@ -15,7 +15,7 @@ CELL_COLUMNS: dict[str, Any] = {
     "cell": pl.Utf8, "model": pl.Utf8, "task": pl.Utf8, "kind": pl.Utf8, "source": pl.Utf8, "seed": pl.Int64,
     "rag": pl.Utf8, "repairs": pl.Utf8, "candidates": pl.Int64, "status": pl.Utf8, "passed": pl.Boolean,
     "error": pl.Utf8, "attempts_to_pass": pl.Int64,
-    "n_attempts": pl.Int64, "wall_s": pl.Float64, "open_weight": pl.Boolean, "server": pl.Utf8,
+    "n_attempts": pl.Int64, "wall_s": pl.Float64, "open_weight": pl.Boolean, "server": pl.Utf8, "code_commit": pl.Utf8,
     "finished_at": pl.Utf8,
 }
 ATTEMPT_COLUMNS: dict[str, Any] = {
