@@ -97,7 +97,8 @@ HINTS: tuple[Hint, ...] = (
        "(`import os, json`, `import numpy as np`, `import astropy.units as u`, `from astropy.coordinates import SkyCoord`)."),
     _h(r"UnitConversionError|UnitTypeError|TypeError: .*Quantity", "Mind astropy units: convert with `.to(u.deg)` / "
        "`.to_value(unit)` and pass plain floats to json."),
-    _h(r"is not JSON serializable", "json.dumps needs plain numbers: use `float(q.to_value(unit))` / `int(n)`."),
+    _h(r"is not JSON serializable", "json.dumps needs plain Python numbers: wrap each value, `float(x)` or "
+       "`int(n)` (numpy numbers too); only an astropy Quantity needs `float(q.to_value(unit))` first."),
     _h(r"ImportError: cannot import name|AttributeError: module 'gammapy", "That name does not exist in this Gammapy "
        "version. Common homes: gammapy.data (DataStore, Observation), gammapy.maps (MapAxis, RegionGeom, WcsGeom), "
        "gammapy.makers (SpectrumDatasetMaker, ReflectedRegionsBackgroundMaker, SafeMaskMaker, MapDatasetMaker, "
