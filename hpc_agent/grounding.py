@@ -14,17 +14,16 @@ from __future__ import annotations
 import ast
 import builtins
 import difflib
-import importlib
-import importlib.util
 import inspect
 import re
-import warnings
 from dataclasses import dataclass
 from functools import lru_cache
 from types import ModuleType
 from typing import Any
 
 from hpc_agent.names import NameIndex, describe, signature
+from hpc_agent.names import import_quietly as _import
+from hpc_agent.names import module_exists as _module_exists
 
 # Top-level packages whose modules may be imported here to resolve names (installed, import without side
 # effects). Anything else is only checked for existence.
@@ -96,22 +95,6 @@ def _network_functions() -> dict[int, tuple[str, str]]:
 
 def _is_resolvable(module: str) -> bool:
     return module.split(".")[0] in RESOLVABLE
-
-
-def _import(module: str) -> ModuleType | None:
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            return importlib.import_module(module)
-    except Exception:
-        return None
-
-
-def _module_exists(module: str) -> bool:
-    try:
-        return importlib.util.find_spec(module) is not None
-    except (ImportError, ValueError):
-        return False
 
 
 def _public_dir(obj: Any) -> list[str]:

@@ -62,6 +62,24 @@ def walk_modules(package: str) -> Iterator[ModuleType]:
             continue
 
 
+def import_quietly(module: str) -> ModuleType | None:
+    """The module, or None when it cannot be imported here (warnings of the import are not shown)."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return importlib.import_module(module)
+    except Exception:  # any failure of an import means: not usable here
+        return None
+
+
+def module_exists(dotted: str) -> bool:
+    """Whether `dotted` names an importable module (imports its parent packages, not the module)."""
+    try:
+        return importlib.util.find_spec(dotted) is not None
+    except (ImportError, ValueError):
+        return False
+
+
 def exported(module: ModuleType) -> list[str]:
     """A module's public names: its `__all__`, else what it defines itself."""
     names = getattr(module, "__all__", None)

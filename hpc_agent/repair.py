@@ -8,7 +8,6 @@ with two possible imports, or a path that is not the release's, is left to the m
 from __future__ import annotations
 
 import ast
-import importlib.util
 import re
 from dataclasses import dataclass
 from typing import Callable
@@ -17,6 +16,8 @@ from pyflakes import checker as pyflakes_checker
 from pyflakes import messages as pyflakes_messages
 
 from hpc_agent.names import NameIndex
+from hpc_agent.names import import_quietly as _import_quiet
+from hpc_agent.names import module_exists as _is_module
 
 RELEASE = "hess-dl3-dr1"
 DATA_EXPR = 'os.path.join(os.environ["PHOTON_STORAGE"], "hess-dl3-dr1"{rest})'
@@ -286,25 +287,6 @@ def open_the_release_not_the_root(text: str, _: NameIndex) -> tuple[str, list[st
 
 def _names(aliases: list[ast.alias]) -> str:
     return ", ".join(a.name + (f" as {a.asname}" if a.asname else "") for a in aliases)
-
-
-def _import_quiet(module: str) -> object | None:
-    import importlib
-    import warnings
-
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            return importlib.import_module(module)
-    except Exception:
-        return None
-
-
-def _is_module(dotted: str) -> bool:
-    try:
-        return importlib.util.find_spec(dotted) is not None
-    except (ImportError, ValueError):
-        return False
 
 
 # Variables the prompts' idiom defines (the rules and the positions context show it): used but never
