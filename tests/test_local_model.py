@@ -81,13 +81,13 @@ def test_run_with_the_embedded_default(default_gguf: Path, tmp_path: Path, data_
     assert _llama_servers() == [], "the server started for the run outlived it"
 
 
-def _llama_servers() -> list[int]:
+def _llama_servers(model: str = DEFAULT_MODEL) -> list[int]:
     pids = []
     for entry in os.listdir("/proc"):
         try:
             cmdline = Path(f"/proc/{entry}/cmdline").read_bytes().decode(errors="replace")
         except OSError:
             continue
-        if "llama_cpp.server" in cmdline and MODEL in cmdline:
+        if "llama_cpp.server" in cmdline and f"{model}.gguf" in cmdline:
             pids.append(int(entry))
     return pids
