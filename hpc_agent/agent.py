@@ -40,6 +40,8 @@ from hpc_agent.records import (
 )
 from hpc_agent.sandbox import Sandbox
 from hpc_agent.sources import positions_context
+from hpc_agent.grounding import runtime_suggestion
+from hpc_agent.names import name_index
 from hpc_agent.static import static_stage
 from hpc_agent.validate import Validator, default_validators, validate
 
@@ -144,6 +146,14 @@ def run_turn(index: int, answers: list[ModelAnswer], spec: RunSpec, sandbox: San
     return chosen.model_copy(update={"usage": total}), found
 
 
+def _runtime_hints(attempt: Attempt) -> tuple[str, ...]:
+    """An AttributeError of a run, grounded after the fact: the real names of that class."""
+    if attempt.execution is None or attempt.exception != "AttributeError":
+        return ()
+    found = runtime_suggestion(attempt.execution.stderr, name_index())
+    return (found,) if found else ()
+
+
 def _error_text(attempt: Attempt) -> str:
     """What went wrong, for the retrieval query: static errors, failed checks, the traceback's tail."""
     parts = list(attempt.static_errors)
@@ -220,7 +230,8 @@ def run_agent(
             if repeats is not None:
                 temperature = min(REPEAT_MAX_TEMPERATURE, (temperature or backend.temperature or 0.0) + REPEAT_STEP)
             if not attempt.passed and index < spec.attempts:
-                attempt = attempt.model_copy(update={"feedback": prompts.repair_message(attempt, repeats=repeats)})
+                attempt = attempt.model_copy(update={"feedback": prompts.repair_message(
+                    attempt, repeats=repeats, extra_hints=_runtime_hints(attempt))})
             if len(candidates) > 1:
                 for cand, ans in zip(candidates, answers):
                     bundle.write_candidate(cand, ans.raw)

@@ -126,10 +126,10 @@ def _instance_attrs(cls: type) -> frozenset[str] | None:
 
 
 def _suggest(owner_label: str, owner: Any, attr: str, candidates: list[str]) -> str:
-    close = difflib.get_close_matches(attr, candidates, n=3, cutoff=0.5)
-    if not close:
-        lowered = [c for c in candidates if attr.lower() in c.lower() or c.lower() in attr.lower()]
-        close = lowered[:3]
+    flat = attr.lower().replace("_", "")  # `livetime` -> `observation_live_time_duration`: a flat substring first
+    contained = [c for c in candidates if flat in c.lower().replace("_", "") or c.lower().replace("_", "") in flat]
+    contained.sort(key=lambda c: -difflib.SequenceMatcher(None, attr, c).ratio())
+    close = list(dict.fromkeys(contained + difflib.get_close_matches(attr, candidates, n=3, cutoff=0.5)))[:3]
     if not close:
         listed = ", ".join(sorted(candidates)[:25])
         return f"`{owner_label}` has no `{attr}`; its public names: {listed}" if listed else \
@@ -369,6 +369,24 @@ class _Grounder(ast.NodeVisitor):
                 hint = f"; did you mean `{close[0]}`" if close else ""
                 self.report(node.lineno, f"`{func.label}()` takes no keyword `{kw.arg}`{hint}; signature: "
                             f"`{func.label}{signature(target)}`")
+
+
+_NO_ATTRIBUTE = re.compile(r"AttributeError: '(\w+)' object has no attribute '(\w+)'")
+
+
+def runtime_suggestion(stderr: str, index: NameIndex) -> str | None:
+    """For `AttributeError: 'Observation' object has no attribute 'livetime'` from a run: the closest real
+    names of that class, when the class name is a known public Gammapy/astropy class."""
+    found = _NO_ATTRIBUTE.findall(stderr)
+    if not found:
+        return None
+    owner, attr = found[-1]
+    home = index.home(owner)
+    cls = getattr(_import(home), owner, None) if home else None
+    if not inspect.isclass(cls):
+        return None
+    names = set(_public_dir(cls)) | {k for k in (_instance_attrs(cls) or ()) if not k.startswith("_")}
+    return _suggest(owner, cls, attr, sorted(names))
 
 
 def _ref_for(obj: Any, label: str) -> _Ref | None:

@@ -184,7 +184,8 @@ def quote_lines(script: str | None, errors: tuple[str, ...]) -> list[str]:
     return out
 
 
-def repair_message(attempt: Attempt, max_stderr_lines: int = 15, repeats: int | None = None) -> str:
+def repair_message(attempt: Attempt, max_stderr_lines: int = 15, repeats: int | None = None,
+                   extra_hints: tuple[str, ...] = ()) -> str:
     """One compact user turn after a failed attempt: what went wrong and how to fix it.
 
     `repeats` names an earlier attempt whose script this one repeated unchanged (small models do).
@@ -228,7 +229,7 @@ def repair_message(attempt: Attempt, max_stderr_lines: int = 15, repeats: int | 
     failed_checks = [c for c in attempt.validation.checks if not c.passed and c.name not in ("exit_code", "static")]
     if failed_checks:
         parts.append("Validation failed:\n" + "\n".join(f"- {c.name}: {c.message}" for c in failed_checks))
-    hints = hints_for(text_for_hints) + (script_hints(attempt.script) if ex is not None else [])
+    hints = [*extra_hints, *hints_for(text_for_hints), *(script_hints(attempt.script) if ex is not None else [])]
     if hints:
         parts.append("Hints:\n" + "\n".join(f"- {h}" for h in hints))
     parts.append("Return the complete corrected script.")

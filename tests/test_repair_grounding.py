@@ -190,3 +190,12 @@ def test_literals_have_only_their_types_attributes() -> None:
                      "q = 'a'\nq.split()\nn = 3\nn.bit_length()\n")
     assert errors == ["line 3: `p` is a tuple, which has no `separation` (build a SkyCoord from the columns: "
                       "`pointing = SkyCoord(table['RA_PNT'], table['DEC_PNT'], unit='deg', frame='icrs')`)"]
+
+
+def test_an_attribute_error_of_a_run_is_grounded_after_the_fact() -> None:
+    from hpc_agent.grounding import runtime_suggestion
+
+    stderr = "Traceback (most recent call last):\nAttributeError: 'Observation' object has no attribute 'livetime'\n"
+    assert runtime_suggestion(stderr, name_index()).startswith(
+        "`Observation` has no `livetime`; did you mean `Observation.observation_live_time_duration`")
+    assert runtime_suggestion("AttributeError: 'tuple' object has no attribute 'x'", name_index()) is None
