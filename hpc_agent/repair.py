@@ -285,6 +285,27 @@ def open_the_release_not_the_root(text: str, _: NameIndex) -> tuple[str, list[st
     return (_splice(text, edits), notes) if edits else (text, [])
 
 
+SKY_METHODS = ("separation", "separation_3d", "match_to_catalog_sky", "search_around_sky", "transform_to",
+               "galactic", "icrs", "directional_offset_by", "position_angle")
+
+
+def pair_to_skycoord(text: str, _: NameIndex) -> tuple[str, list[str]]:
+    """`p = table["RA_PNT"], table["DEC_PNT"]` then `p.separation(...)`: a pair of coordinates used as a sky
+    position can only mean `SkyCoord(ra, dec)`; the pair becomes one (degrees, ICRS, as the release's columns)."""
+    tree = ast.parse(text)
+    used = {n.value.id for n in ast.walk(tree) if isinstance(n, ast.Attribute) and isinstance(n.value, ast.Name)
+            and n.attr in SKY_METHODS}
+    edits, notes = [], []
+    for node in tree.body:
+        if (isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name)
+                and node.targets[0].id in used and isinstance(node.value, ast.Tuple) and len(node.value.elts) == 2):
+            ra, dec = (ast.get_source_segment(text, e) for e in node.value.elts)
+            edits.append((node.value, f'SkyCoord({ra}, {dec}, unit="deg", frame="icrs")'))
+            notes.append(f"`{node.targets[0].id}` (line {node.lineno}) was a pair of coordinates used as a sky position: "
+                         f'made it `SkyCoord({ra}, {dec}, unit="deg", frame="icrs")`')
+    return (_splice(text, edits), notes) if edits else (text, [])
+
+
 def _names(aliases: list[ast.alias]) -> str:
     return ", ".join(a.name + (f" as {a.asname}" if a.asname else "") for a in aliases)
 
@@ -411,6 +432,7 @@ REPAIRS: tuple[Callable[[str, NameIndex], tuple[str, list[str]]], ...] = (
     keep_contract_environment,
     open_the_release_not_the_root,
     fix_data_paths,
+    pair_to_skycoord,
     remove_display_calls,
     define_idiom_variables,
     add_missing_imports,

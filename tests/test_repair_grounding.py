@@ -199,3 +199,12 @@ def test_an_attribute_error_of_a_run_is_grounded_after_the_fact() -> None:
     assert runtime_suggestion(stderr, name_index()).startswith(
         "`Observation` has no `livetime`; did you mean `Observation.observation_live_time_duration`")
     assert runtime_suggestion("AttributeError: 'tuple' object has no attribute 'x'", name_index()) is None
+
+
+def test_a_pair_of_coordinates_used_as_a_sky_position_becomes_a_skycoord() -> None:
+    code = ("from astropy.coordinates import SkyCoord\nt = {}\nsrc = SkyCoord(1, 2, unit='deg')\n"
+            "p = t['RA_PNT'], t['DEC_PNT']\nd = p.separation(src)\nq = 1, 2\nprint('RESULT {}', q[0], d)\n")
+    fixed = repair(code, name_index())
+    assert fixed.script.splitlines()[3] == "p = SkyCoord(t['RA_PNT'], t['DEC_PNT'], unit=\"deg\", frame=\"icrs\")"
+    assert fixed.script.splitlines()[5] == "q = 1, 2"  # a pair never used as a position stays a pair
+    assert len(fixed.repairs) == 1 and static_stage(code).errors == ()
