@@ -165,11 +165,12 @@ def cell_record(cell: Cell, task: Task, result: RunResult | None, error: str | N
 
 @lru_cache(maxsize=1)
 def code_commit() -> str | None:
-    """The git commit of the hpc-agent checkout running this (a sweep resumed across sessions may mix
-    versions: each cell says which one ran it); None outside a checkout."""
+    """The git commit of the hpc-agent checkout running this, `-dirty` with uncommitted changes (a sweep
+    resumed across sessions may mix versions: each cell says which one ran it); None outside a checkout.
+    Read when the sweep starts, so later commits in the checkout do not relabel a running sweep."""
     try:
-        out = subprocess.run(["git", "-C", str(Path(__file__).resolve().parent), "rev-parse", "--short=12", "HEAD"],
-                             capture_output=True, text=True, timeout=10)
+        out = subprocess.run(["git", "-C", str(Path(__file__).resolve().parent), "describe", "--always", "--dirty",
+                              "--abbrev=12"], capture_output=True, text=True, timeout=10)
     except (OSError, subprocess.SubprocessError):
         return None
     return out.stdout.strip() or None if out.returncode == 0 else None
@@ -204,6 +205,7 @@ class Sweep:
         self.stop = threading.Event()
         self._lock = threading.Lock()
         self._retriever: Any = None  # one retriever (one Qdrant client, one model) shared by every rag=on cell
+        code_commit()  # read now: the code this process runs
 
     def _candidates(self, model: str) -> int:
         """Answers per turn for `model`: the sweep's option, else its model config's or backend's, else 1."""
