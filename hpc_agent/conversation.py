@@ -40,8 +40,7 @@ class Conversation:
         sent = list(self.messages)
         if budget_tokens is None:
             return sent
-        start = next(i for i, m in enumerate(sent) if m["role"] == "assistant") if any(
-            m["role"] == "assistant" for m in sent) else len(sent)
+        start = next((i for i, m in enumerate(sent) if m["role"] == "assistant"), len(sent))
         while estimate_tokens(sent) > budget_tokens and len(sent) - start > 2:
             del sent[start:start + 2]
         return sent

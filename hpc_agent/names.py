@@ -54,12 +54,9 @@ def walk_modules(package: str) -> Iterator[ModuleType]:
         parts = info.name.split(".")
         if any(p.startswith("_") or p in SKIP_PARTS for p in parts[1:]):
             continue
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                yield importlib.import_module(info.name)
-        except Exception:  # an optional dependency missing: that module is not usable here either
-            continue
+        module = import_quietly(info.name)  # None: an optional dependency missing, not usable here either
+        if module is not None:
+            yield module
 
 
 def import_quietly(module: str) -> ModuleType | None:
@@ -89,10 +86,11 @@ def exported(module: ModuleType) -> list[str]:
     return [n for n in names if _public(n)]
 
 
-def public_names(package: str = GAMMAPY) -> dict[int, tuple[str, object]]:
-    """id(object) -> (shortest public dotted name, object): every public class and function of `package`."""
+def public_names(package: str = GAMMAPY, modules: list[ModuleType] | None = None) -> dict[int, tuple[str, object]]:
+    """id(object) -> (shortest public dotted name, object): every public class and function of `package`
+    (`modules`: its walked modules, when the caller has them already)."""
     found: dict[int, tuple[str, object]] = {}
-    for module in walk_modules(package):
+    for module in modules if modules is not None else walk_modules(package):
         for name in exported(module):
             obj = getattr(module, name, None)
             if obj is None or not (inspect.isclass(obj) or inspect.isfunction(obj)):
@@ -162,14 +160,14 @@ def _add(index: NameIndex, name: str, module: str, objects: dict[str, int], obj:
 def build_index() -> NameIndex:
     index = NameIndex()
     objects: dict[str, int] = {}  # name -> id of the one object it names (-1 when ambiguous)
-    for dotted, obj in public_names(GAMMAPY).values():
-        module, name = dotted.rsplit(".", 1)
-        _add(index, name, module, objects, obj)
-    index.modules = {m.__name__ for m in walk_modules(GAMMAPY)}
+    modules = list(walk_modules(GAMMAPY))  # walked once: the names and the module list come from it
+    for dotted, obj in public_names(GAMMAPY, modules).values():
+        module_name, name = dotted.rsplit(".", 1)
+        _add(index, name, module_name, objects, obj)
+    index.modules = {m.__name__ for m in modules}
     for package in THIRD_PARTY:
-        try:
-            module = importlib.import_module(package)
-        except ImportError:
+        module = import_quietly(package)
+        if module is None:
             continue
         index.modules.add(package)
         top = package.split(".")[0]
@@ -179,14 +177,14 @@ def build_index() -> NameIndex:
             if _public(name) and inspect.isclass(obj) and getattr(obj, "__module__", "").startswith(top):
                 _add(index, name, package, objects, obj)
     for name, ident in objects.items():
-        if ident != -1 and len(index.homes[name]) >= 1:
+        if ident != -1:
             index.imports[name] = f"from {sorted(index.homes[name], key=len)[0]} import {name}"
     for module in STDLIB:
         if module in sys.stdlib_module_names:
             index.imports.setdefault(module, f"import {module}")
     index.imports.update(ALIASES)
     for pkg in ("numpy", "astropy", "gammapy", "regions", "scipy", "matplotlib"):
-        if importlib.util.find_spec(pkg) is not None:
+        if module_exists(pkg):
             index.imports[pkg] = f"import {pkg}"
     return index
 

@@ -9,6 +9,22 @@ from hpc_agent.records import Attempt
 
 Message = dict[str, str]
 
+# The idiom every analysis of the release starts with, written once: the rules show it, the feedback repeats
+# it, the positions context fills in a source, and the repairs define its variables when a script uses them
+# without assigning them.
+RELEASE = "hess-dl3-dr1"
+
+
+def release_path(*parts: str) -> str:
+    """The expression a script uses for the release folder (or a path inside it)."""
+    return f'os.path.join(os.environ["PHOTON_STORAGE"], "{RELEASE}"' + "".join(f", {p!r}" for p in parts) + ")"
+
+
+RELEASE_PATH = release_path()
+OPEN_RELEASE = f"data_store = DataStore.from_dir({RELEASE_PATH})"
+OBS_TABLE = "table = data_store.obs_table"
+POINTING = 'pointing = SkyCoord(table["RA_PNT"], table["DEC_PNT"], unit="deg", frame="icrs")'
+
 SYSTEM_TEMPLATE = """\
 You write Gammapy analysis scripts that run unattended on a compute node.
 
@@ -22,17 +38,17 @@ Non-negotiable rules:
 3. No interactive plotting or display: never call `plt.show()`, `display()`, `.peek()` or IPython magics.
    Save figures to files if you make any.
 4. Read data only through the environment variable PHOTON_STORAGE (GAMMAPY_DATA holds the same path):
-   the H.E.S.S. DL3 DR1 release is at `os.path.join(os.environ["PHOTON_STORAGE"], "hess-dl3-dr1")`.
+   the H.E.S.S. DL3 DR1 release is at `{release_path}`.
    Never hard-code absolute data paths. There is no network access.
 5. Never select observations by the TARGET_NAME or OBJECT columns (names are inconsistent);
    select by sky position: the separation of (RA_PNT, DEC_PNT) from the source position.
    There is no name resolver (no network): use the positions given to you as numbers.
    Opening the release and selecting observations around a position look like this:
    ```python
-   data_store = DataStore.from_dir(os.path.join(os.environ["PHOTON_STORAGE"], "hess-dl3-dr1"))
-   table = data_store.obs_table  # astropy Table, one row per observation
+   {open_release}
+   {obs_table}  # astropy Table, one row per observation
    source = SkyCoord(ra_deg, dec_deg, unit="deg", frame="icrs")
-   pointing = SkyCoord(table["RA_PNT"], table["DEC_PNT"], unit="deg", frame="icrs")
+   {pointing}
    selected = table[pointing.separation(source) < radius_deg * u.deg]
    observations = data_store.get_observations(list(selected["OBS_ID"]))
    ```
@@ -48,7 +64,8 @@ Return the complete script now."""
 
 def system_message(gammapy_version: str, data_layout: str | None = None) -> str:
     """The rules; `data_layout` (the release's tables and columns, read from the data) is appended."""
-    rules = SYSTEM_TEMPLATE.format(gammapy_version=gammapy_version)
+    rules = SYSTEM_TEMPLATE.format(gammapy_version=gammapy_version, release_path=RELEASE_PATH,
+                                   open_release=OPEN_RELEASE, obs_table=OBS_TABLE, pointing=POINTING)
     return rules + (f"\nThe release's tables:\n{data_layout}\n" if data_layout else "")
 
 
@@ -147,16 +164,16 @@ def traceback_tail(stderr: str, lines: int = 30) -> str:
     return "\n".join(text.rstrip().splitlines()[-lines:])
 
 
-SELECTION_IDIOM = """\
+SELECTION_IDIOM = f"""\
 import os
 import astropy.units as u
 from astropy.coordinates import SkyCoord
 from gammapy.data import DataStore
 
-data_store = DataStore.from_dir(os.path.join(os.environ["PHOTON_STORAGE"], "hess-dl3-dr1"))
-table = data_store.obs_table
+{OPEN_RELEASE}
+{OBS_TABLE}
 source = SkyCoord(RA_DEG, DEC_DEG, unit="deg", frame="icrs")  # the source position, as numbers
-pointing = SkyCoord(table["RA_PNT"], table["DEC_PNT"], unit="deg", frame="icrs")
+{POINTING}
 selected = table[pointing.separation(source) < 2.0 * u.deg]
 obs_ids = list(selected["OBS_ID"])
 observations = data_store.get_observations(obs_ids)"""
@@ -164,8 +181,8 @@ observations = data_store.get_observations(obs_ids)"""
 # Rules whose message alone does not tell a small model what to write: the working idiom, as code.
 IDIOMS: tuple[tuple[str, str], ...] = (
     ("selects by the", f"Select observations by position like this:\n```python\n{SELECTION_IDIOM}\n```"),
-    ("hard-coded data path", "Open the release like this:\n```python\nimport os\nfrom gammapy.data import DataStore\n"
-     "data_store = DataStore.from_dir(os.path.join(os.environ[\"PHOTON_STORAGE\"], \"hess-dl3-dr1\"))\n```"),
+    ("hard-coded data path", f"Open the release like this:\n```python\nimport os\nfrom gammapy.data import DataStore\n"
+     f"{OPEN_RELEASE}\n```"),
     ("no `RESULT {json}` line", "End the script like this:\n```python\nimport json\n"
      "print(\"RESULT \" + json.dumps({\"n_obs\": int(n_obs)}))\n```"),
     ("SkyCoord.from_name", "Write source positions as numbers: `SkyCoord(ra_deg, dec_deg, unit=\"deg\", frame=\"icrs\")`."),

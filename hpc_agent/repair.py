@@ -15,14 +15,13 @@ from typing import Callable
 from pyflakes import checker as pyflakes_checker
 from pyflakes import messages as pyflakes_messages
 
+from hpc_agent.checks import DISPLAY_METHODS
 from hpc_agent.names import NameIndex
+from hpc_agent.prompts import OBS_TABLE, OPEN_RELEASE, POINTING, RELEASE, RELEASE_PATH, release_path
 from hpc_agent.names import import_quietly as _import_quiet
 from hpc_agent.names import module_exists as _is_module
 
-RELEASE = "hess-dl3-dr1"
-DATA_EXPR = 'os.path.join(os.environ["PHOTON_STORAGE"], "hess-dl3-dr1"{rest})'
-DISPLAY_METHODS = ("show", "peek")
-DISPLAY_FUNCTIONS = ("display",)
+DISPLAY_FUNCTIONS = ("display",)  # `input()` is rejected by the rules, but it is no display call to drop
 SUBMODULE_PACKAGES = ("gammapy", "astropy", "scipy")  # `pkg.sub.X` used: `import pkg.sub` is added
 
 
@@ -152,7 +151,7 @@ def fix_data_paths(text: str, _: NameIndex) -> tuple[str, list[str]]:
         if not m:
             continue
         rest = (m.group(2) or "").strip("/")
-        edits.append((node, DATA_EXPR.format(rest=f", {rest!r}" if rest else "")))
+        edits.append((node, release_path(rest) if rest else RELEASE_PATH))
         notes.append(f"replaced the hard-coded path {value!r} by os.path.join(os.environ['PHOTON_STORAGE'], "
                      f"'{RELEASE}'{', ' + repr(rest) if rest else ''}) (line {node.lineno})")
     return (_splice(text, edits), notes) if edits else (text, [])
@@ -267,7 +266,7 @@ def keep_contract_environment(text: str, _: NameIndex) -> tuple[str, list[str]]:
     return (_splice(text, _drop(tree, doomed)), notes) if doomed else (text, [])
 
 
-_ROOT_FORMS = tuple(f"{form}" for var in CONTRACT_VARIABLES for form in (
+_ROOT_FORMS = tuple(form for var in CONTRACT_VARIABLES for form in (
     f"os.environ['{var}']", f"os.environ.get('{var}')", f"os.getenv('{var}')", f"'${var}'"))
 
 
@@ -279,9 +278,9 @@ def open_the_release_not_the_root(text: str, _: NameIndex) -> tuple[str, list[st
     for node in ast.walk(tree):
         if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "from_dir"
                 and node.args and ast.unparse(node.args[0]) in _ROOT_FORMS):
-            edits.append((node.args[0], DATA_EXPR.format(rest="")))
+            edits.append((node.args[0], RELEASE_PATH))
             notes.append(f"`from_dir({ast.unparse(node.args[0])})` opens the data root; opened its release "
-                         f"instead: {DATA_EXPR.format(rest='')} (line {node.lineno})")
+                         f"instead: {RELEASE_PATH} (line {node.lineno})")
     return (_splice(text, edits), notes) if edits else (text, [])
 
 
@@ -313,10 +312,10 @@ def _names(aliases: list[ast.alias]) -> str:
 # Variables the prompts' idiom defines (the rules and the positions context show it): used but never
 # assigned, they can only mean this. name -> (definition, names the definition needs)
 IDIOM_VARIABLES: dict[str, tuple[str, tuple[str, ...]]] = {
-    "data_store": (f"data_store = DataStore.from_dir({DATA_EXPR.format(rest='')})", ()),
+    "data_store": (OPEN_RELEASE, ()),
     "obs_table": ("obs_table = data_store.obs_table", ("data_store",)),
-    "table": ("table = data_store.obs_table", ("data_store",)),
-    "pointing": ('pointing = SkyCoord(table["RA_PNT"], table["DEC_PNT"], unit="deg", frame="icrs")', ("table",)),
+    "table": (OBS_TABLE, ("data_store",)),
+    "pointing": (POINTING, ("table",)),
 }
 
 

@@ -15,8 +15,9 @@ from pathlib import Path
 
 import yaml
 
+from hpc_agent.prompts import POINTING, RELEASE
+
 TABLE = Path(__file__).with_name("sources.yaml")
-RELEASE = "hess-dl3-dr1"
 
 
 @dataclass(frozen=True)
@@ -84,5 +85,5 @@ def positions_context(prompt: str, data_root: Path | None = None) -> str | None:
             "Observations near a source are selected by the angular separation of their pointing (RA_PNT, "
             "DEC_PNT) from its position, never by the OBJECT or TARGET_NAME columns:\n```python\n"
             f"source = SkyCoord({first.ra:g}, {first.dec:g}, unit=\"deg\", frame=\"icrs\")\n"
-            "pointing = SkyCoord(table[\"RA_PNT\"], table[\"DEC_PNT\"], unit=\"deg\", frame=\"icrs\")\n"
+            f"{POINTING}\n"
             "near = table[pointing.separation(source) < radius_deg * u.deg]\n```")

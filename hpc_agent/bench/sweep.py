@@ -173,7 +173,7 @@ def code_commit() -> str | None:
                               "--abbrev=12"], capture_output=True, text=True, timeout=10)
     except (OSError, subprocess.SubprocessError):
         return None
-    return out.stdout.strip() or None if out.returncode == 0 else None
+    return (out.stdout.strip() or None) if out.returncode == 0 else None
 
 
 def _open_weight(name: str) -> bool | None:
@@ -211,11 +211,9 @@ class Sweep:
         """Answers per turn for `model`: the sweep's option, else its model config's or backend's, else 1."""
         if self.o.candidates or model == ORACLE:
             return self.o.candidates or 1
-        if model in self.settings.backends:
-            return self.settings.candidates or self.settings.backends[model].candidates or 1
-        if find_model_config(model):
-            return self.settings.candidates or get_model_config(model).candidates or 1
-        return self.settings.candidates or 1
+        own = (self.settings.backends[model].candidates if model in self.settings.backends
+               else get_model_config(model).candidates if find_model_config(model) else None)
+        return self.settings.candidates or own or 1
 
     def retriever(self) -> Any:
         """The retrieval index for rag=on cells, opened once; it must not hold the benchmark references."""
