@@ -174,7 +174,7 @@ from gammapy.data import DataStore
 {OBS_TABLE}
 source = SkyCoord(RA_DEG, DEC_DEG, unit="deg", frame="icrs")  # the source position, as numbers
 {POINTING}
-selected = table[pointing.separation(source) < 2.0 * u.deg]
+selected = table[pointing.separation(source) < RADIUS_DEG * u.deg]  # the radius the request asks for
 obs_ids = list(selected["OBS_ID"])
 observations = data_store.get_observations(obs_ids)"""
 
@@ -184,7 +184,7 @@ IDIOMS: tuple[tuple[str, str], ...] = (
     ("hard-coded data path", f"Open the release like this:\n```python\nimport os\nfrom gammapy.data import DataStore\n"
      f"{OPEN_RELEASE}\n```"),
     ("no `RESULT {json}` line", "End the script like this:\n```python\nimport json\n"
-     "print(\"RESULT \" + json.dumps({\"n_obs\": int(n_obs)}))\n```"),
+     "print(\"RESULT \" + json.dumps({\"name\": float(value)}))  # the keys the request asks for\n```"),
     ("SkyCoord.from_name", "Write source positions as numbers: `SkyCoord(ra_deg, dec_deg, unit=\"deg\", frame=\"icrs\")`."),
 )
 _LINE = re.compile(r"^line (\d+):")

@@ -118,10 +118,9 @@ def test_literal_release_paths_are_built_from_photon_storage() -> None:
     assert len(fixed.repairs) == 2
 
 
-def test_static_stage_cost_after_the_first_call_is_small() -> None:
-    code = reference_script(load_tasks()["reflected-spectrum-crab"])
-    static_stage(code)
-    assert static_stage(code).seconds < 2.0  # the figure itself is in benchmarks/static_stage.py
+def test_the_name_index_is_built_once_per_process() -> None:
+    # what keeps the static stage cheap after the first script; its cost is measured in benchmarks/static_stage.py
+    assert name_index() is name_index()
 
 
 def test_repairs_off_changes_nothing() -> None:
