@@ -42,6 +42,7 @@ from hpc_agent.sandbox import Sandbox
 from hpc_agent.sources import positions_context
 from hpc_agent.grounding import runtime_suggestion
 from hpc_agent.names import name_index
+from hpc_agent.repair import repair_after_run
 from hpc_agent.static import static_stage
 from hpc_agent.validate import Validator, default_validators, validate
 
@@ -76,7 +77,7 @@ class RunSpec:
     candidates: int = 1  # answers generated per turn
 
 
-REPEAT_STEP = 0.4  # temperature added each time a model repeats a failed script
+REPEAT_STEP = 0.4  # temperature added each time a model is stuck (repeats a script or a way of failing)
 REPEAT_MAX_TEMPERATURE = 1.0
 # How far a failed candidate got, for choosing the one the next turn's feedback is built from.
 PROGRESS: dict[str, int] = {"no_code": 0, "static": 1, "timeout": 2, "resource": 2, "runtime": 3, "validation": 4,
@@ -117,9 +118,15 @@ def evaluate(index: int, answer: ModelAnswer, spec: RunSpec, sandbox: Sandbox, w
         return Attempt(**common, static_errors=static.errors, validation=validation, failure="static")
     execution = sandbox.run(static.script, workspace, env=contract_env(spec.data_root), limits=spec.limits,
                             ro_binds=data_binds(spec.data_root))
+    fixed = (repair_after_run(static.script, execution.stderr, name_index())
+             if spec.repairs and not execution.ok and execution.killed is None else None)
+    if fixed is not None:  # an error only a run shows, with one reading: fixed and run again in this attempt
+        execution = sandbox.run(fixed.script, workspace, env=contract_env(spec.data_root), limits=spec.limits,
+                                ro_binds=data_binds(spec.data_root))
+        common.update(script=fixed.script, repairs=static.repairs + fixed.repairs, answer=answer.script)
     validators = spec.validators if spec.validators is not None else default_validators(spec.require_result)
     t0 = time.monotonic()
-    validation = validate(execution, validators, static.script)
+    validation = validate(execution, validators, common["script"])
     return Attempt(**common, execution=execution, validation=validation, failure=_classify(execution, validation),
                    exception=prompts.exception_class(execution.stderr) if not execution.ok else None,
                    validation_s=time.monotonic() - t0)
@@ -206,7 +213,9 @@ def run_agent(
     server: ServerInfo | None = None
     error: str | None = None
     first_seen: dict[str, int] = {}  # answer fingerprint -> index of the attempt that first returned it
-    temperature: float | None = None  # raised after a repeated script, to get the model out of its rut
+    failed_ways: set[str] = set()  # failure signatures seen so far
+    learned: list[str] = []  # lessons of every failed attempt, for a restart
+    temperature: float | None = None  # raised when the model is stuck, to get it out of its rut
     shown: set[str] = set()  # snippet ids already in the conversation
     try:
         retrieval = _retrieve(spec, None, shown)
@@ -227,11 +236,17 @@ def run_agent(
             repeats = first_seen.get(key) if key is not None else None
             if key is not None:
                 first_seen.setdefault(key, index)
-            if repeats is not None:
-                temperature = min(REPEAT_MAX_TEMPERATURE, (temperature or backend.temperature or 0.0) + REPEAT_STEP)
             if not attempt.passed and index < spec.attempts:
-                attempt = attempt.model_copy(update={"feedback": prompts.repair_message(
-                    attempt, repeats=repeats, extra_hints=_runtime_hints(attempt))})
+                hints = _runtime_hints(attempt)
+                learned += prompts.lessons(attempt, hints)
+                way = prompts.failure_signature(attempt)
+                stuck = repeats is not None or way in failed_ways
+                failed_ways.add(way)
+                if stuck:
+                    temperature = min(REPEAT_MAX_TEMPERATURE, (temperature or backend.temperature or 0.0) + REPEAT_STEP)
+                feedback = (prompts.lessons_text(learned) if stuck
+                            else prompts.repair_message(attempt, repeats=repeats, extra_hints=hints))
+                attempt = attempt.model_copy(update={"feedback": feedback, "restart": stuck})
             if len(candidates) > 1:
                 for cand, ans in zip(candidates, answers):
                     bundle.write_candidate(cand, ans.raw)
@@ -243,7 +258,10 @@ def run_agent(
                 break
             if attempt.feedback:
                 retrieval = _retrieve(spec, attempt, shown)
-                conversation.add_repair_turn(attempt, chosen_answer.raw, _render(retrieval))
+                if attempt.restart:
+                    conversation.restart(learned, _render(retrieval))
+                else:
+                    conversation.add_repair_turn(attempt, chosen_answer.raw, _render(retrieval))
     except BaseException as exc:  # recorded in run.json, then re-raised to the caller
         error = "interrupted" if isinstance(exc, KeyboardInterrupt) else f"{exc.__class__.__name__}: {exc}"
         raise

@@ -115,7 +115,8 @@ class Bundle:
         data["attempts"] = len(result.attempts)
         data["attempt_summaries"] = [
             {"index": a.index, "passed": a.passed, "failure": a.failure, "exception": a.exception,
-             "repairs": list(a.repairs), "candidates": a.candidates, "usage": a.usage.model_dump()}
+             "repairs": list(a.repairs), "candidates": a.candidates, "restart": a.restart,
+             "usage": a.usage.model_dump()}
             for a in result.attempts
         ]
         self._write_json(path, data)

@@ -4,6 +4,10 @@ The assistant side of a repair turn shows the script as it ran (after the harnes
 line numbers in the feedback match what the model reads and the fixes are in front of it. When the
 model's context window is known, the oldest repair turns are left out of what is sent so that the rules,
 the context, the request and the latest failure always fit with room for the answer.
+
+A small model that sees its own failed script tends to send it back unchanged. `restart` clears the repair
+turns and asks afresh, the request carrying one line per lesson learnt so far (what failed, and the fix),
+but no failed script to copy.
 """
 
 from __future__ import annotations
@@ -26,11 +30,21 @@ def estimate_tokens(messages: list[Message]) -> int:
 @dataclass
 class Conversation:
     messages: list[Message] = field(default_factory=list)
+    first: list[Message] = field(default_factory=list)  # rules, context, request: what a restart goes back to
 
     @classmethod
     def start(cls, prompt: str, gammapy_version: str, context: str | None,
               data_layout: str | None = None) -> Conversation:
-        return cls(prompts.initial_messages(prompt, gammapy_version, context, data_layout))
+        first = prompts.initial_messages(prompt, gammapy_version, context, data_layout)
+        return cls(list(first), list(first))
+
+    def restart(self, lessons: list[str], reference: str = "") -> None:
+        """The first turn again, its request followed by the lessons (and newly retrieved material)."""
+        *head, request = self.first
+        text = request["content"] + "\n\n" + prompts.lessons_text(lessons)
+        if reference:
+            text += f"\n\n{prompts.REFERENCE_HEADER}\n\n{reference}"
+        self.messages = [*head, {"role": "user", "content": text}]
 
     def snapshot(self, budget_tokens: int | None = None) -> list[Message]:
         """What is sent for the next answer (a copy: later turns do not change a recorded request).

@@ -128,6 +128,17 @@ HINTS: tuple[Hint, ...] = (
        "`MapAxis.from_energy_bounds(emin, emax, nbin, per_decade=True, name='energy')` so the edges line up."),
     _h(r"in get_observations|Cannot compare structured or void", "`data_store.get_observations(obs_ids)` takes "
        "observation ids, not table rows: `data_store.get_observations(list(selected[\"OBS_ID\"]))`."),
+    _h(r"'Row' object has no attribute", "A table row is read by column name, `row[\"COLUMN\"]`; a whole column is "
+       "`table[\"COLUMN\"]` (a sum over selected rows: `float(selected[\"COLUMN\"].sum())`)."),
+    _h(r"'numpy\.\w+' object has no attribute '(value|to_value|to|unit)'", "That is a plain numpy number, not an astropy "
+       "Quantity: table cells hold numbers in the column's unit (listed with the release's tables). Use `float(x)` "
+       "and convert by hand, or make a Quantity first (`x * u.s`)."),
+    _h(r"observations\.py.*\n(?:.*\n){0,6}.*is not in list", "`Observations` (what `get_observations` returns) is a "
+       "list of `Observation` objects indexed by position or observation id, not by column name. Per-observation "
+       "values of the observation index are columns of `data_store.obs_table`: `selected[\"COLUMN\"]`."),
+    _h(r"selection = set\(selection\)", "`SpectrumDatasetMaker(selection=[\"counts\", \"exposure\", \"edisp\"])` and "
+       "`MapDatasetMaker(selection=...)` take a list of what to compute; the region goes into the empty dataset's "
+       "geometry: `RegionGeom.create(region=on_region, axes=[energy_axis])`."),
     _h(r"matplotlib|plt\.show|display", "Do not show plots; remove plotting or save with `plt.savefig('x.png')`."),
 )
 
@@ -251,3 +262,62 @@ def repair_message(attempt: Attempt, max_stderr_lines: int = 15, repeats: int | 
         parts.append("Hints:\n" + "\n".join(f"- {h}" for h in hints))
     parts.append("Return the complete corrected script.")
     return "\n\n".join(parts)
+
+
+# --- lessons: what a restarted conversation keeps of the failed attempts -----------------------------------
+
+_SCRIPT_FRAME = re.compile(r'File "[^"]*script\.py", line (\d+)')
+
+
+def failing_line(script: str | None, stderr: str) -> str | None:
+    """The script's own line where the run's last traceback left the script (None when not found)."""
+    frames = _SCRIPT_FRAME.findall(traceback_tail(stderr, 200))
+    rows = (script or "").splitlines()
+    if not frames or not 0 < int(frames[-1]) <= len(rows):
+        return None
+    return rows[int(frames[-1]) - 1].strip()
+
+
+def _last_exception_line(stderr: str) -> str:
+    lines = [ln for ln in traceback_tail(stderr).splitlines() if _EXC_LINE.match(ln)]
+    return lines[-1].strip() if lines else ""
+
+
+def failure_signature(attempt: Attempt) -> str:
+    """Equal for attempts that failed in the same way (same static errors, or same exception line)."""
+    if attempt.static_errors:
+        return "static:" + "|".join(_LINE.sub("", e) for e in attempt.static_errors)
+    if attempt.execution is not None and not attempt.execution.ok:
+        return f"run:{attempt.execution.killed}:{_last_exception_line(attempt.execution.stderr)}"
+    return attempt.failure + ":" + "|".join(c.message for c in attempt.validation.checks if not c.passed)
+
+
+def lessons(attempt: Attempt, extra_hints: tuple[str, ...] = ()) -> list[str]:
+    """What one failed attempt teaches, as short lines that need no script beside them."""
+    if attempt.script is None:
+        return ["Answer with the complete script in one ```python fenced block."]
+    out: list[str] = []
+    rows = attempt.script.splitlines()
+    for e in attempt.static_errors:
+        m = _LINE.match(e)
+        code = rows[int(m.group(1)) - 1].strip() if m and 0 < int(m.group(1)) <= len(rows) else ""
+        out.append(f"`{code}` was rejected: {_LINE.sub('', e).strip()}" if code else e)
+    out += [idiom for needle, idiom in IDIOMS if any(needle in e for e in attempt.static_errors)]
+    ex = attempt.execution
+    text = "\n".join(attempt.static_errors)
+    if ex is not None and ex.killed == "timeout":
+        out.append("A script was killed at the time limit: do less work.")
+    elif ex is not None and not ex.ok:
+        line, error = failing_line(attempt.script, ex.stderr), _last_exception_line(ex.stderr)
+        out.append(f"`{line}` raised {error}" if line else f"The script raised {error or 'an error'}")
+        text += ex.stderr
+    elif not attempt.static_errors:
+        out += [f"{c.name}: {c.message}" for c in attempt.validation.checks if not c.passed]
+    out += [*extra_hints, *hints_for(text), *(script_hints(attempt.script) if ex is not None else [])]
+    return out
+
+
+def lessons_text(found: list[str]) -> str:
+    rows = "\n".join(f"- {x}" for x in dict.fromkeys(found))
+    return ("Earlier scripts for this request failed. Write a new script from scratch that avoids these "
+            f"mistakes:\n{rows}")

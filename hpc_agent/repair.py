@@ -305,6 +305,39 @@ def pair_to_skycoord(text: str, _: NameIndex) -> tuple[str, list[str]]:
     return (_splice(text, edits), notes) if edits else (text, [])
 
 
+PLAIN_NUMBERS = "lambda o: o.tolist()"  # numpy scalars and arrays -> Python numbers and lists; a Quantity refuses
+
+
+def _is_json_dumps(func: ast.expr, json_names: set[str], dumps_names: set[str]) -> bool:
+    if isinstance(func, ast.Attribute) and func.attr == "dumps" and isinstance(func.value, ast.Name):
+        return func.value.id in json_names
+    return isinstance(func, ast.Name) and func.id in dumps_names
+
+
+def json_numpy_numbers(text: str, _: NameIndex) -> tuple[str, list[str]]:
+    """`json.dumps` without `default=`, after a run failed on a numpy number: numpy numbers (what table
+    columns and sums give) can only mean their Python value, so `default=lambda o: o.tolist()` is passed.
+    A Quantity still fails (its unit must be chosen), as does anything else json cannot write."""
+    tree = ast.parse(text)
+    json_names = {a.asname or a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names
+                  if a.name == "json"}
+    dumps_names = {a.asname or a.name for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module == "json"
+                   for a in n.names if a.name == "dumps"}
+    calls = [n for n in ast.walk(tree) if isinstance(n, ast.Call) and _is_json_dumps(n.func, json_names, dumps_names)
+             and n.args and not any(k.arg in ("default", "cls", None) for k in n.keywords)]
+    if not calls:
+        return text, []
+    edits = []
+    for call in calls:
+        src = ast.get_source_segment(text, call) or ""
+        if not src.endswith(")"):
+            continue
+        edits.append((call, src[:-1].rstrip().rstrip(",") + f", default={PLAIN_NUMBERS})"))
+    lines = sorted({c.lineno for c, _ in edits})
+    return (_splice(text, edits), [f"`json.dumps` (line {', '.join(map(str, lines))}) writes numpy numbers as plain "
+                                   f"numbers: added `default={PLAIN_NUMBERS}`"]) if edits else (text, [])
+
+
 def _names(aliases: list[ast.alias]) -> str:
     return ", ".join(a.name + (f" as {a.asname}" if a.asname else "") for a in aliases)
 
@@ -450,3 +483,25 @@ def repair(script: str, index: NameIndex) -> Repaired:
         script, done = step(script, index)
         notes += done
     return Repaired(script, tuple(notes))
+
+
+# Repairs that only a run can show to be needed (a correct script would be changed by them otherwise):
+# the run's error -> the repair; the script is re-run once, in the same attempt, when one applies.
+AFTER_RUN: tuple[tuple[re.Pattern[str], Callable[[str, NameIndex], tuple[str, list[str]]]], ...] = (
+    (re.compile(r"TypeError: Object of type (float|int|uint|bool_|ndarray|complex)\w* is not JSON serializable"),
+     json_numpy_numbers),
+)
+
+
+def repair_after_run(script: str, stderr: str, index: NameIndex) -> Repaired | None:
+    """The repair a failed run's error calls for, or None when none applies (or it changes nothing)."""
+    try:
+        ast.parse(script)
+    except SyntaxError:
+        return None
+    for pattern, step in AFTER_RUN:
+        if pattern.search(stderr):
+            fixed, notes = step(script, index)
+            if notes and fixed != script:
+                return Repaired(fixed, tuple(notes))
+    return None

@@ -113,17 +113,46 @@ def test_usage_errors_exit_2(tmp_path: Path, data_root: Path) -> None:
     assert code == 2 and "not a folder" in output
 
 
-def test_repeated_script_is_called_out(tmp_path: Path, data_root: Path) -> None:
+def test_a_stuck_model_gets_a_fresh_conversation_with_lessons(tmp_path: Path, data_root: Path) -> None:
     bad = "import json\nprint('RESULT ' + json.dumps({'n': n_obs}))\n"
-    replies = [Reply(code=bad), Reply(code=bad + "\n\n# same again\n"), Reply(code=bad)]
+    replies = [Reply(code=bad), Reply(code=bad + "\n\n# same again\n"), Reply(code=script("msh1552_count_ok.py"))]
+    out = tmp_path / "b"
     with ScriptedOpenAIServer(replies) as srv:
-        code, _ = _run(_base(srv, tmp_path / "b", data_root, "--attempts", "3"))
-        second, third = (r["messages"][-1]["content"] for r in srv.requests[1:])
-    assert code == 1
-    assert "undefined name 'n_obs'" in second and "identical to attempt" not in second
-    assert "identical to attempt 1" in third  # layout and comments do not make a script new
+        code, _ = _run(_base(srv, out, data_root, "--attempts", "3"))
+        first, second, third = (r["messages"] for r in srv.requests)
+    assert code == 0
+    assert "undefined name 'n_obs'" in second[-1]["content"] and second[-2]["role"] == "assistant"
+    # attempt 2 repeated attempt 1 (layout and comments do not make a script new): the third request is the
+    # first one again, its request followed by the lessons, with no failed script left to copy
+    assert [m["role"] for m in third] == [m["role"] for m in first]
+    assert third[-1]["content"].startswith(first[-1]["content"])
+    assert "Earlier scripts for this request failed" in third[-1]["content"]
+    assert "`print('RESULT ' + json.dumps({'n': n_obs}))` was rejected: undefined name 'n_obs'" in third[-1]["content"]
+    assert "n_obs}))\n```" not in third[-1]["content"]
     temps = [r["temperature"] for r in srv.requests]
-    assert temps[0] == temps[1] == 0.2 and temps[2] == pytest.approx(0.6)  # a repeat raises the temperature
+    assert temps[0] == temps[1] == 0.2 and temps[2] == pytest.approx(0.6)  # being stuck raises the temperature
+    summaries = json.loads((out / "run.json").read_text())["attempt_summaries"]
+    assert [a.get("restart") for a in summaries[:2]] == [False, True]
+
+
+def test_a_numpy_number_in_json_is_repaired_after_the_run_in_the_same_attempt(
+    tmp_path: Path, data_root: Path
+) -> None:
+    answer = script("msh1552_count_ok.py").replace(
+        "n_obs = int((pointing.separation(target) < 2 * u.deg).sum())",
+        "n_obs = (pointing.separation(target) < 2 * u.deg).sum()")  # a numpy integer: json refuses it
+    out = tmp_path / "bundle"
+    with ScriptedOpenAIServer([Reply(code=answer)]) as srv:
+        code, output = _run(_base(srv, out, data_root))
+        assert len(srv.requests) == 1  # no model turn spent on it
+    assert code == 0, output
+    run = json.loads((out / "run.json").read_text())
+    assert run["passed"] and run["attempts"] == 1
+    assert run["attempt_summaries"][0]["repairs"] == [
+        "`json.dumps` (line 13) writes numpy numbers as plain numbers: added `default=lambda o: o.tolist()`"]
+    assert (out / "attempt-1" / "answer.py").read_text() == answer
+    assert "default=lambda o: o.tolist()" in (out / "attempt-1" / "script.py").read_text()
+    assert (out / "attempt-1" / "stdout.txt").read_text().strip() == 'RESULT {"n_obs": 20}'
 
 
 def _without_imports(code: str, *names: str) -> str:

@@ -207,3 +207,49 @@ def test_a_pair_of_coordinates_used_as_a_sky_position_becomes_a_skycoord() -> No
     assert fixed.script.splitlines()[3] == "p = SkyCoord(t['RA_PNT'], t['DEC_PNT'], unit=\"deg\", frame=\"icrs\")"
     assert fixed.script.splitlines()[5] == "q = 1, 2"  # a pair never used as a position stays a pair
     assert len(fixed.repairs) == 1 and static_stage(code).errors == ()
+
+
+def test_numpy_numbers_in_json_are_repaired_only_after_a_run_failed_on_them() -> None:
+    from hpc_agent.repair import repair_after_run
+
+    code = ("import json\nimport numpy as np\nfrom json import dumps as d\nx = np.float32(1.5)\n"
+            "print('RESULT ' + json.dumps({'x': x},))\nprint(d([x], indent=1))\nprint(json.dumps(1, default=str))\n")
+    assert repair(code, name_index()).script == code  # a correct script is never changed by it
+    stderr = "Traceback (most recent call last):\nTypeError: Object of type float32 is not JSON serializable\n"
+    fixed = repair_after_run(code, stderr, name_index())
+    assert fixed is not None and fixed.repairs == (
+        "`json.dumps` (line 5, 6) writes numpy numbers as plain numbers: added `default=lambda o: o.tolist()`",)
+    lines = fixed.script.splitlines()
+    assert lines[4] == "print('RESULT ' + json.dumps({'x': x}, default=lambda o: o.tolist()))"
+    assert lines[5] == "print(d([x], indent=1, default=lambda o: o.tolist()))"
+    assert lines[6] == "print(json.dumps(1, default=str))"  # its own default is kept
+    namespace: dict = {}
+    import contextlib
+    import io
+    with contextlib.redirect_stdout(io.StringIO()) as printed:
+        exec(compile(fixed.script, "script.py", "exec"), namespace)
+    assert printed.getvalue().splitlines()[0] == 'RESULT {"x": 1.5}'
+    # a Quantity is not repaired (its unit must be chosen), nor any other error
+    assert repair_after_run(code, stderr.replace("float32", "Quantity"), name_index()) is None
+    assert repair_after_run(code, "NameError: name 'y' is not defined", name_index()) is None
+
+
+def test_lessons_name_the_failing_line_and_need_no_script() -> None:
+    from hpc_agent import prompts
+    from hpc_agent.records import Attempt, ExecResult, Usage, Validation
+
+    script = "import os\nx = 1\nobs.livetime\n"
+    stderr = ('Traceback (most recent call last):\n  File "/w/script.py", line 3, in <module>\n    obs.livetime\n'
+              "AttributeError: 'Observation' object has no attribute 'livetime'\n")
+    ran = Attempt(index=1, script=script, usage=Usage(), validation=Validation(passed=False), failure="runtime",
+                  execution=ExecResult(backend="bwrap", exit_code=1, stdout="", stderr=stderr, duration_s=1.0))
+    found = prompts.lessons(ran, ("`Observation` has no `livetime`",))
+    assert found[0] == "`obs.livetime` raised AttributeError: 'Observation' object has no attribute 'livetime'"
+    assert found[1] == "`Observation` has no `livetime`"
+    rejected = Attempt(index=2, script=script, usage=Usage(), validation=Validation(passed=False), failure="static",
+                       static_errors=("line 2: undefined name 'y'",))
+    assert prompts.lessons(rejected)[0] == "`x = 1` was rejected: undefined name 'y'"
+    # the same way of failing, whatever the line numbers
+    moved = rejected.model_copy(update={"static_errors": ("line 7: undefined name 'y'",)})
+    assert prompts.failure_signature(moved) == prompts.failure_signature(rejected)
+    assert prompts.failure_signature(ran) != prompts.failure_signature(rejected)

@@ -148,7 +148,7 @@ def cell_record(cell: Cell, task: Task, result: RunResult | None, error: str | N
             "rag_snippets": len(a.context_ids), "rag_ids": json.dumps(list(a.context_ids)),
             "repairs_made": json.dumps(list(a.repairs)), "n_repairs": len(a.repairs),
             "static_errors": json.dumps(list(a.static_errors)), "static_s": a.static_s,
-            "candidates": a.candidates,
+            "candidates": a.candidates, "restart": a.restart,
         })
     passed = bool(result and result.passed)
     status = "error" if error else ("passed" if passed else "failed")

@@ -26,7 +26,7 @@ ATTEMPT_COLUMNS: dict[str, Any] = {
     "reasoning_tokens": pl.Int64, "model_latency_s": pl.Float64, "sandbox_s": pl.Float64, "validation_s": pl.Float64,
     "validator_details": pl.Utf8, "rag_snippets": pl.Int64, "rag_ids": pl.Utf8,
     "repairs_made": pl.Utf8, "n_repairs": pl.Int64, "static_errors": pl.Utf8, "static_s": pl.Float64,
-    "candidates": pl.Int64,
+    "candidates": pl.Int64, "restart": pl.Boolean,
 }
 
 
