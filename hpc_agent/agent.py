@@ -39,7 +39,7 @@ from hpc_agent.records import (
     Validation,
 )
 from hpc_agent.sandbox import Sandbox
-from hpc_agent.sources import positions_context
+from hpc_agent.sources import positions_context, without_source_names
 from hpc_agent.grounding import runtime_suggestion
 from hpc_agent.names import name_index
 from hpc_agent.repair import repair_after_run
@@ -174,8 +174,9 @@ def _retrieve(spec: RunSpec, failed: Attempt | None, shown: set[str]) -> Retriev
     """Snippets for the first turn (from the prompt) or a repair turn (prompt + error); only new ones."""
     if spec.retriever is None:
         return None
-    found = (spec.retriever.for_prompt(spec.prompt) if failed is None
-             else spec.retriever.for_error(spec.prompt, _error_text(failed)))
+    query = without_source_names(spec.prompt, spec.data_root)
+    found = (spec.retriever.for_prompt(query) if failed is None
+             else spec.retriever.for_error(query, _error_text(failed)))
     fresh = tuple(h for h in found.hits if h.id not in shown)
     shown.update(h.id for h in fresh)
     return replace(found, hits=fresh)

@@ -73,6 +73,19 @@ def named_sources(prompt: str, data_root: Path | None = None) -> list[Source]:
     return hits
 
 
+def without_source_names(text: str, data_root: Path | None = None) -> str:
+    """`text` with every source name it contains removed: what retrieval searches with. Which source is
+    analysed does not change which API to use, and a tutorial about the same source but another analysis
+    misleads a small model (seen: counting observations near RX J1713.7-3946 retrieved that source's
+    extended-source spectrum tutorial, and the model wrote a spectrum analysis)."""
+    patterns = [p for _, ps in _table() for p in ps]
+    if data_root is not None:
+        patterns += [_pattern(src.name) for src in release_objects(data_root)]
+    for p in sorted(patterns, key=lambda p: len(p.pattern), reverse=True):  # "Crab Nebula" before "Crab"
+        text = p.sub("a source", text)
+    return re.sub(r"\bthe a source\b", "a source", text, flags=re.IGNORECASE)
+
+
 def positions_context(prompt: str, data_root: Path | None = None) -> str | None:
     """The context block for the first turn, or None when the prompt names no known source."""
     found = named_sources(prompt, data_root)

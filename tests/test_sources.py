@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from hpc_agent.sources import named_sources, positions_context, release_objects
+from hpc_agent.sources import named_sources, positions_context, release_objects, without_source_names
 
 
 @pytest.mark.parametrize(("prompt", "name", "ra", "dec"), [
@@ -41,3 +41,10 @@ def test_context_gives_numbers_and_forbids_selection_by_name(data_root: Path) ->
     assert "Crab Nebula: RA = 83.6331 deg, Dec = 22.0145 deg (ICRS)" in text
     assert 'source = SkyCoord(83.6331, 22.0145, unit="deg", frame="icrs")' in text and "never by" in text
     assert "pointing.separation(source)" in text
+
+
+def test_retrieval_queries_name_no_source(data_root: Path) -> None:
+    text = "Count observations near RX J1713.7-3946, the Crab Nebula and MSH15-52 with a light curve."
+    assert without_source_names(text, data_root) == ("Count observations near a source, a source and a source "
+                                                     "with a light curve.")
+    assert without_source_names("a reflected-region spectrum", data_root) == "a reflected-region spectrum"
