@@ -41,10 +41,10 @@ class Conversation:
     def restart(self, lessons: list[str], reference: str = "") -> None:
         """The first turn again, its request followed by the lessons (and newly retrieved material)."""
         *head, request = self.first
-        text = request["content"] + "\n\n" + prompts.lessons_text(lessons)
+        text = request["content"].removesuffix(prompts.ASK).rstrip() + "\n\n" + prompts.lessons_text(lessons)
         if reference:
             text += f"\n\n{prompts.REFERENCE_HEADER}\n\n{reference}"
-        self.messages = [*head, {"role": "user", "content": text}]
+        self.messages = [*head, {"role": "user", "content": f"{text}\n\n{prompts.ASK}"}]
 
     def snapshot(self, budget_tokens: int | None = None) -> list[Message]:
         """What is sent for the next answer (a copy: later turns do not change a recorded request).

@@ -56,10 +56,8 @@ Non-negotiable rules:
    with plain numbers (float/int), not astropy Quantities.
 """
 
-USER_TEMPLATE = """\
-{prompt}
-
-Return the complete script now."""
+ASK = "Return the complete script now."
+USER_TEMPLATE = "{prompt}\n\n" + ASK
 
 
 def system_message(gammapy_version: str, data_layout: str | None = None) -> str:

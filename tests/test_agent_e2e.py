@@ -125,7 +125,8 @@ def test_a_stuck_model_gets_a_fresh_conversation_with_lessons(tmp_path: Path, da
     # attempt 2 repeated attempt 1 (layout and comments do not make a script new): the third request is the
     # first one again, its request followed by the lessons, with no failed script left to copy
     assert [m["role"] for m in third] == [m["role"] for m in first]
-    assert third[-1]["content"].startswith(first[-1]["content"])
+    assert third[-1]["content"].startswith(first[-1]["content"].removesuffix("Return the complete script now."))
+    assert third[-1]["content"].endswith("Return the complete script now.")
     assert "Earlier scripts for this request failed" in third[-1]["content"]
     assert "`print('RESULT ' + json.dumps({'n': n_obs}))` was rejected: undefined name 'n_obs'" in third[-1]["content"]
     assert "n_obs}))\n```" not in third[-1]["content"]
