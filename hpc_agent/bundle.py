@@ -82,6 +82,7 @@ class Bundle:
             "candidate": attempt.candidate,
             "candidates": attempt.candidates,
             "feedback": attempt.feedback,
+            "restart": attempt.restart,
         })
         self._write_json(d / "usage.json", attempt.usage.model_dump())
 

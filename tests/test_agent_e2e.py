@@ -134,6 +134,7 @@ def test_a_stuck_model_gets_a_fresh_conversation_with_lessons(tmp_path: Path, da
     assert temps[0] == temps[1] == 0.2 and temps[2] == pytest.approx(0.6)  # being stuck raises the temperature
     summaries = json.loads((out / "run.json").read_text())["attempt_summaries"]
     assert [a.get("restart") for a in summaries[:2]] == [False, True]
+    assert json.loads((out / "attempt-2" / "validation.json").read_text())["restart"] is True
 
 
 def test_a_numpy_number_in_json_is_repaired_after_the_run_in_the_same_attempt(
