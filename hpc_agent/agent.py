@@ -109,7 +109,8 @@ def evaluate(index: int, answer: ModelAnswer, spec: RunSpec, sandbox: Sandbox, w
     if answer.script is None:
         validation = Validation(passed=False, checks=(Check(name="script", passed=False, message="no script in answer"),))
         return Attempt(index=index, script=None, usage=answer.usage, validation=validation, failure="no_code")
-    static = static_stage(answer.script, repairs=spec.repairs, require_result=spec.require_result)
+    static = static_stage(answer.script, repairs=spec.repairs, require_result=spec.require_result,
+                          result_keys=prompts.requested_keys(spec.prompt))
     common = dict(index=index, script=static.script, usage=answer.usage, repairs=static.repairs,
                   answer=answer.script if static.script != answer.script else None, static_s=static.seconds)
     if not static.ok:
@@ -218,6 +219,7 @@ def run_agent(
     learned: list[str] = []  # lessons of every failed attempt, for a restart
     temperature: float | None = None  # raised when the model is stuck, to get it out of its rut
     shown: set[str] = set()  # snippet ids already in the conversation
+    keys = prompts.requested_keys(spec.prompt)
     try:
         retrieval = _retrieve(spec, None, shown)
         conversation = Conversation.start(spec.prompt, gammapy_version, first_context(spec, retrieval),
@@ -239,14 +241,15 @@ def run_agent(
                 first_seen.setdefault(key, index)
             if not attempt.passed and index < spec.attempts:
                 hints = _runtime_hints(attempt)
-                learned += prompts.lessons(attempt, hints)
+                learned += prompts.lessons(attempt, hints, keys)
                 way = prompts.failure_signature(attempt)
                 stuck = repeats is not None or way in failed_ways
                 failed_ways.add(way)
                 if stuck:
                     temperature = min(REPEAT_MAX_TEMPERATURE, (temperature or backend.temperature or 0.0) + REPEAT_STEP)
                 feedback = (prompts.lessons_text(learned) if stuck
-                            else prompts.repair_message(attempt, repeats=repeats, extra_hints=hints))
+                            else prompts.repair_message(attempt, repeats=repeats, extra_hints=hints,
+                                                        result_keys=keys))
                 attempt = attempt.model_copy(update={"feedback": feedback, "restart": stuck})
             if len(candidates) > 1:
                 for cand, ans in zip(candidates, answers):

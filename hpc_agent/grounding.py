@@ -59,7 +59,7 @@ class Finding:
 class _Ref:
     """What an expression is known to be: a module, a class, an instance of a class, or a callable."""
 
-    kind: str  # module | class | instance | callable | column | literal | none
+    kind: str  # module | class | instance | callable | method (of an instance) | column | literal | none
     obj: Any
     label: str  # how the script spells it, for messages
 
@@ -260,7 +260,8 @@ class _Grounder(ast.NodeVisitor):
         """What `node` is, when it can be known for certain; reports what certainly does not exist.
         Visits every sub-expression once."""
         if isinstance(node, ast.Name):
-            return self.refs.get(node.id)
+            ref = self.refs.get(node.id)
+            return ref if ref is None or ref.kind != "instance" else _Ref(ref.kind, ref.obj, node.id)
         if isinstance(node, ast.Attribute):
             base = self.resolve(node.value)
             return None if base is None else self._attribute(node, base)
@@ -276,7 +277,8 @@ class _Grounder(ast.NodeVisitor):
                 self.visit(kw.value)
             if func is None:
                 return None
-            self._check_keywords(node, func)
+            if func.kind in ("class", "callable", "method"):
+                self._check_call(node, func)
             if func.kind == "class":
                 return _Ref("instance", func.obj, f"{func.label}(...)")
             owner = getattr(func.obj, "__self__", None)
@@ -339,6 +341,9 @@ class _Grounder(ast.NodeVisitor):
                 static = None
             if static is not None:
                 value = getattr(cls, attr, None)
+                if base.kind == "instance" and inspect.isroutine(value) \
+                        and not isinstance(static, (classmethod, staticmethod)):
+                    return _Ref("method", value, label)  # called through an instance: `self` is bound
                 if inspect.isroutine(value) or inspect.isclass(value):
                     return _ref_for(value, label)
                 return None  # a property or attribute: its type is not known here
@@ -353,22 +358,72 @@ class _Grounder(ast.NodeVisitor):
             return None
         return None
 
-    def _check_keywords(self, node: ast.Call, func: _Ref) -> None:
-        target = func.obj
+    def _check_call(self, node: ast.Call, func: _Ref) -> None:
+        """Keywords the callee does not take, arguments it needs and did not get, and a typed object passed
+        where the docstring asks for a plain list/number/string."""
         try:
-            sig = inspect.signature(target)
+            sig = inspect.signature(func.obj)
         except (TypeError, ValueError):
             return
-        params = sig.parameters.values()
-        if any(p.kind is p.VAR_KEYWORD for p in params):
-            return
+        params = list(sig.parameters.values())
+        if func.kind == "method" and params:
+            sig = sig.replace(parameters=params[1:])
+        shown = f"`{func.label}{signature(func.obj)}`"
+        params = list(sig.parameters.values())
         names = {p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
-        for kw in node.keywords:
-            if kw.arg is not None and kw.arg not in names:
-                close = difflib.get_close_matches(kw.arg, sorted(names), n=1, cutoff=0.5)
-                hint = f"; did you mean `{close[0]}`" if close else ""
-                self.report(node.lineno, f"`{func.label}()` takes no keyword `{kw.arg}`{hint}; signature: "
-                            f"`{func.label}{signature(target)}`")
+        takes_any = any(p.kind is p.VAR_KEYWORD for p in params)
+        unknown = [kw.arg for kw in node.keywords if kw.arg is not None and kw.arg not in names]
+        for arg in ([] if takes_any else unknown):
+            close = difflib.get_close_matches(arg, sorted(names), n=1, cutoff=0.5)
+            hint = f"; did you mean `{close[0]}`" if close else ""
+            self.report(node.lineno, f"`{func.label}()` takes no keyword `{arg}`{hint}; signature: {shown}")
+        if (unknown and not takes_any) or any(isinstance(a, ast.Starred) for a in node.args) \
+                or any(kw.arg is None for kw in node.keywords):
+            return
+        try:
+            bound = sig.bind(*node.args, **{kw.arg: kw.value for kw in node.keywords if kw.arg})
+        except TypeError as e:
+            self.report(node.lineno, f"`{func.label}()` cannot be called like this ({e}); signature: {shown}")
+            return
+        for name, value in bound.arguments.items():
+            if isinstance(value, ast.AST):
+                self._check_argument_type(node.lineno, func, name, value, shown)
+
+    def _check_argument_type(self, line: int, func: _Ref, param: str, value: ast.AST, shown: str) -> None:
+        ref = self.resolve(value) if isinstance(value, ast.Name) else None
+        if ref is None or ref.kind != "instance" or not _library_class(ref.obj):
+            return
+        wanted = _doc_type(func.obj, param)
+        if wanted is None:
+            return
+        words = {w.lower() for w in re.findall(r"[A-Za-z_][\w.]*", wanted)}
+        plain = words <= PLAIN_TYPE_WORDS and words & PLAIN_TYPES.keys()
+        if not plain or issubclass(ref.obj, tuple(PLAIN_TYPES[w] for w in words if w in PLAIN_TYPES)) \
+                or hasattr(ref.obj, "__iter__"):
+            return
+        wanted = re.sub(r",?\s*optional\b", "", wanted).strip(" ,")
+        self.report(line, f"`{func.label}()` takes `{param}` as {wanted}, not a `{ref.obj.__name__}` "
+                    f"(`{ast.unparse(value)}`); signature: {shown}")
+
+
+# Docstring type words of a plain Python value, and what satisfies them.
+PLAIN_TYPES: dict[str, type | tuple[type, ...]] = {
+    "list": (list, tuple), "tuple": (list, tuple), "int": int, "integer": int, "float": (int, float),
+    "str": str, "string": str, "bool": bool, "dict": dict}
+PLAIN_TYPE_WORDS = set(PLAIN_TYPES) | {"of", "or", "optional", "none", "default"}
+
+
+def _library_class(cls: Any) -> bool:
+    return inspect.isclass(cls) and cls.__module__.split(".")[0] in ("gammapy", "astropy", "regions")
+
+
+def _doc_type(obj: Any, param: str) -> str | None:
+    """The numpydoc type of `param` (`obs_id : list` -> `list`), from the callee's or its class's docstring."""
+    doc = inspect.getdoc(obj) or ""
+    m = re.search(rf"^\s*{re.escape(param)}\s*:\s*(.+)$", doc, re.MULTILINE)
+    if m is None:
+        return None
+    return re.sub(r"\bdefault\b.*$", "", m.group(1)).strip(" ,")
 
 
 _NO_ATTRIBUTE = re.compile(r"AttributeError: '(\w+)' object has no attribute '(\w+)'")

@@ -50,7 +50,8 @@ Non-negotiable rules:
    source = SkyCoord(ra_deg, dec_deg, unit="deg", frame="icrs")
    {pointing}
    selected = table[pointing.separation(source) < radius_deg * u.deg]
-   observations = data_store.get_observations(list(selected["OBS_ID"]))
+   # a value the index holds per observation is a column of `selected`: selected["COLUMN"] (numbers, units below)
+   observations = data_store.get_observations(list(selected["OBS_ID"]))  # events and IRFs, for analyses
    ```
 6. Print every result as one line `RESULT {{json}}`, e.g. `print("RESULT " + json.dumps({{"n_obs": 20}}))`,
    with plain numbers (float/int), not astropy Quantities.
@@ -192,10 +193,31 @@ IDIOMS: tuple[tuple[str, str], ...] = (
     ("selects by the", f"Select observations by position like this:\n```python\n{SELECTION_IDIOM}\n```"),
     ("hard-coded data path", f"Open the release like this:\n```python\nimport os\nfrom gammapy.data import DataStore\n"
      f"{OPEN_RELEASE}\n```"),
-    ("no `RESULT {json}` line", "End the script like this:\n```python\nimport json\n"
-     "print(\"RESULT \" + json.dumps({\"name\": float(value)}))  # the keys the request asks for\n```"),
     ("SkyCoord.from_name", "Write source positions as numbers: `SkyCoord(ra_deg, dec_deg, unit=\"deg\", frame=\"icrs\")`."),
 )
+NO_RESULT = "no `RESULT {json}` line"
+_KEY = re.compile(r'"([A-Za-z_]\w*)"\s*:')
+
+
+def requested_keys(prompt: str) -> tuple[str, ...]:
+    """The RESULT keys a request names (`"n_obs": ...` or `RESULT {"n_obs": <int>}`), in order."""
+    return tuple(dict.fromkeys(_KEY.findall(prompt)))
+
+
+def result_idiom(keys: tuple[str, ...] = ()) -> str:
+    """How a script ends, with the request's own keys; each value is a variable of that name to compute
+    (a placeholder such as `value` gets copied literally by small models, then is undefined)."""
+    keys = keys or ("answer",)
+    body = ", ".join(f'"{k}": {k}' for k in keys)
+    return ("End the script by printing the requested values, computed above into variables of these names, "
+            "as plain numbers:\n```python\nimport json\n"
+            f"print(\"RESULT \" + json.dumps({{{body}}}, default=float))\n```")
+
+
+def idioms_for(errors: tuple[str, ...], result_keys: tuple[str, ...] = ()) -> list[str]:
+    """The working idiom for each broken rule that has one."""
+    found = [code for needle, code in IDIOMS if any(needle in e for e in errors)]
+    return found + ([result_idiom(result_keys)] if any(NO_RESULT in e for e in errors) else [])
 _LINE = re.compile(r"^line (\d+):")
 
 
@@ -211,7 +233,7 @@ def quote_lines(script: str | None, errors: tuple[str, ...]) -> list[str]:
 
 
 def repair_message(attempt: Attempt, max_stderr_lines: int = 15, repeats: int | None = None,
-                   extra_hints: tuple[str, ...] = ()) -> str:
+                   extra_hints: tuple[str, ...] = (), result_keys: tuple[str, ...] = ()) -> str:
     """One compact user turn after a failed attempt: what went wrong and how to fix it.
 
     `repeats` names an earlier attempt whose script this one repeated unchanged (small models do).
@@ -231,7 +253,7 @@ def repair_message(attempt: Attempt, max_stderr_lines: int = 15, repeats: int | 
         parts.append("The script was rejected before running:\n"
                      + "\n".join(quote_lines(attempt.script, attempt.static_errors)))
         text_for_hints += "\n".join(attempt.static_errors)
-        idioms = [code for needle, code in IDIOMS if any(needle in e for e in attempt.static_errors)]
+        idioms = idioms_for(attempt.static_errors, result_keys)
         if idioms:
             parts.append("\n\n".join(idioms))
     ex = attempt.execution
@@ -290,7 +312,7 @@ def failure_signature(attempt: Attempt) -> str:
     return attempt.failure + ":" + "|".join(c.message for c in attempt.validation.checks if not c.passed)
 
 
-def lessons(attempt: Attempt, extra_hints: tuple[str, ...] = ()) -> list[str]:
+def lessons(attempt: Attempt, extra_hints: tuple[str, ...] = (), result_keys: tuple[str, ...] = ()) -> list[str]:
     """What one failed attempt teaches, as short lines that need no script beside them."""
     if attempt.script is None:
         return ["Answer with the complete script in one ```python fenced block."]
@@ -300,7 +322,7 @@ def lessons(attempt: Attempt, extra_hints: tuple[str, ...] = ()) -> list[str]:
         m = _LINE.match(e)
         code = rows[int(m.group(1)) - 1].strip() if m and 0 < int(m.group(1)) <= len(rows) else ""
         out.append(f"`{code}` was rejected: {_LINE.sub('', e).strip()}" if code else e)
-    out += [idiom for needle, idiom in IDIOMS if any(needle in e for e in attempt.static_errors)]
+    out += idioms_for(attempt.static_errors, result_keys)
     ex = attempt.execution
     text = "\n".join(attempt.static_errors)
     if ex is not None and ex.killed == "timeout":

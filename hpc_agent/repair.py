@@ -472,24 +472,112 @@ REPAIRS: tuple[Callable[[str, NameIndex], tuple[str, list[str]]], ...] = (
 )
 
 
-def repair(script: str, index: NameIndex) -> Repaired:
-    """Every repair in turn on a script that parses; a script that does not is returned unchanged."""
+def add_result_line(text: str, keys: tuple[str, ...]) -> tuple[str, list[str]]:
+    """A script that prints no RESULT line but assigns, at module level, a variable named after every key the
+    request asks for: the RESULT line is printed from those variables (small models compute the values and
+    forget the output contract)."""
+    tree = ast.parse(text)
+    strings = [n.value for n in ast.walk(tree) if isinstance(n, ast.Constant) and isinstance(n.value, str)]
+    assigned = _module_assignments(tree)
+    if not keys or any("RESULT" in v for v in strings) or not all(k in assigned for k in keys):
+        return text, []
+    body = ", ".join(f'"{k}": {k}' for k in keys)
+    line = f'print("RESULT " + json.dumps({{{body}}}, default=float))'
+    return text.rstrip("\n") + "\n" + line + "\n", [f"printed the RESULT line from your variables: `{line}`"]
+
+
+def repair(script: str, index: NameIndex, result_keys: tuple[str, ...] = ()) -> Repaired:
+    """Every repair in turn on a script that parses; a script that does not is returned unchanged.
+    `result_keys`: the RESULT keys the request names (for a script that forgot its RESULT line)."""
     try:
         ast.parse(script)
     except SyntaxError:
         return Repaired(script, ())
-    notes: list[str] = []
+    script, first = add_result_line(script, result_keys)
+    notes: list[str] = list(first)
     for step in REPAIRS:
         script, done = step(script, index)
         notes += done
     return Repaired(script, tuple(notes))
 
 
+# Units a RESULT key names by its suffix (`livetime_hours`, `ontime_h`, `offset_deg`): a Quantity under such a
+# key can only mean its value in that unit.
+KEY_UNITS: tuple[tuple[re.Pattern[str], str], ...] = tuple((re.compile(rf"(?:^|_)(?:{p})$", re.IGNORECASE), unit) for p, unit in (
+    ("hours?|hrs?|h", "h"), ("minutes?|mins?", "min"), ("seconds?|secs?|s", "s"), ("days?", "d"),
+    ("degrees?|degs?", "deg"), ("arcmin", "arcmin"), ("arcsec", "arcsec"), ("rad|radians?", "rad"),
+    ("tev", "TeV"), ("gev", "GeV"), ("mev", "MeV"), ("kev", "keV"), ("erg", "erg")))
+IN_UNIT = "_in_unit"
+IN_UNIT_DEF = (f"def {IN_UNIT}(value, unit):  # added by the harness: a Quantity in the unit its RESULT key names\n"
+               "    return value.to_value(unit) if hasattr(value, \"to_value\") else value\n")
+
+
+def key_unit(key: str) -> str | None:
+    return next((unit for pattern, unit in KEY_UNITS if pattern.search(key)), None)
+
+
+def _result_dicts(tree: ast.Module) -> list[ast.Dict]:
+    """Dict literals that reach `json.dumps`: written in the call, or assigned once to the name it dumps."""
+    assigned = {n.targets[0].id: n.value for n in tree.body if isinstance(n, ast.Assign) and len(n.targets) == 1
+                and isinstance(n.targets[0], ast.Name) and isinstance(n.value, ast.Dict)}
+    found = []
+    for call in ast.walk(tree):
+        if isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute) and call.func.attr == "dumps" \
+                and call.args:
+            arg = call.args[0]
+            target = arg if isinstance(arg, ast.Dict) else assigned.get(arg.id) if isinstance(arg, ast.Name) else None
+            if target is not None:
+                found.append(target)
+    return found
+
+
+def _unwrapped(node: ast.expr) -> ast.expr:
+    """`float(x)` / `int(x)` -> `x`: the conversion is what failed on a Quantity."""
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in ("float", "int") \
+            and len(node.args) == 1 and not node.keywords:
+        return node.args[0]
+    return node
+
+
+def quantities_in_key_units(text: str, stderr: str) -> tuple[str, list[str]]:
+    """After a run failed writing a Quantity into the RESULT json (`float(q)` of a non-dimensionless Quantity,
+    or json refusing a Quantity): each value under a key that names a unit is written in that unit. Applied
+    only when the traceback left the script at the line that failed (the json call or the dict it dumps)."""
+    tree = ast.parse(text)
+    frames = re.findall(r'File "[^"]*script\.py", line (\d+)', stderr)
+    failed_at = int(frames[-1]) if frames else None
+    edits, keys = [], []
+    for d in _result_dicts(tree):
+        for key, value in zip(d.keys, d.values):
+            unit = key_unit(key.value) if isinstance(key, ast.Constant) and isinstance(key.value, str) else None
+            if unit is None or IN_UNIT in ast.unparse(value):
+                continue
+            inner = ast.get_source_segment(text, _unwrapped(value))
+            edits.append((value, f'float({IN_UNIT}({inner}, "{unit}"))'))
+            keys.append((key.value, unit, value.lineno, value.end_lineno or value.lineno))
+    if not edits or failed_at is None:
+        return text, []
+    calls = [n for n in ast.walk(tree) if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute)
+             and n.func.attr == "dumps"]
+    spans = [(k[2], k[3]) for k in keys] + [(c.lineno, c.end_lineno or c.lineno) for c in calls]
+    if not any(a <= failed_at <= b for a, b in spans):
+        return text, []
+    fixed = _splice(text, edits)
+    at = _insertion_line(ast.parse(fixed))
+    rows = fixed.splitlines(keepends=True)
+    fixed = "".join(rows[:at]) + IN_UNIT_DEF + "".join(rows[at:])
+    return fixed, [f"the RESULT values of {', '.join(f'`{k}`' for k, *_ in keys)} were Quantities: wrote each in "
+                   f"the unit its key names ({', '.join(sorted({u for _, u, *_ in keys}))}) with `.to_value(unit)`"]
+
+
 # Repairs that only a run can show to be needed (a correct script would be changed by them otherwise):
-# the run's error -> the repair; the script is re-run once, in the same attempt, when one applies.
-AFTER_RUN: tuple[tuple[re.Pattern[str], Callable[[str, NameIndex], tuple[str, list[str]]]], ...] = (
+# the run's error -> the repair (given the script and the run's stderr); the script is re-run once, in the
+# same attempt, when one applies.
+AFTER_RUN: tuple[tuple[re.Pattern[str], Callable[[str, str], tuple[str, list[str]]]], ...] = (
     (re.compile(r"TypeError: Object of type (float|int|uint|bool_|ndarray|complex)\w* is not JSON serializable"),
-     json_numpy_numbers),
+     lambda text, _: json_numpy_numbers(text, None)),
+    (re.compile(r"Object of type (Quantity|Angle|Latitude|Longitude|Distance|TimeDelta)\b is not JSON serializable|"
+                r"only dimensionless scalar quantities can be converted"), quantities_in_key_units),
 )
 
 
@@ -501,7 +589,7 @@ def repair_after_run(script: str, stderr: str, index: NameIndex) -> Repaired | N
         return None
     for pattern, step in AFTER_RUN:
         if pattern.search(stderr):
-            fixed, notes = step(script, index)
+            fixed, notes = step(script, stderr)
             if notes and fixed != script:
                 return Repaired(fixed, tuple(notes))
     return None

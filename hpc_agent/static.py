@@ -28,13 +28,15 @@ class StaticResult:
         return not self.errors
 
 
-def static_stage(answer: str, *, repairs: bool = True, require_result: bool = True) -> StaticResult:
-    """Repair (when on), then ground every import and attribute chain, then apply the rules."""
+def static_stage(answer: str, *, repairs: bool = True, require_result: bool = True,
+                 result_keys: tuple[str, ...] = ()) -> StaticResult:
+    """Repair (when on), then ground every import and attribute chain, then apply the rules.
+    `result_keys`: the RESULT keys the request names."""
     t0 = time.perf_counter()
     index = name_index()
     script, done = answer, ()
     if repairs:
-        fixed = repair(answer, index)
+        fixed = repair(answer, index, result_keys)
         script, done = fixed.script, fixed.repairs
     errors = checks.static_errors(script, require_result=require_result)
     if not any(e.startswith("SyntaxError") for e in errors):

@@ -253,3 +253,82 @@ def test_lessons_name_the_failing_line_and_need_no_script() -> None:
     moved = rejected.model_copy(update={"static_errors": ("line 7: undefined name 'y'",)})
     assert prompts.failure_signature(moved) == prompts.failure_signature(rejected)
     assert prompts.failure_signature(ran) != prompts.failure_signature(rejected)
+
+
+def _run(code: str, tmp_path) -> "subprocess.CompletedProcess[str]":
+    import subprocess
+    import sys
+
+    path = tmp_path / "script.py"
+    path.write_text(code)
+    return subprocess.run([sys.executable, str(path)], capture_output=True, text=True, timeout=120)
+
+
+def test_quantities_in_result_are_written_in_the_unit_their_key_names(tmp_path) -> None:
+    from hpc_agent.repair import repair_after_run
+
+    code = ("import json\nimport astropy.units as u\nlive = 7200.0 * u.s\noff = 30 * u.arcmin\n"
+            "result = {'livetime_hours': float(live), 'offset_deg': off, 'n_obs': 3}\n"
+            "print('RESULT ' + json.dumps(result))\n")
+    assert repair(code, name_index()).script == code  # never before a run
+    failed = _run(code, tmp_path)
+    assert failed.returncode != 0 and "only dimensionless scalar quantities" in failed.stderr
+    fixed = repair_after_run(code, failed.stderr, name_index())
+    assert fixed is not None and fixed.repairs == (
+        "the RESULT values of `livetime_hours`, `offset_deg` were Quantities: wrote each in the unit its key names "
+        "(deg, h) with `.to_value(unit)`",)
+    ran = _run(fixed.script, tmp_path)
+    assert ran.returncode == 0, ran.stderr
+    assert json.loads(ran.stdout.split("RESULT ", 1)[1]) == {"livetime_hours": 2.0, "offset_deg": 0.5, "n_obs": 3}
+    # the same error raised elsewhere in the script is not this repair's to fix
+    elsewhere = "import json\nimport astropy.units as u\nx = float(3 * u.s)\nprint(json.dumps({'t_s': x}))\n"
+    assert repair_after_run(elsewhere, _run(elsewhere, tmp_path).stderr, name_index()) is None
+
+
+def test_calls_are_checked_against_the_signature_and_documented_types() -> None:
+    head = ("import astropy.units as u\nfrom astropy.coordinates import SkyCoord\nfrom regions import CircleSkyRegion\n"
+            "from gammapy.data import DataStore\nfrom gammapy.makers import SpectrumDatasetMaker\n"
+            f"ds = DataStore.from_dir({DATA})\nregion = CircleSkyRegion(SkyCoord(1, 2, unit='deg'), 0.1 * u.deg)\n"
+            "maker = SpectrumDatasetMaker(selection=['counts'])\n")
+    errors = _ground(head + "obs = ds.get_observations(region)\nm2 = SpectrumDatasetMaker(selection=region)\n"
+                     "d = maker.run(ds.obs_table)\n")
+    assert errors[0].startswith("line 9: `ds.get_observations()` takes `obs_id` as list, not a "
+                                "`CircleSkyRegion` "
+                                "(`region`)")
+    assert errors[1].startswith("line 10: `SpectrumDatasetMaker()` takes `selection` as list of str, not a "
+                                "`CircleSkyRegion`")
+    assert errors[2].startswith("line 11: `maker.run()` cannot be called like this (missing a required argument: "
+                                "'observation'); signature: `maker.run(dataset, observation)`")
+    assert len(errors) == 3
+    # the same calls written right raise nothing
+    assert _ground(head + "obs = ds.get_observations([23523])\nd = maker.run(None, obs[0])\n") == []
+
+
+def test_the_result_idiom_uses_the_requests_own_keys() -> None:
+    from hpc_agent import prompts
+
+    task = load_tasks()["total-livetime-crab"]
+    assert prompts.requested_keys(task.prompt) == ("n_obs", "livetime_hours")
+    assert prompts.requested_keys('How many? Print RESULT {"n_events": <int>}.') == ("n_events",)
+    idiom = prompts.result_idiom(("n_obs", "livetime_hours"))
+    assert 'json.dumps({"n_obs": n_obs, "livetime_hours": livetime_hours}, default=float)' in idiom
+    assert "float(value)" not in idiom
+    code = idiom.split("```python\n")[1].split("```")[0]
+    namespace: dict = {"n_obs": 3, "livetime_hours": 1.5}
+    import contextlib
+    import io
+    with contextlib.redirect_stdout(io.StringIO()) as printed:
+        exec(code, namespace)
+    assert printed.getvalue() == 'RESULT {"n_obs": 3, "livetime_hours": 1.5}\n'
+
+
+def test_a_forgotten_result_line_is_printed_from_variables_named_like_the_keys() -> None:
+    code = "import numpy as np\nn_obs = np.int64(4)\nlivetime_hours = 1.5\nprint(n_obs)\n"
+    fixed = static_stage(code, result_keys=("n_obs", "livetime_hours"))
+    assert fixed.errors == ()
+    assert fixed.script.splitlines()[-1] == \
+        'print("RESULT " + json.dumps({"n_obs": n_obs, "livetime_hours": livetime_hours}, default=float))'
+    assert "added `import json`" in fixed.repairs
+    # a key with no variable of its name, or a script that prints RESULT itself, is left to the model
+    assert static_stage(code, result_keys=("n_obs", "ontime_h")).script == code
+    assert static_stage(code + "print('RESULT {}')\n", result_keys=("n_obs",)).repairs == ()
