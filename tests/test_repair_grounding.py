@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import ast
 import json
+import subprocess
+import sys
 
 import pytest
 
@@ -255,10 +257,7 @@ def test_lessons_name_the_failing_line_and_need_no_script() -> None:
     assert prompts.failure_signature(ran) != prompts.failure_signature(rejected)
 
 
-def _run(code: str, tmp_path) -> "subprocess.CompletedProcess[str]":
-    import subprocess
-    import sys
-
+def _run(code: str, tmp_path) -> subprocess.CompletedProcess[str]:
     path = tmp_path / "script.py"
     path.write_text(code)
     return subprocess.run([sys.executable, str(path)], capture_output=True, text=True, timeout=120)
