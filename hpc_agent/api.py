@@ -13,7 +13,7 @@ from hpc_agent.agent import RunSpec, package_version, run_agent
 from hpc_agent.bench.references import expected_values
 from hpc_agent.bench.sweep import Sweep, SweepOptions
 from hpc_agent.bench.tasks import load_tasks
-from hpc_agent.config import Backend, Settings, load_settings
+from hpc_agent.config import Backend, Settings, check_backend_fields, load_settings
 from hpc_agent.data import check_dataset, resolve_data_root
 from hpc_agent.hpc.submit import Placement, ShardPlan, submit_bench, submit_serve
 from hpc_agent.hpc.submit import wait as wait_for_jobs
@@ -21,6 +21,7 @@ from hpc_agent.serve.configs import get_model_config
 from hpc_agent.serve.session import DEFAULT_MODEL, open_backend, running_server
 from hpc_agent.serve.weights import cache_dir
 from hpc_agent.llm import ChatClient
+from hpc_agent.preflight import check_prompt, check_release, check_run_out, check_sweep_out
 from hpc_agent.records import Attempt, Limits, RunResult
 from hpc_agent.sandbox import Sandbox, default_sandbox_name, get_sandbox
 
@@ -64,6 +65,10 @@ def run(
     `rag` injects snippets from the retrieval index (settings `rag_*`) on every turn.
     """
     settings = settings or load_settings()
+    check_prompt(prompt)
+    data_root = check_release(resolve_data_root(settings.data_root))
+    out = check_run_out((out_dir or default_out_dir(settings, prompt)).resolve())
+    check_backend_fields(overrides or {})
     retriever = None
     if rag:
         from hpc_agent.rag import open_retriever
@@ -71,8 +76,8 @@ def run(
         retriever = open_retriever(settings, progress=progress)
     spec = RunSpec(
         prompt=prompt,
-        data_root=resolve_data_root(settings.data_root),
-        out_dir=(out_dir or default_out_dir(settings, prompt)).resolve(),
+        data_root=data_root,
+        out_dir=out,
         attempts=settings.attempts,
         limits=limits_from(settings),
         retriever=retriever,
@@ -194,6 +199,8 @@ def make_sweep(options: SweepOptions, settings: Settings, *, sandbox: str | None
 
     `shard=(i, n)` restricts it to the i-th of n slices of the cells (one element of a job array).
     """
+    check_sweep_out(options.out, {"attempts": options.attempts})
+    check_release(resolve_data_root(settings.data_root))
     return Sweep(options, settings, make_sandbox(settings, sandbox), on_cell=on_cell, progress=progress,
                  shard=shard, start_servers=start_servers)
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 from typing import Any, Literal, TypeVar
+from urllib.parse import urlparse
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -76,6 +77,8 @@ class Backend(BaseModel):
     def _http_url(cls, v: str) -> str:
         if not v.startswith(("http://", "https://")):
             raise ValueError("must start with http:// or https://")
+        if not urlparse(v).hostname:
+            raise ValueError("names no host (e.g. http://127.0.0.1:8000/v1)")
         return v.rstrip("/")
 
     def api_key(self) -> str:
@@ -199,6 +202,27 @@ def load_named_yaml(path: Path, cls: type[RecordT], key: str, fields: str) -> Re
     if getattr(record, key) != path.stem:
         raise ConfigError(f"{path}: field `{key}`: {getattr(record, key)!r} must match the file name {path.stem!r}")
     return record
+
+
+FLAGS = {"base_url": "--base-url", "model": "--model", "temperature": "--temperature", "max_tokens": "--max-tokens",
+         "reasoning_effort": "--reasoning-effort", "api_key_env": "--api-key-env"}
+
+
+def make_backend(fields: dict[str, Any], origin: str = "backend") -> Backend:
+    """A Backend from plain values (flags, a config), or a ConfigError naming the field (and its flag)."""
+    try:
+        return Backend(**fields)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        field = str(err["loc"][0]) if err["loc"] else ""
+        flag = f" ({FLAGS[field]} {fields.get(field)!r})" if field in FLAGS else ""
+        raise ConfigError(describe_validation_error(exc, origin) + flag) from exc
+
+
+def check_backend_fields(overrides: dict[str, Any]) -> None:
+    """Backend overrides given as flags, checked before any server is started or called."""
+    given = {k: v for k, v in overrides.items() if v is not None}
+    make_backend({"base_url": "http://127.0.0.1/v1", "model": "m", **given}, "backend override")
 
 
 def load_settings(**overrides: Any) -> Settings:

@@ -21,7 +21,7 @@ from functools import lru_cache
 from types import ModuleType
 from typing import Any
 
-from hpc_agent.names import NameIndex, describe, signature
+from hpc_agent.names import NameIndex, describe, first_doc_line, signature
 from hpc_agent.names import import_quietly as _import
 from hpc_agent.names import module_exists as _module_exists
 
@@ -104,14 +104,17 @@ def _public_dir(obj: Any) -> list[str]:
         return []
 
 
+ABSTRACT_BASES = ("collections.abc", "_collections_abc", "abc", "typing")
+
+
 @lru_cache(maxsize=None)
 def _instance_attrs(cls: type) -> frozenset[str] | None:
     """Attributes instances get in methods (`self.x = ...`), slots and annotations; None when unknowable
     (a dynamic `__getattr__`, or a base whose source Python cannot read, such as a C extension)."""
     names: set[str] = set()
     for klass in cls.__mro__:
-        if klass is object:
-            continue
+        if klass is object or klass.__module__ in ABSTRACT_BASES:
+            continue  # abstract bases define no instance attributes
         if "__getattr__" in vars(klass) or "__getattribute__" in vars(klass):
             return None
         names.update(getattr(klass, "__slots__", ()) if not isinstance(getattr(klass, "__slots__", ()), str) else ())
@@ -285,7 +288,8 @@ class _Grounder(ast.NodeVisitor):
             name = getattr(func.obj, "__name__", "")
             if inspect.isclass(owner) and name.startswith(CONSTRUCTOR_PREFIXES):
                 return _Ref("instance", owner, f"{func.label}(...)")
-            return None
+            returned = _doc_return(func.obj, self.index) if func.kind in ("method", "callable") else None
+            return _Ref("instance", returned, f"{func.label}(...)") if returned is not None else None
         if isinstance(node, ast.Subscript) and isinstance(node.slice, ast.Constant) \
                 and isinstance(node.slice.value, str) and re.fullmatch(r"[A-Z][A-Z0-9_\-]*", node.slice.value):
             # `table["RA_PNT"]`: a column, when the subscripted thing is a table (typed, or named like one)
@@ -293,6 +297,13 @@ class _Grounder(ast.NodeVisitor):
             from astropy.table import Table
 
             typed = base is not None and base.kind == "instance" and issubclass(base.obj, Table)
+            if base is not None and base.kind == "instance" and not typed \
+                    and base.obj.__module__.startswith("gammapy") and len(node.slice.value) >= 3:
+                self.report(node.lineno, f"`{base.label}` is a `{base.obj.__name__}` ({first_doc_line(base.obj).rstrip('.')}), "
+                            f"not a table: it has no column {node.slice.value!r}. Columns are read from an astropy "
+                            "Table such as `data_store.obs_table` (per selected observation: "
+                            f"`selected[{node.slice.value!r}]`)")
+                return None
             if typed or re.search(r"table|events", ast.unparse(node.value), re.IGNORECASE):
                 return _Ref("column", None, f"{ast.unparse(node.value)}[{node.slice.value!r}]")
             return None
@@ -339,6 +350,12 @@ class _Grounder(ast.NodeVisitor):
                 static = inspect.getattr_static(cls, attr)
             except AttributeError:
                 static = None
+            forward = next((to for frm, to in _forwards() if issubclass(cls, frm)), None)
+            if static is None and forward is not None and base.kind == "instance":
+                try:  # `SkyCoord.__getattr__` hands the frame's methods on: `pos.separation`
+                    static, cls = inspect.getattr_static(forward, attr), forward
+                except AttributeError:
+                    return None
             if static is not None:
                 value = getattr(cls, attr, None)
                 if base.kind == "instance" and inspect.isroutine(value) \
@@ -390,6 +407,11 @@ class _Grounder(ast.NodeVisitor):
                 self._check_argument_type(node.lineno, func, name, value, shown)
 
     def _check_argument_type(self, line: int, func: _Ref, param: str, value: ast.AST, shown: str) -> None:
+        if isinstance(value, ast.Subscript):
+            ref = self.resolve(value)
+            if ref is not None and ref.kind == "column":
+                self._check_column_argument(line, func, param, value, shown)
+            return
         ref = self.resolve(value) if isinstance(value, ast.Name) else None
         if ref is None or ref.kind != "instance" or not _library_class(ref.obj):
             return
@@ -406,11 +428,65 @@ class _Grounder(ast.NodeVisitor):
                     f"(`{ast.unparse(value)}`); signature: {shown}")
 
 
+    def _check_column_argument(self, line: int, func: _Ref, param: str, value: ast.AST, shown: str) -> None:
+        """A table column (an array) passed where the docstring names only non-array classes."""
+        wanted = _doc_type(func.obj, param)
+        if wanted is None or re.search(ARRAY_WORDS, re.sub(r"`[^`]*`", "", wanted), re.IGNORECASE):
+            return
+        named = [_class_named(d) for d in re.findall(r"`~?([\w.]+)`", wanted)]
+        import numpy as np
+
+        if not named or any(c is None or issubclass(c, np.ndarray) for c in named):
+            return
+        hint = (" Build a SkyCoord from the columns first: `pointing = SkyCoord(table['RA_PNT'], table['DEC_PNT'], "
+                "unit='deg', frame='icrs')`." if any("Coord" in c.__name__ or "Frame" in c.__name__ for c in named)
+                else "")
+        wanted = re.sub(r",?\s*optional\b", "", wanted).strip(" ,")
+        self.report(line, f"`{func.label}()` takes `{param}` as {wanted}, not a table column (`{ast.unparse(value)}` "
+                    f"is an array of numbers).{hint} Signature: {shown}")
+
+
+ARRAY_WORDS = r"\b(array|like|float|int|number|quantity|column|list|str|sequence|scalar|angle|ndarray)"
+
+
+@lru_cache(maxsize=None)
+def _forwards() -> tuple[tuple[type, type], ...]:
+    """Classes whose `__getattr__` hands on another class's methods."""
+    from astropy.coordinates import BaseCoordinateFrame, SkyCoord
+
+    return ((SkyCoord, BaseCoordinateFrame),)
+
+
+def _class_named(dotted: str) -> type | None:
+    module, _, name = dotted.rpartition(".")
+    found = getattr(_import(module), name, None) if module and _is_resolvable(module) else None
+    return found if inspect.isclass(found) else None
+
+
 # Docstring type words of a plain Python value, and what satisfies them.
 PLAIN_TYPES: dict[str, type | tuple[type, ...]] = {
     "list": (list, tuple), "tuple": (list, tuple), "int": int, "integer": int, "float": (int, float),
     "str": str, "string": str, "bool": bool, "dict": dict}
 PLAIN_TYPE_WORDS = set(PLAIN_TYPES) | {"of", "or", "optional", "none", "default"}
+
+
+_RETURNS = re.compile(r"^Returns\n-+\n(?:\w+\s*:\s*)?`~?([\w.]+)`\s*$", re.MULTILINE)
+
+
+def _doc_return(obj: Any, index: NameIndex | None) -> type | None:
+    """The class a function's numpydoc `Returns` section names as its only type (`observations :
+    `~gammapy.data.Observations``), when that resolves to an installed class that has no subclasses."""
+    m = _RETURNS.search(inspect.getdoc(obj) or "")
+    if m is None:
+        return None
+    dotted = m.group(1)
+    module, _, name = dotted.rpartition(".")
+    if not module and index is not None:
+        module = index.home(name) or ""
+    found = getattr(_import(module), name, None) if module and _is_resolvable(module) else None
+    # a documented base class (`Dataset`, `Geom`) often stands for a subclass with more names: only a
+    # class without subclasses says what the object certainly is
+    return found if inspect.isclass(found) and not found.__subclasses__() else None
 
 
 def _library_class(cls: Any) -> bool:

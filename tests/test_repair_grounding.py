@@ -331,3 +331,26 @@ def test_a_forgotten_result_line_is_printed_from_variables_named_like_the_keys()
     # a key with no variable of its name, or a script that prints RESULT itself, is left to the model
     assert static_stage(code, result_keys=("n_obs", "ontime_h")).script == code
     assert static_stage(code + "print('RESULT {}')\n", result_keys=("n_obs",)).repairs == ()
+
+
+def test_what_a_method_returns_is_typed_from_its_documented_return_class() -> None:
+    head = (f"import os\nfrom gammapy.data import DataStore\nds = DataStore.from_dir({DATA})\n"
+            "observations = ds.get_observations([23523])\n")
+    errors = _ground(head + "t = observations['LIVETIME']\nx = observations.livetime\nfirst = observations[0]\n"
+                     "same = observations['23523']\n")
+    assert errors[0].startswith("line 5: `observations` is a `Observations` (Container class that holds a list "
+                                "of observations), not a table: it has no column 'LIVETIME'")
+    assert errors[1].startswith("line 6: `Observations` has no `livetime`")
+    assert len(errors) == 2  # indexing by position or by an id is what it is for
+
+
+def test_a_table_column_passed_where_a_sky_position_is_documented_is_caught() -> None:
+    head = (f"import os\nfrom astropy.coordinates import SkyCoord\nfrom gammapy.data import DataStore\n"
+            f"ds = DataStore.from_dir({DATA})\nsrc = SkyCoord(83.6, 22.0, unit='deg')\n")
+    errors = _ground(head + "d = src.separation(ds.obs_table['RA_PNT'])\n")
+    assert len(errors) == 1 and errors[0].startswith(
+        "line 6: `src.separation()` takes `other` as `~astropy.coordinates.BaseCoordinateFrame` or "
+        "`~astropy.coordinates.SkyCoord`, not a table column (`ds.obs_table['RA_PNT']` is an array of numbers). "
+        "Build a SkyCoord from the columns first")
+    good = "p = SkyCoord(ds.obs_table['RA_PNT'], ds.obs_table['DEC_PNT'], unit='deg')\nd = src.separation(p)\n"
+    assert _ground(head + good) == []

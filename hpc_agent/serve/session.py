@@ -14,7 +14,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, Callable, Iterator
 
-from hpc_agent.config import Backend, Settings
+from hpc_agent.config import Backend, Settings, check_backend_fields, make_backend
 from hpc_agent.errors import ConfigError, InfrastructureError, UsageError
 from hpc_agent.serve.configs import ModelConfig, find_model_config, get_model_config, model_configs
 from hpc_agent.serve.engines import managed_server
@@ -35,8 +35,9 @@ def default_state_file(settings: Settings, name: str) -> Path:
 
 
 def _with_overrides(backend: Backend, overrides: dict[str, Any]) -> Backend:
+    """`backend` with the given fields replaced, validated like any backend."""
     given = {k: v for k, v in overrides.items() if v is not None}
-    return backend.model_copy(update=given) if given else backend
+    return make_backend({**backend.model_dump(), **given}, f"backend {backend.name!r}") if given else backend
 
 
 def running_server(settings: Settings, cfg: ModelConfig) -> ServerState | None:
@@ -67,8 +68,9 @@ def open_backend(
     if base_url or model:
         if not (base_url and model):
             raise UsageError("--base-url and --model go together; give both (or --backend NAME)")
-        yield _with_overrides(Backend(name="adhoc", base_url=base_url, model=model), overrides)
+        yield _with_overrides(make_backend({"name": "adhoc", "base_url": base_url, "model": model}), overrides)
         return
+    check_backend_fields(overrides)  # before a server is started for them
     name = name or settings.backend or DEFAULT_MODEL
     if name in settings.backends:
         yield _with_overrides(settings.backends[name], overrides)
@@ -115,6 +117,8 @@ def serve_foreground(
 ) -> int:
     """Run a server until SIGINT/SIGTERM; publish a state file while it is ready. Returns an exit code."""
     cfg = get_model_config(name)
+    if port is not None and not 1 <= port <= 65535:
+        raise UsageError(f"--port {port}: a TCP port is 1-65535 (or leave it out for a free one)")
     port = port or free_port(host)
     state_file = (state_file or default_state_file(settings, cfg.name)).resolve()
     log_file = state_file.with_suffix(".log")
