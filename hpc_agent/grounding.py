@@ -259,6 +259,9 @@ class _Grounder(ast.NodeVisitor):
     def visit_Call(self, node: ast.Call) -> None:
         self.resolve(node)
 
+    def visit_Subscript(self, node: ast.Subscript) -> None:
+        self.resolve(node)
+
     def resolve(self, node: ast.AST) -> _Ref | None:
         """What `node` is, when it can be known for certain; reports what certainly does not exist.
         Visits every sub-expression once."""

@@ -456,6 +456,39 @@ def _dotted(node: ast.AST) -> str | None:
     return ".".join([node.id, *reversed(parts)])
 
 
+_COLUMN = re.compile(r"[A-Z][A-Z0-9_]{2,}")
+
+
+def index_columns_of_observations(text: str, _: NameIndex) -> tuple[str, list[str]]:
+    """`observations["LIVETIME"]`, where `observations = data_store.get_observations(...)` (bound once): an
+    `Observations` is a list indexed by position or observation id, so a column name can only mean that
+    column of the observation index for those observations, which is what it is made to read."""
+    tree = ast.parse(text)
+    stores: dict[str, int] = {}
+    for n in ast.walk(tree):
+        if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store):
+            stores[n.id] = stores.get(n.id, 0) + 1
+    made: dict[str, str] = {}  # observations variable -> the data store variable it came from
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name) \
+                and isinstance(node.value, ast.Call) and isinstance(node.value.func, ast.Attribute) \
+                and node.value.func.attr == "get_observations" and isinstance(node.value.func.value, ast.Name) \
+                and stores.get(node.targets[0].id) == 1:
+            made[node.targets[0].id] = node.value.func.value.id
+    edits, notes = [], []
+    for n in ast.walk(tree):
+        if isinstance(n, ast.Subscript) and isinstance(n.ctx, ast.Load) and isinstance(n.value, ast.Name) \
+                and n.value.id in made and isinstance(n.slice, ast.Constant) and isinstance(n.slice.value, str) \
+                and _COLUMN.fullmatch(n.slice.value):
+            obs, ds, col = n.value.id, made[n.value.id], n.slice.value
+            new = f"{ds}.obs_table.select_obs_id([int(i) for i in {obs}.ids])[{col!r}]"
+            edits.append((n, new))
+            notes.append(f"`{obs}[{col!r}]` (line {n.lineno}): `{obs}` is an `Observations` (a list of observations, "
+                         f"indexed by position or id), not a table: read the column from the observation index, "
+                         f"`{new}`")
+    return (_splice(text, edits), notes) if edits else (text, [])
+
+
 REPAIRS: tuple[Callable[[str, NameIndex], tuple[str, list[str]]], ...] = (
     fix_units_alias,
     fix_import_homes,
@@ -465,6 +498,7 @@ REPAIRS: tuple[Callable[[str, NameIndex], tuple[str, list[str]]], ...] = (
     open_the_release_not_the_root,
     fix_data_paths,
     pair_to_skycoord,
+    index_columns_of_observations,
     remove_display_calls,
     define_idiom_variables,
     add_missing_imports,

@@ -354,3 +354,25 @@ def test_a_table_column_passed_where_a_sky_position_is_documented_is_caught() ->
         "Build a SkyCoord from the columns first")
     good = "p = SkyCoord(ds.obs_table['RA_PNT'], ds.obs_table['DEC_PNT'], unit='deg')\nd = src.separation(p)\n"
     assert _ground(head + good) == []
+
+
+def test_an_observations_list_indexed_by_a_column_name_reads_the_observation_index(data_root) -> None:
+    code = ("import os\nimport json\nfrom gammapy.data import DataStore\n"
+            f"ds = DataStore.from_dir({DATA})\n"
+            "observations = ds.get_observations([23523, 23526], required_irf='all-optional')\n"
+            "total = float(sum(observations['LIVETIME']))\nfirst = observations[0]\n"
+            "print('RESULT ' + json.dumps({'t': total, 'n': len(observations)}))\n")
+    fixed = static_stage(code)
+    assert fixed.errors == () and len(fixed.repairs) == 1
+    assert fixed.script.splitlines()[5] == \
+        "total = float(sum(ds.obs_table.select_obs_id([int(i) for i in observations.ids])['LIVETIME']))"
+    assert "first = observations[0]" in fixed.script  # indexing by position is what it is for
+    import os
+
+    ran = subprocess.run([sys.executable, "-c", fixed.script], capture_output=True, text=True, timeout=300,
+                         env={**os.environ, "PHOTON_STORAGE": str(data_root)})
+    assert ran.returncode == 0, ran.stderr
+    assert json.loads(ran.stdout.split("RESULT ", 1)[1])["n"] == 2
+    assert abs(json.loads(ran.stdout.split("RESULT ", 1)[1])["t"] - 3154.42) < 0.01
+    # unrepaired, grounding names the mistake before any run
+    assert any("is a `Observations`" in e for e in static_stage(code, repairs=False).errors)
