@@ -91,3 +91,42 @@ def _llama_servers(model: str = DEFAULT_MODEL) -> list[int]:
         if "llama_cpp.server" in cmdline and f"{model}.gguf" in cmdline:
             pids.append(int(entry))
     return pids
+
+
+def test_a_sigkilled_serve_takes_its_engine_with_it(gguf: Path, tmp_path: Path) -> None:
+    """`hpc-agent serve` killed with SIGKILL (no handler of ours runs): the llama.cpp engine dies too, and
+    the state file it left is removed by the next lookup."""
+    import signal
+    import subprocess
+    import sys
+
+    from hpc_agent.config import load_settings
+    from hpc_agent.serve.session import running_server
+
+    state_file = tmp_path / "state.json"
+    serve = subprocess.Popen([sys.executable, "-m", "hpc_agent.cli", "serve", MODEL, "--state-file", str(state_file)],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while not state_file.exists() and time.monotonic() < deadline and serve.poll() is None:
+            time.sleep(0.2)
+        state = ServerState.read(state_file)
+        assert state.alive() and _llama_servers(MODEL) == [state.pid]
+        serve.send_signal(signal.SIGKILL)
+        serve.wait(10)
+        deadline = time.monotonic() + 5
+        while _llama_servers(MODEL) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert _llama_servers(MODEL) == [], "the engine outlived its SIGKILLed serve"
+        assert state.process_gone()
+    finally:
+        serve.kill()
+        for pid in _llama_servers(MODEL):
+            os.kill(pid, signal.SIGKILL)
+    settings = load_settings().model_copy(update={"runs_dir": tmp_path / "runs"})
+    from hpc_agent.serve.session import default_state_file
+
+    lookup = default_state_file(settings, MODEL)
+    lookup.parent.mkdir(parents=True, exist_ok=True)
+    lookup.write_text(state_file.read_text())
+    assert running_server(settings, get_model_config(MODEL)) is None and not lookup.exists()

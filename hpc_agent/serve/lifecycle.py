@@ -6,11 +6,13 @@ alive, `/health` answers 200 where the engine has it, and `/v1/models` lists the
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -18,7 +20,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from hpc_agent._files import atomic_write_text
 from hpc_agent.errors import InfrastructureError
@@ -84,6 +86,24 @@ class ServerState:
     def alive(self, timeout: float = 5.0) -> bool:
         return self.model in served_ids(self.base_url, timeout)
 
+    def process_gone(self) -> bool:
+        """The server's process no longer exists on this host (a state file left by a killed server).
+        Only meaningful where the server ran: callers on other hosts cannot tell."""
+        from urllib.parse import urlparse
+
+        if urlparse(self.base_url).hostname not in ("127.0.0.1", "localhost", socket.gethostname()):
+            return False  # served from another node: its pid means nothing here
+        try:
+            os.kill(self.pid, 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:
+            return False
+        try:  # a zombie (dead, not yet reaped by whoever inherited it) is gone too
+            return Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+        except (OSError, IndexError):
+            return False
+
 
 def _tail(path: Path, lines: int = 15) -> str:
     try:
@@ -92,8 +112,35 @@ def _tail(path: Path, lines: int = 15) -> str:
         return "(no log)"
 
 
+def _libc() -> Any:
+    try:
+        return ctypes.CDLL(None, use_errno=True)
+    except OSError:  # pragma: no cover - not a platform with a C library to load
+        return None
+
+
+_LIBC = _libc() if sys.platform.startswith("linux") else None
+PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent(parent: int) -> Callable[[], None] | None:
+    """A `preexec_fn` that makes the child receive SIGKILL when the process that started it dies, however it
+    dies (SIGKILL included: no `finally` of ours runs then). Linux's PR_SET_PDEATHSIG follows the starting
+    *thread*: servers are started by the thread whose `with` block also stops them. None elsewhere."""
+    if _LIBC is None:
+        return None
+
+    def arm() -> None:
+        _LIBC.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        if os.getppid() != parent:  # the parent died before the signal was armed
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    return arm
+
+
 class ManagedServer:
-    """One engine process in its own session; `with` starts it, waits until ready, and stops it."""
+    """One engine process in its own session; `with` starts it, waits until ready, and stops it. The engine
+    dies with the process that started it, even when that one is SIGKILLed."""
 
     def __init__(
         self,
@@ -125,6 +172,7 @@ class ManagedServer:
                 self.proc = subprocess.Popen(
                     self.argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                     env=self.env, start_new_session=True,  # its own process group: stop() reaches children
+                    preexec_fn=die_with_parent(os.getpid()),
                 )
             except OSError as exc:
                 raise ServerStartError(f"{self.engine}: cannot start {self.argv[0]}: {exc}") from exc

@@ -46,7 +46,11 @@ def running_server(settings: Settings, cfg: ModelConfig) -> ServerState | None:
     if not path.is_file():
         return None
     state = ServerState.read(path)
-    return state if state.alive() else None
+    if state.alive():
+        return state
+    if state.process_gone():  # left behind by a server that was killed: nothing will ever answer there
+        path.unlink(missing_ok=True)
+    return None
 
 
 @contextmanager
