@@ -26,6 +26,7 @@ from hpc_agent.bundle import Bundle
 from hpc_agent.candidates import generate
 from hpc_agent.conversation import Conversation
 from hpc_agent.data import contract_env, data_binds, release_layout
+from hpc_agent.errors import ContextOverflowError
 from hpc_agent.llm import ChatModel, ModelAnswer
 from hpc_agent.records import (
     Attempt,
@@ -80,7 +81,7 @@ class RunSpec:
 REPEAT_STEP = 0.4  # temperature added each time a model is stuck (repeats a script or a way of failing)
 REPEAT_MAX_TEMPERATURE = 1.0
 # How far a failed candidate got, for choosing the one the next turn's feedback is built from.
-PROGRESS: dict[str, int] = {"no_code": 0, "static": 1, "timeout": 2, "resource": 2, "runtime": 3, "validation": 4,
+PROGRESS: dict[str, int] = {"context": 0, "no_code": 0, "static": 1, "timeout": 2, "resource": 2, "runtime": 3, "validation": 4,
                             "none": 5}
 
 
@@ -131,6 +132,12 @@ def evaluate(index: int, answer: ModelAnswer, spec: RunSpec, sandbox: Sandbox, w
     return Attempt(**common, execution=execution, validation=validation, failure=_classify(execution, validation),
                    exception=prompts.exception_class(execution.stderr) if not execution.ok else None,
                    validation_s=time.monotonic() - t0)
+
+
+def _overflowed(index: int, exc: ContextOverflowError) -> Attempt:
+    check = Check(name="context", passed=False, message=str(exc))
+    return Attempt(index=index, script=None, usage=Usage(), validation=Validation(passed=False, checks=(check,)),
+                   failure="context", restart=True)
 
 
 def _best(attempts: list[Attempt]) -> Attempt:
@@ -228,7 +235,16 @@ def run_agent(
         budget = (backend.context_length - (backend.max_tokens or 0) if backend.context_length else None)
         for index in range(1, spec.attempts + 1):
             sent = conversation.snapshot(budget)
-            answers = generate(client, sent, spec.candidates, seed=spec.seed, temperature=temperature)
+            try:
+                answers = generate(client, sent, spec.candidates, seed=spec.seed, temperature=temperature)
+            except ContextOverflowError as exc:  # a result: recorded, and the next turn starts afresh
+                attempt = _overflowed(index, exc)
+                bundle.write_attempt(attempt, sent, "")
+                attempts.append(attempt)
+                if on_attempt is not None:
+                    on_attempt(attempt)
+                conversation.restart(learned)
+                continue
             attempt, candidates = run_turn(index, answers, spec, sandbox, bundle)
             chosen_answer = answers[attempt.candidate - 1]
             if retrieval is not None:

@@ -39,3 +39,9 @@ class SandboxUnavailableError(InfrastructureError):
 class SandboxInterruptedError(InfrastructureError):
     """A sandboxed run was stopped from outside the harness (SIGTERM/SIGINT/SIGHUP: a job being preempted or
     cancelled, Ctrl-C). Not the script's failure: the run is retried, never counted."""
+
+
+class ContextOverflowError(HpcAgentError):
+    """The server refused a conversation longer than the model's context window (HTTP 400 "maximum context
+    length"). A result of the model's long answers, not of the infrastructure: the loop records an attempt of
+    failure class `context` and starts the conversation afresh."""

@@ -18,11 +18,14 @@ from typing import Any, Callable, Protocol
 import openai
 
 from hpc_agent.config import Backend
-from hpc_agent.errors import ConfigError, LLMUnavailableError
+from hpc_agent.errors import ConfigError, ContextOverflowError, LLMUnavailableError
 from hpc_agent.records import ServerInfo, Usage
 from hpc_agent.serve.engines import engine_version
 from hpc_agent.serve.lifecycle import http_json
 
+# How vLLM, llama.cpp and OpenAI word a request longer than the context window (HTTP 400).
+CONTEXT_OVERFLOW = re.compile(r"maximum context length|context length|context_length_exceeded|exceeds? the "
+                              r"(?:available )?context|n_ctx|too many tokens", re.IGNORECASE)
 log = logging.getLogger(__name__)
 
 RETURN_PYTHON_TOOL: dict[str, Any] = {
@@ -181,6 +184,9 @@ class ChatClient:
                     log.warning("%s rejected tools (%s); falling back to fenced code", self.backend.name, exc)
                     self._use_tools = False
                     continue
+                if CONTEXT_OVERFLOW.search(str(exc)):
+                    raise ContextOverflowError(f"backend {self.backend.name!r}: the conversation exceeds the model's "
+                                               f"context window (HTTP 400: {exc.message})") from exc
                 raise ConfigError(f"backend {self.backend.name!r}: request rejected (HTTP 400): {exc.message}") from exc
             except (openai.AuthenticationError, openai.PermissionDeniedError, openai.NotFoundError) as exc:
                 raise ConfigError(

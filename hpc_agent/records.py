@@ -87,7 +87,7 @@ class Validation(Record):
         return tuple(c for c in self.checks if not c.passed)
 
 
-FailureClass = Literal["none", "no_code", "static", "runtime", "timeout", "resource", "validation"]
+FailureClass = Literal["none", "no_code", "context", "static", "runtime", "timeout", "resource", "validation"]
 
 
 class Attempt(Record):

@@ -179,3 +179,29 @@ def test_statistics() -> None:
     assert wilson(0, 5)[0] == 0.0 and wilson(5, 5)[1] == 1.0
     assert pass_at_k(5, 1, 1) == pytest.approx(0.2) and pass_at_k(5, 1, 5) == 1.0
     assert pass_at_k(4, 2, 2) == pytest.approx(1 - 1 / 6)
+
+
+def test_a_configuration_error_stops_the_sweep_and_a_context_overflow_is_a_model_result(
+        bench_env: dict[str, str], tmp_path: Path) -> None:
+    good = reference_script(load_task(Path(bench_env["HPC_AGENT_BENCHMARKS"]) / "tasks" / "observation-list-crab.yaml"))
+    out = tmp_path / "sweep"
+    # a wrong API key fails every cell alike: the sweep stops with the message, no cell is recorded as error
+    with ScriptedOpenAIServer([Reply(status=401, text="invalid api key")] * 4) as srv:
+        res = CliRunner().invoke(main, ["bench", "--base-url", srv.base_url, "--model", srv.model, "--seeds", "2",
+                                        "--out", str(out)])
+        assert res.exit_code == 2 and res.output.strip().splitlines()[-1].startswith("error: backend 'adhoc'"), \
+            res.output
+        assert len(srv.requests) == 1  # the second cell never asked
+    assert not list((out / "cells").glob("*/cell.json"))
+    # the server's "maximum context length" 400 is the model's failure `context`; the next turn starts afresh
+    overflow = Reply(status=400, text="This model's maximum context length is 8192 tokens. However, you requested "
+                                      "9000 tokens.")
+    with ScriptedOpenAIServer([Reply(code="import json\nprint('RESULT ' + json.dumps({'n_obs': m}))\n"), overflow,
+                               Reply(code=good)]) as srv:
+        res = CliRunner().invoke(main, ["bench", "--base-url", srv.base_url, "--model", srv.model,
+                                        "--attempts", "3", "--out", str(out)], catch_exceptions=False)
+        assert res.exit_code == 0, res.output
+        assert srv.requests[2]["messages"][-1]["content"].count("Earlier scripts for this request failed") == 1
+        assert all(m["role"] != "assistant" for m in srv.requests[2]["messages"])  # a fresh conversation
+    failures = pl.read_parquet(out / "attempts.parquet")["failure"].to_list()
+    assert failures == ["static", "context", "none"]

@@ -300,6 +300,10 @@ class Sweep:
         result, error = None, None
         try:
             result = run_agent(spec, self._client(backend, task), self.sandbox)
+        except UsageError:  # the configuration is wrong: it would fail every cell, so the sweep stops with it
+            self.stop.set()
+            shutil.rmtree(cell_dir, ignore_errors=True)
+            raise
         except HpcAgentError as exc:  # infrastructure: recorded, retried on resume, never a model failure
             error = f"{exc.__class__.__name__}: {exc}"
         if self.stop.is_set():
