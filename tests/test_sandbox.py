@@ -76,6 +76,12 @@ if not os.path.isfile(image):
     sys.exit(f"FATAL: image {image} not found")
 bw = ["bwrap", "--unshare-all", "--die-with-parent", "--new-session", "--cap-drop", "ALL",
       "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp", "--tmpfs", "/run"]
+# The interpreter stands for the image's own Python: it stays visible where real Apptainer would show the
+# image's files, even when it lives under the /tmp that --containall replaces (a venv on node-local /tmp).
+exe = cmd[0] if os.path.isabs(cmd[0]) else None
+for root in {os.path.dirname(os.path.dirname(exe)), os.path.dirname(os.path.dirname(os.path.realpath(exe)))} if exe else ():
+    if root == "/tmp" or root.startswith("/tmp/"):
+        bw += ["--ro-bind", root, root]
 for b in binds:
     src, dst, *opt = b.split(":")
     bw += ["--ro-bind" if opt == ["ro"] else "--bind", src, dst]
@@ -205,6 +211,36 @@ for attempt in (lambda: (root / "events.fits").write_text("x"), lambda: (root / 
     assert r.ok, r
     assert r.stdout.splitlines()[0] == "photons" and "WROTE" not in r.stdout
     assert (data / "events.fits").read_text() == "photons" and not (data / "new").exists()
+
+
+@pytest.mark.parametrize("name", BACKENDS)
+def test_every_backend_works_from_tmp_and_paths_with_spaces(name, apptainer_stand_in, tmp_path):
+    """A venv, a workspace and a data root under /tmp (where clusters put node-local venvs) in folders whose
+    names hold spaces: the scientific stack imports and the data is read."""
+    import subprocess
+    import sysconfig
+
+    if name != "process" and not BWRAP_OK:
+        pytest.skip(f"bwrap unusable here: {BWRAP_WHY}")
+    place = tmp_path / "node local" / "my venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(place)], check=True, timeout=120)
+    site = next(place.glob("lib/python*/site-packages"))
+    (site / "host-stack.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")  # gammapy & co from this venv
+    python = str(place / "bin" / "python")
+    data = tmp_path / "data root" / "release"
+    data.mkdir(parents=True)
+    (data / "obs.txt").write_text("23523\n")
+    options = {"python": python}
+    if name == "apptainer":
+        binary, image = apptainer_stand_in
+        options.update(image=image, binary=str(binary))
+    sb = get_sandbox(name, **options)
+    script = ("import os, sys, gammapy.data\nprint(sys.prefix)\n"
+              "print(open(os.path.join(os.environ['PHOTON_STORAGE'], 'obs.txt')).read().strip())\n")
+    r = run(sb, script, tmp_path / "work space" / "ws", env={"PHOTON_STORAGE": str(data)}, ro_binds=[data],
+            wall_s=120)
+    assert r.ok, r.stderr
+    assert r.stdout.splitlines() == [str(place), "23523"]
 
 
 def test_missing_data_root_is_a_usage_error(sandbox, tmp_path):
