@@ -205,3 +205,26 @@ def test_a_configuration_error_stops_the_sweep_and_a_context_overflow_is_a_model
         assert all(m["role"] != "assistant" for m in srv.requests[2]["messages"])  # a fresh conversation
     failures = pl.read_parquet(out / "attempts.parquet")["failure"].to_list()
     assert failures == ["static", "context", "none"]
+
+
+def test_eight_kinds_of_server_fault_cost_the_model_nothing(bench_env: dict[str, str], tmp_path: Path) -> None:
+    """Transport faults, broken answers and a restarting server are retried inside the model call: the only
+    failure counted is the model's own malformed tool call."""
+    good = reference_script(load_task(Path(bench_env["HPC_AGENT_BENCHMARKS"]) / "tasks" / "observation-list-crab.yaml"))
+    replies = [
+        Reply(fault="restart", delay_s=1.5), Reply(fault="reset"), Reply(status=429, headers={"Retry-After": "0.1"}),
+        Reply(fault="bad-tool-args"),  # the model's answer: a tool call whose arguments are not JSON
+        Reply(fault="trickle", delay_s=3.0), Reply(fault="empty-choices"), Reply(status=500), Reply(status=503),
+        Reply(code=good),
+    ]
+    out = tmp_path / "sweep"
+    with ScriptedOpenAIServer(replies) as srv:
+        res = CliRunner().invoke(main, ["bench", "--base-url", srv.base_url, "--model", srv.model, "--attempts", "3",
+                                        "--out", str(out)],
+                                 env={"HPC_AGENT_LLM_RETRIES": "6", "HPC_AGENT_LLM_TIMEOUT_S": "2"},
+                                 catch_exceptions=False)
+        assert srv.restarts == 1 and srv.replies == []
+    assert res.exit_code == 0, res.output
+    cells = pl.read_parquet(out / "cells.parquet")
+    assert cells["status"].to_list() == ["passed"]
+    assert pl.read_parquet(out / "attempts.parquet")["failure"].to_list() == ["no_code", "none"]

@@ -8,6 +8,8 @@ repair loop deterministic over real HTTP and assert what the agent sent.
 from __future__ import annotations
 
 import json
+import socket
+import struct
 import threading
 import time
 from dataclasses import dataclass, field
@@ -23,6 +25,11 @@ class Reply:
     mode: str = "tool"  # "tool" | "fence" | "json-content" | "text"
     text: str = ""
     status: int = 200  # non-200: an HTTP fault with `text` as the error message
+    # a transport fault instead of an answer: "reset" (connection dropped mid-body), "trickle" (the body
+    # dribbles out slower than any read timeout), "empty-choices" (a 200 without choices), "bad-tool-args"
+    # (a tool call whose arguments are not JSON), "restart" (the server goes away for `delay_s`, refusing
+    # connections, then listens again on the same port)
+    fault: str | None = None
     headers: dict[str, str] = field(default_factory=dict)
     delay_s: float = 0.0
     prompt_tokens: int = 100
@@ -51,6 +58,39 @@ class ScriptedOpenAIServer:
                 self.end_headers()
                 self.wfile.write(data)
 
+            def _fault(self, reply: Reply) -> None:
+                if reply.fault == "empty-choices":
+                    self._send(200, {**server._completion(reply), "choices": []})
+                elif reply.fault == "bad-tool-args":
+                    body = server._completion(Reply(code="x"))
+                    body["choices"][0]["message"]["tool_calls"][0]["function"]["arguments"] = '{"code": "import js'
+                    self._send(200, body)
+                elif reply.fault in ("reset", "trickle"):
+                    data = json.dumps(server._completion(Reply(code="print('never complete')"))).encode()
+                    self.send_response(200)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    if reply.fault == "reset":
+                        self.wfile.write(data[: len(data) // 2])
+                        self.wfile.flush()
+                        linger = struct.pack("ii", 1, 0)  # close with RST, not FIN: a connection reset
+                        self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, linger)
+                        self.connection.close()
+                        return
+                    try:
+                        for byte in data:
+                            self.wfile.write(bytes([byte]))
+                            self.wfile.flush()
+                            time.sleep(reply.delay_s or 1.0)
+                    except OSError:  # the client gave up, as it should
+                        pass
+                elif reply.fault == "restart":
+                    threading.Thread(target=server.restart, args=(reply.delay_s or 2.0,), daemon=True).start()
+                    self.close_connection = True
+                else:
+                    raise ValueError(f"unknown fault {reply.fault!r}")
+
             def do_GET(self) -> None:
                 if self.path.rstrip("/").endswith("/models"):
                     self._send(200, {"object": "list", "data": [
@@ -63,6 +103,9 @@ class ScriptedOpenAIServer:
                 with server._lock:
                     server.requests.append(body)
                     reply = server.replies.pop(0) if server.replies else Reply(text="(no more scripted replies)", mode="text")
+                if reply.fault is not None:
+                    self._fault(reply)
+                    return
                 if reply.delay_s:
                     time.sleep(reply.delay_s)
                 if reply.status != 200:
@@ -70,9 +113,23 @@ class ScriptedOpenAIServer:
                     return
                 self._send(200, server._completion(reply))
 
+        self._handler = Handler
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True
         self._thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.restarts = 0
+
+    def restart(self, down_s: float) -> None:
+        """Stop listening (connections are refused) for `down_s`, then listen on the same port again."""
+        port = self.httpd.server_address[1]
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        time.sleep(down_s)
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", port), self._handler)
+        self.httpd.daemon_threads = True
+        self._thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self._thread.start()
+        self.restarts += 1
 
     def _completion(self, reply: Reply) -> dict[str, Any]:
         message: dict[str, Any] = {"role": "assistant", "content": None}
