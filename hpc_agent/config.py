@@ -208,14 +208,15 @@ FLAGS = {"base_url": "--base-url", "model": "--model", "temperature": "--tempera
          "reasoning_effort": "--reasoning-effort", "api_key_env": "--api-key-env"}
 
 
-def make_backend(fields: dict[str, Any], origin: str = "backend") -> Backend:
-    """A Backend from plain values (flags, a config), or a ConfigError naming the field (and its flag)."""
+def make_backend(fields: dict[str, Any], origin: str = "backend", *, name_flags: bool = True) -> Backend:
+    """A Backend from plain values (flags, a config, a form), or a ConfigError naming the field (and the
+    command-line flag that set it, with `name_flags`)."""
     try:
         return Backend(**fields)
     except ValidationError as exc:
         err = exc.errors()[0]
         field = str(err["loc"][0]) if err["loc"] else ""
-        flag = f" ({FLAGS[field]} {fields.get(field)!r})" if field in FLAGS else ""
+        flag = f" ({FLAGS[field]} {fields.get(field)!r})" if field in FLAGS and name_flags else ""
         raise ConfigError(describe_validation_error(exc, origin) + flag) from exc
 
 

@@ -155,6 +155,12 @@ def test_form_errors_start_nothing(page: AppTest) -> None:
     next(b for b in page.button if b.label == "Run").click()
     page.run()
     assert [w.value for w in page.warning] == ["an ad hoc endpoint needs both a base URL and a model name"]
+    page.text_input(key="base_url").input("ftp://host/v1")
+    page.text_input(key="model").input("m")
+    next(b for b in page.button if b.label == "Run").click()
+    page.run()
+    assert [w.value for w in page.warning] == [
+        "ad hoc endpoint: field `base_url`: Value error, must start with http:// or https://"]
     assert len(page.status) == 0 and "job" not in page.session_state
 
 

@@ -15,8 +15,8 @@ import polars as pl
 
 from hpc_agent import api
 from hpc_agent.bundle import AttemptFiles, list_runs, load_attempts, load_run
-from hpc_agent.config import Settings, load_settings
-from hpc_agent.errors import HpcAgentError
+from hpc_agent.config import Settings, load_settings, make_backend
+from hpc_agent.errors import ConfigError, HpcAgentError
 from hpc_agent.records import Attempt
 from hpc_agent.report import build_report
 from hpc_agent.serve import DEFAULT_MODEL, model_configs
@@ -75,6 +75,11 @@ def run_kwargs(form: RunForm) -> dict[str, Any]:
         if not (form.base_url.strip() and form.model.strip()):
             raise FormError("an ad hoc endpoint needs both a base URL and a model name")
         kwargs.update(base_url=form.base_url.strip(), model=form.model.strip())
+        try:  # the same checks as the command line, before anything is started
+            make_backend({"base_url": kwargs["base_url"], "model": kwargs["model"]}, "ad hoc endpoint",
+                         name_flags=False)
+        except ConfigError as exc:
+            raise FormError(str(exc)) from exc
     else:
         kwargs["backend"] = form.backend
     if form.api_key_env.strip():
