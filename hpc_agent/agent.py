@@ -45,6 +45,7 @@ from hpc_agent.grounding import runtime_suggestion
 from hpc_agent.names import name_index
 from hpc_agent.repair import repair_after_run
 from hpc_agent.static import static_stage
+from hpc_agent.tutorial_definitions import undefined_name_hints
 from hpc_agent.validate import Validator, default_validators, validate
 
 if TYPE_CHECKING:
@@ -161,6 +162,14 @@ def run_turn(index: int, answers: list[ModelAnswer], spec: RunSpec, sandbox: San
     return chosen.model_copy(update={"usage": total}), found
 
 
+def _hints(attempt: Attempt) -> tuple[str, ...]:
+    """What the harness can add to a failure: for variables used but never assigned, how Gammapy's
+    tutorials make them; for an AttributeError of a run, the real names of that class."""
+    index = name_index()
+    undefined = undefined_name_hints(attempt.static_errors, set(index.imports) | set(index.homes))
+    return undefined + _runtime_hints(attempt)
+
+
 def _runtime_hints(attempt: Attempt) -> tuple[str, ...]:
     """An AttributeError of a run, grounded after the fact: the real names of that class."""
     if attempt.execution is None or attempt.exception != "AttributeError":
@@ -256,7 +265,7 @@ def run_agent(
             if key is not None:
                 first_seen.setdefault(key, index)
             if not attempt.passed and index < spec.attempts:
-                hints = _runtime_hints(attempt)
+                hints = _hints(attempt)
                 learned += prompts.lessons(attempt, hints, keys)
                 way = prompts.failure_signature(attempt)
                 stuck = repeats is not None or way in failed_ways

@@ -1,0 +1,46 @@
+"""How the tutorials define a variable, for a script that uses it unassigned (real sdist when cached)."""
+
+from __future__ import annotations
+
+from importlib.metadata import version
+
+import pytest
+
+from hpc_agent.tutorial_definitions import definitions_in, tutorial_definitions, undefined_name_hints
+
+SOURCES = {
+    "a.py": ("geom = dataset.geoms['geom']\n"
+             "energy_axis = MapAxis.from_energy_bounds(\n    0.1 * u.TeV, 100 * u.TeV, nbin=10\n)\n"
+             "plot_axis = plt.gca()\n"
+             "data_store = DataStore.from_dir('$GAMMAPY_DATA/hess-dl3-dr1')\n"),
+    "b.py": ("geom = RegionGeom.create(on_region, axes=[energy_axis])\n"
+             "energy_axis = MapAxis.from_nodes([1, 2], unit='TeV')\n"),
+}
+
+
+def test_a_standalone_one_line_definition_is_kept_per_name() -> None:
+    found = definitions_in(SOURCES)
+    # the first made by a constructor wins over an earlier read of another object, whatever the file order
+    assert found["geom"] == "geom = RegionGeom.create(on_region, axes=[energy_axis])"
+    assert found["energy_axis"] == "energy_axis = MapAxis.from_energy_bounds(0.1 * u.TeV, 100 * u.TeV, nbin=10)"
+    assert "plot_axis" not in found and "data_store" not in found  # plotting and tutorial data paths
+
+
+def test_hints_only_for_variables_the_tutorials_assign() -> None:
+    errors = ("line 3: undefined name 'energy_axis' (missing import or typo)",
+              "line 4: undefined name 'SkyCoord' (missing import or typo)",
+              "line 5: undefined name 'my_thing' (missing import or typo)",
+              "line 9: undefined name 'energy_axis' (missing import or typo)")
+    hints = undefined_name_hints(errors, {"SkyCoord"}, definitions_in(SOURCES))
+    assert hints == ("`energy_axis` is used but never assigned; Gammapy's tutorials make it with `energy_axis = "
+                     "MapAxis.from_energy_bounds(0.1 * u.TeV, 100 * u.TeV, nbin=10)` (write it with the values your "
+                     "request asks for, before its first use)",)
+
+
+def test_the_installed_versions_tutorials_define_the_usual_analysis_variables() -> None:
+    found = tutorial_definitions()
+    if not found:
+        pytest.skip(f"the Gammapy {version('gammapy')} sdist is not cached here (`hpc-agent rag build` fetches it)")
+    for name in ("energy_axis", "energy_axis_true", "on_region", "geom", "dataset_empty", "safe_mask_maker"):
+        assert name in found and found[name].startswith(f"{name} = "), name
+    assert all("GAMMAPY_DATA" not in v and "plt" not in v for v in found.values())
