@@ -29,9 +29,10 @@ def main() -> None:
     ap.add_argument("--attempts", type=int, default=5)
     ap.add_argument("--rag", action="store_true")
     ap.add_argument("--no-repairs", action="store_true")
-    ap.add_argument("--out", type=Path, default=Path("practice-runs"))
+    ap.add_argument("--out", type=Path, default=None, help="bundles folder (default: a new practice-runs/<time>/)")
     args = ap.parse_args()
     questions = yaml.safe_load(args.questions.read_text())
+    args.out = args.out or Path("practice-runs") / time.strftime("%Y%m%d-%H%M%S")  # never an earlier run's
     settings = load_settings(attempts=args.attempts, repairs=not args.no_repairs)
     right, t0 = 0, time.monotonic()
     with open_backend(settings, args.backend) as backend:
