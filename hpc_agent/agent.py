@@ -121,8 +121,8 @@ def evaluate(index: int, answer: ModelAnswer, spec: RunSpec, sandbox: Sandbox, w
         return Attempt(**common, static_errors=static.errors, validation=validation, failure="static")
     execution = sandbox.run(static.script, workspace, env=contract_env(spec.data_root), limits=spec.limits,
                             ro_binds=data_binds(spec.data_root))
-    fixed = (repair_after_run(static.script, execution.stderr, name_index())
-             if spec.repairs and not execution.ok and execution.killed is None else None)
+    fixed = (repair_after_run(static.script, execution.stderr, name_index(), execution.stdout, execution.ok)
+             if spec.repairs and execution.killed is None else None)
     if fixed is not None:  # an error only a run shows, with one reading: fixed and run again in this attempt
         execution = sandbox.run(fixed.script, workspace, env=contract_env(spec.data_root), limits=spec.limits,
                                 ro_binds=data_binds(spec.data_root))

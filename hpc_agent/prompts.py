@@ -214,6 +214,14 @@ def result_idiom(keys: tuple[str, ...] = ()) -> str:
             f"print(\"RESULT \" + json.dumps({{{body}}}, default=float))\n```")
 
 
+def _result_unreadable(attempt: Attempt) -> bool:
+    """The run ended well but its RESULT line was missing or not JSON: the output idiom is what it needs."""
+    ex = attempt.execution
+    return ex is not None and ex.ok and any(
+        not c.passed and ("not a JSON object" in c.message or "no `RESULT {json}` line" in c.message)
+        for c in attempt.validation.checks)
+
+
 def idioms_for(errors: tuple[str, ...], result_keys: tuple[str, ...] = ()) -> list[str]:
     """The working idiom for each broken rule that has one."""
     found = [code for needle, code in IDIOMS if any(needle in e for e in errors)]
@@ -277,6 +285,8 @@ def repair_message(attempt: Attempt, max_stderr_lines: int = 15, repeats: int | 
     failed_checks = [c for c in attempt.validation.checks if not c.passed and c.name not in ("exit_code", "static")]
     if failed_checks:
         parts.append("Validation failed:\n" + "\n".join(f"- {c.name}: {c.message}" for c in failed_checks))
+        if _result_unreadable(attempt):
+            parts.append(result_idiom(result_keys))
     hints = [*extra_hints, *hints_for(text_for_hints), *(script_hints(attempt.script) if ex is not None else [])]
     if hints:
         parts.append("Hints:\n" + "\n".join(f"- {h}" for h in hints))
@@ -333,6 +343,7 @@ def lessons(attempt: Attempt, extra_hints: tuple[str, ...] = (), result_keys: tu
         text += ex.stderr
     elif not attempt.static_errors:
         out += [f"{c.name}: {c.message}" for c in attempt.validation.checks if not c.passed]
+        out += [result_idiom(result_keys)] if _result_unreadable(attempt) else []
     out += [*extra_hints, *hints_for(text), *(script_hints(attempt.script) if ex is not None else [])]
     return out
 

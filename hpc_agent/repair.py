@@ -8,9 +8,10 @@ with two possible imports, or a path that is not the release's, is left to the m
 from __future__ import annotations
 
 import ast
+import json
 import re
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any, Callable
 
 from pyflakes import checker as pyflakes_checker
 from pyflakes import messages as pyflakes_messages
@@ -604,6 +605,57 @@ def quantities_in_key_units(text: str, stderr: str) -> tuple[str, list[str]]:
                    f"the unit its key names ({', '.join(sorted({u for _, u, *_ in keys}))}) with `.to_value(unit)`"]
 
 
+def _literal_result(stdout: str) -> dict[str, Any] | None:
+    """The one `RESULT ...` line of a run when it is a Python dict literal of numbers but not JSON."""
+    lines = [ln.strip() for ln in stdout.splitlines() if ln.strip().startswith("RESULT")]
+    if len(lines) != 1:
+        return None
+    payload = lines[0][len("RESULT"):].strip().lstrip(":").strip()
+    try:
+        json.loads(payload)
+        return None  # already JSON: nothing to repair
+    except ValueError:
+        pass
+    try:
+        value = ast.literal_eval(payload)
+    except (ValueError, SyntaxError):
+        return None
+    ok = isinstance(value, dict) and value and all(isinstance(k, str) for k in value) \
+        and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value.values())
+    return value if ok else None
+
+
+def result_as_json(text: str, stdout: str) -> tuple[str, list[str]]:
+    """A RESULT line written by hand as a Python dict (`print("RESULT {'n':", n, "}")`, an f-string, or
+    `print("RESULT", result)`): the one print that wrote it prints `json.dumps` of the same keys and values.
+    The values are the print's expressions in order, so their count must equal the keys'."""
+    printed = _literal_result(stdout)
+    if printed is None:
+        return text, []
+    tree = ast.parse(text)
+    prints = [n for n in ast.walk(tree) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)
+              and n.func.id == "print" and "RESULT" in ast.unparse(n)]
+    if len(prints) != 1:
+        return text, []
+    call = prints[0]
+    parts = [v for a in call.args for v in (a.values if isinstance(a, ast.JoinedStr) else [a])]
+    values = [p.value if isinstance(p, ast.FormattedValue) else p for p in parts
+              if not (isinstance(p, ast.Constant) and isinstance(p.value, str))]
+    dicts = {n.targets[0].id for n in ast.walk(tree) if isinstance(n, ast.Assign) and len(n.targets) == 1
+             and isinstance(n.targets[0], ast.Name) and isinstance(n.value, ast.Dict)}
+    if len(values) == 1 and isinstance(values[0], ast.Name) and values[0].id in dicts:  # `print("RESULT", result)`
+        new = f'print("RESULT " + json.dumps({values[0].id}, default=float))'
+    elif len(values) == len(printed):
+        body = ", ".join(f"{k!r}: {ast.get_source_segment(text, v) or ast.unparse(v)}" for k, v in zip(printed, values))
+        new = f'print("RESULT " + json.dumps({{{body}}}, default=float))'
+    else:
+        return text, []
+    fixed = _splice(text, [(call, new)])
+    if "json" not in {a.asname or a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}:
+        fixed = add_imports(fixed, ["import json"])
+    return fixed, [f"the RESULT line (line {call.lineno}) was a Python dict, not JSON: it now prints `{new}`"]
+
+
 # Repairs that only a run can show to be needed (a correct script would be changed by them otherwise):
 # the run's error -> the repair (given the script and the run's stderr); the script is re-run once, in the
 # same attempt, when one applies.
@@ -615,12 +667,16 @@ AFTER_RUN: tuple[tuple[re.Pattern[str], Callable[[str, str], tuple[str, list[str
 )
 
 
-def repair_after_run(script: str, stderr: str, index: NameIndex) -> Repaired | None:
-    """The repair a failed run's error calls for, or None when none applies (or it changes nothing)."""
+def repair_after_run(script: str, stderr: str, index: NameIndex, stdout: str = "", ok: bool = False) -> Repaired | None:
+    """The repair a run's outcome calls for, or None when none applies (or it changes nothing): a failed
+    run's error (`stderr`), or a run that succeeded (`ok`) but printed its RESULT line as a Python dict."""
     try:
         ast.parse(script)
     except SyntaxError:
         return None
+    if ok:
+        fixed, notes = result_as_json(script, stdout)
+        return Repaired(fixed, tuple(notes)) if notes and fixed != script else None
     for pattern, step in AFTER_RUN:
         if pattern.search(stderr):
             fixed, notes = step(script, stderr)

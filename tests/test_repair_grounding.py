@@ -376,3 +376,38 @@ def test_an_observations_list_indexed_by_a_column_name_reads_the_observation_ind
     assert abs(json.loads(ran.stdout.split("RESULT ", 1)[1])["t"] - 3154.42) < 0.01
     # unrepaired, grounding names the mistake before any run
     assert any("is a `Observations`" in e for e in static_stage(code, repairs=False).errors)
+
+
+@pytest.mark.parametrize("printing", [
+    'print("RESULT {\'ontime_h\':", total / 3600, "}")',
+    'print(f"RESULT {{\'ontime_h\': {total / 3600}}}")',
+    'result = {"ontime_h": total / 3600}\nprint("RESULT", result)',
+])
+def test_a_result_printed_as_a_python_dict_is_printed_as_json_after_the_run(printing: str, tmp_path) -> None:
+    from hpc_agent.repair import repair_after_run
+
+    code = f"total = 32874.0\n{printing}\n"
+    first = _run(code, tmp_path)
+    assert first.returncode == 0 and first.stdout.startswith("RESULT {'ontime_h'")
+    assert repair(code, name_index()).script == code  # never before a run
+    fixed = repair_after_run(code, first.stderr, name_index(), first.stdout, ok=True)
+    assert fixed is not None and fixed.repairs[0].startswith("the RESULT line (line ")
+    again = _run(fixed.script, tmp_path)
+    assert json.loads(again.stdout.split("RESULT ", 1)[1]) == {"ontime_h": 9.131666666666666}
+    # JSON already, or a line that is no dict of numbers: nothing to do
+    assert repair_after_run(code, "", name_index(), 'RESULT {"ontime_h": 9.1}\n', ok=True) is None
+    assert repair_after_run(code, "", name_index(), "RESULT {'ontime_h': 'many'}\n", ok=True) is None
+
+
+def test_a_run_whose_result_line_is_unreadable_is_shown_the_output_idiom_with_the_keys() -> None:
+    from hpc_agent import prompts
+    from hpc_agent.records import Attempt, Check, ExecResult, Usage, Validation
+
+    checks = (Check(name="result_lines", passed=False, message="RESULT line is not a JSON object: \"RESULT {'n': 3 }\""),)
+    ran = Attempt(index=1, script="print('RESULT {n: 3}')\n", usage=Usage(), failure="validation",
+                  validation=Validation(passed=False, checks=checks),
+                  execution=ExecResult(backend="bwrap", exit_code=0, stdout="RESULT {'n': 3 }\n", stderr="",
+                                       duration_s=1.0))
+    idiom = 'json.dumps({"n_obs": n_obs}, default=float)'
+    assert idiom in prompts.repair_message(ran, result_keys=("n_obs",))
+    assert any(idiom in x for x in prompts.lessons(ran, result_keys=("n_obs",)))
