@@ -602,3 +602,16 @@ def test_report_of_a_model_that_never_passes(small_index: Path, tmp_path: Path, 
     assert res.exit_code == 0, res.output
     md = (out / "report" / "report.md").read_text()
     assert "| adhoc-scripted-model | off | 3 | 0 | 0 | 0 |" in md and "| adhoc-scripted-model | on | 3 | 0 | 0 | 0 |" in md
+
+
+def test_a_tutorial_piece_of_imports_only_is_never_retrieved() -> None:
+    from hpc_agent.rag._index import Hit
+    from hpc_agent.rag._retrieve import imports_only
+
+    def hit(kind: str, code: str) -> Hit:
+        return Hit(id="x", score=0.9, kind=kind, symbol="t#0", source="t.py", text=f"Title\n```python\n{code}```\n")
+
+    assert imports_only(hit("tutorial", "import logging\nimport numpy as np\nfrom gammapy.data import DataStore\n"
+                                        "log = logging.getLogger(__name__)\n"))
+    assert not imports_only(hit("tutorial", "from gammapy.data import DataStore\nds = DataStore.from_dir(p)\n"))
+    assert not imports_only(hit("function", "import numpy as np\n"))  # an API entry is not a worked example

@@ -4,13 +4,15 @@ The first turn always carries a worked example when one reaches the threshold: i
 piece with code is among the top k, the best such piece takes the last place (API fragments alone leave a
 small model to invent the glue between calls). Examples get a longer budget in the prompt than API pieces. Hits are kept distinct:
 one per symbol (a long docstring's continuation is the same snippet) and at most two pieces of one
-tutorial or guide page (a third says what the first two said; another page or an API entry adds more).
+tutorial or guide page (a third says what the first two said; another page or an API entry adds more);
+a tutorial piece whose code is only imports is never returned.
 On a repair turn the query leads with what the error names (exception class, the missing or invalid
 symbol), e.g. `AttributeError: 'Table' object has no attribute 'separation'` -> `Table separation`.
 """
 
 from __future__ import annotations
 
+import ast
 import re
 from collections import Counter
 from dataclasses import asdict, dataclass
@@ -28,6 +30,26 @@ MAX_PER_PAGE = 2  # pieces of one tutorial or guide page among the hits
 def is_example(hit: Hit) -> bool:
     """A tutorial or guide piece that shows code (not only prose)."""
     return hit.kind in EXAMPLE_KINDS and "```" in hit.text
+
+
+_FENCED = re.compile(r"```(?:python)?\n(.*?)```", re.DOTALL)
+
+
+def imports_only(hit: Hit) -> bool:
+    """A tutorial piece whose code is nothing but imports (and logger set-up): it shows no worked step, and
+    small models send it back as their whole answer. Never retrieved; the repairs add imports anyway."""
+    if hit.kind not in EXAMPLE_KINDS:
+        return False
+    blocks = _FENCED.findall(hit.text)
+    if not blocks:
+        return False
+    try:
+        body = [stmt for b in blocks for stmt in ast.parse(b).body]
+    except SyntaxError:
+        return False
+    return bool(body) and all(
+        isinstance(stmt, (ast.Import, ast.ImportFrom))
+        or (isinstance(stmt, (ast.Assign, ast.Expr)) and "logging" in ast.unparse(stmt)) for stmt in body)
 
 
 @dataclass(frozen=True)
@@ -62,7 +84,8 @@ class Retriever:
         pages: Counter[str] = Counter()  # example pieces taken per page
         for h in self.index.search(vector, query, 4 * k, self.mode, kinds=kinds):
             example = h.kind in EXAMPLE_KINDS
-            if any(h.symbol == s.symbol for s in hits) or (example and pages[h.source] >= MAX_PER_PAGE):
+            if any(h.symbol == s.symbol for s in hits) or (example and pages[h.source] >= MAX_PER_PAGE) \
+                    or imports_only(h):
                 continue
             pages[h.source] += int(example)
             hits.append(h)
