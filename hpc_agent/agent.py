@@ -78,6 +78,11 @@ class RunSpec:
     repairs: bool = True  # deterministic repairs before checking (off: the model's script as it came)
     candidates: int = 1  # answers generated per turn
 
+    @property
+    def result_keys(self) -> tuple[str, ...]:
+        """The RESULT keys the request names."""
+        return prompts.requested_keys(self.prompt)
+
 
 REPEAT_STEP = 0.4  # temperature added each time a model is stuck (repeats a script or a way of failing)
 REPEAT_MAX_TEMPERATURE = 1.0
@@ -112,7 +117,7 @@ def evaluate(index: int, answer: ModelAnswer, spec: RunSpec, sandbox: Sandbox, w
         validation = Validation(passed=False, checks=(Check(name="script", passed=False, message="no script in answer"),))
         return Attempt(index=index, script=None, usage=answer.usage, validation=validation, failure="no_code")
     static = static_stage(answer.script, repairs=spec.repairs, require_result=spec.require_result,
-                          result_keys=prompts.requested_keys(spec.prompt))
+                          result_keys=spec.result_keys)
     common = dict(index=index, script=static.script, usage=answer.usage, repairs=static.repairs,
                   answer=answer.script if static.script != answer.script else None, static_s=static.seconds)
     if not static.ok:
@@ -235,7 +240,7 @@ def run_agent(
     learned: list[str] = []  # lessons of every failed attempt, for a restart
     temperature: float | None = None  # raised when the model is stuck, to get it out of its rut
     shown: set[str] = set()  # snippet ids already in the conversation
-    keys = prompts.requested_keys(spec.prompt)
+    keys = spec.result_keys
     try:
         retrieval = _retrieve(spec, None, shown)
         conversation = Conversation.start(spec.prompt, gammapy_version, first_context(spec, retrieval),

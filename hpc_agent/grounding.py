@@ -430,7 +430,6 @@ class _Grounder(ast.NodeVisitor):
         self.report(line, f"`{func.label}()` takes `{param}` as {wanted}, not a `{ref.obj.__name__}` "
                     f"(`{ast.unparse(value)}`); signature: {shown}")
 
-
     def _check_column_argument(self, line: int, func: _Ref, param: str, value: ast.AST, shown: str) -> None:
         """A table column (an array) passed where the docstring names only non-array classes."""
         wanted = _doc_type(func.obj, param)
@@ -483,13 +482,12 @@ def _doc_return(obj: Any, index: NameIndex | None) -> type | None:
     if m is None:
         return None
     dotted = m.group(1)
-    module, _, name = dotted.rpartition(".")
-    if not module and index is not None:
-        module = index.home(name) or ""
-    found = getattr(_import(module), name, None) if module and _is_resolvable(module) else None
+    if "." not in dotted and index is not None:
+        dotted = f"{index.home(dotted) or ''}.{dotted}"
+    found = _class_named(dotted)
     # a documented base class (`Dataset`, `Geom`) often stands for a subclass with more names: only a
     # class without subclasses says what the object certainly is
-    return found if inspect.isclass(found) and not found.__subclasses__() else None
+    return found if found is not None and not found.__subclasses__() else None
 
 
 def _library_class(cls: Any) -> bool:

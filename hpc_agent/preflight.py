@@ -12,8 +12,8 @@ from typing import Any
 
 from hpc_agent.data import INDEX_FILES
 from hpc_agent.errors import UsageError
+from hpc_agent.prompts import RELEASE
 
-RELEASE = "hess-dl3-dr1"
 RUN_FILE = "run.json"
 SWEEP_FILE = "manifest.json"
 # Sweep options that make cells incomparable when they differ inside one folder (models, tasks, rag,

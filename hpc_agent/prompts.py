@@ -218,7 +218,7 @@ def _result_unreadable(attempt: Attempt) -> bool:
     """The run ended well but its RESULT line was missing or not JSON: the output idiom is what it needs."""
     ex = attempt.execution
     return ex is not None and ex.ok and any(
-        not c.passed and ("not a JSON object" in c.message or "no `RESULT {json}` line" in c.message)
+        not c.passed and ("not a JSON object" in c.message or NO_RESULT in c.message)
         for c in attempt.validation.checks)
 
 

@@ -21,6 +21,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Callable, Sequence
+from urllib.parse import urlparse
 
 from hpc_agent._files import atomic_write_text
 from hpc_agent.errors import InfrastructureError
@@ -89,8 +90,6 @@ class ServerState:
     def process_gone(self) -> bool:
         """The server's process no longer exists on this host (a state file left by a killed server).
         Only meaningful where the server ran: callers on other hosts cannot tell."""
-        from urllib.parse import urlparse
-
         if urlparse(self.base_url).hostname not in ("127.0.0.1", "localhost", socket.gethostname()):
             return False  # served from another node: its pid means nothing here
         try:
