@@ -118,6 +118,9 @@ def test_a_sigkilled_serve_takes_its_engine_with_it(gguf: Path, tmp_path: Path) 
         while _llama_servers(MODEL) and time.monotonic() < deadline:
             time.sleep(0.1)
         assert _llama_servers(MODEL) == [], "the engine outlived its SIGKILLed serve"
+        # An exiting process shows an empty cmdline a moment before it is a zombie or gone: wait for that too.
+        while not state.process_gone() and time.monotonic() < deadline + 5:
+            time.sleep(0.1)
         assert state.process_gone()
     finally:
         serve.kill()

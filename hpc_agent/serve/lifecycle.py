@@ -98,8 +98,8 @@ class ServerState:
             return True
         except PermissionError:
             return False
-        try:  # a zombie (dead, not yet reaped by whoever inherited it) is gone too
-            return Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+        try:  # a zombie or a dying process (dead, not yet reaped by whoever inherited it) is gone too
+            return Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()[0] in ("Z", "X")
         except (OSError, IndexError):
             return False
 
