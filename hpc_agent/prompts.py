@@ -206,12 +206,13 @@ def requested_keys(prompt: str) -> tuple[str, ...]:
 
 def result_idiom(keys: tuple[str, ...] = ()) -> str:
     """How a script ends, with the request's own keys; each value is a variable of that name to compute
-    (a placeholder such as `value` gets copied literally by small models, then is undefined)."""
+    (a placeholder such as `value` gets copied literally by small models, then is undefined). Inline, not a
+    fenced block: shown a block, a 0.5B model answers with that block alone."""
     keys = keys or ("answer",)
     body = ", ".join(f'"{k}": {k}' for k in keys)
-    return ("End the script by printing the requested values, computed above into variables of these names, "
-            "as plain numbers:\n```python\nimport json\n"
-            f"print(\"RESULT \" + json.dumps({{{body}}}, default=float))\n```")
+    return ("Keep your whole analysis: compute the requested values into variables named "
+            + ", ".join(f"`{k}`" for k in keys) + ", put `import json` at the top, and make the last line of "
+            f"the complete script `print(\"RESULT \" + json.dumps({{{body}}}, default=float))`.")
 
 
 def _result_unreadable(attempt: Attempt) -> bool:

@@ -312,7 +312,8 @@ def test_the_result_idiom_uses_the_requests_own_keys() -> None:
     idiom = prompts.result_idiom(("n_obs", "livetime_hours"))
     assert 'json.dumps({"n_obs": n_obs, "livetime_hours": livetime_hours}, default=float)' in idiom
     assert "float(value)" not in idiom
-    code = idiom.split("```python\n")[1].split("```")[0]
+    assert "```" not in idiom  # a fenced block is what a small model answers with alone
+    code = "import json\n" + idiom.split("last line of the complete script `")[1].rstrip("`.")
     namespace: dict = {"n_obs": 3, "livetime_hours": 1.5}
     import contextlib
     import io
