@@ -21,6 +21,7 @@ from hpc_agent.names import NameIndex
 from hpc_agent.prompts import OBS_TABLE, OPEN_RELEASE, POINTING, RELEASE, RELEASE_PATH, release_path
 from hpc_agent.names import import_quietly as _import_quiet
 from hpc_agent.names import module_exists as _is_module
+from hpc_agent.syntax_repair import make_it_parse
 
 DISPLAY_FUNCTIONS = ("display",)  # `input()` is rejected by the rules, but it is no display call to drop
 SUBMODULE_PACKAGES = ("gammapy", "astropy", "scipy")  # `pkg.sub.X` used: `import pkg.sub` is added
@@ -522,14 +523,16 @@ def add_result_line(text: str, keys: tuple[str, ...]) -> tuple[str, list[str]]:
 
 
 def repair(script: str, index: NameIndex, result_keys: tuple[str, ...] = ()) -> Repaired:
-    """Every repair in turn on a script that parses; a script that does not is returned unchanged.
+    """Every repair in turn on a script that parses (after the syntax repairs); one that does not is
+    returned unchanged.
     `result_keys`: the RESULT keys the request names (for a script that forgot its RESULT line)."""
+    script, notes = make_it_parse(script)
     try:
         ast.parse(script)
     except SyntaxError:
         return Repaired(script, ())
     script, first = add_result_line(script, result_keys)
-    notes: list[str] = list(first)
+    notes += first
     for step in REPAIRS:
         script, done = step(script, index)
         notes += done

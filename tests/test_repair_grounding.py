@@ -412,3 +412,34 @@ def test_a_run_whose_result_line_is_unreadable_is_shown_the_output_idiom_with_th
     idiom = 'json.dumps({"n_obs": n_obs}, default=float)'
     assert idiom in prompts.repair_message(ran, result_keys=("n_obs",))
     assert any(idiom in x for x in prompts.lessons(ran, result_keys=("n_obs",)))
+
+
+def test_an_unclosed_call_and_bare_units_are_repaired_so_the_script_runs(tmp_path) -> None:
+    """The two syntax slips of 1.5B analysis answers: a multi-line call never closed, and quantities written
+    as documentation prints them. Fixed, the script passes the static stage and runs on real Gammapy."""
+    code = ("import json\nfrom gammapy.maps import MapAxis\n"
+            "axis = MapAxis.from_energy_bounds(\n    0.1, 100, nbin=3, unit=\"TeV\"\n\n"
+            "# edges\ne = [1, 10] TeV\nflux = 2e-12 cm-2 s-1 TeV-1\n"
+            "print('RESULT ' + json.dumps({'nbin': axis.nbin, 'e_gev': e.to_value('GeV').tolist(), "
+            "'flux': flux.to_value('m-2 s-1 GeV-1')}))\n")
+    fixed = static_stage(code)
+    assert fixed.errors == ()
+    assert "closed `axis = MapAxis.from_energy_bounds(` with a `)` line: it was never closed" in fixed.repairs
+    assert any('`cm-2 s-1 TeV-1` as `* u.Unit("cm-2 s-1 TeV-1")`' in r for r in fixed.repairs)
+    ran = _run(fixed.script, tmp_path)
+    assert ran.returncode == 0, ran.stderr
+    result = json.loads(ran.stdout.split("RESULT ", 1)[1])
+    assert result["nbin"] == 3 and result["e_gev"] == [1000.0, 10000.0]
+    assert result["flux"] == pytest.approx(2e-12 * 1e4 / 1e3)
+
+
+@pytest.mark.parametrize("code", [
+    "x = (1 +\n",            # nothing after the opener to close over: closing it still does not parse
+    "x = 5 foo\n",           # `foo` is no unit
+    "for i in range(3)\n    print(i)\n",  # a slip these repairs do not know
+    "y = f(\n    1,\n  2 3\n",  # closing the call leaves an earlier error: the guess is undone
+])
+def test_a_syntax_repair_that_does_not_make_the_script_parse_is_undone(code: str) -> None:
+    from hpc_agent.syntax_repair import make_it_parse
+
+    assert make_it_parse(code) == (code, [])

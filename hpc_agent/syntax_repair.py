@@ -1,0 +1,140 @@
+"""Repairs of scripts that do not parse, where the fix has one reading.
+
+Small models leave a multi-line call unclosed, or write a quantity the way documentation prints it
+(`[1, 100] TeV`, `1e-12 cm-2 s-1 TeV-1`). Every other repair needs an AST, so these run first. Each edit is
+kept only when it moves the parser's first error past the line it fixed: a guess that does not help is undone.
+"""
+
+from __future__ import annotations
+
+import ast
+import io
+import keyword
+import re
+import tokenize
+
+CLOSERS = {"(": ")", "[": "]", "{": "}"}
+_NEVER_CLOSED = re.compile(r"^'([(\[{])' was never closed")
+MAX_EDITS = 8  # each edit fixes one line; a script needing more is the model's to rewrite
+
+
+def _error(text: str) -> SyntaxError | None:
+    try:
+        ast.parse(text)
+    except SyntaxError as e:
+        return e
+    return None
+
+
+def _indent(line: str) -> int:
+    return len(line) - len(line.lstrip())
+
+
+Edit = tuple[str, str, tuple[int, int]]  # the new text, what was done, where the edit ends (line, column)
+
+
+def close_bracket(text: str, err: SyntaxError) -> Edit | None:
+    """`'(' was never closed` at line L: the bracket is closed, on a line of its own at L's indent, after the
+    last line of the indented continuation that follows L (the call's arguments)."""
+    m = _NEVER_CLOSED.match(err.msg or "")
+    if not m or not err.lineno:
+        return None
+    rows = text.splitlines()
+    at = err.lineno - 1
+    base = _indent(rows[at])
+    last = at
+    for i in range(at + 1, len(rows)):
+        row = rows[i]
+        if not row.strip() or row.lstrip().startswith("#"):
+            continue
+        if _indent(row) <= base:
+            break
+        last = i
+    closer = CLOSERS[m.group(1)]
+    rows.insert(last + 1, " " * base + closer)
+    note = f"closed `{rows[at].strip()}` with a `{closer}` line: it was never closed"
+    return "\n".join(rows) + "\n", note, (last + 2, base + 1)
+
+
+def _is_unit(text: str) -> bool:
+    import astropy.units as u
+
+    try:
+        unit = u.Unit(text, parse_strict="raise")
+    except (ValueError, TypeError):
+        return False
+    return not isinstance(unit, u.UnrecognizedUnit) and unit != u.dimensionless_unscaled
+
+
+def bare_units(text: str, err: SyntaxError) -> Edit | None:
+    """`[1, 100] TeV` or `1e-12 cm-2 s-1 TeV-1` on the failing line: the unit words become
+    `* u.Unit("...")` (astropy's own parser must read them as one unit)."""
+    if not err.lineno:
+        return None
+    rows = text.splitlines(keepends=True)
+    line = rows[err.lineno - 1]
+    try:
+        toks = [t for t in tokenize.generate_tokens(io.StringIO(line).readline)
+                if t.type not in (tokenize.NEWLINE, tokenize.NL, tokenize.ENDMARKER, tokenize.COMMENT)]
+    except (tokenize.TokenError, IndentationError):
+        return None
+    for i in range(len(toks) - 1):
+        left, word = toks[i], toks[i + 1]
+        if not (left.type == tokenize.NUMBER or left.string in ("]", ")")):
+            continue
+        if word.type != tokenize.NAME or keyword.iskeyword(word.string):
+            continue
+        j = i + 1  # the unit's tokens: names, each optionally raised by `-N`/`N`, joined by spaces, `/` or `.`
+        while j + 1 < len(toks) and (
+                toks[j + 1].type == tokenize.NAME and not keyword.iskeyword(toks[j + 1].string)
+                or toks[j + 1].type == tokenize.NUMBER and (toks[j].type == tokenize.NAME or toks[j].string == "-")
+                or toks[j + 1].string == "-" and j + 2 < len(toks) and toks[j + 2].type == tokenize.NUMBER
+                or toks[j + 1].string in ("/", "**") and j + 2 < len(toks)):
+            j += 1
+        while toks[j].type != tokenize.NAME and toks[j].type != tokenize.NUMBER:
+            j -= 1
+        start, end = word.start[1], toks[j].end[1]
+        spelled = line[start:end]
+        if not _is_unit(spelled):
+            continue
+        written = f' * u.Unit("{spelled}")'
+        rows[err.lineno - 1] = line[:left.end[1]] + written + line[end:]
+        note = f"wrote the bare unit `{spelled}` as `*{written[2:]}` (a Quantity is a number times a unit)"
+        return "".join(rows), note, (err.lineno, left.end[1] + len(written))
+    return None
+
+
+SYNTAX_REPAIRS = (close_bracket, bare_units)
+
+
+def _has_units_alias(text: str) -> bool:
+    return any(isinstance(n, ast.Import) and any(a.name == "astropy.units" and a.asname == "u" for a in n.names)
+               or isinstance(n, ast.ImportFrom) and n.module == "astropy" and any(
+                   a.name == "units" and a.asname == "u" for a in n.names) for n in ast.walk(ast.parse(text)))
+
+
+def make_it_parse(text: str) -> tuple[str, list[str]]:
+    """Apply syntax repairs while each one moves the first syntax error past the edit it made; a script
+    still not parsing at the end is returned unchanged (the model sees its own error)."""
+    original, notes = text, []
+    err = _error(text)
+    for _ in range(MAX_EDITS):
+        if err is None:
+            break
+        for step in SYNTAX_REPAIRS:
+            got = step(text, err)
+            if got is None:
+                continue
+            fixed, note, end = got
+            new_err = _error(fixed)
+            if new_err is None or (new_err.lineno or 0, new_err.offset or 0) > end:
+                text, err = fixed, new_err
+                notes.append(note)
+                break
+        else:
+            break
+    if err is not None:
+        return original, []
+    if any("bare unit" in n for n in notes) and not _has_units_alias(text):
+        text = "import astropy.units as u\n" + text
+    return text, notes
