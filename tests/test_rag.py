@@ -615,3 +615,17 @@ def test_a_tutorial_piece_of_imports_only_is_never_retrieved() -> None:
                                         "log = logging.getLogger(__name__)\n"))
     assert not imports_only(hit("tutorial", "from gammapy.data import DataStore\nds = DataStore.from_dir(p)\n"))
     assert not imports_only(hit("function", "import numpy as np\n"))  # an API entry is not a worked example
+
+
+def test_a_worked_example_is_shown_without_its_cells_of_imports_only() -> None:
+    from hpc_agent.rag._index import Hit
+    from hpc_agent.rag._retrieve import Retrieval, render
+
+    text = ("Tutorial: light curves\n```python\nimport logging\nfrom gammapy.data import DataStore\n"
+            "log = logging.getLogger(__name__)\n```\n\n## Select the data\n```python\n"
+            "data_store = DataStore.from_dir(path)\n```\n")
+    shown = render(Retrieval("q", (Hit(id="x", score=0.9, kind="tutorial", symbol="t#0", source="t.py", text=text),
+                                   Hit(id="y", score=0.9, kind="function", symbol="f", source="f.py", text=text))))
+    example, api = shown.split("--- snippet 2")
+    assert "getLogger" not in example and "## Select the data" in example and "DataStore.from_dir(path)" in example
+    assert "getLogger" in api  # an API entry is shown as written

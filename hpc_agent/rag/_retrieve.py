@@ -35,21 +35,30 @@ def is_example(hit: Hit) -> bool:
 _FENCED = re.compile(r"```(?:python)?\n(.*?)```", re.DOTALL)
 
 
+def _boilerplate(code: str) -> bool:
+    """Code that is nothing but imports (and logger set-up)."""
+    try:
+        body = ast.parse(code).body
+    except SyntaxError:
+        return False
+    return bool(body) and all(
+        isinstance(stmt, (ast.Import, ast.ImportFrom))
+        or (isinstance(stmt, (ast.Assign, ast.Expr)) and "logging" in ast.unparse(stmt)) for stmt in body)
+
+
 def imports_only(hit: Hit) -> bool:
     """A tutorial piece whose code is nothing but imports (and logger set-up): it shows no worked step, and
     small models send it back as their whole answer. Never retrieved; the repairs add imports anyway."""
     if hit.kind not in EXAMPLE_KINDS:
         return False
     blocks = _FENCED.findall(hit.text)
-    if not blocks:
-        return False
-    try:
-        body = [stmt for b in blocks for stmt in ast.parse(b).body]
-    except SyntaxError:
-        return False
-    return bool(body) and all(
-        isinstance(stmt, (ast.Import, ast.ImportFrom))
-        or (isinstance(stmt, (ast.Assign, ast.Expr)) and "logging" in ast.unparse(stmt)) for stmt in body)
+    return bool(blocks) and all(_boilerplate(b) for b in blocks)
+
+
+def without_import_cells(text: str) -> str:
+    """A worked example without its cells of imports only: a 0.5B model copies the first code block it sees
+    as its whole answer, and the repairs add missing imports anyway. The room goes to the worked steps."""
+    return _FENCED.sub(lambda m: "" if _boilerplate(m.group(1)) else m.group(0), text).replace("\n\n\n", "\n\n")
 
 
 @dataclass(frozen=True)
@@ -168,6 +177,7 @@ def render(retrieval: Retrieval, max_chars: int = SNIPPET_CHARS, example_chars: 
     """Snippets, each delimited and headed by its symbol, for a user message."""
     blocks = []
     for i, h in enumerate(retrieval.hits, 1):
-        text = _cut(h.text, example_chars if h.kind in EXAMPLE_KINDS else max_chars)
+        example = h.kind in EXAMPLE_KINDS
+        text = _cut(without_import_cells(h.text) if example else h.text, example_chars if example else max_chars)
         blocks.append(f"--- snippet {i}: {h.symbol} ({h.kind}) ---\n{text}\n--- end of snippet {i} ---")
     return "\n\n".join(blocks)
