@@ -45,7 +45,7 @@ from hpc_agent.grounding import runtime_suggestion
 from hpc_agent.names import name_index
 from hpc_agent.repair import repair_after_run
 from hpc_agent.static import static_stage
-from hpc_agent.tutorial_definitions import undefined_name_hints
+from hpc_agent.tutorial_definitions import undefined_name_hints, usage_hints
 from hpc_agent.validate import Validator, default_validators, validate
 
 if TYPE_CHECKING:
@@ -169,10 +169,12 @@ def run_turn(index: int, answers: list[ModelAnswer], spec: RunSpec, sandbox: San
 
 def _hints(attempt: Attempt) -> tuple[str, ...]:
     """What the harness can add to a failure: for variables used but never assigned, how Gammapy's
-    tutorials make them; for an AttributeError of a run, the real names of that class."""
+    tutorials make them; for classes on rejected lines, how they call them; for an AttributeError of a run,
+    the real names of that class."""
     index = name_index()
-    undefined = undefined_name_hints(attempt.static_errors, set(index.imports) | set(index.homes))
-    return undefined + _runtime_hints(attempt)
+    importable = set(index.imports) | set(index.homes)
+    undefined = undefined_name_hints(attempt.static_errors, importable)
+    return undefined + usage_hints(attempt.script, attempt.static_errors, importable) + _runtime_hints(attempt)
 
 
 def _runtime_hints(attempt: Attempt) -> tuple[str, ...]:

@@ -1,15 +1,18 @@
-"""How Gammapy's own tutorials define a variable: for a script that uses a name it never assigns.
+"""How Gammapy's own tutorials define a variable, and how they use a class: hints for failed scripts.
 
 Small models copy fragments of worked examples and leave out the cell that made a variable
 (`energy_axis`, `dataset_empty`, `on_region`): the feedback then shows the statement the installed
-version's tutorials assign it with. Read from the cached source distribution (`hpc-agent rag build`
-fetches it); without it there are no such hints, never an error.
+version's tutorials assign it with. They also call classes the way older versions did (`Fit(datasets=...)`,
+`fit.result`): a line the grounding rejected gets, for each class it uses, how the tutorials make an instance
+and call it (`fit = Fit()`, `result = fit.run(datasets=datasets)`). Read from the cached source distribution
+(`hpc-agent rag build` fetches it); without it there are no such hints, never an error.
 """
 
 from __future__ import annotations
 
 import ast
 import re
+import warnings
 from functools import lru_cache
 from importlib.metadata import PackageNotFoundError, version
 
@@ -20,6 +23,8 @@ MAX_CHARS = 200  # one readable statement; longer ones are left out
 # plotting, and the tutorials' own data paths (a script reads the release through PHOTON_STORAGE only)
 _SKIP = re.compile(r"\bplt\b|\.plot|\.peek\(|display\(|get_ipython|\.show\(|GAMMAPY_DATA|make_path|\.fits|download")
 _UNDEFINED = re.compile(r"undefined name '(\w+)'")
+_LINE = re.compile(r"^line (\d+):")
+MAX_CLASSES = 2  # usage hints per failed attempt
 
 
 def _made_by_constructor(value: ast.expr) -> bool:
@@ -31,6 +36,76 @@ def _made_by_constructor(value: ast.expr) -> bool:
                                           and func.value.id[:1].isupper())
 
 
+def _parse(source: str) -> ast.Module:
+    """Parse a tutorial, quietly: their regex strings raise invalid-escape warnings that are not ours."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SyntaxWarning)
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return ast.parse(source)
+
+
+def _one_line(source: str, node: ast.AST) -> str:
+    text = " ".join((ast.get_source_segment(source, node) or "").split())
+    return re.sub(r"([(\[{]) | ([)\]}])", r"\1\2", text)
+
+
+def _usable(text: str) -> bool:
+    return bool(text) and len(text) <= MAX_CHARS and not _SKIP.search(text)
+
+
+def _class_called(value: ast.expr) -> str | None:
+    """`C(...)` or `C.from_...(...)` with a capitalised `C`: C."""
+    if not isinstance(value, ast.Call):
+        return None
+    func = value.func
+    if isinstance(func, ast.Attribute):
+        func = func.value
+    return func.id if isinstance(func, ast.Name) and func.id[:1].isupper() else None
+
+
+def _made_as(node: ast.AST) -> tuple[str, str] | None:
+    """`v = C(...)` or `v = C.from_...(...)`: (v, C)."""
+    if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name) \
+            and (cls := _class_called(node.value)):
+        return node.targets[0].id, cls
+    return None
+
+
+def _method_call_of(node: ast.stmt, var: str) -> ast.stmt | None:
+    """The innermost statement in `node` that calls a method of `var` (a loop's body line, not the loop)."""
+    for stmt in [n for n in ast.walk(node) if isinstance(n, ast.stmt)][::-1]:
+        if not isinstance(stmt, (ast.For, ast.While, ast.If, ast.With, ast.Try)) and any(
+                isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute) and isinstance(n.func.value, ast.Name)
+                and n.func.value.id == var for n in ast.walk(stmt)):
+            return stmt
+    return None
+
+
+def usages_in(sources: dict[str, str]) -> dict[str, tuple[str, str]]:
+    """class name -> (the statement making an instance, the first later statement calling one of its methods),
+    the first such pair in file order whose lines are short and free of plotting and data paths."""
+    found: dict[str, tuple[str, str]] = {}
+    for path in sorted(sources):
+        try:
+            body = _parse(sources[path]).body
+        except SyntaxError:
+            continue
+        for i, node in enumerate(body):
+            made = _made_as(node)
+            if made is None or made[1] in found or not _usable(make := _one_line(sources[path], node)):
+                continue
+            var, cls = made
+            for later in body[i + 1:]:
+                if _made_as(later) is not None and _made_as(later)[0] == var:  # type: ignore[index]
+                    break  # the name is rebound: later calls are another object's
+                if (call := _method_call_of(later, var)) is not None:
+                    use = _one_line(sources[path], call)
+                    if _usable(use):
+                        found[cls] = (make, use)
+                    break
+    return found
+
+
 def definitions_in(sources: dict[str, str]) -> dict[str, str]:
     """name -> a top-level `name = ...` statement (short, written on one line, no plotting or data paths):
     the first made by a
@@ -39,17 +114,15 @@ def definitions_in(sources: dict[str, str]) -> dict[str, str]:
     standalone: set[str] = set()
     for path in sorted(sources):
         try:
-            tree = ast.parse(sources[path])
+            tree = _parse(sources[path])
         except SyntaxError:
             continue
         for node in tree.body:
             if not (isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name)):
                 continue
             name = node.targets[0].id
-            text = " ".join((ast.get_source_segment(sources[path], node) or "").split())  # one line
-            text = re.sub(r"([(\[{]) | ([)\]}])", r"\1\2", text)
-            if name in standalone or name.startswith("_") or not text or len(text) > MAX_CHARS \
-                    or _SKIP.search(text):
+            text = _one_line(sources[path], node)
+            if name in standalone or name.startswith("_") or not _usable(text):
                 continue
             if _made_by_constructor(node.value):
                 standalone.add(name)
@@ -62,6 +135,12 @@ def definitions_in(sources: dict[str, str]) -> dict[str, str]:
 @lru_cache(maxsize=1)
 def tutorial_definitions() -> dict[str, str]:
     """The definitions of the installed Gammapy's tutorials (empty when its sdist is not cached)."""
+    return definitions_in(_tutorials())
+
+
+@lru_cache(maxsize=1)
+def _tutorials() -> dict[str, str]:
+    """The installed Gammapy's tutorial scripts (empty when its sdist is not cached)."""
     try:
         gammapy = version("gammapy")
     except PackageNotFoundError:
@@ -69,8 +148,36 @@ def tutorial_definitions() -> dict[str, str]:
     sdist = read_sdist(sdist_path(cache_root(), gammapy), gammapy)
     if not isinstance(sdist, Sdist):
         return {}
-    return definitions_in({p: t for p, t in sdist.files.items()
-                           if p.startswith("examples/tutorials/") and p.endswith(".py")})
+    return {p: t for p, t in sdist.files.items() if p.startswith("examples/tutorials/") and p.endswith(".py")}
+
+
+@lru_cache(maxsize=1)
+def tutorial_usages() -> dict[str, tuple[str, str]]:
+    """How the installed Gammapy's tutorials make and call each class (empty without its sdist)."""
+    return usages_in(_tutorials())
+
+
+def usage_hints(script: str | None, static_errors: tuple[str, ...], importable: set[str],
+                usages: dict[str, tuple[str, str]] | None = None) -> tuple[str, ...]:
+    """For the classes used on the lines the grounding rejected (called there, or the class of a variable
+    used there), how the tutorials make and call them."""
+    known = tutorial_usages() if usages is None else usages
+    try:
+        tree = ast.parse(script or "")
+    except SyntaxError:
+        return ()
+    made = {m[0]: m[1] for node in ast.walk(tree) if (m := _made_as(node))}
+    lines = {int(m.group(1)) for e in static_errors if (m := _LINE.match(e))}
+    classes: list[str] = []
+    for node in ast.walk(tree):
+        if getattr(node, "lineno", None) not in lines:
+            continue
+        if isinstance(node, ast.Call) and (cls := _class_called(node)):
+            classes.append(cls)
+        elif isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in made:
+            classes.append(made[node.value.id])
+    wanted = [c for c in dict.fromkeys(classes) if c in known and c in importable][:MAX_CLASSES]
+    return tuple(f"Gammapy's tutorials use `{c}` like this: `{known[c][0]}`, then `{known[c][1]}`" for c in wanted)
 
 
 def undefined_name_hints(static_errors: tuple[str, ...], importable: set[str],

@@ -6,7 +6,8 @@ from importlib.metadata import version
 
 import pytest
 
-from hpc_agent.tutorial_definitions import definitions_in, tutorial_definitions, undefined_name_hints
+from hpc_agent.tutorial_definitions import (definitions_in, tutorial_definitions, tutorial_usages, undefined_name_hints,
+                                            usage_hints, usages_in)
 
 SOURCES = {
     "a.py": ("geom = dataset.geoms['geom']\n"
@@ -44,3 +45,35 @@ def test_the_installed_versions_tutorials_define_the_usual_analysis_variables() 
     for name in ("energy_axis", "energy_axis_true", "on_region", "geom", "dataset_empty", "safe_mask_maker"):
         assert name in found and found[name].startswith(f"{name} = "), name
     assert all("GAMMAPY_DATA" not in v and "plt" not in v for v in found.values())
+
+
+USES = {"c.py": ("fit = Fit()\nfit = Fit(backend='scipy')\nfor d in datasets:\n    result = fit.run(datasets=[d])\n"
+                 "maker = SafeMaskMaker(methods=['offset-max'])\nplt.plot(maker.run(d, obs))\n")}
+
+
+def test_a_class_usage_pairs_its_instance_with_the_first_method_call_on_it() -> None:
+    found = usages_in(USES)
+    # the rebound `fit` is the one called; the loop's body line is shown, not the loop
+    assert found["Fit"] == ("fit = Fit(backend='scipy')", "result = fit.run(datasets=[d])")
+    assert "SafeMaskMaker" not in found  # its only call is plotting
+
+
+def test_usage_hints_name_the_classes_on_the_rejected_lines() -> None:
+    script = ("from gammapy.modeling import Fit\nfit = Fit(datasets=datasets)\nfit.run()\nprint(fit.result)\n"
+              "x = Other(1)\n")
+    usages = {"Fit": ("fit = Fit()", "result = fit.run(datasets=datasets)"), "Other": ("o = Other()", "o.go()")}
+    want = ("Gammapy's tutorials use `Fit` like this: `fit = Fit()`, then `result = fit.run(datasets=datasets)`",)
+    assert usage_hints(script, ("line 2: `Fit()` takes no keyword `datasets`",), {"Fit"}, usages) == want
+    # a variable's attribute on the rejected line leads to the class it was made from
+    assert usage_hints(script, ("line 4: `Fit` has no `result`",), {"Fit"}, usages) == want
+    # a class no library exports, or a rejected line that neither calls a class nor uses an instance: nothing
+    assert usage_hints(script, ("line 5: something",), {"Fit"}, usages) == ()
+    assert usage_hints(script, ("line 1: something",), {"Fit"}, usages) == ()
+
+
+def test_the_installed_versions_tutorials_show_how_fit_and_estimators_are_called() -> None:
+    found = tutorial_usages()
+    if not found:
+        pytest.skip(f"the Gammapy {version('gammapy')} sdist is not cached here (`hpc-agent rag build` fetches it)")
+    assert found["Fit"][0].endswith("Fit()") and ".run(datasets=" in found["Fit"][1]
+    assert ".run(" in found["FluxPointsEstimator"][1] and ".run(" in found["ReflectedRegionsBackgroundMaker"][1]
