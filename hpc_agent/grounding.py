@@ -128,6 +128,25 @@ def _instance_attrs(cls: type) -> frozenset[str] | None:
     return frozenset(names)
 
 
+def _library_subclasses(cls: type) -> list[type]:
+    """Every public subclass defined in a library module, breadth first."""
+    seen: list[type] = []
+    todo = list(cls.__subclasses__())
+    while todo:
+        sub = todo.pop(0)
+        if sub not in seen and not sub.__name__.startswith("_") and _library_class(sub):
+            seen.append(sub)
+        todo.extend(sub.__subclasses__())
+    return seen
+
+
+def _subclasses_with(cls: type, attr: str, limit: int = 3) -> str:
+    """`Dataset.create` does not exist but `SpectrumDataset.create` does: name the subclasses that have it
+    (a model reaching for the base class of what it means)."""
+    found = [f"`{sub.__name__}.{attr}`" for sub in _library_subclasses(cls) if attr in vars(sub)][:limit]
+    return f"; subclasses that have it: {', '.join(found)}" if found else ""
+
+
 def _suggest(owner_label: str, owner: Any, attr: str, candidates: list[str]) -> str:
     flat = attr.lower().replace("_", "")  # `livetime` -> `observation_live_time_duration`: a flat substring first
     contained = [c for c in candidates if flat in c.lower().replace("_", "") or c.lower().replace("_", "") in flat]
@@ -374,7 +393,7 @@ class _Grounder(ast.NodeVisitor):
             if base.kind == "class" and attr in _public_dir(cls):
                 return None
             candidates = sorted(set(_public_dir(cls)) | {k for k in known if not k.startswith("_")})
-            self.report(node.lineno, _suggest(owner, cls, attr, candidates))
+            self.report(node.lineno, _suggest(owner, cls, attr, candidates) + _subclasses_with(cls, attr))
             return None
         return None
 

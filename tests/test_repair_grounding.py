@@ -443,3 +443,11 @@ def test_a_syntax_repair_that_does_not_make_the_script_parse_is_undone(code: str
     from hpc_agent.syntax_repair import make_it_parse
 
     assert make_it_parse(code) == (code, [])
+
+
+def test_a_method_missing_on_a_base_class_names_the_subclasses_that_have_it() -> None:
+    errors = _ground("from gammapy.datasets import Dataset\nd = Dataset.create(geom)\n")
+    assert len(errors) == 1 and "`Dataset` has no `create`" in errors[0]
+    assert "subclasses that have it:" in errors[0] and "`SpectrumDataset.create`" in errors[0]
+    # a plain miss on a class without such subclasses says nothing about subclasses
+    assert "subclasses" not in _ground("from gammapy.data import DataStore\nDataStore.get_obs(1)\n")[0]
