@@ -491,6 +491,39 @@ def index_columns_of_observations(text: str, _: NameIndex) -> tuple[str, list[st
     return (_splice(text, edits), notes) if edits else (text, [])
 
 
+_PLACEHOLDER = re.compile(r"""(?:["']?(\w+)["']?\s*[:=]\s*)?\{(\w+)\}""")
+
+
+def format_result_placeholders(text: str, _: NameIndex) -> tuple[str, list[str]]:
+    """`print("RESULT n_obs: {n_obs}")`, a plain string (the `f` forgotten) whose `{name}` placeholders are
+    all variables the script assigns: it prints `json.dumps` of those values, each under the label written
+    before it (`n_obs:`, `"n_obs":`, `n_obs=`) or else its variable's name."""
+    tree = ast.parse(text)
+    assigned = {t.id for n in ast.walk(tree) if isinstance(n, (ast.Assign, ast.AugAssign, ast.AnnAssign))
+                for t in ([*n.targets] if isinstance(n, ast.Assign) else [n.target]) if isinstance(t, ast.Name)}
+    edits, notes, json_used = [], [], False
+    for call in ast.walk(tree):
+        if not (isinstance(call, ast.Call) and isinstance(call.func, ast.Name) and call.func.id == "print"
+                and len(call.args) == 1 and isinstance(call.args[0], ast.Constant)
+                and isinstance(call.args[0].value, str) and call.args[0].value.lstrip().startswith("RESULT")):
+            continue
+        found = _PLACEHOLDER.findall(call.args[0].value)
+        if not found or any(name not in assigned for _, name in found):
+            continue
+        body = ", ".join(f'"{label or name}": {name}' for label, name in found)
+        new = f'print("RESULT " + json.dumps({{{body}}}, default=float))'
+        edits.append((call, new))
+        notes.append(f"the RESULT line `{ast.unparse(call)}` printed its placeholders as text: it now prints `{new}`")
+        json_used = True
+    if not edits:
+        return text, []
+    fixed = _splice(text, edits)
+    if json_used and "json" not in {a.asname or a.name for n in ast.walk(tree) if isinstance(n, ast.Import)
+                                    for a in n.names}:
+        fixed = add_imports(fixed, ["import json"])
+    return fixed, notes
+
+
 REPAIRS: tuple[Callable[[str, NameIndex], tuple[str, list[str]]], ...] = (
     fix_units_alias,
     fix_import_homes,
@@ -501,6 +534,7 @@ REPAIRS: tuple[Callable[[str, NameIndex], tuple[str, list[str]]], ...] = (
     fix_data_paths,
     pair_to_skycoord,
     index_columns_of_observations,
+    format_result_placeholders,
     remove_display_calls,
     define_idiom_variables,
     add_missing_imports,

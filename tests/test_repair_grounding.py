@@ -451,3 +451,17 @@ def test_a_method_missing_on_a_base_class_names_the_subclasses_that_have_it() ->
     assert "subclasses that have it:" in errors[0] and "`SpectrumDataset.create`" in errors[0]
     # a plain miss on a class without such subclasses says nothing about subclasses
     assert "subclasses" not in _ground("from gammapy.data import DataStore\nDataStore.get_obs(1)\n")[0]
+
+
+def test_a_result_string_whose_placeholders_were_never_formatted_prints_json(tmp_path) -> None:
+    """`print("RESULT n_obs: {n_obs}")` (the 0.5B forgot the `f`): the values of the placeholders are printed
+    as JSON under the labels written before them; a placeholder naming no variable is left to the model."""
+    code = "import numpy as np\nn_obs = np.int64(4)\nt = 1.5\nprint(\"RESULT n_obs: {n_obs}, 'hours'={t}\")\n"
+    fixed = static_stage(code, result_keys=("n_obs", "hours"))
+    assert fixed.errors == ()
+    assert fixed.script.splitlines()[-1] == 'print("RESULT " + json.dumps({"n_obs": n_obs, "hours": t}, default=float))'
+    ran = _run(fixed.script, tmp_path)
+    assert ran.returncode == 0, ran.stderr
+    assert json.loads(ran.stdout.split("RESULT ", 1)[1]) == {"n_obs": 4, "hours": 1.5}
+    unknown = "print('RESULT {n_obs}')\n"
+    assert repair(unknown, name_index()).script == unknown
