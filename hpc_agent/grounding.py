@@ -387,8 +387,11 @@ class _Grounder(ast.NodeVisitor):
                     return _ref_for(value, label)
                 return None  # a property or attribute: its type is not known here
             known = _instance_attrs(cls)
-            if known is None or attr in known:
+            if known is None:
                 return None
+            if attr in known:
+                typed = _attribute_class(cls, attr, self.index) if base.kind == "instance" else None
+                return _Ref("instance", typed, label) if typed is not None else None
             owner = cls.__name__
             if base.kind == "class" and attr in _public_dir(cls):
                 return None
@@ -506,6 +509,40 @@ def _doc_return(obj: Any, index: NameIndex | None) -> type | None:
     found = _class_named(dotted)
     # a documented base class (`Dataset`, `Geom`) often stands for a subclass with more names: only a
     # class without subclasses says what the object certainly is
+    return found if found is not None and not found.__subclasses__() else None
+
+
+_PARAM_CLASS = r"^{}\s*:\s*`~?([\w.]+)`\s*$"
+
+
+@lru_cache(maxsize=None)
+def _attribute_doc_class(cls: type, attr: str) -> str | None:
+    """The class name the class docstring documents for the constructor parameter that `__init__` stores as
+    the instance attribute of the same name (`DataStore.obs_table` -> `~gammapy.data.ObservationTable`)."""
+    for klass in cls.__mro__:
+        if not _library_class(klass) or "__init__" not in vars(klass):
+            continue
+        try:
+            init = inspect.getsource(klass.__init__)
+            params = inspect.signature(klass.__init__).parameters
+        except (OSError, TypeError, ValueError):
+            continue
+        if attr not in params or not re.search(rf"self\.{attr}\s*=(?!=)", init):
+            continue
+        m = re.search(_PARAM_CLASS.format(re.escape(attr)), inspect.getdoc(klass) or "", re.MULTILINE)
+        return m.group(1) if m else None
+    return None
+
+
+def _attribute_class(cls: type, attr: str, index: NameIndex | None) -> type | None:
+    """That documented class, when it resolves to an installed class without subclasses (a documented base
+    class often stands for a subclass with more names)."""
+    dotted = _attribute_doc_class(cls, attr)
+    if dotted is None:
+        return None
+    if "." not in dotted and index is not None:
+        dotted = f"{index.home(dotted) or ''}.{dotted}"
+    found = _class_named(dotted)
     return found if found is not None and not found.__subclasses__() else None
 
 

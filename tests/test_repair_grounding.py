@@ -78,9 +78,9 @@ def test_invented_module_and_keyword_and_network_calls() -> None:
 
 
 def test_names_rebound_or_of_unknown_type_are_left_alone() -> None:
-    # `ds` is bound twice and `t` comes from an attribute of unknown type: nothing can be said for certain
+    # `ds` is bound twice and `t` comes from a property of unknown type: nothing can be said for certain
     assert _ground("from gammapy.data import DataStore\nds = DataStore.from_dir('a')\nds = 3\nds.anything\n"
-                   "t = DataStore.from_dir('a').obs_table\nt.whatever()\n") == []
+                   "t = DataStore.from_dir('a').obs(1).events\nt.whatever()\n") == []
 
 
 @pytest.mark.parametrize("task_id", sorted(load_tasks()))
@@ -465,3 +465,14 @@ def test_a_result_string_whose_placeholders_were_never_formatted_prints_json(tmp
     assert json.loads(ran.stdout.split("RESULT ", 1)[1]) == {"n_obs": 4, "hours": 1.5}
     unknown = "print('RESULT {n_obs}')\n"
     assert repair(unknown, name_index()).script == unknown
+
+
+def test_an_instance_attribute_is_typed_from_the_constructor_parameter_it_stores() -> None:
+    """`DataStore(obs_table=...)` stores `self.obs_table`, documented as an `ObservationTable`: calls on
+    `data_store.obs_table` are checked like any other (the 0.5B wrote `select_observations(selection=...)`)."""
+    head = f"import os\nfrom gammapy.data import DataStore\nds = DataStore.from_dir({DATA})\n"
+    errors = _ground(head + "t = ds.obs_table.select_observations(selection=dict(type='sky_circle'))\n")
+    assert errors == ["line 4: `ds.obs_table.select_observations()` takes no keyword `selection`; did you mean "
+                      "`selections`; signature: `ds.obs_table.select_observations(selections=None)`"]
+    assert _ground(head + "t = ds.obs_table.select_observations(dict(type='sky_circle'))\n"
+                          "ra = ds.obs_table['RA_PNT']\np = ds.obs_table.pointing_radec\n") == []
