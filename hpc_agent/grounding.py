@@ -47,9 +47,20 @@ NETWORK_MODULES = {
 
 
 @dataclass(frozen=True)
+class Rename:
+    """An attribute the script spells wrong with exactly one reading: where it ends and what it should be."""
+
+    line: int  # of the attribute's end (1-based)
+    end_col: int  # UTF-8 byte column where the attribute name ends
+    old: str
+    new: str
+
+
+@dataclass(frozen=True)
 class Finding:
     line: int
     message: str
+    rename: Rename | None = None  # set when the fix has one reading (the static stage applies it)
 
     def __str__(self) -> str:
         return f"line {self.line}: {self.message}"
@@ -147,6 +158,21 @@ def _subclasses_with(cls: type, attr: str, limit: int = 3) -> str:
     return f"; subclasses that have it: {', '.join(found)}" if found else ""
 
 
+def _flat(name: str) -> str:
+    return name.lower().replace("_", "")
+
+
+def _only_reading(attr: str, candidates: list[str]) -> str | None:
+    """The one real name an invented one can only mean: the same name spelled in another case or without
+    underscores (`getObservations`), else the only name it is the start of (`get_obs` -> `get_observations`,
+    at least 5 characters: shorter starts are too ambiguous)."""
+    same = [c for c in candidates if _flat(c) == _flat(attr)]
+    if len(same) == 1:
+        return same[0]
+    starts = [c for c in candidates if c.startswith(attr)] if len(attr) >= 5 else []
+    return starts[0] if len(starts) == 1 else None
+
+
 def _suggest(owner_label: str, owner: Any, attr: str, candidates: list[str]) -> str:
     flat = attr.lower().replace("_", "")  # `livetime` -> `observation_live_time_duration`: a flat substring first
     contained = [c for c in candidates if flat in c.lower().replace("_", "") or c.lower().replace("_", "") in flat]
@@ -176,10 +202,10 @@ class _Grounder(ast.NodeVisitor):
         self.network = _network_calls()
         self._reported: set[tuple[int, str]] = set()
 
-    def report(self, line: int, message: str) -> None:
+    def report(self, line: int, message: str, rename: Rename | None = None) -> None:
         if (line, message) not in self._reported:
             self._reported.add((line, message))
-            self.findings.append(Finding(line, message))
+            self.findings.append(Finding(line, message, rename))
 
     # --- bindings -----------------------------------------------------------------------------------------
 
@@ -396,7 +422,9 @@ class _Grounder(ast.NodeVisitor):
             if base.kind == "class" and attr in _public_dir(cls):
                 return None
             candidates = sorted(set(_public_dir(cls)) | {k for k in known if not k.startswith("_")})
-            self.report(node.lineno, _suggest(owner, cls, attr, candidates) + _subclasses_with(cls, attr))
+            only = _only_reading(attr, candidates)
+            rename = Rename(node.end_lineno or node.lineno, node.end_col_offset or 0, attr, only) if only else None
+            self.report(node.lineno, _suggest(owner, cls, attr, candidates) + _subclasses_with(cls, attr), rename)
             return None
         return None
 

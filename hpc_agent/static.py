@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass
 
 from hpc_agent import checks
-from hpc_agent.grounding import ground
+from hpc_agent.grounding import Rename, ground
 from hpc_agent.names import name_index
 from hpc_agent.repair import repair
 
@@ -40,6 +40,24 @@ def static_stage(answer: str, *, repairs: bool = True, require_result: bool = Tr
         script, done = fixed.script, fixed.repairs
     errors = checks.static_errors(script, require_result=require_result)
     if not any(e.startswith("SyntaxError") for e in errors):
-        findings = [str(f) for f in ground(ast.parse(script), index)]
-        errors = list(dict.fromkeys(findings + errors))
+        findings = ground(ast.parse(script), index)
+        renames = [f.rename for f in findings if f.rename is not None]
+        if repairs and renames:  # a misspelt attribute with one reading: renamed, then grounded again
+            script = apply_renames(script, renames)
+            done = (*done, *(f"renamed `.{r.old}` to `.{r.new}` on line {r.line} (the only name it can mean)"
+                             for r in renames))
+            errors = checks.static_errors(script, require_result=require_result)
+            findings = ground(ast.parse(script), index)
+        errors = list(dict.fromkeys([str(f) for f in findings] + errors))
     return StaticResult(script, tuple(done), tuple(errors), time.perf_counter() - t0)
+
+
+def apply_renames(script: str, renames: list[Rename]) -> str:
+    """Each attribute name replaced where it ends, right to left on a line so earlier columns hold."""
+    rows = script.splitlines(keepends=True)
+    for r in sorted(set(renames), key=lambda r: (r.line, r.end_col), reverse=True):
+        raw = rows[r.line - 1].encode()
+        start = r.end_col - len(r.old.encode())
+        if raw[start:r.end_col].decode(errors="replace") == r.old:
+            rows[r.line - 1] = (raw[:start] + r.new.encode() + raw[r.end_col:]).decode()
+    return "".join(rows)

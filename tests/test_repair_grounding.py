@@ -476,3 +476,17 @@ def test_an_instance_attribute_is_typed_from_the_constructor_parameter_it_stores
                       "`selections`; signature: `ds.obs_table.select_observations(selections=None)`"]
     assert _ground(head + "t = ds.obs_table.select_observations(dict(type='sky_circle'))\n"
                           "ra = ds.obs_table['RA_PNT']\np = ds.obs_table.pointing_radec\n") == []
+
+
+def test_a_misspelt_attribute_with_one_reading_is_renamed_and_grounded_again() -> None:
+    head = f"import json\nimport os\nfrom gammapy.data import DataStore\nds = DataStore.from_dir({DATA})\n"
+    code = head + "t = ds.obs_table.selectObsId([23523])\nn = ds.obs_table.select_obs_i([23523])\n" \
+                  "print('RESULT ' + json.dumps({'n': len(t) + len(n)}))\n"
+    fixed = static_stage(code)
+    assert fixed.errors == ()
+    assert "t = ds.obs_table.select_obs_id([23523])\nn = ds.obs_table.select_obs_id([23523])\n" in fixed.script
+    assert "renamed `.selectObsId` to `.select_obs_id` on line 5 (the only name it can mean)" in fixed.repairs
+    # two readings (`get_observations`, `get_observation_groups`): the model's to choose; repairs off: untouched
+    two = head + "obs = ds.get_obs([23523])\nprint('RESULT ' + json.dumps({'n': len(obs)}))\n"
+    assert static_stage(two).script == two and "has no `get_obs`" in static_stage(two).errors[0]
+    assert static_stage(code, repairs=False).script == code
