@@ -164,11 +164,16 @@ def _flat(name: str) -> str:
 
 def _only_reading(attr: str, candidates: list[str]) -> str | None:
     """The one real name an invented one can only mean: the same name spelled in another case or without
-    underscores (`getObservations`), else the only name it is the start of (`get_obs` -> `get_observations`,
-    at least 5 characters: shorter starts are too ambiguous)."""
+    underscores (`getObservations`), else in the other grammatical number (`fluxes` -> `flux`), else the only
+    name it is the start of (`select_obs_i` -> `select_obs_id`, at least 5 characters: shorter starts are too
+    ambiguous)."""
     same = [c for c in candidates if _flat(c) == _flat(attr)]
     if len(same) == 1:
         return same[0]
+    number = {attr + "s", attr[:-1] if attr.endswith("s") else "", attr[:-2] if attr.endswith("es") else ""} - {""}
+    plural = [c for c in candidates if c in number]  # `fluxes` -> `flux`, `obs_id` -> `obs_ids`
+    if len(plural) == 1:
+        return plural[0]
     starts = [c for c in candidates if c.startswith(attr)] if len(attr) >= 5 else []
     return starts[0] if len(starts) == 1 else None
 
