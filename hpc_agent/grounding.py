@@ -447,11 +447,15 @@ class _Grounder(ast.NodeVisitor):
         params = list(sig.parameters.values())
         names = {p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
         takes_any = any(p.kind is p.VAR_KEYWORD for p in params)
-        unknown = [kw.arg for kw in node.keywords if kw.arg is not None and kw.arg not in names]
-        for arg in ([] if takes_any else unknown):
+        given = {kw.arg for kw in node.keywords}
+        unknown = [kw for kw in node.keywords if kw.arg is not None and kw.arg not in names]
+        for kw in ([] if takes_any else unknown):
+            arg = kw.arg or ""
             close = difflib.get_close_matches(arg, sorted(names), n=1, cutoff=0.5)
             hint = f"; did you mean `{close[0]}`" if close else ""
-            self.report(node.lineno, f"`{func.label}()` takes no keyword `{arg}`{hint}; signature: {shown}")
+            only = _only_reading(arg, sorted(names - given))  # `selection=` -> `selections=`
+            rename = Rename(kw.lineno, kw.col_offset + len(arg.encode()), arg, only) if only else None
+            self.report(node.lineno, f"`{func.label}()` takes no keyword `{arg}`{hint}; signature: {shown}", rename)
         if (unknown and not takes_any) or any(isinstance(a, ast.Starred) for a in node.args) \
                 or any(kw.arg is None for kw in node.keywords):
             return

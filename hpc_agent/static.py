@@ -44,7 +44,7 @@ def static_stage(answer: str, *, repairs: bool = True, require_result: bool = Tr
         renames = [f.rename for f in findings if f.rename is not None]
         if repairs and renames:  # a misspelt attribute with one reading: renamed, then grounded again
             script = apply_renames(script, renames)
-            done = (*done, *(f"renamed `.{r.old}` to `.{r.new}` on line {r.line} (the only name it can mean)"
+            done = (*done, *(f"renamed `{r.old}` to `{r.new}` on line {r.line} (the only name it can mean)"
                              for r in renames))
             errors = checks.static_errors(script, require_result=require_result)
             findings = ground(ast.parse(script), index)

@@ -485,9 +485,13 @@ def test_a_misspelt_attribute_with_one_reading_is_renamed_and_grounded_again() -
     fixed = static_stage(code)
     assert fixed.errors == ()
     assert "t = ds.obs_table.select_obs_id([23523])\nn = ds.obs_table.select_obs_id([23523])\n" in fixed.script
-    assert "renamed `.selectObsId` to `.select_obs_id` on line 5 (the only name it can mean)" in fixed.repairs
+    assert "renamed `selectObsId` to `select_obs_id` on line 5 (the only name it can mean)" in fixed.repairs
     plural = static_stage(head + "print('RESULT ' + json.dumps({'n': len(ds.obs_idss)}))\n")  # the other number
-    assert plural.errors == () and any("renamed `.obs_idss` to `.obs_ids`" in r for r in plural.repairs)
+    assert plural.errors == () and any("renamed `obs_idss` to `obs_ids`" in r for r in plural.repairs)
+    keyword = static_stage(head + "t = ds.obs_table.select_observations(selection=dict(type='sky_circle', "
+                                  "frame='icrs', lon=1 * u.deg, lat=2 * u.deg, radius=3 * u.deg))\n"
+                                  "print('RESULT ' + json.dumps({'n': len(t)}))\n")
+    assert keyword.errors == () and "select_observations(selections=dict(" in keyword.script
     # two readings (`get_observations`, `get_observation_groups`): the model's to choose; repairs off: untouched
     two = head + "obs = ds.get_obs([23523])\nprint('RESULT ' + json.dumps({'n': len(obs)}))\n"
     assert static_stage(two).script == two and "has no `get_obs`" in static_stage(two).errors[0]
