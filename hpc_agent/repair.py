@@ -642,8 +642,23 @@ def quantities_in_key_units(text: str, stderr: str) -> tuple[str, list[str]]:
                    f"the unit its key names ({', '.join(sorted({u for _, u, *_ in keys}))}) with `.to_value(unit)`"]
 
 
+_PAIR = re.compile(r"""\s*["']?([A-Za-z_]\w*)["']?\s*[:=]\s*(-?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*[,;]?""")
+
+
+def _key_value_pairs(payload: str) -> dict[str, Any] | None:
+    """`n_obs: 5`, `n_obs=5, livetime_hours=3.2`: plain key/number pairs and nothing else, as a dict."""
+    found, at = {}, 0
+    for m in _PAIR.finditer(payload):
+        if m.start() != at:
+            return None
+        found[m.group(1)] = ast.literal_eval(m.group(2))
+        at = m.end()
+    return found if found and at == len(payload) else None
+
+
 def _literal_result(stdout: str) -> dict[str, Any] | None:
-    """The one `RESULT ...` line of a run when it is a Python dict literal of numbers but not JSON."""
+    """The one `RESULT ...` line of a run when it is a Python dict literal of numbers, or `key: number`
+    pairs, but not JSON."""
     lines = [ln.strip() for ln in stdout.splitlines() if ln.strip().startswith("RESULT")]
     if len(lines) != 1:
         return None
@@ -656,7 +671,7 @@ def _literal_result(stdout: str) -> dict[str, Any] | None:
     try:
         value = ast.literal_eval(payload)
     except (ValueError, SyntaxError):
-        return None
+        value = _key_value_pairs(payload)
     ok = isinstance(value, dict) and value and all(isinstance(k, str) for k in value) \
         and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value.values())
     return value if ok else None

@@ -383,13 +383,14 @@ def test_an_observations_list_indexed_by_a_column_name_reads_the_observation_ind
     'print("RESULT {\'ontime_h\':", total / 3600, "}")',
     'print(f"RESULT {{\'ontime_h\': {total / 3600}}}")',
     'result = {"ontime_h": total / 3600}\nprint("RESULT", result)',
+    'print(f"RESULT ontime_h: {total / 3600}")',  # key: number pairs
 ])
 def test_a_result_printed_as_a_python_dict_is_printed_as_json_after_the_run(printing: str, tmp_path) -> None:
     from hpc_agent.repair import repair_after_run
 
     code = f"total = 32874.0\n{printing}\n"
     first = _run(code, tmp_path)
-    assert first.returncode == 0 and first.stdout.startswith("RESULT {'ontime_h'")
+    assert first.returncode == 0 and first.stdout.startswith(("RESULT {'ontime_h'", "RESULT ontime_h:"))
     assert repair(code, name_index()).script == code  # never before a run
     fixed = repair_after_run(code, first.stderr, name_index(), first.stdout, ok=True)
     assert fixed is not None and fixed.repairs[0].startswith("the RESULT line (line ")
@@ -398,6 +399,7 @@ def test_a_result_printed_as_a_python_dict_is_printed_as_json_after_the_run(prin
     # JSON already, or a line that is no dict of numbers: nothing to do
     assert repair_after_run(code, "", name_index(), 'RESULT {"ontime_h": 9.1}\n', ok=True) is None
     assert repair_after_run(code, "", name_index(), "RESULT {'ontime_h': 'many'}\n", ok=True) is None
+    assert repair_after_run(code, "", name_index(), "RESULT ontime_h: 9.1 hours\n", ok=True) is None
 
 
 def test_a_run_whose_result_line_is_unreadable_is_shown_the_output_idiom_with_the_keys() -> None:
