@@ -270,16 +270,30 @@ def keep_contract_environment(text: str, _: NameIndex) -> tuple[str, list[str]]:
 
 _ROOT_FORMS = tuple(form for var in CONTRACT_VARIABLES for form in (
     f"os.environ['{var}']", f"os.environ.get('{var}')", f"os.getenv('{var}')", f"'${var}'"))
+_ROOT_DEFAULTED = re.compile(r"os\.(?:environ\.get|getenv)\('(\w+)', .*\)$")  # `os.environ.get(VAR, "")`
+
+
+def _is_root(node: ast.expr, rooted: set[str]) -> bool:
+    """The data root itself: read from its variable, or a name assigned once from it."""
+    text = ast.unparse(node)
+    m = _ROOT_DEFAULTED.match(text)
+    return text in _ROOT_FORMS or (m is not None and m.group(1) in CONTRACT_VARIABLES) or \
+        (isinstance(node, ast.Name) and node.id in rooted)
 
 
 def open_the_release_not_the_root(text: str, _: NameIndex) -> tuple[str, list[str]]:
-    """`DataStore.from_dir(os.environ["PHOTON_STORAGE"])`: the data root holds releases, not a data store;
-    the release is its `hess-dl3-dr1` folder."""
+    """`DataStore.from_dir(os.environ["PHOTON_STORAGE"])` (or of a variable assigned once from it): the data
+    root holds releases, not a data store; the release is its `hess-dl3-dr1` folder."""
     tree = ast.parse(text)
+    assigned = [n for n in ast.walk(tree) if isinstance(n, ast.Assign)]
+    once = {name for name in {t.id for n in assigned for t in n.targets if isinstance(t, ast.Name)}
+            if sum(isinstance(t, ast.Name) and t.id == name for n in assigned for t in n.targets) == 1}
+    rooted = {t.id for n in assigned for t in n.targets
+              if isinstance(t, ast.Name) and t.id in once and _is_root(n.value, set())}
     edits, notes = [], []
     for node in ast.walk(tree):
         if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "from_dir"
-                and node.args and ast.unparse(node.args[0]) in _ROOT_FORMS):
+                and node.args and _is_root(node.args[0], rooted)):
             edits.append((node.args[0], RELEASE_PATH))
             notes.append(f"`from_dir({ast.unparse(node.args[0])})` opens the data root; opened its release "
                          f"instead: {RELEASE_PATH} (line {node.lineno})")
@@ -708,6 +722,30 @@ def result_as_json(text: str, stdout: str) -> tuple[str, list[str]]:
     return fixed, [f"the RESULT line (line {call.lineno}) was a Python dict, not JSON: it now prints `{new}`"]
 
 
+_COLUMN_ATTRIBUTE = re.compile(r"AttributeError: '(?:Masked)?Column' object has no attribute '(\w+)'")
+_SCRIPT_LINE = re.compile(r'File "[^"]*script\.py", line (\d+)')
+
+
+def column_as_quantity(text: str, stderr: str) -> tuple[str, list[str]]:
+    """`table["RA_PNT"].to_value(u.deg)` raised: a Column is no Quantity, but its `.quantity` is (with the
+    column's unit). On the line the traceback names, each column read then given a Quantity-only attribute
+    goes through `.quantity`."""
+    from astropy.table import Column
+    from astropy.units import Quantity
+
+    attrs, lines = _COLUMN_ATTRIBUTE.findall(stderr), _SCRIPT_LINE.findall(stderr)
+    if not attrs or not lines or not hasattr(Quantity, attrs[-1]) or hasattr(Column, attrs[-1]):
+        return text, []
+    attr, line = attrs[-1], int(lines[-1])
+    edits = [(n.value, f"{ast.get_source_segment(text, n.value)}.quantity") for n in ast.walk(ast.parse(text))
+             if isinstance(n, ast.Attribute) and n.attr == attr and n.lineno == line
+             and isinstance(n.value, ast.Subscript)]
+    if not edits:
+        return text, []
+    return _splice(text, edits), [f"a table column has no `.{attr}` (line {line}): read it as a Quantity, "
+                                  f"`column.quantity.{attr}`"]
+
+
 # Repairs that only a run can show to be needed (a correct script would be changed by them otherwise):
 # the run's error -> the repair (given the script and the run's stderr); the script is re-run once, in the
 # same attempt, when one applies.
@@ -716,6 +754,7 @@ AFTER_RUN: tuple[tuple[re.Pattern[str], Callable[[str, str], tuple[str, list[str
      lambda text, _: json_numpy_numbers(text, None)),
     (re.compile(r"Object of type (Quantity|Angle|Latitude|Longitude|Distance|TimeDelta)\b is not JSON serializable|"
                 r"only dimensionless scalar quantities can be converted"), quantities_in_key_units),
+    (_COLUMN_ATTRIBUTE, column_as_quantity),
 )
 
 

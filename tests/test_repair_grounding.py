@@ -118,6 +118,12 @@ def test_literal_release_paths_are_built_from_photon_storage() -> None:
     assert lines[2] == 'q = os.path.join(os.environ["PHOTON_STORAGE"], "hess-dl3-dr1", \'obs-index.fits.gz\')'
     assert lines[3:] == code.splitlines()[3:]  # already right, or not a path to the release: untouched
     assert len(fixed.repairs) == 2
+    # the root through a variable assigned once (with a default): the release is opened, the variable kept
+    through = ("import os\nfrom gammapy.data import DataStore\npath = os.environ.get('PHOTON_STORAGE', '')\n"
+               "ds = DataStore.from_dir(path)\nprint('RESULT {}')\n")
+    assert f"ds = DataStore.from_dir({DATA})\n" in repair(through, name_index()).script
+    rebound = through.replace("ds =", "path = os.path.join(path, 'hess-dl3-dr1')\nds =")
+    assert repair(rebound, name_index()).script == rebound  # assigned twice: what it holds is not certain
 
 
 def test_the_name_index_is_built_once_per_process() -> None:
@@ -498,3 +504,29 @@ def test_a_misspelt_attribute_with_one_reading_is_renamed_and_grounded_again() -
     two = head + "obs = ds.get_obs([23523])\nprint('RESULT ' + json.dumps({'n': len(obs)}))\n"
     assert static_stage(two).script == two and "has no `get_obs`" in static_stage(two).errors[0]
     assert static_stage(code, repairs=False).script == code
+
+
+def test_a_column_given_a_quantity_method_is_read_as_a_quantity_after_the_run(tmp_path, data_root) -> None:
+    """`obs_table["RA_PNT"].to_value(u.deg)` raised AttributeError (the 0.5B, four times): the column goes
+    through `.quantity` on the line the traceback names, and the script runs."""
+    import os
+
+    from hpc_agent.repair import repair_after_run
+
+    code = (f"import json\nimport os\nimport astropy.units as u\nfrom gammapy.data import DataStore\n"
+            f"ds = DataStore.from_dir({DATA})\nra = ds.obs_table['RA_PNT'].to_value(u.rad)\n"
+            "print('RESULT ' + json.dumps({'ra0': float(ra[0])}))\n")
+    env = {**os.environ, "PHOTON_STORAGE": str(data_root)}
+    script = tmp_path / "script.py"
+
+    def run(text: str) -> subprocess.CompletedProcess[str]:
+        script.write_text(text)
+        return subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300, env=env)
+
+    first = run(code)
+    assert "'Column' object has no attribute 'to_value'" in first.stderr
+    fixed = repair_after_run(code, first.stderr, name_index())
+    assert fixed is not None and "ds.obs_table['RA_PNT'].quantity.to_value(u.rad)" in fixed.script
+    again = run(fixed.script)
+    assert again.returncode == 0, again.stderr
+    assert 0 <= json.loads(again.stdout.split("RESULT ", 1)[1])["ra0"] < 6.3
