@@ -625,6 +625,26 @@ def _unwrapped(node: ast.expr) -> ast.expr:
     return node
 
 
+def _scaled_by_number(expr: ast.expr, assigns: dict[str, ast.expr], depth: int = 3) -> bool:
+    """`seconds / 3600` (here or in what a name in it was assigned): a unit converted by hand. Dividing a
+    Quantity by a number keeps its unit, so converting the result again would be wrong: left to the model."""
+    def number(side: ast.expr) -> bool:
+        return isinstance(side, ast.Constant) and isinstance(side.value, (int, float)) and side.value not in (0, 1)
+
+    def unit(side: ast.expr) -> bool:  # `u.s`, `u.Unit("h")`: `7200 * u.s` makes a Quantity, converts nothing
+        base = side.func if isinstance(side, ast.Call) else side
+        return isinstance(base, ast.Attribute) and isinstance(base.value, ast.Name) and base.value.id in ("u", "units")
+
+    for node in ast.walk(expr):
+        if isinstance(node, ast.BinOp) and isinstance(node.op, (ast.Div, ast.Mult, ast.FloorDiv)) and (
+                (number(node.right) and not unit(node.left)) or (number(node.left) and not unit(node.right))):
+            return True
+        if depth and isinstance(node, ast.Name) and node.id in assigns and assigns[node.id] is not expr:
+            if _scaled_by_number(assigns[node.id], assigns, depth - 1):
+                return True
+    return False
+
+
 def quantities_in_key_units(text: str, stderr: str) -> tuple[str, list[str]]:
     """After a run failed writing a Quantity into the RESULT json (`float(q)` of a non-dimensionless Quantity,
     or json refusing a Quantity): each value under a key that names a unit is written in that unit. Applied
@@ -633,10 +653,12 @@ def quantities_in_key_units(text: str, stderr: str) -> tuple[str, list[str]]:
     frames = re.findall(r'File "[^"]*script\.py", line (\d+)', stderr)
     failed_at = int(frames[-1]) if frames else None
     edits, keys = [], []
+    assigns = {t.id: n.value for n in ast.walk(tree) if isinstance(n, ast.Assign) for t in n.targets
+               if isinstance(t, ast.Name)}
     for d in _result_dicts(tree):
         for key, value in zip(d.keys, d.values):
             unit = key_unit(key.value) if isinstance(key, ast.Constant) and isinstance(key.value, str) else None
-            if unit is None or IN_UNIT in ast.unparse(value):
+            if unit is None or IN_UNIT in ast.unparse(value) or _scaled_by_number(value, assigns):
                 continue
             inner = ast.get_source_segment(text, _unwrapped(value))
             edits.append((value, f'float({IN_UNIT}({inner}, "{unit}"))'))

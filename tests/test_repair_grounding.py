@@ -285,6 +285,11 @@ def test_quantities_in_result_are_written_in_the_unit_their_key_names(tmp_path) 
     ran = _run(fixed.script, tmp_path)
     assert ran.returncode == 0, ran.stderr
     assert json.loads(ran.stdout.split("RESULT ", 1)[1]) == {"livetime_hours": 2.0, "offset_deg": 0.5, "n_obs": 3}
+    # a Quantity divided by hand (`seconds / 3600` keeps the unit s): converting it again would be wrong
+    by_hand = code.replace("float(live)", "float(live / 3600)")
+    assert repair_after_run(by_hand, _run(by_hand, tmp_path).stderr, name_index()).repairs == (
+        "the RESULT values of `offset_deg` were Quantities: wrote each in the unit its key names (deg) with "
+        "`.to_value(unit)`",)
     # the same error raised elsewhere in the script is not this repair's to fix
     elsewhere = "import json\nimport astropy.units as u\nx = float(3 * u.s)\nprint(json.dumps({'t_s': x}))\n"
     assert repair_after_run(elsewhere, _run(elsewhere, tmp_path).stderr, name_index()) is None
