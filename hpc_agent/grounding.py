@@ -178,7 +178,18 @@ def _only_reading(attr: str, candidates: list[str]) -> str | None:
     return starts[0] if len(starts) == 1 else None
 
 
+_REDUCED = re.compile(r"^(mean|average|avg|median|min|max|sum|total|std|n|num|number_of)_(\w+)$")
+_REDUCERS = {"mean": "np.mean", "average": "np.mean", "avg": "np.mean", "median": "np.median", "min": "np.min",
+             "max": "np.max", "sum": "np.sum", "total": "np.sum", "std": "np.std", "n": "len",
+             "num": "len", "number_of": "len"}
+
+
 def _suggest(owner_label: str, owner: Any, attr: str, candidates: list[str]) -> str:
+    m = _REDUCED.match(attr)
+    if m and m.group(2) in candidates:  # `lc.mean_flux`: no attribute reduces for you
+        reducer = _REDUCERS[m.group(1)]
+        return (f"`{owner_label}` has no `{attr}`: no attribute computes it for you; take `.{m.group(2)}` and "
+                f"reduce its values yourself (`{reducer}(...)`)")
     flat = attr.lower().replace("_", "")  # `livetime` -> `observation_live_time_duration`: a flat substring first
     contained = [c for c in candidates if flat in c.lower().replace("_", "") or c.lower().replace("_", "") in flat]
     contained.sort(key=lambda c: -difflib.SequenceMatcher(None, attr, c).ratio())

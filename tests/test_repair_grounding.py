@@ -535,3 +535,9 @@ def test_a_column_given_a_quantity_method_is_read_as_a_quantity_after_the_run(tm
     again = run(fixed.script)
     assert again.returncode == 0, again.stderr
     assert 0 <= json.loads(again.stdout.split("RESULT ", 1)[1])["ra0"] < 6.3
+
+
+def test_an_invented_reduced_attribute_points_at_the_real_one_and_the_reduction() -> None:
+    errors = _ground("from gammapy.estimators import FluxPoints\nlc = FluxPoints.read('x')\nm = lc.mean_flux\n")
+    assert errors == ["line 3: `FluxPoints` has no `mean_flux`: no attribute computes it for you; take `.flux` and "
+                      "reduce its values yourself (`np.mean(...)`)"]
