@@ -167,13 +167,13 @@ def run_turn(index: int, answers: list[ModelAnswer], spec: RunSpec, sandbox: San
     return chosen.model_copy(update={"usage": total}), found
 
 
-def _hints(attempt: Attempt) -> tuple[str, ...]:
+def _hints(attempt: Attempt, request: str = "") -> tuple[str, ...]:
     """What the harness can add to a failure: for variables used but never assigned, how Gammapy's
     tutorials make them; for classes on rejected lines, how they call them; for an AttributeError of a run,
     the real names of that class."""
     index = name_index()
     importable = set(index.imports) | set(index.homes)
-    undefined = undefined_name_hints(attempt.static_errors, importable)
+    undefined = undefined_name_hints(attempt.static_errors, importable, request=request)
     return undefined + usage_hints(attempt.script, attempt.static_errors, importable) + _runtime_hints(attempt)
 
 
@@ -272,7 +272,7 @@ def run_agent(
             if key is not None:
                 first_seen.setdefault(key, index)
             if not attempt.passed and index < spec.attempts:
-                hints = _hints(attempt)
+                hints = _hints(attempt, spec.prompt)
                 learned += prompts.lessons(attempt, hints, keys)
                 way = prompts.failure_signature(attempt)
                 stuck = repeats is not None or way in failed_ways

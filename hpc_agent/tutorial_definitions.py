@@ -180,10 +180,70 @@ def usage_hints(script: str | None, static_errors: tuple[str, ...], importable: 
     return tuple(f"Gammapy's tutorials use `{c}` like this: `{known[c][0]}`, then `{known[c][1]}`" for c in wanted)
 
 
+_CALL_START = re.compile(r"\b[A-Z]\w*(?:\.\w+)*\(")
+
+
+def request_calls(request: str) -> list[ast.Call]:
+    """The library calls a request writes out (`MapAxis.from_energy_bounds(1.0, 10.0, nbin=10, ...)`):
+    each capitalised callee with its balanced arguments, kept when it parses as one Python call."""
+    found = []
+    for m in _CALL_START.finditer(request):
+        depth, end = 0, None
+        for i in range(m.end() - 1, len(request)):
+            depth += {"(": 1, ")": -1}.get(request[i], 0)
+            if depth == 0:
+                end = i + 1
+                break
+        if end is None:
+            continue
+        try:
+            node = ast.parse(" ".join(request[m.start():end].split()), mode="eval").body
+        except SyntaxError:
+            continue
+        if isinstance(node, ast.Call):
+            found.append(node)
+    return found
+
+
+_KIND_WORDS = {"axis", "geom", "region", "map"}  # what a variable is, not which one: `energy_axis` -> `energy`
+
+
+def _name_keyword(call: ast.Call) -> object:
+    return next((kw.value.value for kw in call.keywords if kw.arg == "name" and isinstance(kw.value, ast.Constant)),
+                None)
+
+
+def from_request(name: str, definition: str, calls: list[ast.Call]) -> str | None:
+    """`name = <the request's call>` when the request writes out exactly one call of the callee the
+    tutorials define `name` with (told apart by its `name=` keyword when several): the request's values."""
+    try:
+        value = _parse(definition).body[0].value  # type: ignore[attr-defined]
+    except (SyntaxError, IndexError, AttributeError):
+        return None
+    if not isinstance(value, ast.Call):
+        return None
+    same = [c for c in calls if ast.unparse(c.func) == ast.unparse(value.func)]
+    if len(same) > 1:  # told apart by `name=`: the tutorial's, or the variable's own words (`energy_axis_true`)
+        own = "_".join(w for w in name.split("_") if w not in _KIND_WORDS)
+        same = [c for c in same if _name_keyword(c) == _name_keyword(value)] or \
+            [c for c in same if _name_keyword(c) == own]
+    return f"{name} = {ast.unparse(same[0])}" if len(same) == 1 else None
+
+
 def undefined_name_hints(static_errors: tuple[str, ...], importable: set[str],
-                         definitions: dict[str, str] | None = None) -> tuple[str, ...]:
-    """One hint per undefined variable (not an import) that the tutorials assign."""
+                         definitions: dict[str, str] | None = None, request: str = "") -> tuple[str, ...]:
+    """One hint per undefined variable (not an import) that the tutorials assign: with the request's own
+    call when it writes one out for it, else with the tutorial's statement."""
     known = tutorial_definitions() if definitions is None else definitions
     names = dict.fromkeys(n for e in static_errors for n in _UNDEFINED.findall(e) if n not in importable)
-    return tuple(f"`{n}` is used but never assigned; Gammapy's tutorials make it with `{known[n]}` (write it "
-                 "with the values your request asks for, before its first use)" for n in names if n in known)
+    calls = request_calls(request)
+    hints = []
+    for n in names:
+        if n not in known:
+            continue
+        asked = from_request(n, known[n], calls)
+        hints.append(f"`{n}` is used but never assigned; your request specifies it: `{asked}` (write it before "
+                     "its first use)" if asked else
+                     f"`{n}` is used but never assigned; Gammapy's tutorials make it with `{known[n]}` (write it "
+                     "with the values your request asks for, before its first use)")
+    return tuple(hints)

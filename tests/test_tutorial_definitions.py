@@ -6,8 +6,8 @@ from importlib.metadata import version
 
 import pytest
 
-from hpc_agent.tutorial_definitions import (definitions_in, tutorial_definitions, tutorial_usages, undefined_name_hints,
-                                            usage_hints, usages_in)
+from hpc_agent.tutorial_definitions import (definitions_in, request_calls, tutorial_definitions, tutorial_usages,
+                                            undefined_name_hints, usage_hints, usages_in)
 
 SOURCES = {
     "a.py": ("geom = dataset.geoms['geom']\n"
@@ -77,3 +77,22 @@ def test_the_installed_versions_tutorials_show_how_fit_and_estimators_are_called
         pytest.skip(f"the Gammapy {version('gammapy')} sdist is not cached here (`hpc-agent rag build` fetches it)")
     assert found["Fit"][0].endswith("Fit()") and ".run(datasets=" in found["Fit"][1]
     assert ".run(" in found["FluxPointsEstimator"][1] and ".run(" in found["ReflectedRegionsBackgroundMaker"][1]
+
+
+def test_an_undefined_variable_gets_the_call_the_request_writes_out_for_it() -> None:
+    request = ("Bin energies with MapAxis.from_energy_bounds(0.5, 50, nbin=5, unit=\"TeV\", name=\"energy\") and\n"
+               "true energies with MapAxis.from_energy_bounds(0.2, 100, nbin=20,\n unit=\"TeV\", name=\"energy_true\"); "
+               "the mask from SafeMaskMaker(methods=[\"aeff-max\"]) (see SafeMaskMaker docs).")
+    assert len(request_calls(request)) == 3  # the call split over two lines too; `SafeMaskMaker docs` is no call
+    definitions = {"energy_axis": "energy_axis = MapAxis.from_energy_bounds(0.1 * u.TeV, 40 * u.TeV, nbin=10)",
+                   "energy_axis_true": "energy_axis_true = MapAxis.from_energy_bounds(0.05, 200, nbin=50, "
+                                       "unit='TeV', name='energy_true')",
+                   "geom": "geom = RegionGeom.create(on_region, axes=[energy_axis])"}
+    errors = tuple(f"line 3: undefined name '{n}' (missing import or typo)" for n in definitions)
+    hints = undefined_name_hints(errors, set(), definitions, request)
+    # two calls of the same callee: told apart by `name=` (the tutorial's, or the variable's own words)
+    assert hints[0] == ("`energy_axis` is used but never assigned; your request specifies it: `energy_axis = "
+                        "MapAxis.from_energy_bounds(0.5, 50, nbin=5, unit='TeV', name='energy')` (write it before its "
+                        "first use)")
+    assert "`energy_axis_true = MapAxis.from_energy_bounds(0.2, 100, nbin=20, unit='TeV', name='energy_true')`" in hints[1]
+    assert "Gammapy's tutorials make it with `geom = RegionGeom.create(" in hints[2]  # the request writes none
