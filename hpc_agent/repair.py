@@ -414,6 +414,24 @@ def define_idiom_variables(text: str, _: NameIndex) -> tuple[str, list[str]]:
     return "".join(rows), [f"defined `{IDIOM_VARIABLES[n][0]}` (used but never assigned)" for n in wanted]
 
 
+def define_from_request(text: str, definitions: dict[str, str]) -> tuple[str, list[str]]:
+    """Variables used but never assigned that the request fixes (`energy_axis` when it writes out the axis,
+    `source_position` when it is about one position): defined after the imports, in the request's words."""
+    if not definitions:
+        return text, []
+    tree = ast.parse(text)
+    undefined = list(dict.fromkeys(m.message_args[0] for m in pyflakes_checker.Checker(tree, filename="script.py").messages
+                                   if isinstance(m, pyflakes_messages.UndefinedName)))
+    wanted = [definitions[n] for n in undefined if n in definitions]
+    if not wanted:
+        return text, []
+    after_imports = max([n.end_lineno or 0 for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom))],
+                        default=0)
+    rows = text.splitlines(keepends=True)
+    rows[after_imports:after_imports] = [f"{line}\n" for line in wanted]
+    return "".join(rows), [f"defined `{line}` from your request (used but never assigned)" for line in wanted]
+
+
 def add_missing_imports(text: str, index: NameIndex) -> tuple[str, list[str]]:
     """An undefined name with exactly one import that defines it (`json`, `np`, `SkyCoord`, `DataStore`)."""
     tree = ast.parse(text)
@@ -570,10 +588,12 @@ def add_result_line(text: str, keys: tuple[str, ...]) -> tuple[str, list[str]]:
     return text.rstrip("\n") + "\n" + line + "\n", [f"printed the RESULT line from your variables: `{line}`"]
 
 
-def repair(script: str, index: NameIndex, result_keys: tuple[str, ...] = ()) -> Repaired:
+def repair(script: str, index: NameIndex, result_keys: tuple[str, ...] = (),
+           request_definitions: dict[str, str] | None = None) -> Repaired:
     """Every repair in turn on a script that parses (after the syntax repairs); one that does not is
     returned unchanged.
-    `result_keys`: the RESULT keys the request names (for a script that forgot its RESULT line)."""
+    `result_keys`: the RESULT keys the request names (for a script that forgot its RESULT line);
+    `request_definitions`: statements the request fixes for variables (`hpc_agent.request_facts`)."""
     script, notes = make_it_parse(script)
     try:
         ast.parse(script)
@@ -581,6 +601,8 @@ def repair(script: str, index: NameIndex, result_keys: tuple[str, ...] = ()) -> 
         return Repaired(script, ())
     script, first = add_result_line(script, result_keys)
     notes += first
+    script, defined = define_from_request(script, request_definitions or {})
+    notes += defined
     for step in REPAIRS:
         script, done = step(script, index)
         notes += done

@@ -29,14 +29,14 @@ class StaticResult:
 
 
 def static_stage(answer: str, *, repairs: bool = True, require_result: bool = True,
-                 result_keys: tuple[str, ...] = ()) -> StaticResult:
+                 result_keys: tuple[str, ...] = (), request_definitions: dict[str, str] | None = None) -> StaticResult:
     """Repair (when on), then ground every import and attribute chain, then apply the rules.
-    `result_keys`: the RESULT keys the request names."""
+    `result_keys`: the RESULT keys the request names; `request_definitions`: what it fixes for variables."""
     t0 = time.perf_counter()
     index = name_index()
     script, done = answer, ()
     if repairs:
-        fixed = repair(answer, index, result_keys)
+        fixed = repair(answer, index, result_keys, request_definitions)
         script, done = fixed.script, fixed.repairs
     errors = checks.static_errors(script, require_result=require_result)
     if not any(e.startswith("SyntaxError") for e in errors):

@@ -1,0 +1,50 @@
+"""What a request itself fixes for a script: statements a variable can only mean.
+
+A small model leaves `energy_axis` or `source_position` unassigned while the request writes out the call
+(`MapAxis.from_energy_bounds(1.0, 10.0, nbin=10, unit="TeV", name="energy")`) or names the one position
+the analysis is about. Those definitions have one reading, so the repairs may add them (and say so); the
+model's own choices are never overridden, only names it used and never assigned.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+from pathlib import Path
+
+from hpc_agent.sources import named_sources
+from hpc_agent.tutorial_definitions import from_request, request_calls, tutorial_definitions
+
+# Names a script gives the one sky position a request is about.
+POSITION_NAMES = frozenset(f"{who}{what}" for who in ("source", "target", "src")
+                           for what in ("", "_position", "_pos", "_coord", "_coords", "_skycoord", "_center", "_centre"))
+_RA_DEC = re.compile(r"\bRA\s*=?\s*(-?\d+(?:\.\d+)?)\s*(?:deg|°)?\s*,?\s*(?:and\s+)?Dec(?:l|lination)?\s*=?\s*"
+                     r"(-?\d+(?:\.\d+)?)", re.IGNORECASE)
+
+
+def request_position(prompt: str, data_root: Path | None = None) -> tuple[float, float] | None:
+    """(ra, dec) in degrees when the request gives exactly one position: written as numbers, or the one
+    known source it names."""
+    written = {(float(ra), float(dec)) for ra, dec in _RA_DEC.findall(prompt)}
+    if written:
+        return next(iter(written)) if len(written) == 1 else None
+    named = named_sources(prompt, data_root)
+    return (named[0].ra, named[0].dec) if len(named) == 1 else None
+
+
+@lru_cache(maxsize=64)
+def request_definitions(prompt: str, data_root: Path | None = None) -> dict[str, str]:
+    """variable name -> the statement the request fixes for it: the request's own call for each variable
+    the tutorials make with that callee, and the one position for the usual names of a source position."""
+    calls = request_calls(prompt)
+    found = {}
+    if calls:
+        for name, definition in tutorial_definitions().items():
+            asked = from_request(name, definition, calls)
+            if asked is not None:
+                found[name] = asked
+    position = request_position(prompt, data_root)
+    if position is not None:
+        for name in POSITION_NAMES:
+            found.setdefault(name, f'{name} = SkyCoord({position[0]:g}, {position[1]:g}, unit="deg", frame="icrs")')
+    return found

@@ -1,0 +1,43 @@
+"""What a request fixes for a script's unassigned variables, added by the repairs (real Gammapy, astropy)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from hpc_agent.request_facts import request_definitions, request_position
+from hpc_agent.static import static_stage
+
+REQUEST = ("Bin the events of the source at RA = 83.6331 deg, Dec = 22.0145 deg in\n"
+           "MapAxis.from_energy_bounds(1.0, 10.0, nbin=10, unit=\"TeV\", name=\"energy\") and use\n"
+           "MapAxis.from_energy_bounds(0.3, 100.0, nbin=30, unit=\"TeV\", name=\"energy_true\") for true energies.")
+
+
+def test_a_request_fixes_its_written_out_calls_and_its_one_position() -> None:
+    found = request_definitions(REQUEST)
+    assert found["energy_axis"] == "energy_axis = MapAxis.from_energy_bounds(1.0, 10.0, nbin=10, unit='TeV', name='energy')"
+    assert found["energy_axis_true"].endswith("name='energy_true')")
+    assert found["source_position"] == 'source_position = SkyCoord(83.6331, 22.0145, unit="deg", frame="icrs")'
+    assert request_position("RA 329.7169 deg, Dec -30.2256 deg") == (329.7169, -30.2256)
+    # two positions: which one a `source` means is not fixed
+    assert request_position("RA = 1 deg, Dec = 2 deg or RA = 3 deg, Dec = 4 deg") is None
+    assert "source" not in request_definitions("Compare RA = 1 deg, Dec = 2 deg with RA = 3 deg, Dec = 4 deg.")
+
+
+def test_unassigned_variables_are_defined_from_the_request_and_the_script_runs(tmp_path) -> None:
+    code = ("import json\nprint('RESULT ' + json.dumps({'nbin': energy_axis.nbin, 'nbin_true': energy_axis_true.nbin,\n"
+            "    'ra': source_position.ra.deg, 'mine': energy_axis_true.name}))\n")
+    fixed = static_stage(code, request_definitions=request_definitions(REQUEST))
+    assert fixed.errors == ()
+    assert any(r.startswith("defined `source_position = SkyCoord(83.6331") for r in fixed.repairs)
+    path = tmp_path / "script.py"
+    path.write_text(fixed.script)
+    ran = subprocess.run([sys.executable, str(path)], capture_output=True, text=True, timeout=120)
+    assert ran.returncode == 0, ran.stderr
+    assert json.loads(ran.stdout.split("RESULT ", 1)[1]) == {"nbin": 10, "nbin_true": 30, "ra": 83.6331,
+                                                              "mine": "energy_true"}
+    # a variable the script assigns itself is its own; repairs off change nothing
+    own = "import json\nenergy_axis = 3\nprint('RESULT ' + json.dumps({'n': energy_axis}))\n"
+    assert static_stage(own, request_definitions=request_definitions(REQUEST)).script == own
+    assert static_stage(code, repairs=False, request_definitions=request_definitions(REQUEST)).script == code
