@@ -491,11 +491,18 @@ class _Grounder(ast.NodeVisitor):
         wanted = _doc_type(func.obj, param)
         if wanted is None:
             return
-        words = {w.lower() for w in re.findall(r"[A-Za-z_][\w.]*", wanted)}
-        plain = words <= PLAIN_TYPE_WORDS and words & PLAIN_TYPES.keys()
-        if not plain or issubclass(ref.obj, tuple(PLAIN_TYPES[w] for w in words if w in PLAIN_TYPES)) \
-                or hasattr(ref.obj, "__iter__"):
-            return
+        one = re.fullmatch(r"`~?([\w.]+)`(?:,?\s*optional)?", wanted.strip())
+        if one:  # exactly one class documented: an instance of an unrelated library class is wrong
+            named = _class_named(one.group(1))
+            if named is None or issubclass(ref.obj, named) or issubclass(named, ref.obj) \
+                    or ref.obj.__module__.split(".")[0] == named.__module__.split(".")[0]:
+                return  # the same package converts its own kinds often enough (a Map for a geom...): not certain
+        else:
+            words = {w.lower() for w in re.findall(r"[A-Za-z_][\w.]*", wanted)}
+            plain = words <= PLAIN_TYPE_WORDS and words & PLAIN_TYPES.keys()
+            if not plain or issubclass(ref.obj, tuple(PLAIN_TYPES[w] for w in words if w in PLAIN_TYPES)) \
+                    or hasattr(ref.obj, "__iter__"):
+                return
         wanted = re.sub(r",?\s*optional\b", "", wanted).strip(" ,")
         self.report(line, f"`{func.label}()` takes `{param}` as {wanted}, not a `{ref.obj.__name__}` "
                     f"(`{ast.unparse(value)}`); signature: {shown}")

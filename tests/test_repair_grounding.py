@@ -541,3 +541,15 @@ def test_an_invented_reduced_attribute_points_at_the_real_one_and_the_reduction(
     errors = _ground("from gammapy.estimators import FluxPoints\nlc = FluxPoints.read('x')\nm = lc.mean_flux\n")
     assert errors == ["line 3: `FluxPoints` has no `mean_flux`: no attribute computes it for you; take `.flux` and "
                       "reduce its values yourself (`np.mean(...)`)"]
+
+
+def test_an_instance_of_another_library_where_one_class_is_documented_is_caught() -> None:
+    """`SpectrumDataset.create(geom=region)`: `geom : ~gammapy.maps.RegionGeom`, given a regions shape (the 1.5B,
+    reflected-significance; at run time: "'CircleSkyRegion' object has no attribute 'is_region'")."""
+    head = ("from astropy.coordinates import SkyCoord\nfrom regions import CircleSkyRegion\nimport astropy.units as u\n"
+            "from gammapy.maps import RegionGeom, MapAxis\nfrom gammapy.datasets import SpectrumDataset\n"
+            "r = CircleSkyRegion(SkyCoord(1, 2, unit='deg'), 0.1 * u.deg)\ne = MapAxis.from_energy_bounds(1, 10, 3, unit='TeV')\n")
+    errors = _ground(head + "d = SpectrumDataset.create(geom=r, energy_axis_true=e)\n")
+    assert len(errors) == 1 and errors[0].startswith(
+        "line 8: `SpectrumDataset.create()` takes `geom` as `~gammapy.maps.RegionGeom`, not a `CircleSkyRegion` (`r`)")
+    assert _ground(head + "g = RegionGeom.create(r, axes=[e])\nd = SpectrumDataset.create(geom=g, energy_axis_true=e)\n") == []
