@@ -2,7 +2,7 @@
 
 A small model leaves `energy_axis` or `source_position` unassigned while the request writes out the call
 (`MapAxis.from_energy_bounds(1.0, 10.0, nbin=10, unit="TeV", name="energy")`) or names the one position
-the analysis is about. Those definitions have one reading, so the repairs may add them (and say so); the
+the analysis is about (and the one circle around it that it describes in words). Those definitions have one reading, so the repairs may add them (and say so); the
 model's own choices are never overridden, only names it used and never assigned.
 """
 
@@ -20,6 +20,18 @@ POSITION_NAMES = frozenset(f"{who}{what}" for who in ("source", "target", "src")
                            for what in ("", "_position", "_pos", "_coord", "_coords", "_skycoord", "_center", "_centre"))
 _RA_DEC = re.compile(r"\bRA\s*=?\s*(-?\d+(?:\.\d+)?)\s*(?:deg|°)?\s*,?\s*(?:and\s+)?Dec(?:l|lination)?\s*=?\s*"
                      r"(-?\d+(?:\.\d+)?)", re.IGNORECASE)
+
+
+REGION_NAMES = frozenset({"on_region", "region", "on_reg", "circle_region", "source_region", "target_region"})
+_CIRCLE = re.compile(r"\bcircle\s+(?:region\s+)?(?:of|with)\s+(?:a\s+)?radius\s+(?:of\s+)?(\d+(?:\.\d+)?)\s*"
+                     r"(deg|degrees?|arcmin)\b[^.]*?\bcent(?:er|re)(?:e?d)?\s+(?:on|at)\s+the\s+(?:source|target)",
+                     re.IGNORECASE)
+
+
+def request_circle(prompt: str) -> tuple[float, str] | None:
+    """(radius, unit) of the one circle centred on the source that the request describes in words."""
+    found = {(float(r), "arcmin" if u.lower() == "arcmin" else "deg") for r, u in _CIRCLE.findall(prompt)}
+    return next(iter(found)) if len(found) == 1 else None
 
 
 def request_position(prompt: str, data_root: Path | None = None) -> tuple[float, float] | None:
@@ -45,6 +57,11 @@ def request_definitions(prompt: str, data_root: Path | None = None) -> dict[str,
                 found[name] = asked
     position = request_position(prompt, data_root)
     if position is not None:
+        where = f'SkyCoord({position[0]:g}, {position[1]:g}, unit="deg", frame="icrs")'
         for name in POSITION_NAMES:
-            found.setdefault(name, f'{name} = SkyCoord({position[0]:g}, {position[1]:g}, unit="deg", frame="icrs")')
+            found.setdefault(name, f"{name} = {where}")
+        circle = request_circle(prompt)
+        if circle is not None:  # "a circle of radius 0.11 deg centred on the source position"
+            for name in REGION_NAMES:
+                found.setdefault(name, f"{name} = CircleSkyRegion(center={where}, radius={circle[0]:g} * u.{circle[1]})")
     return found

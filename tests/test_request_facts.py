@@ -41,3 +41,18 @@ def test_unassigned_variables_are_defined_from_the_request_and_the_script_runs(t
     own = "import json\nenergy_axis = 3\nprint('RESULT ' + json.dumps({'n': energy_axis}))\n"
     assert static_stage(own, request_definitions=request_definitions(REQUEST)).script == own
     assert static_stage(code, repairs=False, request_definitions=request_definitions(REQUEST)).script == code
+
+
+def test_the_one_circle_a_request_describes_in_words_defines_an_unassigned_on_region(tmp_path) -> None:
+    request = REQUEST + " The ON region is a circle of radius 0.11 deg centred on the source position."
+    code = "import json\nprint('RESULT ' + json.dumps({'r': on_region.radius.to_value('arcmin'), 'ra': on_region.center.ra.deg}))\n"
+    fixed = static_stage(code, request_definitions=request_definitions(request))
+    assert fixed.errors == ()
+    path = tmp_path / "script.py"
+    path.write_text(fixed.script)
+    ran = subprocess.run([sys.executable, str(path)], capture_output=True, text=True, timeout=120)
+    assert ran.returncode == 0, ran.stderr
+    assert json.loads(ran.stdout.split("RESULT ", 1)[1]) == {"r": 6.6, "ra": 83.6331}
+    # two circles, or none centred on the source: no reading
+    two = request + " Compare with a circle of radius 0.2 deg centered on the source."
+    assert "on_region" not in request_definitions(two) and "on_region" not in request_definitions(REQUEST)
