@@ -556,6 +556,21 @@ def format_result_placeholders(text: str, _: NameIndex) -> tuple[str, list[str]]
     return fixed, notes
 
 
+def unwrap_nested_result_keys(text: str, _: NameIndex) -> tuple[str, list[str]]:
+    """`json.dumps({"n_obs": {"n_obs": n}})`: a RESULT value that is a dict of that one key again (how small
+    models echo `RESULT {"n_obs": <int>}`) is its inner value."""
+    tree = ast.parse(text)
+    edits, notes = [], []
+    for d in _result_dicts(tree):
+        for key, value in zip(d.keys, d.values):
+            if isinstance(key, ast.Constant) and isinstance(value, ast.Dict) and len(value.keys) == 1 \
+                    and isinstance(value.keys[0], ast.Constant) and value.keys[0].value == key.value:
+                inner = ast.get_source_segment(text, value.values[0]) or ast.unparse(value.values[0])
+                edits.append((value, inner))
+                notes.append(f"the RESULT value of `{key.value}` was a dict of `{key.value}` again: it is now `{inner}`")
+    return (_splice(text, edits), notes) if edits else (text, [])
+
+
 REPAIRS: tuple[Callable[[str, NameIndex], tuple[str, list[str]]], ...] = (
     fix_units_alias,
     fix_import_homes,
@@ -567,6 +582,7 @@ REPAIRS: tuple[Callable[[str, NameIndex], tuple[str, list[str]]], ...] = (
     pair_to_skycoord,
     index_columns_of_observations,
     format_result_placeholders,
+    unwrap_nested_result_keys,
     remove_display_calls,
     define_idiom_variables,
     add_missing_imports,

@@ -553,3 +553,12 @@ def test_an_instance_of_another_library_where_one_class_is_documented_is_caught(
     assert len(errors) == 1 and errors[0].startswith(
         "line 8: `SpectrumDataset.create()` takes `geom` as `~gammapy.maps.RegionGeom`, not a `CircleSkyRegion` (`r`)")
     assert _ground(head + "g = RegionGeom.create(r, axes=[e])\nd = SpectrumDataset.create(geom=g, energy_axis_true=e)\n") == []
+
+
+def test_a_result_value_nesting_its_own_key_is_unwrapped(tmp_path) -> None:
+    """`json.dumps({'n_obs': {"n_obs": n}})` (the 1.5B, practice question 1, with the right count inside)."""
+    code = "import json\nn = 11\nprint('RESULT ' + json.dumps({'n_obs': {\"n_obs\": n}, 't': {'u': 2}}))\n"
+    fixed = static_stage(code)
+    assert fixed.repairs == ("the RESULT value of `n_obs` was a dict of `n_obs` again: it is now `n`",)
+    ran = _run(fixed.script, tmp_path)
+    assert json.loads(ran.stdout.split("RESULT ", 1)[1]) == {"n_obs": 11, "t": {"u": 2}}  # another key: kept
