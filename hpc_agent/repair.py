@@ -771,6 +771,8 @@ def result_as_json(text: str, stdout: str) -> tuple[str, list[str]]:
              and isinstance(n.targets[0], ast.Name) and isinstance(n.value, ast.Dict)}
     if len(values) == 1 and isinstance(values[0], ast.Name) and values[0].id in dicts:  # `print("RESULT", result)`
         new = f'print("RESULT " + json.dumps({values[0].id}, default=float))'
+    elif len(values) == 1 and isinstance(values[0], ast.Dict):  # `print("RESULT", {"n_obs": n})`
+        new = f'print("RESULT " + json.dumps({ast.get_source_segment(text, values[0])}, default=float))'
     elif len(values) == len(printed):
         body = ", ".join(f"{k!r}: {ast.get_source_segment(text, v) or ast.unparse(v)}" for k, v in zip(printed, values))
         new = f'print("RESULT " + json.dumps({{{body}}}, default=float))'
