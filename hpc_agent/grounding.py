@@ -556,14 +556,16 @@ def _doc_return(obj: Any, index: NameIndex | None) -> type | None:
     """The class a function's numpydoc `Returns` section names as its only type (`observations :
     `~gammapy.data.Observations``), when that resolves to an installed class that has no subclasses."""
     m = _RETURNS.search(inspect.getdoc(obj) or "")
-    if m is None:
-        return None
-    dotted = m.group(1)
+    return _certain_class(m.group(1), index) if m else None
+
+
+def _certain_class(dotted: str, index: NameIndex | None) -> type | None:
+    """A documented class name (`~gammapy.data.Observations`, or a bare `Observations`) as the installed
+    class, when it has no subclasses: a documented base class (`Dataset`, `Geom`) often stands for a
+    subclass with more names, so only a leaf class says what the object certainly is."""
     if "." not in dotted and index is not None:
         dotted = f"{index.home(dotted) or ''}.{dotted}"
     found = _class_named(dotted)
-    # a documented base class (`Dataset`, `Geom`) often stands for a subclass with more names: only a
-    # class without subclasses says what the object certainly is
     return found if found is not None and not found.__subclasses__() else None
 
 
@@ -590,15 +592,9 @@ def _attribute_doc_class(cls: type, attr: str) -> str | None:
 
 
 def _attribute_class(cls: type, attr: str, index: NameIndex | None) -> type | None:
-    """That documented class, when it resolves to an installed class without subclasses (a documented base
-    class often stands for a subclass with more names)."""
+    """That documented class, when it is certain (`_certain_class`)."""
     dotted = _attribute_doc_class(cls, attr)
-    if dotted is None:
-        return None
-    if "." not in dotted and index is not None:
-        dotted = f"{index.home(dotted) or ''}.{dotted}"
-    found = _class_named(dotted)
-    return found if found is not None and not found.__subclasses__() else None
+    return _certain_class(dotted, index) if dotted else None
 
 
 def _library_class(cls: Any) -> bool:

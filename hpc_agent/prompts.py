@@ -297,12 +297,12 @@ def repair_message(attempt: Attempt, max_stderr_lines: int = 15, repeats: int | 
 
 # --- lessons: what a restarted conversation keeps of the failed attempts -----------------------------------
 
-_SCRIPT_FRAME = re.compile(r'File "[^"]*script\.py", line (\d+)')
+SCRIPT_FRAME = re.compile(r'File "[^"]*script\.py", line (\d+)')
 
 
 def failing_line(script: str | None, stderr: str) -> str | None:
     """The script's own line where the run's last traceback left the script (None when not found)."""
-    frames = _SCRIPT_FRAME.findall(traceback_tail(stderr, 200))
+    frames = SCRIPT_FRAME.findall(traceback_tail(stderr, 200))
     rows = (script or "").splitlines()
     if not frames or not 0 < int(frames[-1]) <= len(rows):
         return None

@@ -18,7 +18,7 @@ from pyflakes import messages as pyflakes_messages
 
 from hpc_agent.checks import DISPLAY_METHODS
 from hpc_agent.names import NameIndex
-from hpc_agent.prompts import OBS_TABLE, OPEN_RELEASE, POINTING, RELEASE, RELEASE_PATH, release_path
+from hpc_agent.prompts import OBS_TABLE, OPEN_RELEASE, POINTING, RELEASE, RELEASE_PATH, SCRIPT_FRAME, release_path
 from hpc_agent.names import import_quietly as _import_quiet
 from hpc_agent.names import module_exists as _is_module
 from hpc_agent.syntax_repair import make_it_parse
@@ -379,12 +379,22 @@ def _module_assignments(tree: ast.Module) -> dict[str, int]:
     return found
 
 
+def _undefined_names(tree: ast.Module) -> list[str]:
+    """Names the script uses and never defines, in order of first use."""
+    return list(dict.fromkeys(m.message_args[0] for m in pyflakes_checker.Checker(tree, filename="script.py").messages
+                              if isinstance(m, pyflakes_messages.UndefinedName)))
+
+
+def _after_imports(tree: ast.Module) -> int:
+    """The line after the script's last top-level import (0: none)."""
+    return max([n.end_lineno or 0 for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom))], default=0)
+
+
 def define_idiom_variables(text: str, _: NameIndex) -> tuple[str, list[str]]:
     """`data_store`, `table`, `pointing` (names of the prompts' idiom) used but never assigned: their
     definitions are added after the imports, or after the script's own definition of what they need."""
     tree = ast.parse(text)
-    undefined = {m.message_args[0] for m in pyflakes_checker.Checker(tree, filename="script.py").messages
-                 if isinstance(m, pyflakes_messages.UndefinedName)}
+    undefined = set(_undefined_names(tree))
     assigned = _module_assignments(tree)
     wanted: list[str] = []  # in dependency order
 
@@ -400,8 +410,7 @@ def define_idiom_variables(text: str, _: NameIndex) -> tuple[str, list[str]]:
             want(name)
     if not wanted:
         return text, []
-    after_imports = max([n.end_lineno or 0 for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom))],
-                        default=0)
+    after_imports = _after_imports(tree)
     where = dict(assigned)  # line after which each name is defined (the script's own, or ours)
     blocks: dict[int, list[str]] = {}
     for name in wanted:
@@ -420,15 +429,12 @@ def define_from_request(text: str, definitions: dict[str, str]) -> tuple[str, li
     if not definitions:
         return text, []
     tree = ast.parse(text)
-    undefined = list(dict.fromkeys(m.message_args[0] for m in pyflakes_checker.Checker(tree, filename="script.py").messages
-                                   if isinstance(m, pyflakes_messages.UndefinedName)))
-    wanted = [definitions[n] for n in undefined if n in definitions]
+    wanted = [definitions[n] for n in _undefined_names(tree) if n in definitions]
     if not wanted:
         return text, []
-    after_imports = max([n.end_lineno or 0 for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom))],
-                        default=0)
+    at = _after_imports(tree)
     rows = text.splitlines(keepends=True)
-    rows[after_imports:after_imports] = [f"{line}\n" for line in wanted]
+    rows[at:at] = [f"{line}\n" for line in wanted]
     return "".join(rows), [f"defined `{line}` from your request (used but never assigned)" for line in wanted]
 
 
@@ -436,11 +442,10 @@ def add_missing_imports(text: str, index: NameIndex) -> tuple[str, list[str]]:
     """An undefined name with exactly one import that defines it (`json`, `np`, `SkyCoord`, `DataStore`)."""
     tree = ast.parse(text)
     lines: list[str] = []
-    for msg in pyflakes_checker.Checker(tree, filename="script.py").messages:
-        if isinstance(msg, pyflakes_messages.UndefinedName):
-            line = index.import_for(msg.message_args[0])
-            if line and line not in lines:
-                lines.append(line)
+    for name in _undefined_names(tree):
+        line = index.import_for(name)
+        if line and line not in lines:
+            lines.append(line)
     if not lines:
         return text, []
     lines.sort(key=lambda s: (not s.startswith("import "), s))
@@ -533,7 +538,7 @@ def format_result_placeholders(text: str, _: NameIndex) -> tuple[str, list[str]]
     tree = ast.parse(text)
     assigned = {t.id for n in ast.walk(tree) if isinstance(n, (ast.Assign, ast.AugAssign, ast.AnnAssign))
                 for t in ([*n.targets] if isinstance(n, ast.Assign) else [n.target]) if isinstance(t, ast.Name)}
-    edits, notes, json_used = [], [], False
+    edits, notes = [], []
     for call in ast.walk(tree):
         if not (isinstance(call, ast.Call) and isinstance(call.func, ast.Name) and call.func.id == "print"
                 and len(call.args) == 1 and isinstance(call.args[0], ast.Constant)
@@ -546,14 +551,7 @@ def format_result_placeholders(text: str, _: NameIndex) -> tuple[str, list[str]]
         new = f'print("RESULT " + json.dumps({{{body}}}, default=float))'
         edits.append((call, new))
         notes.append(f"the RESULT line `{ast.unparse(call)}` printed its placeholders as text: it now prints `{new}`")
-        json_used = True
-    if not edits:
-        return text, []
-    fixed = _splice(text, edits)
-    if json_used and "json" not in {a.asname or a.name for n in ast.walk(tree) if isinstance(n, ast.Import)
-                                    for a in n.names}:
-        fixed = add_imports(fixed, ["import json"])
-    return fixed, notes
+    return (_splice(text, edits), notes) if edits else (text, [])  # `import json`: add_missing_imports, later
 
 
 def unwrap_nested_result_keys(text: str, _: NameIndex) -> tuple[str, list[str]]:
@@ -688,7 +686,7 @@ def quantities_in_key_units(text: str, stderr: str) -> tuple[str, list[str]]:
     or json refusing a Quantity): each value under a key that names a unit is written in that unit. Applied
     only when the traceback left the script at the line that failed (the json call or the dict it dumps)."""
     tree = ast.parse(text)
-    frames = re.findall(r'File "[^"]*script\.py", line (\d+)', stderr)
+    frames = SCRIPT_FRAME.findall(stderr)
     failed_at = int(frames[-1]) if frames else None
     edits, keys = [], []
     assigns = {t.id: n.value for n in ast.walk(tree) if isinstance(n, ast.Assign) for t in n.targets
@@ -785,7 +783,6 @@ def result_as_json(text: str, stdout: str) -> tuple[str, list[str]]:
 
 
 _COLUMN_ATTRIBUTE = re.compile(r"AttributeError: '(?:Masked)?Column' object has no attribute '(\w+)'")
-_SCRIPT_LINE = re.compile(r'File "[^"]*script\.py", line (\d+)')
 
 
 def column_as_quantity(text: str, stderr: str) -> tuple[str, list[str]]:
@@ -795,7 +792,7 @@ def column_as_quantity(text: str, stderr: str) -> tuple[str, list[str]]:
     from astropy.table import Column
     from astropy.units import Quantity
 
-    attrs, lines = _COLUMN_ATTRIBUTE.findall(stderr), _SCRIPT_LINE.findall(stderr)
+    attrs, lines = _COLUMN_ATTRIBUTE.findall(stderr), SCRIPT_FRAME.findall(stderr)
     if not attrs or not lines or not hasattr(Quantity, attrs[-1]) or hasattr(Column, attrs[-1]):
         return text, []
     attr, line = attrs[-1], int(lines[-1])

@@ -29,11 +29,7 @@ MAX_CLASSES = 2  # usage hints per failed attempt
 
 def _made_by_constructor(value: ast.expr) -> bool:
     """`X(...)` or `X.from_...(...)`: a statement that stands on its own, not a read of another object."""
-    if not isinstance(value, ast.Call):
-        return False
-    func = value.func
-    return isinstance(func, ast.Name) or (isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name)
-                                          and func.value.id[:1].isupper())
+    return isinstance(value, ast.Call) and (isinstance(value.func, ast.Name) or _class_called(value) is not None)
 
 
 def _parse(source: str) -> ast.Module:
