@@ -190,8 +190,8 @@ def _suggest(owner_label: str, owner: Any, attr: str, candidates: list[str]) -> 
         reducer = _REDUCERS[m.group(1)]
         return (f"`{owner_label}` has no `{attr}`: no attribute computes it for you; take `.{m.group(2)}` and "
                 f"reduce its values yourself (`{reducer}(...)`)")
-    flat = attr.lower().replace("_", "")  # `livetime` -> `observation_live_time_duration`: a flat substring first
-    contained = [c for c in candidates if flat in c.lower().replace("_", "") or c.lower().replace("_", "") in flat]
+    flat = _flat(attr)  # `livetime` -> `observation_live_time_duration`: a flat substring first
+    contained = [c for c in candidates if flat in _flat(c) or _flat(c) in flat]
     contained.sort(key=lambda c: -difflib.SequenceMatcher(None, attr, c).ratio())
     close = list(dict.fromkeys(contained + difflib.get_close_matches(attr, candidates, n=3, cutoff=0.5)))[:3]
     if not close:
@@ -491,7 +491,7 @@ class _Grounder(ast.NodeVisitor):
         wanted = _doc_type(func.obj, param)
         if wanted is None:
             return
-        one = re.fullmatch(r"`~?([\w.]+)`(?:,?\s*optional)?", wanted.strip())
+        one = _ONE_CLASS.fullmatch(re.sub(r",?\s*optional$", "", wanted.strip()))
         if one:  # exactly one class documented: an instance of an unrelated library class is wrong
             named = _class_named(one.group(1))
             if named is None or issubclass(ref.obj, named) or issubclass(named, ref.obj) \
@@ -569,7 +569,7 @@ def _certain_class(dotted: str, index: NameIndex | None) -> type | None:
     return found if found is not None and not found.__subclasses__() else None
 
 
-_PARAM_CLASS = r"^{}\s*:\s*`~?([\w.]+)`\s*$"
+_ONE_CLASS = re.compile(r"`~?([\w.]+)`")  # a numpydoc type naming exactly one class (with `fullmatch`)
 
 
 @lru_cache(maxsize=None)
@@ -586,7 +586,7 @@ def _attribute_doc_class(cls: type, attr: str) -> str | None:
             continue
         if attr not in params or not re.search(rf"self\.{attr}\s*=(?!=)", init):
             continue
-        m = re.search(_PARAM_CLASS.format(re.escape(attr)), inspect.getdoc(klass) or "", re.MULTILINE)
+        m = _ONE_CLASS.fullmatch(_doc_type(klass, attr) or "")
         return m.group(1) if m else None
     return None
 
