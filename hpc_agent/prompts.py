@@ -227,7 +227,7 @@ def idioms_for(errors: tuple[str, ...], result_keys: tuple[str, ...] = ()) -> li
     """The working idiom for each broken rule that has one."""
     found = [code for needle, code in IDIOMS if any(needle in e for e in errors)]
     return found + ([result_idiom(result_keys)] if any(NO_RESULT in e for e in errors) else [])
-_LINE = re.compile(r"^line (\d+):")
+ERROR_LINE = re.compile(r"^line (\d+):")  # how a static error names its line
 
 
 def quote_lines(script: str | None, errors: tuple[str, ...]) -> list[str]:
@@ -235,7 +235,7 @@ def quote_lines(script: str | None, errors: tuple[str, ...]) -> list[str]:
     rows = (script or "").splitlines()
     out = []
     for e in errors:
-        m = _LINE.match(e)
+        m = ERROR_LINE.match(e)
         n = int(m.group(1)) if m else 0
         out.append(f"- {e}" + (f"\n    > {rows[n - 1].strip()}" if 0 < n <= len(rows) else ""))
     return out
@@ -317,7 +317,7 @@ def _last_exception_line(stderr: str) -> str:
 def failure_signature(attempt: Attempt) -> str:
     """Equal for attempts that failed in the same way (same static errors, or same exception line)."""
     if attempt.static_errors:
-        return "static:" + "|".join(_LINE.sub("", e) for e in attempt.static_errors)
+        return "static:" + "|".join(ERROR_LINE.sub("", e) for e in attempt.static_errors)
     if attempt.execution is not None and not attempt.execution.ok:
         return f"run:{attempt.execution.killed}:{_last_exception_line(attempt.execution.stderr)}"
     return attempt.failure + ":" + "|".join(c.message for c in attempt.validation.checks if not c.passed)
@@ -330,9 +330,9 @@ def lessons(attempt: Attempt, extra_hints: tuple[str, ...] = (), result_keys: tu
     out: list[str] = []
     rows = attempt.script.splitlines()
     for e in attempt.static_errors:
-        m = _LINE.match(e)
+        m = ERROR_LINE.match(e)
         code = rows[int(m.group(1)) - 1].strip() if m and 0 < int(m.group(1)) <= len(rows) else ""
-        out.append(f"`{code}` was rejected: {_LINE.sub('', e).strip()}" if code else e)
+        out.append(f"`{code}` was rejected: {ERROR_LINE.sub('', e).strip()}" if code else e)
     out += idioms_for(attempt.static_errors, result_keys)
     ex = attempt.execution
     text = "\n".join(attempt.static_errors)

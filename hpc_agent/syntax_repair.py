@@ -107,12 +107,6 @@ def bare_units(text: str, err: SyntaxError) -> Edit | None:
 SYNTAX_REPAIRS = (close_bracket, bare_units)
 
 
-def _has_units_alias(text: str) -> bool:
-    return any(isinstance(n, ast.Import) and any(a.name == "astropy.units" and a.asname == "u" for a in n.names)
-               or isinstance(n, ast.ImportFrom) and n.module == "astropy" and any(
-                   a.name == "units" and a.asname == "u" for a in n.names) for n in ast.walk(ast.parse(text)))
-
-
 def make_it_parse(text: str) -> tuple[str, list[str]]:
     """Apply syntax repairs while each one moves the first syntax error past the edit it made; a script
     still not parsing at the end is returned unchanged (the model sees its own error)."""
@@ -133,8 +127,5 @@ def make_it_parse(text: str) -> tuple[str, list[str]]:
                 break
         else:
             break
-    if err is not None:
-        return original, []
-    if any("bare unit" in n for n in notes) and not _has_units_alias(text):
-        text = "import astropy.units as u\n" + text
-    return text, notes
+    # `u` for the units written: `add_missing_imports` adds `import astropy.units as u` once the script parses
+    return (text, notes) if err is None else (original, [])

@@ -17,13 +17,13 @@ from functools import lru_cache
 from importlib.metadata import PackageNotFoundError, version
 
 from hpc_agent.config import cache_root
+from hpc_agent.prompts import ERROR_LINE
 from hpc_agent.rag._sdist import Sdist, read_sdist, sdist_path
 
 MAX_CHARS = 200  # one readable statement; longer ones are left out
 # plotting, and the tutorials' own data paths (a script reads the release through PHOTON_STORAGE only)
 _SKIP = re.compile(r"\bplt\b|\.plot|\.peek\(|display\(|get_ipython|\.show\(|GAMMAPY_DATA|make_path|\.fits|download")
 _UNDEFINED = re.compile(r"undefined name '(\w+)'")
-_LINE = re.compile(r"^line (\d+):")
 MAX_CLASSES = 2  # usage hints per failed attempt
 
 
@@ -92,7 +92,7 @@ def usages_in(sources: dict[str, str]) -> dict[str, tuple[str, str]]:
                 continue
             var, cls = made
             for later in body[i + 1:]:
-                if _made_as(later) is not None and _made_as(later)[0] == var:  # type: ignore[index]
+                if (rebound := _made_as(later)) is not None and rebound[0] == var:
                     break  # the name is rebound: later calls are another object's
                 if (call := _method_call_of(later, var)) is not None:
                     use = _one_line(sources[path], call)
@@ -163,7 +163,7 @@ def usage_hints(script: str | None, static_errors: tuple[str, ...], importable: 
     except SyntaxError:
         return ()
     made = {m[0]: m[1] for node in ast.walk(tree) if (m := _made_as(node))}
-    lines = {int(m.group(1)) for e in static_errors if (m := _LINE.match(e))}
+    lines = {int(m.group(1)) for e in static_errors if (m := ERROR_LINE.match(e))}
     classes: list[str] = []
     for node in ast.walk(tree):
         if getattr(node, "lineno", None) not in lines:
