@@ -131,6 +131,8 @@ class Settings(BaseSettings):
     rag_k: int = Field(4, ge=1, le=20, description="snippets injected per turn at most")
     rag_min_score: float = Field(0.3, ge=-1, le=1, description="cosine similarity a snippet needs")
     rag_mode: RagMode = Field("hybrid", description="hybrid (dense + sparse, RRF fusion; measured better) or dense")
+    rag_whole_script: bool = Field(True, description="the first turn shows the best-matching tutorial's whole "
+                                   "script (condensed) instead of its pieces")
     rag_sources: list[Path] = Field(default_factory=list, description="tutorial folders indexed by `rag build`")
     rag_docs: bool = Field(True, description="`rag build` adds the tutorials and user guide of the installed "
                            "Gammapy's sdist (fetched with pip, cached)")

@@ -273,6 +273,14 @@ def test_real_sdist_tutorials_and_guide() -> None:
     assert "plt." not in code and ".peek(" not in code
     cone = [d for d in docs if d.source.endswith("starting/analysis_2.py") and "select_observations(" in d.text]
     assert cone and "cone search" in cone[0].text and "from gammapy.data import DataStore" in cone[0].text
+    # every tutorial is also one whole script that compiles; the reflected-regions one keeps its loop and fit
+    whole = {d.source.split(":", 1)[1]: d.text.split("```python\n", 1)[1].rsplit("```", 1)[0]
+             for d in docs if d.kind == "script"}
+    assert len(whole) >= 40
+    for path, code in whole.items():
+        compile(code, path, "exec")
+    spectrum = whole["examples/tutorials/analysis-1d/spectral_analysis.py"]
+    assert "bkg_maker.run(dataset, observation)" in spectrum and "fit_joint.run(datasets=datasets)" in spectrum
 
 
 def test_benchmark_reference_solutions_never_enter_the_corpus(small_index: Path, tmp_path: Path) -> None:
@@ -629,3 +637,85 @@ def test_a_worked_example_is_shown_without_its_cells_of_imports_only() -> None:
     example, api = shown.split("--- snippet 2")
     assert "getLogger" not in example and "## Select the data" in example and "DataStore.from_dir(path)" in example
     assert "getLogger" in api  # an API entry is shown as written
+
+
+WHOLE = '''"""
+Reduce and fit
+==============
+
+A reduction loop, then a fit.
+"""
+
+import astropy.units as u
+import matplotlib.pyplot as plt
+from pathlib import Path
+from gammapy.data import DataStore
+from gammapy.datasets import Datasets
+
+# %%
+# Open the store and loop.
+
+data_store = DataStore.from_dir("$GAMMAPY_DATA/hess-dl3-dr1")
+observations = data_store.get_observations([23523])
+data_store.obs_table
+print(observations)
+datasets = Datasets()
+for obs in observations:
+    datasets.append(obs)
+
+# %%
+# A round trip through a local folder, then a figure.
+
+path = Path("analysis")
+path.mkdir(exist_ok=True)
+datasets.write(filename=path / "datasets.yaml", overwrite=True)
+datasets = Datasets.read(filename=path / "datasets.yaml")
+fig, ax = plt.subplots()
+plot_kwargs = {"ax": ax}
+
+# %%
+# Fit, after the round trip.
+
+from gammapy.modeling import Fit
+
+result = Fit().run(datasets=datasets)
+energy = 1 * u.TeV
+'''
+
+
+def test_a_tutorial_is_also_one_condensed_whole_script() -> None:
+    docs = rag.sdist_documents({"examples/tutorials/analysis-1d/fit.py": WHOLE}, "gammapy-2.1-sdist")
+    (whole,) = [d for d in docs if d.kind == "script"]
+    assert whole.symbol == "tutorials/analysis-1d/fit.py#script" and whole.text.startswith("Tutorial: Reduce and fit")
+    code = whole.text.split("```python\n", 1)[1].rsplit("```", 1)[0]
+    lines = code.splitlines()
+    # imports merged at the top (the late `from gammapy.modeling import Fit` too), only those used
+    assert lines[:4] == ["import astropy.units as u", "from gammapy.data import DataStore",
+                         "from gammapy.datasets import Datasets", "from gammapy.modeling import Fit"]
+    # displays, prints, the local-file round trip and figure leftovers are gone; every computing step stays,
+    # the fit after the round trip included (a read-back variable is not a path)
+    for gone in ("data_store.obs_table\n", "print(", "Path(", "mkdir", ".write(", ".read(", "plt", "ax"):
+        assert gone not in code, gone
+    for kept in ("observations = data_store.get_observations([23523])", "    datasets.append(obs)",
+                 "result = Fit().run(datasets=datasets)", "energy = 1 * u.TeV"):
+        assert kept in code, kept
+    compile(code, "whole.py", "exec")
+    # shown whole: chunking never cuts it
+    assert [c.text for c in rag.chunk_documents([whole], max_chars=200)] == [whole.text]
+
+
+def test_the_first_turn_shows_the_best_tutorial_page_as_its_whole_script(tmp_path: Path) -> None:
+    docs = rag.sdist_documents({"examples/tutorials/analysis-1d/fit.py": WHOLE}, "gammapy-2.1-sdist", max_chars=200)
+    pieces = [d for d in docs if d.kind == "tutorial"]
+    assert len(pieces) >= 2
+    index = rag.build_index(rag.chunk_documents(docs), rag.LocalEmbedder(), ":memory:", {"gammapy": GAMMAPY})
+    query = "open the data store, loop over the observations and fit the datasets"
+    on = rag.Retriever(index, rag.LocalEmbedder(), k=4, min_score=-1.0)
+    assert not any(h.kind == "script" for h in on.search(query, k=10).hits)  # never a search result itself
+    first = on.for_prompt(query)
+    assert first.hits[-1].kind == "script" and first.hits[-1].symbol == "tutorials/analysis-1d/fit.py#script"
+    assert not any(h.kind == "tutorial" for h in first.hits)  # the page's pieces give way to it
+    shown = rag.render(first)
+    assert "a whole tutorial script" in shown and "result = Fit().run(datasets=datasets)" in shown
+    off = rag.Retriever(index, rag.LocalEmbedder(), k=4, min_score=-1.0, whole_script=False)
+    assert {h.kind for h in off.for_prompt(query).hits} == {"tutorial"}

@@ -175,7 +175,8 @@ def open_retriever(settings: Settings, *, index: str | None = None, for_benchmar
     check_compatible(idx, gammapy_version(), embedder)
     if for_benchmark:
         assert_no_references(idx)
-    return Retriever(idx, embedder, k=settings.rag_k, min_score=settings.rag_min_score, mode=settings.rag_mode)
+    return Retriever(idx, embedder, k=settings.rag_k, min_score=settings.rag_min_score, mode=settings.rag_mode,
+                     whole_script=settings.rag_whole_script)
 
 
 def assert_no_references(idx: Index) -> None:

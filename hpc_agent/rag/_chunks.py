@@ -11,7 +11,7 @@ import re
 import uuid
 from dataclasses import dataclass
 
-from hpc_agent.rag._corpus import Document
+from hpc_agent.rag._corpus import SCRIPT_KIND, Document
 
 MAX_CHUNK_CHARS = 1600
 
@@ -73,7 +73,8 @@ def chunk_documents(documents: list[Document], max_chars: int = MAX_CHUNK_CHARS)
     """One chunk per document piece; the first line (the symbol and signature) heads every piece."""
     chunks: dict[str, Chunk] = {}
     for doc in documents:
-        pieces = _close_fences(_split(doc.text, max_chars))
+        whole = doc.kind == SCRIPT_KIND  # a tutorial's whole script is shown whole, never searched
+        pieces = [doc.text] if whole else _close_fences(_split(doc.text, max_chars))
         head = doc.text.splitlines()[0]
         for i, piece in enumerate(pieces):
             text = piece if i == 0 else f"{head} (continued)\n{piece}"

@@ -19,6 +19,8 @@ from hpc_agent.names import walk_modules as _modules
 
 MAX_DOC_CHARS = 1500  # a docstring beyond this is cut: the summary and parameters come first in numpydoc
 
+SCRIPT_KIND = "script"  # a tutorial's whole code, condensed: shown whole, found through its page's pieces
+
 
 @dataclass(frozen=True)
 class Document:
@@ -26,7 +28,7 @@ class Document:
 
     source: str  # "gammapy-api", "gammapy-2.1-sdist:<path in the sdist>" or a path relative to a --source folder
     symbol: str  # a dotted Gammapy name, or "<file>#<n>" for the n-th piece of a tutorial or guide page
-    kind: str  # module | class | function | method | property | tutorial | guide
+    kind: str  # module | class | function | method | property | tutorial | guide | script
     text: str
 
 

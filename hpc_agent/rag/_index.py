@@ -26,6 +26,7 @@ from typing import Any, Callable, Sequence
 from hpc_agent._files import atomic_write_text
 from hpc_agent.errors import ConfigError, UsageError
 from hpc_agent.rag._chunks import Chunk
+from hpc_agent.rag._corpus import SCRIPT_KIND
 from hpc_agent.rag._embed import Embedder
 
 COLLECTION = "gammapy"
@@ -143,11 +144,13 @@ class Index:
 
     def search(self, dense: Sequence[float], query_text: str, k: int, mode: str = "dense",
                kinds: Sequence[str] = ()) -> list[Hit]:
-        """The top `k` chunks (of the given `kinds` only, when named) for a query's vector and text."""
+        """The top `k` chunks (of the given `kinds` only, when named) for a query's vector and text.
+
+        Whole tutorial scripts are never among them: one is found through its page (`whole_script`)."""
         from qdrant_client import models
 
-        only = (models.Filter(must=[models.FieldCondition(key="kind", match=models.MatchAny(any=list(kinds)))])
-                if kinds else None)
+        kind = models.FieldCondition(key="kind", match=models.MatchAny(any=list(kinds) or [SCRIPT_KIND]))
+        only = models.Filter(must=[kind]) if kinds else models.Filter(must_not=[kind])
         if mode == "hybrid":
             idx, val = sparse_vector(query_text)
             prefetch = [models.Prefetch(query=list(dense), using=DENSE, limit=max(20, 4 * k), filter=only)]
@@ -170,6 +173,19 @@ class Index:
             hits.append(Hit(str(p.id), cosine, pl.get("symbol", ""), pl.get("source", ""), pl.get("kind", ""),
                             pl.get("text", "")))
         return hits
+
+    def whole_script(self, page_symbol: str) -> Hit | None:
+        """The condensed whole script of the tutorial page `page_symbol` (`tutorials/analysis-1d/x.py`), if indexed."""
+        from qdrant_client import models
+
+        symbol = f"{page_symbol}#{SCRIPT_KIND}"
+        only = models.Filter(must=[models.FieldCondition(key="symbol", match=models.MatchValue(value=symbol))])
+        with self._lock:
+            points, _ = self.client.scroll(COLLECTION, scroll_filter=only, limit=1, with_payload=True)
+        if not points:
+            return None
+        pl = points[0].payload or {}
+        return Hit(str(points[0].id), 1.0, symbol, pl.get("source", ""), SCRIPT_KIND, pl.get("text", ""))
 
     def close(self) -> None:
         self.client.close()

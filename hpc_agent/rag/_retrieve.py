@@ -5,7 +5,9 @@ piece with code is among the top k, the best such piece takes the last place (AP
 small model to invent the glue between calls). Examples get a longer budget in the prompt than API pieces. Hits are kept distinct:
 one per symbol (a long docstring's continuation is the same snippet) and at most two pieces of one
 tutorial or guide page (a third says what the first two said; another page or an API entry adds more);
-a tutorial piece whose code is only imports is never returned.
+a tutorial piece whose code is only imports is never returned. The first turn's best tutorial page is shown
+as its whole script, condensed (imports merged, displays and local file round trips dropped), in place of
+its pieces: a small model adapts a complete script far better than it glues fragments.
 On a repair turn the query leads with what the error names (exception class, the missing or invalid
 symbol), e.g. `AttributeError: 'Table' object has no attribute 'separation'` -> `Table separation`.
 """
@@ -18,12 +20,16 @@ from collections import Counter
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from hpc_agent.rag._corpus import SCRIPT_KIND
 from hpc_agent.rag._embed import Embedder
 from hpc_agent.rag._index import Hit, Index
 
 SNIPPET_CHARS = 900  # per API snippet in the prompt: signature, summary and the first parameters
 EXAMPLE_CHARS = 1800  # per worked example (tutorial or guide piece): a chain of cells, whole
+SCRIPT_CHARS = 5000  # a tutorial's whole script, condensed: the data reduction, the fit and what follows
 EXAMPLE_KINDS = ("tutorial", "guide")
+SCRIPT_NOTE = ("a whole tutorial script, condensed: follow its steps, with the request's data selection, "
+               "values and output instead of the tutorial's")
 MAX_PER_PAGE = 2  # pieces of one tutorial or guide page among the hits
 
 
@@ -79,12 +85,13 @@ class Retrieval:
 
 class Retriever:
     def __init__(self, index: Index, embedder: Embedder, *, k: int = 4, min_score: float = 0.3,
-                 mode: str = "hybrid") -> None:
+                 mode: str = "hybrid", whole_script: bool = True) -> None:
         self.index = index
         self.embedder = embedder
         self.k = k
         self.min_score = min_score
         self.mode = mode
+        self.whole_script = whole_script
 
     def _ranked(self, vector: list[float], query: str, k: int, floor: float, kinds: tuple[str, ...] = ()
                 ) -> list[Hit]:
@@ -117,7 +124,17 @@ class Retriever:
             best = next((h for h in examples if is_example(h)), None)
             if best is not None:
                 hits = [*hits[:self.k - 1], best] if len(hits) >= self.k else [*hits, best]
-        return Retrieval(prompt, tuple(hits))
+        return Retrieval(prompt, tuple(self._with_whole_script(hits)))
+
+    def _with_whole_script(self, hits: list[Hit]) -> list[Hit]:
+        """The best tutorial piece's page as one condensed script, in place of that page's pieces (last:
+        nearest the request). A small model adapts a complete script; from pieces it leaves the glue
+        undefined (`observations`, `on_region` used but never made)."""
+        page = next((h.symbol.rsplit("#", 1)[0] for h in hits if h.kind == "tutorial" and is_example(h)), None)
+        script = self.index.whole_script(page) if self.whole_script and page else None
+        if script is None:
+            return hits
+        return [*(h for h in hits if h.symbol.rsplit("#", 1)[0] != page), script]
 
     def for_error(self, prompt: str, error_text: str) -> Retrieval:
         return self.search(error_query(prompt, error_text))
@@ -178,6 +195,10 @@ def render(retrieval: Retrieval, max_chars: int = SNIPPET_CHARS, example_chars: 
     blocks = []
     for i, h in enumerate(retrieval.hits, 1):
         example = h.kind in EXAMPLE_KINDS
-        text = _cut(without_import_cells(h.text) if example else h.text, example_chars if example else max_chars)
-        blocks.append(f"--- snippet {i}: {h.symbol} ({h.kind}) ---\n{text}\n--- end of snippet {i} ---")
+        if h.kind == SCRIPT_KIND:
+            text, what = _cut(h.text, SCRIPT_CHARS), SCRIPT_NOTE
+        else:
+            text = _cut(without_import_cells(h.text) if example else h.text, example_chars if example else max_chars)
+            what = h.kind
+        blocks.append(f"--- snippet {i}: {h.symbol} ({what}) ---\n{text}\n--- end of snippet {i} ---")
     return "\n\n".join(blocks)

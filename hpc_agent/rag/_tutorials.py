@@ -21,7 +21,7 @@ from typing import Callable, Iterator, Mapping, Sequence
 
 from hpc_agent.errors import UsageError
 from hpc_agent.rag import _rst
-from hpc_agent.rag._corpus import Document
+from hpc_agent.rag._corpus import SCRIPT_KIND, Document
 
 TUTORIALS = "examples/tutorials/"
 GUIDES = ("docs/user-guide/", "docs/getting-started/")
@@ -231,8 +231,64 @@ def _documents(units: list[Unit], head: str, source: str, symbol: str, kind: str
 
 def gallery_documents(text: str, source: str, symbol: str, max_chars: int = MAX_PIECE_CHARS) -> list[Document]:
     title, units = gallery_units(text)
-    return _documents(units, f"Tutorial: {title or Path(symbol).stem.replace('_', ' ')}", source, symbol,
-                      "tutorial", max_chars)
+    head = f"Tutorial: {title or Path(symbol).stem.replace('_', ' ')}"
+    return _documents(units, head, source, symbol, "tutorial", max_chars) + _script(units, head, source, symbol)
+
+
+# --- a tutorial's whole code, condensed: what a small model adapts best --------------------------------------------
+
+_SHOWN_ONLY = ("print", "display", "repr")  # calls that only show something
+_FILE_CALLS = re.compile(r"\.(write|to_yaml|mkdir|unlink)\(|\bmake_path\(|\bPath\(")
+_LOCAL_PATH = re.compile(r"^(Path|make_path)\(")
+_FIGURE = re.compile(r"\b(ax|axes|fig|plt)\b|\bplot_\w*\(|\bplot\w*\s*=")  # leftovers of a removed figure
+
+
+def _shows_only(stmt: ast.stmt) -> bool:
+    """A notebook display (a bare name, attribute, subscript or literal) or a print: nothing is computed."""
+    if not isinstance(stmt, ast.Expr):
+        return False
+    value = stmt.value
+    if isinstance(value, ast.Call):
+        return isinstance(value.func, ast.Name) and value.func.id in _SHOWN_ONLY
+    return not isinstance(value, (ast.Await, ast.Yield, ast.YieldFrom))
+
+
+def condensed_script(code_cells: Sequence[str]) -> str:
+    """The code of a whole tutorial as one script: imports merged at the top, then every computing statement
+    in order. Displays and prints go (nothing is computed), and so do the tutorial's round trips through
+    local files (a `Path(...)` folder written then read back): a script here writes nothing it needs."""
+    imports: list[str] = []
+    body: list[str] = []
+    local_paths: set[str] = set()
+    for cell in code_cells:
+        try:
+            tree = ast.parse(cell)
+        except SyntaxError:
+            continue
+        for stmt in tree.body:
+            if isinstance(stmt, (ast.Import, ast.ImportFrom)):
+                imports += [line for line in _bindings(ast.unparse(stmt)).values() if line not in imports]
+                continue
+            text = ast.get_source_segment(cell, stmt) or ast.unparse(stmt)
+            names = {n.id for n in ast.walk(stmt) if isinstance(n, ast.Name)}
+            if _FILE_CALLS.search(text) or names & local_paths:
+                value = ast.unparse(stmt.value) if isinstance(stmt, ast.Assign) else ""
+                if _LOCAL_PATH.match(value) or (value and not isinstance(stmt.value, ast.Call)):  # a path, not a read
+                    local_paths.update(t.id for t in stmt.targets if isinstance(t, ast.Name))
+                continue
+            if not (_shows_only(stmt) or _FIGURE.search(text)):
+                body.append(text)
+    used = set().union(*(_used(b) for b in body)) if body else set()
+    needed = [line for line in imports if any(n in used for n in _bindings(line))]
+    return "\n".join(_import_lines(needed)) + "\n\n" + "\n".join(body)
+
+
+def _script(units: list[Unit], head: str, source: str, symbol: str) -> list[Document]:
+    code = [u.code for u in units if u.code]
+    if not code:
+        return []
+    return [Document(source, f"{symbol}#{SCRIPT_KIND}", SCRIPT_KIND,
+                     f"{head} (the whole script)\n```python\n{condensed_script(code)}\n```")]
 
 
 def guide_documents(text: str, source: str, symbol: str, read: Callable[[str], str | None] = lambda _p: None,
@@ -284,8 +340,8 @@ def tutorial_documents(folder: Path, *, exclude: tuple[Path, ...] = (), max_char
 
             docs += guide_documents(path.read_text(), rel, rel, read, max_chars)
         elif path.suffix == ".ipynb":
-            docs += _documents(notebook_units(path), f"Tutorial: {path.stem.replace('_', ' ')}", rel, rel,
-                               "tutorial", max_chars)
+            units, head = notebook_units(path), f"Tutorial: {path.stem.replace('_', ' ')}"
+            docs += _documents(units, head, rel, rel, "tutorial", max_chars) + _script(units, head, rel, rel)
         else:
             docs += gallery_documents(path.read_text(), rel, rel, max_chars)
     return docs
