@@ -146,7 +146,7 @@ class Index:
                kinds: Sequence[str] = ()) -> list[Hit]:
         """The top `k` chunks (of the given `kinds` only, when named) for a query's vector and text.
 
-        Whole tutorial scripts are never among them: one is found through its page (`whole_script`)."""
+        Whole tutorial scripts are never among them: one is chosen by the API it uses (`scripts`)."""
         from qdrant_client import models
 
         kind = models.FieldCondition(key="kind", match=models.MatchAny(any=list(kinds) or [SCRIPT_KIND]))
@@ -174,18 +174,23 @@ class Index:
                             pl.get("text", "")))
         return hits
 
-    def whole_script(self, page_symbol: str) -> Hit | None:
-        """The condensed whole script of the tutorial page `page_symbol` (`tutorials/analysis-1d/x.py`), if indexed."""
+    def scripts(self) -> list[Hit]:
+        """Every tutorial's condensed whole script (score 1.0: chosen by what they use, not by similarity)."""
         from qdrant_client import models
 
-        symbol = f"{page_symbol}#{SCRIPT_KIND}"
-        only = models.Filter(must=[models.FieldCondition(key="symbol", match=models.MatchValue(value=symbol))])
+        only = models.Filter(must=[models.FieldCondition(key="kind", match=models.MatchValue(value=SCRIPT_KIND))])
+        found: list[Hit] = []
+        offset = None
         with self._lock:
-            points, _ = self.client.scroll(COLLECTION, scroll_filter=only, limit=1, with_payload=True)
-        if not points:
-            return None
-        pl = points[0].payload or {}
-        return Hit(str(points[0].id), 1.0, symbol, pl.get("source", ""), SCRIPT_KIND, pl.get("text", ""))
+            while True:
+                points, offset = self.client.scroll(COLLECTION, scroll_filter=only, limit=256, offset=offset,
+                                                    with_payload=True)
+                for p in points:
+                    pl = p.payload or {}
+                    found.append(Hit(str(p.id), 1.0, pl.get("symbol", ""), pl.get("source", ""), SCRIPT_KIND,
+                                     pl.get("text", "")))
+                if offset is None:
+                    return sorted(found, key=lambda h: h.symbol)
 
     def close(self) -> None:
         self.client.close()

@@ -15,6 +15,7 @@ symbol), e.g. `AttributeError: 'Table' object has no attribute 'separation'` -> 
 from __future__ import annotations
 
 import ast
+import math
 import re
 from collections import Counter
 from dataclasses import asdict, dataclass
@@ -92,6 +93,7 @@ class Retriever:
         self.min_score = min_score
         self.mode = mode
         self.whole_script = whole_script
+        self._scripts: list[Hit] | None = None  # the tutorials' whole scripts, read once
 
     def _ranked(self, vector: list[float], query: str, k: int, floor: float, kinds: tuple[str, ...] = ()
                 ) -> list[Hit]:
@@ -124,20 +126,50 @@ class Retriever:
             best = next((h for h in examples if is_example(h)), None)
             if best is not None:
                 hits = [*hits[:self.k - 1], best] if len(hits) >= self.k else [*hits, best]
-        return Retrieval(prompt, tuple(self._with_whole_script(hits)))
+        return Retrieval(prompt, tuple(self._with_whole_script(prompt, hits)))
 
-    def _with_whole_script(self, hits: list[Hit]) -> list[Hit]:
-        """The best tutorial piece's page as one condensed script, in place of that page's pieces (last:
+    def _with_whole_script(self, prompt: str, hits: list[Hit]) -> list[Hit]:
+        """The tutorial script that uses the API the request names, in place of that page's pieces (last:
         nearest the request). A small model adapts a complete script; from pieces it leaves the glue
         undefined (`observations`, `on_region` used but never made)."""
-        page = next((h.symbol.rsplit("#", 1)[0] for h in hits if h.kind == "tutorial" and is_example(h)), None)
-        script = self.index.whole_script(page) if self.whole_script and page else None
+        if not self.whole_script:
+            return hits
+        if self._scripts is None:
+            self._scripts = self.index.scripts()
+        script = best_script(prompt, self._scripts)
         if script is None:
             return hits
-        return [*(h for h in hits if h.symbol.rsplit("#", 1)[0] != page), script]
+        page = script.symbol.rsplit("#", 1)[0]
+        return [*[h for h in hits if h.symbol.rsplit("#", 1)[0] != page][:self.k - 1], script]
 
     def for_error(self, prompt: str, error_text: str) -> Retrieval:
         return self.search(error_query(prompt, error_text))
+
+
+_CLASS_NAME = re.compile(r"\b[A-Z][a-z0-9]+(?:[A-Z][A-Za-z0-9]*)+\b")  # DataStore, SpectrumDatasetMaker, TeV
+SCRIPT_MIN_SHARED = 3  # classes a script must use of those the request names ...
+SCRIPT_MIN_COVER = 0.5  # ... and this share of them, weighted by rarity among the scripts
+
+
+def best_script(prompt: str, scripts: list[Hit]) -> Hit | None:
+    """The tutorial script using most of the classes the request names, each weighted by its rarity among
+    the scripts (`DataStore` is in nearly all of them, `ReflectedRegionsBackgroundMaker` in a few); the
+    shorter script among near-equals. None when the request names too few classes for a clear choice: a
+    question in a user's words keeps the pieces similarity finds."""
+    if not scripts:
+        return None
+    used = [set(_CLASS_NAME.findall(h.text)) for h in scripts]
+    df = Counter(name for names in used for name in names)
+    named = {n for n in _CLASS_NAME.findall(prompt) if 0 < df[n] < len(scripts)}
+    weight = {n: math.log(len(scripts) / df[n]) for n in named}
+    total = sum(weight.values())
+    if len(named) < SCRIPT_MIN_SHARED or total <= 0:
+        return None
+    ranked = sorted(((sum(weight[n] for n in named & names) / total, len(named & names), -len(h.text), h)
+                     for h, names in zip(scripts, used)), key=lambda r: r[:3], reverse=True)
+    best_cover = ranked[0][0]
+    cover, shared, _, hit = min((r for r in ranked if r[0] >= best_cover - 0.05), key=lambda r: len(r[3].text))
+    return hit if cover >= SCRIPT_MIN_COVER and shared >= SCRIPT_MIN_SHARED else None
 
 
 _SYMBOL_PATTERNS = (

@@ -240,7 +240,8 @@ def gallery_documents(text: str, source: str, symbol: str, max_chars: int = MAX_
 _SHOWN_ONLY = ("print", "display", "repr")  # calls that only show something
 _FILE_CALLS = re.compile(r"\.(write|to_yaml|mkdir|unlink)\(|\bmake_path\(|\bPath\(")
 _LOCAL_PATH = re.compile(r"^(Path|make_path)\(")
-_FIGURE = re.compile(r"\b(ax|axes|fig|plt)\b|\bplot_\w*\(|\bplot\w*\s*=")  # leftovers of a removed figure
+_FIGURE_NAMES = {"ax", "axes", "fig", "plt"}  # names of a removed figure ...
+_FIGURE = re.compile(r"\bplot_\w*\(|^plot\w*\s*=")  # ... and plotting helpers or their settings
 
 
 def _shows_only(stmt: ast.stmt) -> bool:
@@ -276,7 +277,7 @@ def condensed_script(code_cells: Sequence[str]) -> str:
                 if _LOCAL_PATH.match(value) or (value and not isinstance(stmt.value, ast.Call)):  # a path, not a read
                     local_paths.update(t.id for t in stmt.targets if isinstance(t, ast.Name))
                 continue
-            if not (_shows_only(stmt) or _FIGURE.search(text)):
+            if not (_shows_only(stmt) or names & _FIGURE_NAMES or _FIGURE.search(text)):
                 body.append(text)
     used = set().union(*(_used(b) for b in body)) if body else set()
     needed = [line for line in imports if any(n in used for n in _bindings(line))]
