@@ -219,7 +219,9 @@ n = len(data_store.obs_ids)
                  "Reflected regions on the Crab.", "LightCurveEstimator(energy_edges", "Flux in time bins."):
         assert kept in text, kept
     assert {d.source for d in docs} == {"analysis/spectrum.py", "light_curve.ipynb"}
-    assert all(d.kind == "tutorial" and d.symbol.startswith(d.source + "#") for d in docs)
+    assert all(d.kind in ("tutorial", "script") and d.symbol.startswith(d.source + "#") for d in docs)
+    assert sorted(d.symbol for d in docs if d.kind == "script") == ["analysis/spectrum.py#script",
+                                                                  "light_curve.ipynb#script"]
     (src / "broken.ipynb").write_text("{not json")
     with pytest.raises(UsageError, match=r"broken\.ipynb: not a readable notebook"):
         rag.tutorial_documents(src)
@@ -388,7 +390,8 @@ def test_rebuild_with_unchanged_sources_is_skipped(tmp_path: Path, monkeypatch: 
     assert meta["parts"] == first.parts and meta["sdist"]["label"] == f"gammapy-{GAMMAPY}-sdist"
     assert f"gammapy-{GAMMAPY}-sdist" in meta["sources"]
     ready, where = rag.index_status(load_settings(rag_index=str(tmp_path / "index")))
-    assert ready and f"api {api}, tutorials {first.parts['tutorials']}, guide {first.parts['guide']} chunks; " \
+    assert sum(first.parts.values()) == first.chunks and first.parts["scripts"] == 1
+    assert ready and f"api {api}, tutorials {first.parts['tutorials']}, guide {first.parts['guide']}, scripts 1 chunks; " \
                      f"gammapy-{GAMMAPY}-sdist" in where
     t0 = time.monotonic()
     again, said = _build(tmp_path)
@@ -401,7 +404,7 @@ def test_rebuild_with_unchanged_sources_is_skipped(tmp_path: Path, monkeypatch: 
     src.mkdir()
     (src / "extra.py").write_text("# %%\n# Another step.\nfrom gammapy.stats import cash\n")
     changed, _ = _build(tmp_path, sources=(src,))
-    assert not changed.skipped and changed.chunks == first.chunks + 1
+    assert not changed.skipped and changed.chunks == first.chunks + 2  # its piece and its whole script
     rag.assert_no_references(rag.open_index(str(tmp_path / "index"), refresh=True))  # the sdist label is no path
 
 
@@ -417,7 +420,7 @@ def test_offline_build_says_so_in_one_line_and_indexes_the_api(tmp_path: Path,
     left_out = [m for m in said if "tutorials and user guide left out" in m]
     assert len(left_out) == 1 and "\n" not in left_out[0] and "pip download" in left_out[0], said
     api = len(rag.chunk_documents(rag.api_documents("gammapy.stats")))
-    assert info.parts == {"api": api, "tutorials": 0, "guide": 0} and info.sdist is None and not info.skipped
+    assert info.parts == {"api": api, "tutorials": 0, "guide": 0, "scripts": 0} and info.sdist is None and not info.skipped
     meta = json.loads((tmp_path / "index" / "meta.json").read_text())
     assert meta["sdist"] is None and meta["sources"] == ["gammapy-api"]
     assert not rag.sdist_path(tmp_path / "cache", GAMMAPY).exists()
@@ -704,18 +707,64 @@ def test_a_tutorial_is_also_one_condensed_whole_script() -> None:
     assert [c.text for c in rag.chunk_documents([whole], max_chars=200)] == [whole.text]
 
 
-def test_the_first_turn_shows_the_best_tutorial_page_as_its_whole_script(tmp_path: Path) -> None:
-    docs = rag.sdist_documents({"examples/tutorials/analysis-1d/fit.py": WHOLE}, "gammapy-2.1-sdist", max_chars=200)
-    pieces = [d for d in docs if d.kind == "tutorial"]
-    assert len(pieces) >= 2
+OTHER = '''"""
+Energy axes
+===========
+"""
+
+from gammapy.data import DataStore
+from gammapy.maps import MapAxis
+
+# %%
+# An axis.
+
+data_store = DataStore.from_dir("$GAMMAPY_DATA/hess-dl3-dr1")
+energy_axis = MapAxis.from_energy_bounds(0.5, 10, nbin=10, unit="TeV")
+'''
+
+
+def test_the_first_turn_shows_the_tutorial_using_the_named_api_as_its_whole_script() -> None:
+    whole = WHOLE.replace("datasets = Datasets()", "maker = SpectrumDatasetMaker()\ndatasets = Datasets()").replace(
+        "from gammapy.datasets import Datasets", "from gammapy.datasets import Datasets\n"
+        "from gammapy.makers import SpectrumDatasetMaker\n"
+        "from gammapy.modeling.models import PowerLawSpectralModel, SkyModel").replace(
+        "energy = 1 * u.TeV", "model = SkyModel(spectral_model=PowerLawSpectralModel())")
+    docs = rag.sdist_documents({"examples/tutorials/analysis-1d/fit.py": whole,
+                                "examples/tutorials/details/axes.py": OTHER}, "gammapy-2.1-sdist", max_chars=200)
+    assert sum(d.kind == "script" for d in docs) == 2
     index = rag.build_index(rag.chunk_documents(docs), rag.LocalEmbedder(), ":memory:", {"gammapy": GAMMAPY})
-    query = "open the data store, loop over the observations and fit the datasets"
+    query = ("Open the DataStore, fill a SpectrumDatasetMaker per observation, collect the datasets "
+             "and fit a SkyModel with a PowerLawSpectralModel to them")
     on = rag.Retriever(index, rag.LocalEmbedder(), k=4, min_score=-1.0)
     assert not any(h.kind == "script" for h in on.search(query, k=10).hits)  # never a search result itself
     first = on.for_prompt(query)
     assert first.hits[-1].kind == "script" and first.hits[-1].symbol == "tutorials/analysis-1d/fit.py#script"
-    assert not any(h.kind == "tutorial" for h in first.hits)  # the page's pieces give way to it
+    assert len(first.hits) <= 4 and not any(h.source.endswith("fit.py") and h.kind == "tutorial" for h in first.hits)
     shown = rag.render(first)
     assert "a whole tutorial script" in shown and "result = Fit().run(datasets=datasets)" in shown
     off = rag.Retriever(index, rag.LocalEmbedder(), k=4, min_score=-1.0, whole_script=False)
-    assert {h.kind for h in off.for_prompt(query).hits} == {"tutorial"}
+    assert not any(h.kind == "script" for h in off.for_prompt(query).hits)
+    # a request in a user's words, naming no classes, keeps the pieces similarity finds
+    assert not any(h.kind == "script" for h in on.for_prompt("fit the spectrum of every observation").hits)
+
+
+def test_the_whole_script_is_chosen_by_the_rare_classes_the_request_names() -> None:
+    from hpc_agent.rag._retrieve import best_script
+
+    def script(name: str, classes: str, pad: int = 0) -> rag.Hit:
+        return rag.Hit(name, 1.0, f"tutorials/{name}.py#script", name, "script", classes + " x" * pad)
+
+    common = "DataStore MapAxis"  # in every script: they tell nothing apart
+    scripts = [script("reflected", f"{common} ReflectedRegionsBackgroundMaker SpectrumDatasetMaker SafeMaskMaker"),
+               script("reflected_long", f"{common} ReflectedRegionsBackgroundMaker SpectrumDatasetMaker "
+                                         "SafeMaskMaker LightCurveEstimator", pad=500),
+               script("maps", f"{common} MapDatasetMaker SafeMaskMaker FoVBackgroundMaker"),
+               script("catalog", f"{common} SourceCatalogHGPS")]
+    request = ("Use DataStore, MapAxis, ReflectedRegionsBackgroundMaker, SpectrumDatasetMaker and SafeMaskMaker "
+               "with TeV units")
+    assert best_script(request, scripts).symbol == "tutorials/reflected.py#script"  # the shorter of two equals
+    assert best_script(request + " and a LightCurveEstimator", scripts).symbol == "tutorials/reflected_long.py#script"
+    assert best_script("FoVBackgroundMaker, MapDatasetMaker and SafeMaskMaker", scripts).symbol == \
+        "tutorials/maps.py#script"
+    assert best_script("Use DataStore and MapAxis to count observations", scripts) is None  # nothing rare named
+    assert best_script("SpectrumDatasetMaker and SourceCatalogHGPS and MapDatasetMaker", scripts) is None  # split

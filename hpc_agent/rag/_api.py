@@ -12,7 +12,7 @@ from typing import Any, Callable
 from hpc_agent.config import Settings, cache_root
 from hpc_agent.errors import ConfigError, UsageError
 from hpc_agent.rag._chunks import Chunk, chunk_documents
-from hpc_agent.rag._corpus import api_documents
+from hpc_agent.rag._corpus import SCRIPT_KIND, api_documents
 from hpc_agent.rag._embed import Embedder, make_embedder
 from hpc_agent.rag._index import Index, build_index, check_compatible, fingerprint, folder_meta, is_url, open_index
 from hpc_agent.rag._retrieve import Retriever
@@ -69,8 +69,9 @@ def _size(location: str) -> int | None:
 
 
 def parts(chunks: list[Chunk]) -> dict[str, int]:
-    kinds = Counter("api" if c.kind in API_KINDS else "tutorials" if c.kind == "tutorial" else c.kind for c in chunks)
-    return {part: kinds.get(part, 0) for part in ("api", "tutorials", "guide")}
+    named = {"tutorial": "tutorials", SCRIPT_KIND: "scripts"}  # scripts: each tutorial's whole code, once
+    kinds = Counter("api" if c.kind in API_KINDS else named.get(c.kind, c.kind) for c in chunks)
+    return {part: kinds.get(part, 0) for part in ("api", "tutorials", "guide", "scripts")}
 
 
 def describe_parts(meta: dict[str, Any]) -> str:
