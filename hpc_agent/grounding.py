@@ -485,13 +485,22 @@ class _Grounder(ast.NodeVisitor):
             if ref is not None and ref.kind == "column":
                 self._check_column_argument(line, func, param, value, shown)
             return
-        ref = self.resolve(value) if isinstance(value, ast.Name) else None
+        ref = self.resolve(value) if isinstance(value, (ast.Name, ast.Call)) else None
         if ref is None or ref.kind != "instance" or not _library_class(ref.obj):
             return
         wanted = _doc_type(func.obj, param)
         if wanted is None:
             return
         one = _ONE_CLASS.fullmatch(re.sub(r",?\s*optional$", "", wanted.strip()))
+        item = _class_named(one.group(1)) if one else None
+        if item is not None and _collection_of(ref.obj, item):  # `maker.run(dataset, observations)`
+            shown_value = ast.unparse(value)
+            self.report(line, f"`{func.label}()` takes `{param}` as one `{item.__name__}`, not a "
+                        f"`{ref.obj.__name__}` (`{shown_value}` holds several): call it once per item, "
+                        f"`for {param} in {shown_value}:`; signature: {shown}")
+            return
+        if isinstance(value, ast.Call):
+            return
         if one:  # exactly one class documented: an instance of an unrelated library class is wrong
             named = _class_named(one.group(1))
             if named is None or issubclass(ref.obj, named) or issubclass(named, ref.obj) \
@@ -523,6 +532,13 @@ class _Grounder(ast.NodeVisitor):
         wanted = re.sub(r",?\s*optional\b", "", wanted).strip(" ,")
         self.report(line, f"`{func.label}()` takes `{param}` as {wanted}, not a table column (`{ast.unparse(value)}` "
                     f"is an array of numbers).{hint} Signature: {shown}")
+
+
+def _collection_of(collection: type, item: type) -> bool:
+    """A library collection of `item`s (`Observations` of `Observation`, `Datasets` of `Dataset`): named as
+    their plural, indexable, and not an item itself."""
+    return (collection.__name__ == f"{item.__name__}s" and hasattr(collection, "__getitem__")
+            and not issubclass(collection, item))
 
 
 ARRAY_WORDS = r"\b(array|like|float|int|number|quantity|column|list|str|sequence|scalar|angle|ndarray)"

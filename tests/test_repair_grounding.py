@@ -556,6 +556,24 @@ def test_an_instance_of_another_library_where_one_class_is_documented_is_caught(
     assert _ground(head + "g = RegionGeom.create(r, axes=[e])\nd = SpectrumDataset.create(geom=g, energy_axis_true=e)\n") == []
 
 
+def test_a_collection_where_one_item_is_documented_is_caught() -> None:
+    """`maker.run(dataset, data_store.get_observations([obs_id]))`: `observation : ~gammapy.data.Observation`,
+    given the `Observations` that `get_observations` documents as its return (the 1.5B, light-curve-crab; at run
+    time: "'Observations' object has no attribute 'gti'")."""
+    head = ("from gammapy.data import DataStore\nfrom gammapy.makers import SpectrumDatasetMaker\n"
+            "data_store = DataStore.from_dir('x')\nmaker = SpectrumDatasetMaker()\n"
+            "observations = data_store.get_observations([1, 2])\n")
+    errors = _ground(head + "a = maker.run(None, data_store.get_observations([1]))\nb = maker.run(None, observations)\n")
+    assert errors == [
+        "line 6: `maker.run()` takes `observation` as one `Observation`, not a `Observations` "
+        "(`data_store.get_observations([1])` holds several): call it once per item, `for observation in "
+        "data_store.get_observations([1]):`; signature: `maker.run(dataset, observation)`",
+        "line 7: `maker.run()` takes `observation` as one `Observation`, not a `Observations` (`observations` holds "
+        "several): call it once per item, `for observation in observations:`; signature: `maker.run(dataset, "
+        "observation)`"]
+    assert _ground(head + "for obs in observations:\n    a = maker.run(None, obs)\nb = maker.run(None, observations[0])\n") == []
+
+
 def test_a_result_value_nesting_its_own_key_is_unwrapped(tmp_path) -> None:
     """`json.dumps({'n_obs': {"n_obs": n}})` (the 1.5B, practice question 1, with the right count inside)."""
     code = "import json\nn = 11\nprint('RESULT ' + json.dumps({'n_obs': {\"n_obs\": n}, 't': {'u': 2}}))\n"
