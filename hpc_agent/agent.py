@@ -50,7 +50,7 @@ from hpc_agent.tutorial_definitions import undefined_name_hints, usage_hints
 from hpc_agent.validate import Validator, default_validators, validate
 
 if TYPE_CHECKING:
-    from hpc_agent.rag import Retrieval, Retriever
+    from hpc_agent.rag import Hit, Retrieval, Retriever
 
 log = logging.getLogger(__name__)
 
@@ -203,9 +203,14 @@ def _retrieve(spec: RunSpec, failed: Attempt | None, shown: set[str]) -> Retriev
     query = without_source_names(spec.prompt, spec.data_root)
     found = (spec.retriever.for_prompt(query) if failed is None
              else spec.retriever.for_error(query, _error_text(failed)))
-    fresh = tuple(h for h in found.hits if h.id not in shown)
+    fresh = tuple(h for h in found.hits if h.id not in shown and _page(h) not in shown)
     shown.update(h.id for h in fresh)
+    shown.update(_page(h) for h in fresh if h.kind == "script")  # a page shown whole: its pieces add nothing
     return replace(found, hits=fresh)
+
+
+def _page(hit: Hit) -> str:
+    return "page:" + hit.symbol.rsplit("#", 1)[0]
 
 
 def _render(retrieval: Retrieval | None) -> str:

@@ -746,6 +746,19 @@ def test_the_first_turn_shows_the_tutorial_using_the_named_api_as_its_whole_scri
     assert not any(h.kind == "script" for h in off.for_prompt(query).hits)
     # a request in a user's words, naming no classes, keeps the pieces similarity finds
     assert not any(h.kind == "script" for h in on.for_prompt("fit the spectrum of every observation").hits)
+    # the agent's repair turns never show pieces of a page already shown whole
+    from hpc_agent.agent import RunSpec, _retrieve
+    from hpc_agent.records import Attempt, Usage, Validation
+
+    spec = RunSpec(prompt=query, data_root=Path("/nonexistent"), out_dir=Path("/nonexistent"), retriever=on)
+    shown: set[str] = set()
+    assert _retrieve(spec, None, shown).hits[-1].kind == "script"
+    failed = Attempt(index=1, script="x = 1", usage=Usage(), validation=Validation(passed=False, checks=()),
+                     failure="static", static_errors=("line 3: `Datasets` has no `reduce`: loop and fit",))
+    error = failed.static_errors[0]
+    assert any(h.source.endswith("fit.py") for h in on.for_error(query, error).hits)  # that page's pieces come...
+    later = _retrieve(spec, failed, shown)
+    assert not any(h.source.endswith("fit.py") for h in later.hits)  # ... but are left out
 
 
 def test_the_whole_script_is_chosen_by_the_rare_classes_the_request_names() -> None:
