@@ -54,6 +54,7 @@ class Rename:
     end_col: int  # UTF-8 byte column where the attribute name ends
     old: str
     new: str
+    note: str = ""  # what the edit does, when it is not a plain rename (`old` empty: `new` is inserted)
 
 
 @dataclass(frozen=True)
@@ -495,9 +496,13 @@ class _Grounder(ast.NodeVisitor):
         item = _class_named(one.group(1)) if one else None
         if item is not None and _collection_of(ref.obj, item):  # `maker.run(dataset, observations)`
             shown_value = ast.unparse(value)
+            one = _asks_for_one(value)  # `get_observations([obs_id])`: the one item it holds is meant
+            fix = Rename(value.end_lineno or line, value.end_col_offset or 0, "", "[0]",
+                         f"took the one `{item.__name__}` of `{shown_value}` on line {line} (`{shown_value}[0]`): "
+                         f"`{func.label}()` takes one") if one else None
             self.report(line, f"`{func.label}()` takes `{param}` as one `{item.__name__}`, not a "
                         f"`{ref.obj.__name__}` (`{shown_value}` holds several): call it once per item, "
-                        f"`for {param} in {shown_value}:`; signature: {shown}")
+                        f"`for {param} in {shown_value}:`; signature: {shown}", fix)
             return
         if isinstance(value, ast.Call):
             return
@@ -532,6 +537,14 @@ class _Grounder(ast.NodeVisitor):
         wanted = re.sub(r",?\s*optional\b", "", wanted).strip(" ,")
         self.report(line, f"`{func.label}()` takes `{param}` as {wanted}, not a table column (`{ast.unparse(value)}` "
                     f"is an array of numbers).{hint} Signature: {shown}")
+
+
+def _asks_for_one(call: ast.AST) -> bool:
+    """A call on one line whose only argument is a list or tuple of one element: it makes a collection
+    of exactly one item."""
+    return (isinstance(call, ast.Call) and call.lineno == call.end_lineno and len(call.args) == 1
+            and not call.keywords and isinstance(call.args[0], (ast.List, ast.Tuple)) and len(call.args[0].elts) == 1
+            and not isinstance(call.args[0].elts[0], ast.Starred))
 
 
 def _collection_of(collection: type, item: type) -> bool:

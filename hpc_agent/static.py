@@ -44,7 +44,7 @@ def static_stage(answer: str, *, repairs: bool = True, require_result: bool = Tr
         renames = [f.rename for f in findings if f.rename is not None]
         if repairs and renames:  # a misspelt attribute with one reading: renamed, then grounded again
             script = apply_renames(script, renames)
-            done = (*done, *(f"renamed `{r.old}` to `{r.new}` on line {r.line} (the only name it can mean)"
+            done = (*done, *(r.note or f"renamed `{r.old}` to `{r.new}` on line {r.line} (the only name it can mean)"
                              for r in renames))
             errors = checks.static_errors(script, require_result=require_result)
             findings = ground(ast.parse(script), index)
@@ -53,7 +53,8 @@ def static_stage(answer: str, *, repairs: bool = True, require_result: bool = Tr
 
 
 def apply_renames(script: str, renames: list[Rename]) -> str:
-    """Each attribute name replaced where it ends, right to left on a line so earlier columns hold."""
+    """Each attribute name replaced where it ends (or, `old` empty, `new` inserted there), right to left on a
+    line so earlier columns hold."""
     rows = script.splitlines(keepends=True)
     for r in sorted(set(renames), key=lambda r: (r.line, r.end_col), reverse=True):
         raw = rows[r.line - 1].encode()

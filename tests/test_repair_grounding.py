@@ -574,6 +574,25 @@ def test_a_collection_where_one_item_is_documented_is_caught() -> None:
     assert _ground(head + "for obs in observations:\n    a = maker.run(None, obs)\nb = maker.run(None, observations[0])\n") == []
 
 
+def test_a_collection_made_of_one_item_is_indexed_where_one_item_is_documented() -> None:
+    """`get_observations([obs_id])` holds exactly one observation: the static stage takes it (`[0]`) and says so;
+    a collection of several (`observations`) stays the model's to loop over."""
+    from hpc_agent.static import static_stage
+
+    script = ("import json\nfrom gammapy.data import DataStore\nfrom gammapy.makers import SpectrumDatasetMaker\n"
+              "data_store = DataStore.from_dir('x')\nmaker = SpectrumDatasetMaker()\n"
+              "for obs_id in [1, 2]:\n    d = maker.run(None, data_store.get_observations( [obs_id] ))\n"
+              "print('RESULT ' + json.dumps({'n': 1}))\n")
+    result = static_stage(script)
+    assert result.ok and "    d = maker.run(None, data_store.get_observations( [obs_id] )[0])\n" in result.script
+    assert result.repairs == ("took the one `Observation` of `data_store.get_observations([obs_id])` on line 7 "
+                              "(`data_store.get_observations([obs_id])[0]`): `maker.run()` takes one",)
+    several = script.replace("data_store.get_observations( [obs_id] )", "data_store.get_observations([1, 2])")
+    result = static_stage(several)
+    assert not result.ok and result.script == several and "call it once per item" in result.errors[0]
+    assert static_stage(several, repairs=False).script == several
+
+
 def test_a_result_value_nesting_its_own_key_is_unwrapped(tmp_path) -> None:
     """`json.dumps({'n_obs': {"n_obs": n}})` (the 1.5B, practice question 1, with the right count inside)."""
     code = "import json\nn = 11\nprint('RESULT ' + json.dumps({'n_obs': {\"n_obs\": n}, 't': {'u': 2}}))\n"
