@@ -459,12 +459,19 @@ class _Grounder(ast.NodeVisitor):
         params = list(sig.parameters.values())
         names = {p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
         takes_any = any(p.kind is p.VAR_KEYWORD for p in params)
+        model_parameters = _model_parameters(func.obj) if func.kind == "class" else None
+        if model_parameters is not None:  # `PowerLawSpectralModel(**kwargs)` takes its parameters only
+            names, takes_any = names | set(model_parameters), False
         given = {kw.arg for kw in node.keywords}
         unknown = [kw for kw in node.keywords if kw.arg is not None and kw.arg not in names]
         for kw in ([] if takes_any else unknown):
             arg = kw.arg or ""
             close = difflib.get_close_matches(arg, sorted(names), n=1, cutoff=0.5)
             hint = f"; did you mean `{close[0]}`" if close else ""
+            if model_parameters is not None:
+                first = next(iter(model_parameters), "index")
+                hint += (f"; its parameters are {', '.join(f'`{n}`' for n in model_parameters[:-1])}"
+                         + (f"; to freeze one, set it after: `model.{first}.frozen = True`" if arg == "frozen" else ""))
             only = _only_reading(arg, sorted(names - given))  # `selection=` -> `selections=`
             rename = Rename(kw.lineno, kw.col_offset + len(arg.encode()), arg, only) if only else None
             self.report(node.lineno, f"`{func.label}()` takes no keyword `{arg}`{hint}; signature: {shown}", rename)
@@ -537,6 +544,21 @@ class _Grounder(ast.NodeVisitor):
         wanted = re.sub(r",?\s*optional\b", "", wanted).strip(" ,")
         self.report(line, f"`{func.label}()` takes `{param}` as {wanted}, not a table column (`{ast.unparse(value)}` "
                     f"is an array of numbers).{hint} Signature: {shown}")
+
+
+def _model_parameters(cls: Any) -> tuple[str, ...] | None:
+    """The keywords a Gammapy model class takes when its constructor is `ModelBase.__init__`, which raises
+    `NameError: Unknown Parameter name` for any other: its parameters' names (and `covariance_data`)."""
+    try:
+        from gammapy.modeling.models.core import ModelBase
+    except ImportError:
+        return None
+    if not (inspect.isclass(cls) and issubclass(cls, ModelBase) and cls.__init__ is ModelBase.__init__):
+        return None
+    try:
+        return (*cls.default_parameters.names, "covariance_data")
+    except AttributeError:
+        return None
 
 
 def _asks_for_one(call: ast.AST) -> bool:

@@ -593,6 +593,19 @@ def test_a_collection_made_of_one_item_is_indexed_where_one_item_is_documented()
     assert static_stage(several, repairs=False).script == several
 
 
+def test_a_gammapy_model_takes_its_parameters_as_keywords_only() -> None:
+    """`PowerLawSpectralModel(..., frozen=False)` (the 1.5B, light-curve-crab; at run time "NameError: Unknown
+    Parameter name 'frozen'"): the constructor is `ModelBase.__init__(**kwargs)`, which takes parameters only."""
+    head = "import astropy.units as u\nfrom gammapy.modeling.models import PowerLawSpectralModel, PointSpatialModel\n"
+    assert _ground(head + "m = PowerLawSpectralModel(index=2.6, reference=1 * u.TeV, frozen=True)\n") == [
+        "line 3: `PowerLawSpectralModel()` takes no keyword `frozen`; its parameters are `index`, `amplitude`, "
+        "`reference`; to freeze one, set it after: `model.index.frozen = True`; signature: "
+        "`PowerLawSpectralModel(**kwargs)`"]
+    # its parameters are fine; a model with a constructor of its own (`frame=`) is left alone
+    assert _ground(head + "m = PowerLawSpectralModel(index=2, amplitude='1e-12 cm-2 s-1 TeV-1')\n"
+                          "p = PointSpatialModel(lon_0=1 * u.deg, lat_0=2 * u.deg, frame='icrs')\n") == []
+
+
 def test_a_result_value_nesting_its_own_key_is_unwrapped(tmp_path) -> None:
     """`json.dumps({'n_obs': {"n_obs": n}})` (the 1.5B, practice question 1, with the right count inside)."""
     code = "import json\nn = 11\nprint('RESULT ' + json.dumps({'n_obs': {\"n_obs\": n}, 't': {'u': 2}}))\n"
