@@ -22,6 +22,7 @@ from hpc_agent.prompts import OBS_TABLE, OPEN_RELEASE, POINTING, RELEASE, RELEAS
 from hpc_agent.names import import_quietly as _import_quiet
 from hpc_agent.names import module_exists as _is_module
 from hpc_agent.syntax_repair import make_it_parse
+from hpc_agent.tutorial_definitions import made_from_names, tutorial_made_from_names
 
 DISPLAY_FUNCTIONS = ("display",)  # `input()` is rejected by the rules, but it is no display call to drop
 SUBMODULE_PACKAGES = ("gammapy", "astropy", "scipy")  # `pkg.sub.X` used: `import pkg.sub` is added
@@ -438,6 +439,41 @@ def define_from_request(text: str, definitions: dict[str, str]) -> tuple[str, li
     return "".join(rows), [f"defined `{line}` from your request (used but never assigned)" for line in wanted]
 
 
+def define_as_tutorials_do(text: str, made: dict[str, dict[str, str]]) -> tuple[str, list[str]]:
+    """A variable used but never assigned that Gammapy's tutorials make in one way from variables the
+    script already has (`dataset_empty = SpectrumDataset.create(geom=geom, energy_axis_true=energy_axis_true)`
+    when the script has `geom` and `energy_axis_true`): defined just before the statement that first uses it."""
+    if not made:
+        return text, []
+    tree = ast.parse(text)
+    bound = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)} | {
+        (a.asname or a.name).split(".")[0] for n in ast.walk(tree) if isinstance(n, (ast.Import, ast.ImportFrom))
+        for a in n.names}
+    assigned = _module_assignments(tree)
+    imported = {(a.asname or a.name).split(".")[0]: n.lineno for n in tree.body
+                if isinstance(n, (ast.Import, ast.ImportFrom)) for a in n.names}
+    inserts: dict[int, list[str]] = {}
+    notes: list[str] = []
+    for name in _undefined_names(tree):
+        statement = made_from_names(name, bound, made)
+        first = next((n for n in tree.body if any(isinstance(x, ast.Name) and x.id == name for x in ast.walk(n))),
+                     None)
+        if statement is None or first is None:
+            continue
+        call = ast.parse(statement).body[0].value  # type: ignore[attr-defined]
+        needs = {x.id for v in [*call.args, *(k.value for k in call.keywords)] for x in ast.walk(v)
+                 if isinstance(x, ast.Name)}
+        if not all(assigned.get(n, imported.get(n, 1 << 30)) < first.lineno for n in needs):
+            continue  # what it is made from is not there before its first use
+        inserts.setdefault(first.lineno - 1, []).append(statement)
+        notes.append(f"defined `{statement}` before line {first.lineno}, as Gammapy's tutorials make it "
+                     "(used but never assigned)")
+    rows = text.splitlines(keepends=True)
+    for at in sorted(inserts, reverse=True):
+        rows[at:at] = [f"{line}\n" for line in inserts[at]]
+    return "".join(rows), notes
+
+
 def add_missing_imports(text: str, index: NameIndex) -> tuple[str, list[str]]:
     """An undefined name with exactly one import that defines it (`json`, `np`, `SkyCoord`, `DataStore`)."""
     tree = ast.parse(text)
@@ -616,6 +652,8 @@ def repair(script: str, index: NameIndex, result_keys: tuple[str, ...] = (),
     script, first = add_result_line(script, result_keys)
     notes += first
     script, defined = define_from_request(script, request_definitions or {})
+    notes += defined
+    script, defined = define_as_tutorials_do(script, tutorial_made_from_names())
     notes += defined
     for step in REPAIRS:
         script, done = step(script, index)

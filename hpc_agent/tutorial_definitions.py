@@ -128,6 +128,59 @@ def definitions_in(sources: dict[str, str]) -> dict[str, str]:
     return found
 
 
+def _names_only(call: ast.Call) -> bool:
+    """Every argument a variable (or an attribute of one): the call carries no value of the tutorial's own."""
+    values = [*call.args, *(kw.value for kw in call.keywords)]
+    return all(isinstance(v, (ast.Name, ast.Attribute)) and isinstance(_root(v), ast.Name) for v in values)
+
+
+def _root(node: ast.expr) -> ast.expr:
+    while isinstance(node, ast.Attribute):
+        node = node.value
+    return node
+
+
+def made_from_names_in(sources: dict[str, str]) -> dict[str, dict[str, str]]:
+    """name -> {callee: statement}: how the tutorials make `name` with a constructor or class method, for
+    each callee they use, when one of its statements passes only variables (`dataset_empty =
+    SpectrumDataset.create(geom=geom, energy_axis_true=energy_axis_true)`; `MapDataset.create(...)` too).
+    A callee the tutorials use only with values of their own makes the name's reading uncertain: left out."""
+    callees: dict[str, set[str]] = {}
+    found: dict[str, dict[str, str]] = {}
+    for path in sorted(sources):
+        try:
+            tree = _parse(sources[path])
+        except SyntaxError:
+            continue
+        for node in tree.body:
+            if not (isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name)
+                    and _made_by_constructor(node.value)):
+                continue
+            name, call = node.targets[0].id, node.value
+            assert isinstance(call, ast.Call)
+            callee = ast.unparse(call.func)
+            callees.setdefault(name, set()).add(callee)
+            if _names_only(call) and (call.args or call.keywords) and _usable(_one_line(sources[path], node)):
+                found.setdefault(name, {}).setdefault(callee, f"{name} = {ast.unparse(call)}")
+    return {n: made for n, made in found.items() if set(made) == callees[n] and not n.startswith("_")}
+
+
+def made_from_names(name: str, bound: set[str], made: dict[str, dict[str, str]]) -> str | None:
+    """The one statement the tutorials make `name` with, given the names a script binds: their only callee,
+    or the only one of their callees whose class the script has (`SpectrumDataset` imported, not `MapDataset`)."""
+    ways = made.get(name, {})
+    if len(ways) == 1:
+        return next(iter(ways.values()))
+    mine = [stmt for callee, stmt in ways.items() if callee.split(".")[0] in bound]
+    return mine[0] if len(mine) == 1 else None
+
+
+@lru_cache(maxsize=1)
+def tutorial_made_from_names() -> dict[str, dict[str, str]]:
+    """`made_from_names_in` of the installed Gammapy's tutorials (empty when its sdist is not cached)."""
+    return made_from_names_in(_tutorials())
+
+
 @lru_cache(maxsize=1)
 def tutorial_definitions() -> dict[str, str]:
     """The definitions of the installed Gammapy's tutorials (empty when its sdist is not cached)."""
