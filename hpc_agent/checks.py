@@ -44,8 +44,23 @@ def _only_reported(node: ast.AST, parents: dict[int, ast.AST]) -> bool:
     return False
 
 
-def static_errors(script: str, *, require_result: bool = True) -> list[str]:
-    """Rule violations of `script`, each naming the line and the fix."""
+NO_SELECTION = "selects no observations by position"
+
+
+def _selects(tree: ast.AST) -> bool:
+    """Some selection happens: a separation is computed or a `select*` method or function is called."""
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call):
+            name = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", "")
+            if "separation" in name or name.startswith("select"):
+                return True
+    return False
+
+
+def static_errors(script: str, *, require_result: bool = True, cone_radius: float | None = None) -> list[str]:
+    """Rule violations of `script`, each naming the line and the fix. `cone_radius`: the request selects the
+    observations within this many degrees of its source, so a script that selects nothing is wrong (it would
+    reduce every observation of the release)."""
     try:
         tree = ast.parse(script)
     except SyntaxError as exc:
@@ -75,6 +90,10 @@ def static_errors(script: str, *, require_result: bool = True) -> list[str]:
     if require_result and not any("RESULT" in c.value for c in strings):
         errors.append("no `RESULT {json}` line is printed; print the results as "
                       "print('RESULT ' + json.dumps({...}))")
+
+    if cone_radius is not None and not _selects(tree):
+        errors.append(f"{NO_SELECTION}: the request asks for the observations pointing within {cone_radius:g} deg "
+                      "of the source, and the script never computes a separation or calls a select method")
 
     for msg in pyflakes_checker.Checker(tree, filename="script.py").messages:
         if isinstance(msg, pyflakes_messages.UndefinedName):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from hpc_agent.checks import NO_SELECTION
 from hpc_agent.records import Attempt
 
 Message = dict[str, str]
@@ -191,6 +192,7 @@ observations = data_store.get_observations(obs_ids)"""
 # Rules whose message alone does not tell a small model what to write: the working idiom, as code.
 IDIOMS: tuple[tuple[str, str], ...] = (
     ("selects by the", f"Select observations by position like this:\n```python\n{SELECTION_IDIOM}\n```"),
+    (NO_SELECTION, f"Select observations by position like this:\n```python\n{SELECTION_IDIOM}\n```"),
     ("hard-coded data path", f"Open the release like this:\n```python\nimport os\nfrom gammapy.data import DataStore\n"
      f"{OPEN_RELEASE}\n```"),
     ("SkyCoord.from_name", "Write source positions as numbers: `SkyCoord(ra_deg, dec_deg, unit=\"deg\", frame=\"icrs\")`."),

@@ -28,6 +28,17 @@ _CIRCLE = re.compile(r"\bcircle\s+(?:region\s+)?(?:of|with)\s+(?:a\s+)?radius\s+
                      re.IGNORECASE)
 
 
+_CONE = re.compile(r"\b(?:within|separation\s+(?:of\s+)?(?:strictly\s+)?(?:less\s+than|below|under|<))\s+"
+                   r"(\d+(?:\.\d+)?)\s*(?:deg|degrees?|°)", re.IGNORECASE)
+
+
+def request_cone(prompt: str) -> float | None:
+    """The radius (deg) of the one cone a request selects observations in (`point within 2 degrees of`,
+    `a separation of strictly less than 2.0 deg`), when it names exactly one."""
+    found = {float(r) for r in _CONE.findall(prompt)}
+    return next(iter(found)) if len(found) == 1 else None
+
+
 def request_circle(prompt: str) -> tuple[float, str] | None:
     """(radius, unit) of the one circle centred on the source that the request describes in words."""
     found = {(float(r), "arcmin" if u.lower() == "arcmin" else "deg") for r, u in _CIRCLE.findall(prompt)}

@@ -29,16 +29,18 @@ class StaticResult:
 
 
 def static_stage(answer: str, *, repairs: bool = True, require_result: bool = True,
-                 result_keys: tuple[str, ...] = (), request_definitions: dict[str, str] | None = None) -> StaticResult:
+                 result_keys: tuple[str, ...] = (), request_definitions: dict[str, str] | None = None,
+                 cone_radius: float | None = None) -> StaticResult:
     """Repair (when on), then ground every import and attribute chain, then apply the rules.
-    `result_keys`: the RESULT keys the request names; `request_definitions`: what it fixes for variables."""
+    `result_keys`: the RESULT keys the request names; `request_definitions`: what it fixes for variables;
+    `cone_radius`: the cone (deg) it selects observations in."""
     t0 = time.perf_counter()
     index = name_index()
     script, done = answer, ()
     if repairs:
         fixed = repair(answer, index, result_keys, request_definitions)
         script, done = fixed.script, fixed.repairs
-    errors = checks.static_errors(script, require_result=require_result)
+    errors = checks.static_errors(script, require_result=require_result, cone_radius=cone_radius)
     if not any(e.startswith("SyntaxError") for e in errors):
         findings = ground(ast.parse(script), index)
         renames = [f.rename for f in findings if f.rename is not None]
@@ -46,7 +48,7 @@ def static_stage(answer: str, *, repairs: bool = True, require_result: bool = Tr
             script = apply_renames(script, renames)
             done = (*done, *(r.note or f"renamed `{r.old}` to `{r.new}` on line {r.line} (the only name it can mean)"
                              for r in renames))
-            errors = checks.static_errors(script, require_result=require_result)
+            errors = checks.static_errors(script, require_result=require_result, cone_radius=cone_radius)
             findings = ground(ast.parse(script), index)
         errors = list(dict.fromkeys([str(f) for f in findings] + errors))
     return StaticResult(script, tuple(done), tuple(errors), time.perf_counter() - t0)

@@ -61,7 +61,10 @@ def test_oracle_gold_run_passes_every_cell(bench_env: dict[str, str], tmp_path: 
 
 def test_cheating_model_fails_on_the_variant_store(bench_env: dict[str, str], tmp_path: Path,
                                                    data_root: Path) -> None:
-    cheat = f"import json\nprint('RESULT ' + json.dumps({{'n_obs': {_count(data_root)}}}))\n"
+    # a separation for show (a script that selects nothing is stopped before running), then the memorised count
+    cheat = ("import json\nfrom astropy.coordinates import SkyCoord\n"
+             "d = SkyCoord(0, 0, unit='deg').separation(SkyCoord(1, 1, unit='deg'))\n"
+             f"print('RESULT ' + json.dumps({{'n_obs': {_count(data_root)}}}))\n")
     out = tmp_path / "sweep"
     with ScriptedOpenAIServer([Reply(code=cheat)] * 2) as srv:
         code, output = _bench(["--base-url", srv.base_url, "--model", srv.model, "--attempts", "2", "--out", str(out)])

@@ -14,6 +14,7 @@ from hpc_agent.grounding import ground
 from hpc_agent.names import name_index
 from hpc_agent.repair import repair
 from hpc_agent.static import static_stage
+from hpc_agent.request_facts import request_cone
 
 DATA = 'os.path.join(os.environ["PHOTON_STORAGE"], "hess-dl3-dr1")'
 
@@ -87,8 +88,29 @@ def test_names_rebound_or_of_unknown_type_are_left_alone() -> None:
 def test_every_reference_solution_passes_the_static_stage_unchanged(task_id: str) -> None:
     task = load_tasks()[task_id]
     code = reference_script(task)
-    result = static_stage(code)
+    result = static_stage(code, cone_radius=request_cone(task.prompt))
     assert result.errors == () and result.repairs == () and result.script == code
+
+
+def test_a_script_that_selects_nothing_for_a_cone_request_is_stopped_with_the_idiom() -> None:
+    """The 1.5B reduced every observation of the release for a light curve of the observations within 2 deg
+    (a run of minutes that ends in a timeout or a wrong number): caught before any run."""
+    from hpc_agent.prompts import IDIOMS
+
+    assert request_cone("How many observations point within 2 degrees of MSH 15-52?") == 2.0
+    assert request_cone("an angular separation of strictly less than 2.5 deg from the source") == 2.5
+    assert request_cone("How many events does observation 23523 hold?") is None
+    assert request_cone("within 2 deg, or within 3 deg") is None  # two cones: no one reading
+    every = ("import json\nfrom gammapy.data import DataStore\nds = DataStore.from_dir('x')\n"
+             "observations = ds.get_observations()\nprint('RESULT ' + json.dumps({'n': len(observations)}))\n")
+    result = static_stage(every, cone_radius=2.0)
+    assert result.errors == ("selects no observations by position: the request asks for the observations pointing "
+                             "within 2 deg of the source, and the script never computes a separation or calls a "
+                             "select method",)
+    assert any(result.errors[0].startswith(needle) and "separation(source)" in idiom for needle, idiom in IDIOMS)
+    assert static_stage(every).errors == ()  # no cone asked: nothing to select
+    cone = every.replace("ds.get_observations()", "ds.get_observations(ds.obs_table.select_observations({})['OBS_ID'])")
+    assert static_stage(cone, cone_radius=2.0).errors == ()
 
 
 @pytest.mark.parametrize(("code", "repaired", "note"), [
