@@ -14,6 +14,7 @@ from __future__ import annotations
 import ast
 import logging
 import time
+import traceback
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
@@ -308,6 +309,8 @@ def run_agent(
                     conversation.add_repair_turn(attempt, chosen_answer.raw, _render(retrieval))
     except BaseException as exc:  # recorded in run.json, then re-raised to the caller
         error = "interrupted" if isinstance(exc, KeyboardInterrupt) else f"{exc.__class__.__name__}: {exc}"
+        if not isinstance(exc, KeyboardInterrupt):
+            bundle.write_error(traceback.format_exc())
         raise
     finally:
         passed = bool(attempts) and attempts[-1].passed

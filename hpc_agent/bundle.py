@@ -107,6 +107,12 @@ class Bundle:
         self._write_json(path, record)
         return path
 
+    def write_error(self, text: str) -> Path:
+        """The traceback of an error that stopped the run (`run.json` carries its one-line form)."""
+        path = self.out_dir / "error.txt"
+        self._write(path, text)
+        return path
+
     def write_run(self, result: RunResult) -> Path:
         path = self.out_dir / "run.json"
         data = result.model_dump(mode="json")

@@ -101,6 +101,8 @@ def test_server_down_is_infrastructure_error_recorded_in_bundle(tmp_path: Path, 
     assert res.output.startswith("error: backend 'adhoc'")
     run = json.loads((out / "run.json").read_text())
     assert run["status"] == "error" and "LLMUnavailableError" in run["error"] and run["attempts"] == 0
+    trace = (out / "error.txt").read_text()  # the whole traceback beside the one-line error
+    assert trace.startswith("Traceback (most recent call last)") and "LLMUnavailableError" in trace
 
 
 def test_usage_errors_exit_2(tmp_path: Path, data_root: Path) -> None:
