@@ -780,7 +780,7 @@ def _literal_result(stdout: str) -> dict[str, Any] | None:
         pass
     try:
         value = ast.literal_eval(payload)
-    except (ValueError, SyntaxError):
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):  # `{{...}}`: a set of a dict
         value = _key_value_pairs(payload)
     ok = isinstance(value, dict) and value and all(isinstance(k, str) for k in value) \
         and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value.values())

@@ -434,6 +434,8 @@ def test_a_result_printed_as_a_python_dict_is_printed_as_json_after_the_run(prin
     assert repair_after_run(code, "", name_index(), 'RESULT {"ontime_h": 9.1}\n', ok=True) is None
     assert repair_after_run(code, "", name_index(), "RESULT {'ontime_h': 'many'}\n", ok=True) is None
     assert repair_after_run(code, "", name_index(), "RESULT ontime_h: 9.1 hours\n", ok=True) is None
+    # a set holding a dict (the 0.5B printed f"RESULT {{{{'n_obs': {n}}}}}"): not a dict, and no crash
+    assert repair_after_run(code, "", name_index(), "RESULT {{'ontime_h': 9.1}}\n", ok=True) is None
 
 
 def test_a_run_whose_result_line_is_unreadable_is_shown_the_output_idiom_with_the_keys() -> None:
