@@ -773,18 +773,32 @@ def _literal_result(stdout: str) -> dict[str, Any] | None:
     if len(lines) != 1:
         return None
     payload = lines[0][len("RESULT"):].strip().lstrip(":").strip()
+    escaped = payload.startswith("{{") and payload.endswith("}}")  # f-string braces where nothing unescapes them
+    if escaped:
+        payload = payload[1:-1]
     try:
-        json.loads(payload)
-        return None  # already JSON: nothing to repair
+        value = json.loads(payload)
+        if not escaped:
+            return None  # already JSON: nothing to repair
     except ValueError:
-        pass
-    try:
-        value = ast.literal_eval(payload)
-    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):  # `{{...}}`: a set of a dict
-        value = _key_value_pairs(payload)
+        try:
+            value = ast.literal_eval(payload)
+        except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):  # a set of a dict: TypeError
+            value = _key_value_pairs(payload)
     ok = isinstance(value, dict) and value and all(isinstance(k, str) for k in value) \
         and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value.values())
     return value if ok else None
+
+
+def _formatted(arg: ast.expr) -> list[ast.expr]:
+    """The values a printed argument formats into its text: `"..." % (a, b)` and `"...".format(a, b)` give
+    their values, anything else itself."""
+    if isinstance(arg, ast.BinOp) and isinstance(arg.op, ast.Mod) and isinstance(arg.left, ast.Constant):
+        return list(arg.right.elts) if isinstance(arg.right, ast.Tuple) else [arg.right]
+    if isinstance(arg, ast.Call) and isinstance(arg.func, ast.Attribute) and arg.func.attr == "format" \
+            and isinstance(arg.func.value, ast.Constant) and not arg.keywords:
+        return list(arg.args)
+    return [arg]
 
 
 def result_as_json(text: str, stdout: str) -> tuple[str, list[str]]:
@@ -800,7 +814,7 @@ def result_as_json(text: str, stdout: str) -> tuple[str, list[str]]:
     if len(prints) != 1:
         return text, []
     call = prints[0]
-    parts = [v for a in call.args for v in (a.values if isinstance(a, ast.JoinedStr) else [a])]
+    parts = [v for a in call.args for v in (a.values if isinstance(a, ast.JoinedStr) else _formatted(a))]
     values = [p.value if isinstance(p, ast.FormattedValue) else p for p in parts
               if not (isinstance(p, ast.Constant) and isinstance(p.value, str))]
     dicts = {n.targets[0].id for n in ast.walk(tree) if isinstance(n, ast.Assign) and len(n.targets) == 1

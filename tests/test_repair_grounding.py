@@ -434,8 +434,24 @@ def test_a_result_printed_as_a_python_dict_is_printed_as_json_after_the_run(prin
     assert repair_after_run(code, "", name_index(), 'RESULT {"ontime_h": 9.1}\n', ok=True) is None
     assert repair_after_run(code, "", name_index(), "RESULT {'ontime_h': 'many'}\n", ok=True) is None
     assert repair_after_run(code, "", name_index(), "RESULT ontime_h: 9.1 hours\n", ok=True) is None
-    # a set holding a dict (the 0.5B printed f"RESULT {{{{'n_obs': {n}}}}}"): not a dict, and no crash
-    assert repair_after_run(code, "", name_index(), "RESULT {{'ontime_h': 9.1}}\n", ok=True) is None
+    # a set holding a dict: not a dict of numbers, and no crash
+    assert repair_after_run(code, "", name_index(), "RESULT {{'ontime_h': 9.1}, 3}\n", ok=True) is None
+
+
+@pytest.mark.parametrize("printing", [
+    """print('RESULT {{"n_obs": %d, "livetime_hours": %.3f}}' % (n, t))""",  # `%` leaves `{{` as it is
+    """print("RESULT {{'n_obs': {}, 'livetime_hours': {}}}".format(n, t))""",  # `.format` unescapes it
+])
+def test_a_result_printed_through_percent_or_format_is_printed_as_json(printing: str, tmp_path) -> None:
+    """The 0.5B printed `RESULT {{"n_obs": 5, ...}}` (braces escaped for an f-string, written with `%`)."""
+    from hpc_agent.repair import repair_after_run
+
+    code = f"n = 5\nt = 1.5\n{printing}\n"
+    first = _run(code, tmp_path)
+    fixed = repair_after_run(code, "", name_index(), first.stdout, ok=True)
+    assert fixed is not None, first.stdout
+    again = _run(fixed.script, tmp_path)
+    assert json.loads(again.stdout.split("RESULT ", 1)[1]) == {"n_obs": 5, "livetime_hours": 1.5}
 
 
 def test_a_run_whose_result_line_is_unreadable_is_shown_the_output_idiom_with_the_keys() -> None:
