@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import itertools
 import re
 from dataclasses import dataclass
 from datetime import datetime
@@ -39,8 +40,11 @@ def limits_from(settings: Settings) -> Limits:
 
 
 def default_out_dir(settings: Settings, prompt: str) -> Path:
+    """A new folder name under `runs_dir`: time and prompt, with `-2`, `-3`... when a run of the same prompt
+    started in the same second (two runs from the page, one after the other)."""
     slug = re.sub(r"[^a-z0-9]+", "-", prompt.lower()).strip("-")[:40] or "run"
-    return settings.runs_dir / f"{datetime.now():%Y%m%d-%H%M%S}-{slug}"
+    base = settings.runs_dir / f"{datetime.now():%Y%m%d-%H%M%S}-{slug}"
+    return next(p for n in itertools.count(1) if not (p := base.with_name(base.name + (f"-{n}" if n > 1 else ""))).exists())
 
 
 def run(

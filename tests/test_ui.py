@@ -241,3 +241,15 @@ def test_bundles_read_back_in_order_and_unfinished_runs_skipped(tmp_path: Path) 
     attempts = load_attempts(tmp_path / "new")
     assert [(a.index, a.stdout, a.script, a.validation) for a in attempts] == [(2, "out 2", None, {}),
                                                                               (10, "out 10", None, {})]
+
+
+def test_two_runs_of_one_prompt_get_two_bundles(tmp_path: Path) -> None:
+    """Two runs from the page within one second once shared a folder: the second read the first's run.json."""
+    from hpc_agent.api import default_out_dir
+    from hpc_agent.config import load_settings
+
+    settings = load_settings(runs_dir=tmp_path)
+    first = default_out_dir(settings, PROMPT)
+    first.mkdir(parents=True)
+    second = default_out_dir(settings, PROMPT)
+    assert second != first and not second.exists() and second.parent == tmp_path
