@@ -605,6 +605,26 @@ def unwrap_nested_result_keys(text: str, _: NameIndex) -> tuple[str, list[str]]:
     return (_splice(text, edits), notes) if edits else (text, [])
 
 
+def _flat_name(name: str) -> str:
+    return name.replace("_", "").lower()
+
+
+def fix_misspelt_variables(text: str, _: NameIndex) -> tuple[str, list[str]]:
+    """A name used but never defined that is, but for case and underscores, exactly one variable the script
+    assigns (`datastore` beside `data_store = ...`): that variable."""
+    tree = ast.parse(text)
+    assigned = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
+    edits: list[tuple[ast.AST, str]] = []
+    notes: list[str] = []
+    for name in _undefined_names(tree):
+        same = [a for a in sorted(assigned) if a != name and _flat_name(a) == _flat_name(name)]
+        if len(same) != 1:
+            continue
+        edits += [(n, same[0]) for n in ast.walk(tree) if isinstance(n, ast.Name) and n.id == name]
+        notes.append(f"renamed `{name}` to `{same[0]}`, the variable your script assigns (spelt two ways)")
+    return (_splice(text, edits), notes) if edits else (text, [])
+
+
 REPAIRS: tuple[Callable[[str, NameIndex], tuple[str, list[str]]], ...] = (
     fix_units_alias,
     fix_import_homes,
@@ -619,6 +639,7 @@ REPAIRS: tuple[Callable[[str, NameIndex], tuple[str, list[str]]], ...] = (
     unwrap_nested_result_keys,
     remove_display_calls,
     define_idiom_variables,
+    fix_misspelt_variables,
     add_missing_imports,
     add_submodule_imports,
 )

@@ -646,6 +646,18 @@ def test_a_gammapy_model_takes_its_parameters_as_keywords_only() -> None:
                           "p = PointSpatialModel(lon_0=1 * u.deg, lat_0=2 * u.deg, frame='icrs')\n") == []
 
 
+def test_a_variable_spelt_two_ways_is_the_one_the_script_assigns() -> None:
+    """`observations = datastore.get_observations(...)` beside `data_store = DataStore.from_dir(...)` (the 1.5B,
+    reflected-spectrum-crab); a name two variables could mean is left to the model."""
+    code = ("from gammapy.data import DataStore\ndata_store = DataStore.from_dir('x')\n"
+            "observations = datastore.get_observations([1])\nn = len(DataStore_X)\n")
+    fixed = repair(code, name_index())
+    assert "observations = data_store.get_observations([1])" in fixed.script
+    assert "renamed `datastore` to `data_store`, the variable your script assigns (spelt two ways)" in fixed.repairs
+    two = "a_b = 1\nab_ = 2\nprint(AB)\n"
+    assert repair(two, name_index()).script == two
+
+
 def test_a_result_value_nesting_its_own_key_is_unwrapped(tmp_path) -> None:
     """`json.dumps({'n_obs': {"n_obs": n}})` (the 1.5B, practice question 1, with the right count inside)."""
     code = "import json\nn = 11\nprint('RESULT ' + json.dumps({'n_obs': {\"n_obs\": n}, 't': {'u': 2}}))\n"
