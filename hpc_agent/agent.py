@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ast
 import logging
+import threading
 import time
 import traceback
 from concurrent.futures import ThreadPoolExecutor
@@ -93,10 +94,18 @@ PROGRESS: dict[str, int] = {"context": 0, "no_code": 0, "static": 1, "timeout": 
                             "none": 5}
 
 
+# Candidates (and a sweep's cells) are evaluated in threads, but CPython 3.11's `ast` keeps one recursion-depth counter per
+# interpreter: two threads building ASTs at once can raise "SystemError: AST constructor recursion depth
+# mismatch" (python/cpython#106905). Every AST user here (static stage, after-run repairs, validation, hints,
+# fingerprints, rendering retrieved examples) takes turns, milliseconds each; sandbox runs stay side by side.
+_AST_LOCK = threading.RLock()
+
+
 def _fingerprint(script: str) -> str:
     """Equal for scripts that differ only in layout or comments (small models re-send those)."""
     try:
-        return ast.dump(ast.parse(script))
+        with _AST_LOCK:
+            return ast.dump(ast.parse(script))
     except SyntaxError:
         return "\n".join(line.rstrip() for line in script.strip().splitlines())
 
@@ -118,10 +127,11 @@ def evaluate(index: int, answer: ModelAnswer, spec: RunSpec, sandbox: Sandbox, w
     if answer.script is None:
         validation = Validation(passed=False, checks=(Check(name="script", passed=False, message="no script in answer"),))
         return Attempt(index=index, script=None, usage=answer.usage, validation=validation, failure="no_code")
-    static = static_stage(answer.script, repairs=spec.repairs, require_result=spec.require_result,
-                          result_keys=spec.result_keys,
-                          request_definitions=request_definitions(spec.prompt, spec.data_root) if spec.repairs else None,
-                          cone_radius=request_cone(spec.prompt))
+    with _AST_LOCK:
+        static = static_stage(answer.script, repairs=spec.repairs, require_result=spec.require_result,
+                              result_keys=spec.result_keys,
+                              request_definitions=request_definitions(spec.prompt, spec.data_root) if spec.repairs
+                              else None, cone_radius=request_cone(spec.prompt))
     common = dict(index=index, script=static.script, usage=answer.usage, repairs=static.repairs,
                   answer=answer.script if static.script != answer.script else None, static_s=static.seconds)
     if not static.ok:
@@ -130,15 +140,17 @@ def evaluate(index: int, answer: ModelAnswer, spec: RunSpec, sandbox: Sandbox, w
         return Attempt(**common, static_errors=static.errors, validation=validation, failure="static")
     execution = sandbox.run(static.script, workspace, env=contract_env(spec.data_root), limits=spec.limits,
                             ro_binds=data_binds(spec.data_root))
-    fixed = (repair_after_run(static.script, execution.stderr, name_index(), execution.stdout, execution.ok)
-             if spec.repairs and execution.killed is None else None)
+    with _AST_LOCK:
+        fixed = (repair_after_run(static.script, execution.stderr, name_index(), execution.stdout, execution.ok)
+                 if spec.repairs and execution.killed is None else None)
     if fixed is not None:  # an error only a run shows, with one reading: fixed and run again in this attempt
         execution = sandbox.run(fixed.script, workspace, env=contract_env(spec.data_root), limits=spec.limits,
                                 ro_binds=data_binds(spec.data_root))
         common.update(script=fixed.script, repairs=static.repairs + fixed.repairs, answer=answer.script)
     validators = spec.validators if spec.validators is not None else default_validators(spec.require_result)
     t0 = time.monotonic()
-    validation = validate(execution, validators, common["script"])
+    with _AST_LOCK:
+        validation = validate(execution, validators, common["script"])
     return Attempt(**common, execution=execution, validation=validation, failure=_classify(execution, validation),
                    exception=prompts.exception_class(execution.stderr) if not execution.ok else None,
                    validation_s=time.monotonic() - t0)
@@ -177,8 +189,9 @@ def _hints(attempt: Attempt, request: str = "") -> tuple[str, ...]:
     the real names of that class."""
     index = name_index()
     importable = set(index.imports) | set(index.homes)
-    undefined = undefined_name_hints(attempt.static_errors, importable, request=request)
-    return undefined + usage_hints(attempt.script, attempt.static_errors, importable) + _runtime_hints(attempt)
+    with _AST_LOCK:
+        undefined = undefined_name_hints(attempt.static_errors, importable, request=request)
+        return undefined + usage_hints(attempt.script, attempt.static_errors, importable) + _runtime_hints(attempt)
 
 
 def _runtime_hints(attempt: Attempt) -> tuple[str, ...]:
@@ -220,7 +233,8 @@ def _render(retrieval: Retrieval | None) -> str:
         return ""
     from hpc_agent.rag import render
 
-    return render(retrieval)
+    with _AST_LOCK:
+        return render(retrieval)
 
 
 def first_context(spec: RunSpec, retrieval: Retrieval | None) -> str | None:

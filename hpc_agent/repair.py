@@ -609,14 +609,17 @@ def _flat_name(name: str) -> str:
     return name.replace("_", "").lower()
 
 
-def fix_misspelt_variables(text: str, _: NameIndex) -> tuple[str, list[str]]:
+def fix_misspelt_variables(text: str, index: NameIndex) -> tuple[str, list[str]]:
     """A name used but never defined that is, but for case and underscores, exactly one variable the script
-    assigns (`datastore` beside `data_store = ...`): that variable."""
+    assigns (`datastore` beside `data_store = ...`): that variable. A name something can be imported as
+    (`DataStore` beside `data_store`) is an import, not a variable."""
     tree = ast.parse(text)
     assigned = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
     edits: list[tuple[ast.AST, str]] = []
     notes: list[str] = []
     for name in _undefined_names(tree):
+        if index.import_for(name):
+            continue
         same = [a for a in sorted(assigned) if a != name and _flat_name(a) == _flat_name(name)]
         if len(same) != 1:
             continue

@@ -656,6 +656,9 @@ def test_a_variable_spelt_two_ways_is_the_one_the_script_assigns() -> None:
     assert "renamed `datastore` to `data_store`, the variable your script assigns (spelt two ways)" in fixed.repairs
     two = "a_b = 1\nab_ = 2\nprint(AB)\n"
     assert repair(two, name_index()).script == two
+    # a class to import is no variable: `DataStore` beside `data_store` gets its import
+    cls = repair("data_store = 1\nds = DataStore.from_dir('x')\n", name_index())
+    assert "from gammapy.data import DataStore" in cls.script and "ds = DataStore.from_dir('x')" in cls.script
 
 
 def test_a_result_value_nesting_its_own_key_is_unwrapped(tmp_path) -> None:
