@@ -111,11 +111,15 @@ def _display_name(node: ast.stmt) -> str | None:
         return f".{func.attr}()"
     if isinstance(func, ast.Name) and func.id in DISPLAY_FUNCTIONS:
         return f"{func.id}()"
+    name = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else ""
+    if name.startswith("plot"):  # `lc.plot(ax=ax)`, `plot_spectrum_datasets_off_regions(ax=ax, ...)`: a figure
+        return f"{name}()"
     return None
 
 
 def remove_display_calls(text: str, _: NameIndex) -> tuple[str, list[str]]:
-    """`plt.show()`, `x.peek()`, `display(x)` as statements: removed (`pass` where a block would be empty)."""
+    """`plt.show()`, `x.peek()`, `display(x)`, `x.plot(...)`, `plot_...(...)` as statements: removed (`pass`
+    where a block would be empty). No figure is asked for, and tutorial pieces copied with them leave `ax` undefined."""
     tree = ast.parse(text)
     shown = [s for s in ast.walk(tree) if isinstance(s, ast.stmt) and _display_name(s)]
     notes = [f"removed the display call `{ast.unparse(s.value)[:60]}` (line {s.lineno})" for s in shown]  # type: ignore[attr-defined]

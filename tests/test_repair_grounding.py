@@ -114,8 +114,10 @@ def test_a_script_that_selects_nothing_for_a_cone_request_is_stopped_with_the_id
 
 
 @pytest.mark.parametrize(("code", "repaired", "note"), [
-    ("import matplotlib.pyplot as plt\nplt.plot([1])\nplt.show()\nprint('RESULT {}')\n",
-     "import matplotlib.pyplot as plt\nplt.plot([1])\n\nprint('RESULT {}')\n", "removed the display call `plt.show()`"),
+    ("import matplotlib.pyplot as plt\nx = plt.plot([1])\nplt.show()\nprint('RESULT {}')\n",
+     "import matplotlib.pyplot as plt\nx = plt.plot([1])\n\nprint('RESULT {}')\n", "removed the display call `plt.show()`"),
+    ("lc = 1\nlc.plot(ax=ax)\nplot_spectrum_datasets_off_regions(ax=ax, datasets=d)\nprint('RESULT {}')\n",
+     "lc = 1\n\n\nprint('RESULT {}')\n", "removed the display call `plot_spectrum_datasets_off_regions(ax=ax"),
     ("for i in range(2):\n    m.peek()\nprint('RESULT {}')\n", "for i in range(2):\n    pass\nprint('RESULT {}')\n",
      "removed the display call `m.peek()`"),
     ("from astropy.units import u\nx = 2 * u.deg\nprint('RESULT {}')\n",

@@ -29,7 +29,7 @@ MAX_PIECE_CHARS = 1500  # a piece of a worked example: fits the prompt's example
 
 # --- cleaning code to the prompt contract ------------------------------------------------------------------
 
-_DISPLAY = re.compile(r"\bplt\.|\bdisplay\(|\.(peek|plot\w*|show|imshow|savefig)\(|^\s*(ax|axes|fig)\w*(\[[^\]]*\])?\.\w+")
+_DISPLAY = re.compile(r"\bplt\.|\bplot_\w*\(|\bdisplay\(|\.(peek|plot\w*|show|imshow|savefig)\(|^\s*(ax|axes|fig)\w*(\[[^\]]*\])?\.\w+")
 _MAGIC = re.compile(r"^\s*[%!]")
 _NOISE = re.compile(r"^\s*(#\s*)?(%matplotlib|get_ipython\(\)|from IPython|import IPython|import matplotlib|"
                     r"from matplotlib|# sphinx_gallery_|check_tutorials_setup|from gammapy\.utils\.check "
