@@ -42,7 +42,7 @@ from hpc_agent.records import (
     Validation,
 )
 from hpc_agent.sandbox import Sandbox
-from hpc_agent.request_facts import request_cone, request_definitions
+from hpc_agent.request_facts import request_cone, request_definitions, request_selection
 from hpc_agent.sources import positions_context, without_source_names
 from hpc_agent.grounding import runtime_suggestion
 from hpc_agent.names import name_index
@@ -131,7 +131,8 @@ def evaluate(index: int, answer: ModelAnswer, spec: RunSpec, sandbox: Sandbox, w
         static = static_stage(answer.script, repairs=spec.repairs, require_result=spec.require_result,
                               result_keys=spec.result_keys,
                               request_definitions=request_definitions(spec.prompt, spec.data_root) if spec.repairs
-                              else None, cone_radius=request_cone(spec.prompt))
+                              else None, cone_radius=request_cone(spec.prompt),
+                              cone=request_selection(spec.prompt, spec.data_root))
     common = dict(index=index, script=static.script, usage=answer.usage, repairs=static.repairs,
                   answer=answer.script if static.script != answer.script else None, static_s=static.seconds)
     if not static.ok:

@@ -47,7 +47,7 @@ def _only_reported(node: ast.AST, parents: dict[int, ast.AST]) -> bool:
 NO_SELECTION = "selects no observations by position"
 
 
-def _selects(tree: ast.AST) -> bool:
+def selects(tree: ast.AST) -> bool:
     """Some selection happens: a separation is computed or a `select*` method or function is called."""
     for node in ast.walk(tree):
         if isinstance(node, ast.Call):
@@ -91,7 +91,7 @@ def static_errors(script: str, *, require_result: bool = True, cone_radius: floa
         errors.append("no `RESULT {json}` line is printed; print the results as "
                       "print('RESULT ' + json.dumps({...}))")
 
-    if cone_radius is not None and not _selects(tree):
+    if cone_radius is not None and not selects(tree):
         errors.append(f"{NO_SELECTION}: the request asks for the observations pointing within {cone_radius:g} deg "
                       "of the source, and the script never computes a separation or calls a select method")
 

@@ -16,7 +16,7 @@ from typing import Any, Callable
 from pyflakes import checker as pyflakes_checker
 from pyflakes import messages as pyflakes_messages
 
-from hpc_agent.checks import DISPLAY_METHODS
+from hpc_agent.checks import DISPLAY_METHODS, selects
 from hpc_agent.names import NameIndex
 from hpc_agent.prompts import OBS_TABLE, OPEN_RELEASE, POINTING, RELEASE, RELEASE_PATH, SCRIPT_FRAME, release_path
 from hpc_agent.names import import_quietly as _import_quiet
@@ -666,12 +666,43 @@ def add_result_line(text: str, keys: tuple[str, ...]) -> tuple[str, list[str]]:
     return text.rstrip("\n") + "\n" + line + "\n", [f"printed the RESULT line from your variables: `{line}`"]
 
 
+def select_in_the_cone(text: str, cone: tuple[float, float, float] | None) -> tuple[str, list[str]]:
+    """A script that selects nothing (no separation, no `select*` call) for a request that selects the
+    observations in one cone around one position: each `<store>.get_observations(...)` of a variable made by
+    `DataStore.from_dir` loads the observations in that cone instead (the tutorials' ids, or all of them,
+    were not asked for)."""
+    if cone is None:
+        return text, []
+    tree = ast.parse(text)
+    if selects(tree):
+        return text, []
+    stores = {n.targets[0].id for n in ast.walk(tree) if isinstance(n, ast.Assign) and len(n.targets) == 1
+              and isinstance(n.targets[0], ast.Name) and isinstance(n.value, ast.Call)
+              and ast.unparse(n.value.func).endswith("DataStore.from_dir")}
+    calls = [n for n in ast.walk(tree) if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute)
+             and n.func.attr == "get_observations" and isinstance(n.func.value, ast.Name) and n.func.value.id in stores]
+    if not calls:
+        return text, []
+    ra, dec, radius = cone
+    edits = []
+    for call in calls:
+        store = call.func.value.id  # type: ignore[attr-defined]
+        ids = (f'{store}.obs_table[SkyCoord({store}.obs_table["RA_PNT"], {store}.obs_table["DEC_PNT"], unit="deg", '
+               f'frame="icrs").separation(SkyCoord({ra:g}, {dec:g}, unit="deg", frame="icrs")) < {radius:g} * u.deg]'
+               '["OBS_ID"]')
+        edits.append((call, f"{store}.get_observations(list({ids}))"))
+    return _splice(text, edits), [f"the script selected no observations: `get_observations` now loads those pointing "
+                                  f"within {radius:g} deg of ({ra:g}, {dec:g}), as your request asks"]
+
+
 def repair(script: str, index: NameIndex, result_keys: tuple[str, ...] = (),
-           request_definitions: dict[str, str] | None = None) -> Repaired:
+           request_definitions: dict[str, str] | None = None,
+           cone: tuple[float, float, float] | None = None) -> Repaired:
     """Every repair in turn on a script that parses (after the syntax repairs); one that does not is
     returned unchanged.
     `result_keys`: the RESULT keys the request names (for a script that forgot its RESULT line);
-    `request_definitions`: statements the request fixes for variables (`hpc_agent.request_facts`)."""
+    `request_definitions`: statements the request fixes for variables (`hpc_agent.request_facts`);
+    `cone`: (ra, dec, radius) the request selects observations in."""
     script, notes = make_it_parse(script)
     try:
         ast.parse(script)
@@ -683,6 +714,8 @@ def repair(script: str, index: NameIndex, result_keys: tuple[str, ...] = (),
     notes += defined
     script, defined = define_as_tutorials_do(script, tutorial_made_from_names())
     notes += defined
+    script, selected = select_in_the_cone(script, cone)
+    notes += selected
     for step in REPAIRS:
         script, done = step(script, index)
         notes += done

@@ -39,6 +39,12 @@ def request_cone(prompt: str) -> float | None:
     return next(iter(found)) if len(found) == 1 else None
 
 
+def request_selection(prompt: str, data_root: Path | None = None) -> tuple[float, float, float] | None:
+    """(ra, dec, radius) in degrees: the one cone around the one position a request selects observations in."""
+    radius, position = request_cone(prompt), request_position(prompt, data_root)
+    return (*position, radius) if radius is not None and position is not None else None
+
+
 def request_circle(prompt: str) -> tuple[float, str] | None:
     """(radius, unit) of the one circle centred on the source that the request describes in words."""
     found = {(float(r), "arcmin" if u.lower() == "arcmin" else "deg") for r, u in _CIRCLE.findall(prompt)}

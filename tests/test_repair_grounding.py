@@ -113,6 +113,41 @@ def test_a_script_that_selects_nothing_for_a_cone_request_is_stopped_with_the_id
     assert static_stage(cone, cone_radius=2.0).errors == ()
 
 
+def test_a_script_that_selects_nothing_loads_the_requested_cone_when_the_request_names_its_position(
+        data_root) -> None:
+    """The 1.5B copied a tutorial's own observation ids (or loaded them all) for a request about the
+    observations within 2 deg of one position: with the position known, the selection has one reading."""
+    from hpc_agent.request_facts import request_selection
+
+    prompt = "Spectrum of the observations within 2 degrees of RA = 228.529 deg, Dec = -59.1575 deg."
+    assert request_selection(prompt) == (228.529, -59.1575, 2.0)
+    assert request_selection("Spectrum of the observations within 2 degrees.") is None  # no position
+    tutorial_ids = ("import json\nfrom gammapy.data import DataStore\nds = DataStore.from_dir('x')\n"
+                    "observations = ds.get_observations([20326, 20327])\n"
+                    "print('RESULT ' + json.dumps({'n': len(observations)}))\n")
+    result = static_stage(tutorial_ids, cone_radius=2.0, cone=request_selection(prompt))
+    assert result.errors == () and result.repairs[0].startswith("the script selected no observations")
+    assert ("observations = ds.get_observations(list(ds.obs_table[SkyCoord(ds.obs_table[\"RA_PNT\"], "
+            "ds.obs_table[\"DEC_PNT\"], unit=\"deg\", frame=\"icrs\").separation(SkyCoord(228.529, -59.1575, "
+            "unit=\"deg\", frame=\"icrs\")) < 2 * u.deg][\"OBS_ID\"]))") in result.script
+    # it runs on the release and loads the observations of that cone
+    from astropy.coordinates import SkyCoord
+    from gammapy.data import DataStore
+    import astropy.units as u
+
+    store = DataStore.from_dir(data_root / "hess-dl3-dr1")
+    t = store.obs_table
+    expected = int((SkyCoord(t["RA_PNT"], t["DEC_PNT"], unit="deg").separation(
+        SkyCoord(228.529, -59.1575, unit="deg")) < 2 * u.deg).sum())
+    ns = {"DataStore": DataStore}
+    exec(compile(result.script.replace("DataStore.from_dir('x')", f"DataStore.from_dir({str(data_root / 'hess-dl3-dr1')!r})")
+                 .replace("observations = ds.get_observations(", "ids = (").replace(
+                     "print('RESULT ' + json.dumps({'n': len(observations)}))", ""), "s.py", "exec"), ns)
+    assert len(ns["ids"]) == expected == 20
+    # a script that selects keeps its own selection; no position, no repair
+    assert static_stage(tutorial_ids, cone_radius=2.0).errors[0].startswith("selects no observations")
+
+
 @pytest.mark.parametrize(("code", "repaired", "note"), [
     ("import matplotlib.pyplot as plt\nx = plt.plot([1])\nplt.show()\nprint('RESULT {}')\n",
      "import matplotlib.pyplot as plt\nx = plt.plot([1])\n\nprint('RESULT {}')\n", "removed the display call `plt.show()`"),
