@@ -22,6 +22,7 @@ from types import ModuleType
 from typing import Any
 
 from hpc_agent.names import NameIndex, describe, first_doc_line, signature
+from hpc_agent.names import flat_name as _flat
 from hpc_agent.names import import_quietly as _import
 from hpc_agent.names import module_exists as _module_exists
 
@@ -157,10 +158,6 @@ def _subclasses_with(cls: type, attr: str, limit: int = 3) -> str:
     (a model reaching for the base class of what it means)."""
     found = [f"`{sub.__name__}.{attr}`" for sub in _library_subclasses(cls) if attr in vars(sub)][:limit]
     return f"; subclasses that have it: {', '.join(found)}" if found else ""
-
-
-def _flat(name: str) -> str:
-    return name.lower().replace("_", "")
 
 
 def _only_reading(attr: str, candidates: list[str]) -> str | None:

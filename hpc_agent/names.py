@@ -104,6 +104,11 @@ def public_names(package: str = GAMMAPY, modules: list[ModuleType] | None = None
     return found
 
 
+def flat_name(name: str) -> str:
+    """A name without case or underscores: `selectObsId`, `select_obs_id` and `datastore`/`data_store` meet."""
+    return name.lower().replace("_", "")
+
+
 def signature(obj: object) -> str:
     """`(a, b=1)` without `self`/`cls`; `(...)` when Python cannot tell."""
     try:

@@ -17,7 +17,7 @@ from pyflakes import checker as pyflakes_checker
 from pyflakes import messages as pyflakes_messages
 
 from hpc_agent.checks import DISPLAY_METHODS, selects
-from hpc_agent.names import NameIndex
+from hpc_agent.names import NameIndex, flat_name
 from hpc_agent.prompts import OBS_TABLE, OPEN_RELEASE, POINTING, RELEASE, RELEASE_PATH, SCRIPT_FRAME, release_path
 from hpc_agent.names import import_quietly as _import_quiet
 from hpc_agent.names import module_exists as _is_module
@@ -609,10 +609,6 @@ def unwrap_nested_result_keys(text: str, _: NameIndex) -> tuple[str, list[str]]:
     return (_splice(text, edits), notes) if edits else (text, [])
 
 
-def _flat_name(name: str) -> str:
-    return name.replace("_", "").lower()
-
-
 def fix_misspelt_variables(text: str, index: NameIndex) -> tuple[str, list[str]]:
     """A name used but never defined that is, but for case and underscores, exactly one variable the script
     assigns (`datastore` beside `data_store = ...`): that variable. A name something can be imported as
@@ -624,7 +620,7 @@ def fix_misspelt_variables(text: str, index: NameIndex) -> tuple[str, list[str]]
     for name in _undefined_names(tree):
         if index.import_for(name):
             continue
-        same = [a for a in sorted(assigned) if a != name and _flat_name(a) == _flat_name(name)]
+        same = [a for a in sorted(assigned) if a != name and flat_name(a) == flat_name(name)]
         if len(same) != 1:
             continue
         edits += [(n, same[0]) for n in ast.walk(tree) if isinstance(n, ast.Name) and n.id == name]

@@ -241,7 +241,7 @@ _SHOWN_ONLY = ("print", "display", "repr")  # calls that only show something
 _FILE_CALLS = re.compile(r"\.(write|to_yaml|mkdir|unlink)\(|\bmake_path\(|\bPath\(")
 _LOCAL_PATH = re.compile(r"^(Path|make_path)\(")
 _FIGURE_NAMES = {"ax", "axes", "fig", "plt"}  # names of a removed figure ...
-_FIGURE = re.compile(r"\bplot_\w*\(|^plot\w*\s*=")  # ... and plotting helpers or their settings
+_FIGURE = re.compile(r"^plot\w*\s*=")  # ... and plot settings (`plot_kwargs = {...}`)
 
 
 def _shows_only(stmt: ast.stmt) -> bool:
