@@ -14,6 +14,7 @@ import ast
 import re
 import warnings
 from functools import lru_cache
+from typing import Iterator
 from importlib.metadata import PackageNotFoundError, version
 
 from hpc_agent.config import cache_root
@@ -108,24 +109,28 @@ def definitions_in(sources: dict[str, str]) -> dict[str, str]:
     constructor or class method, else the first, in file order."""
     found: dict[str, str] = {}
     standalone: set[str] = set()
+    for source, name, node in _assignments(sources):
+        text = _one_line(source, node)
+        if name in standalone or name.startswith("_") or not _usable(text):
+            continue
+        if _made_by_constructor(node.value):
+            standalone.add(name)
+            found[name] = text
+        else:
+            found.setdefault(name, text)
+    return found
+
+
+def _assignments(sources: dict[str, str]) -> Iterator[tuple[str, str, ast.Assign]]:
+    """(source, name, statement) for each top-level `name = ...` of the tutorials that parse, in file order."""
     for path in sorted(sources):
         try:
             tree = _parse(sources[path])
         except SyntaxError:
             continue
         for node in tree.body:
-            if not (isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name)):
-                continue
-            name = node.targets[0].id
-            text = _one_line(sources[path], node)
-            if name in standalone or name.startswith("_") or not _usable(text):
-                continue
-            if _made_by_constructor(node.value):
-                standalone.add(name)
-                found[name] = text
-            else:
-                found.setdefault(name, text)
-    return found
+            if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+                yield sources[path], node.targets[0].id, node
 
 
 def _names_only(call: ast.Call) -> bool:
@@ -147,21 +152,14 @@ def made_from_names_in(sources: dict[str, str]) -> dict[str, dict[str, str]]:
     A callee the tutorials use only with values of their own makes the name's reading uncertain: left out."""
     callees: dict[str, set[str]] = {}
     found: dict[str, dict[str, str]] = {}
-    for path in sorted(sources):
-        try:
-            tree = _parse(sources[path])
-        except SyntaxError:
+    for source, name, node in _assignments(sources):
+        call = node.value
+        if not (_made_by_constructor(call) and isinstance(call, ast.Call)):
             continue
-        for node in tree.body:
-            if not (isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name)
-                    and _made_by_constructor(node.value)):
-                continue
-            name, call = node.targets[0].id, node.value
-            assert isinstance(call, ast.Call)
-            callee = ast.unparse(call.func)
-            callees.setdefault(name, set()).add(callee)
-            if _names_only(call) and (call.args or call.keywords) and _usable(_one_line(sources[path], node)):
-                found.setdefault(name, {}).setdefault(callee, f"{name} = {ast.unparse(call)}")
+        callee = ast.unparse(call.func)
+        callees.setdefault(name, set()).add(callee)
+        if _names_only(call) and (call.args or call.keywords) and _usable(_one_line(source, node)):
+            found.setdefault(name, {}).setdefault(callee, f"{name} = {ast.unparse(call)}")
     return {n: made for n, made in found.items() if set(made) == callees[n] and not n.startswith("_")}
 
 
