@@ -2,8 +2,9 @@
 
 One turn, top to bottom: the conversation so far -> `generate` (N candidate answers) -> `evaluate` each
 (static stage: repairs, grounding, rules; then the sandbox run and validation, concurrently for the
-candidates that may run) -> the first that validates wins, else the most advanced failure -> feedback and
-newly retrieved material become the next user turn.
+candidates that may run) -> the first that validates wins, else the most advanced failure; when that got no
+further than the best script so far, that script with this answer's changes in its failing statements is
+tried too (`focus.py`) -> feedback and newly retrieved material become the next user turn.
 
 `run_agent` returns a `RunResult` and writes the bundle as it goes, so an interrupted or broken run
 still leaves every finished attempt (and a run.json saying why it stopped) on disk.
@@ -29,6 +30,7 @@ from hpc_agent.candidates import generate
 from hpc_agent.conversation import Conversation
 from hpc_agent.data import contract_env, data_binds, release_layout
 from hpc_agent.errors import ContextOverflowError
+from hpc_agent.focus import failure_lines, focused_merge, progress
 from hpc_agent.llm import ChatModel, ModelAnswer
 from hpc_agent.records import (
     Attempt,
@@ -89,9 +91,6 @@ class RunSpec:
 
 REPEAT_STEP = 0.4  # temperature added each time a model is stuck (repeats a script or a way of failing)
 REPEAT_MAX_TEMPERATURE = 1.0
-# How far a failed candidate got, for choosing the one the next turn's feedback is built from.
-PROGRESS: dict[str, int] = {"context": 0, "no_code": 0, "static": 1, "timeout": 2, "resource": 2, "runtime": 3, "validation": 4,
-                            "none": 5}
 
 
 # Candidates (and a sweep's cells) are evaluated in threads, but CPython 3.11's `ast` keeps one recursion-depth counter per
@@ -164,8 +163,8 @@ def _overflowed(index: int, exc: ContextOverflowError) -> Attempt:
 
 
 def _best(attempts: list[Attempt]) -> Attempt:
-    """The first that validates, else the one that got furthest (fewest static errors among equals)."""
-    return max(attempts, key=lambda a: (PROGRESS[a.failure], -len(a.static_errors), -a.candidate))
+    """The first that validates, else the one that got furthest (the first among equals)."""
+    return max(attempts, key=lambda a: (*progress(a), -a.candidate))
 
 
 def run_turn(index: int, answers: list[ModelAnswer], spec: RunSpec, sandbox: Sandbox,
@@ -182,6 +181,28 @@ def run_turn(index: int, answers: list[ModelAnswer], spec: RunSpec, sandbox: San
     chosen = _best(found)
     total = sum((a.usage for a in found), Usage())
     return chosen.model_copy(update={"usage": total}), found
+
+
+def keep_best(index: int, chosen: Attempt, own: ModelAnswer, best: Attempt | None, spec: RunSpec,
+              sandbox: Sandbox, bundle: Bundle) -> tuple[Attempt, ModelAnswer] | None:
+    """When a turn's answer got no further than the best script so far: that script with the answer's
+    changes only in the statements its failure named, checked and run as one more candidate of the turn."""
+    if not spec.repairs or best is None or best.script is None or chosen.script is None \
+            or progress(chosen) > progress(best):
+        return None
+    lines = failure_lines(best)
+    with _AST_LOCK:
+        merged = focused_merge(best.script, lines, chosen.script) if lines else None
+    if merged is None:
+        return None
+    j = chosen.candidates + 1
+    answer = ModelAnswer(script=merged, raw=own.raw, usage=Usage(), finish_reason=own.finish_reason, via="kept")
+    found = evaluate(index, answer, spec, sandbox, bundle.workspace(index, candidate=j))
+    where = ", ".join(str(n) for n in sorted(lines or ()))
+    note = (f"kept attempt {best.index}'s script, taking your changes only where it failed (line {where}) and the "
+            f"lines you added: your whole script got less far ({chosen.failure})")
+    return found.model_copy(update={"candidate": j, "candidates": chosen.candidates, "answer": own.script,
+                                    "repairs": (note, *found.repairs)}), answer
 
 
 def _hints(attempt: Attempt, request: str = "") -> tuple[str, ...]:
@@ -266,6 +287,7 @@ def run_agent(
     learned: list[str] = []  # lessons of every failed attempt, for a restart
     temperature: float | None = None  # raised when the model is stuck, to get it out of its rut
     shown: set[str] = set()  # snippet ids already in the conversation
+    best: Attempt | None = None  # the attempt that got furthest so far
     keys = spec.result_keys
     try:
         retrieval = _retrieve(spec, None, shown)
@@ -286,11 +308,18 @@ def run_agent(
                 conversation.restart(learned)
                 continue
             attempt, candidates = run_turn(index, answers, spec, sandbox, bundle)
-            chosen_answer = answers[attempt.candidate - 1]
+            chosen_answer = own_answer = answers[attempt.candidate - 1]
+            kept = keep_best(index, attempt, own_answer, best, spec, sandbox, bundle)
+            if kept is not None:  # recorded as one more candidate; chosen when it got further
+                candidates, answers = [*candidates, kept[0]], [*answers, kept[1]]
+                if progress(kept[0]) > progress(attempt):
+                    attempt, chosen_answer = kept[0].model_copy(update={"usage": attempt.usage}), kept[1]
+            if best is None or progress(attempt) > progress(best):
+                best = attempt
             if retrieval is not None:
                 attempt = attempt.model_copy(update={"context_ids": tuple(retrieval.ids)})
                 bundle.write_context(index, retrieval.record())
-            own = chosen_answer.script
+            own = own_answer.script
             key = _fingerprint(own) if own is not None else None
             repeats = first_seen.get(key) if key is not None else None
             if key is not None:

@@ -13,7 +13,9 @@
                                       (chunk id, score, symbol, source, kind)
     OUT/attempt-<n>/candidate-<j>/    with several candidates per turn: each one's raw.txt, answer.py, script.py,
                                       stdout/stderr, validation.json, usage.json and workspace/
-                                      (attempt-<n>/ itself holds the chosen one, with every candidate's usage)
+                                      (attempt-<n>/ itself holds the chosen one, with every candidate's usage);
+                                      the last candidate may be the best earlier script with this answer's fix
+                                      in its failing lines (raw.txt is then the model's answer it came from)
 
 Every file is written atomically; known secret values are masked before anything reaches disk.
 `load_run`, `load_attempts` and `list_runs` read bundles back (the web page shows runs through them).

@@ -51,7 +51,7 @@ class ModelAnswer:
     raw: str  # the raw answer (content or tool arguments), kept for the bundle
     usage: Usage
     finish_reason: str | None
-    via: str  # "tool" | "json-content" | "fence" | "plain" | "none"
+    via: str  # "tool" | "json-content" | "fence" | "plain" | "none"; "kept": built by the harness (focus.py)
 
 
 def extract_script(tool_args: list[str], content: str | None) -> tuple[str | None, str]:

@@ -224,3 +224,28 @@ def test_candidates_run_side_by_side_and_the_passing_one_wins(tmp_path: Path, da
     chosen = json.loads((out / "attempt-1" / "validation.json").read_text())
     assert chosen["failure"] == "none" and chosen["candidates"] == 2
     assert (out / "attempt-1" / "script.py").read_text() == script("msh1552_count_ok.py")
+
+
+def test_an_answer_that_breaks_what_ran_is_merged_into_the_best_script(tmp_path: Path, data_root: Path) -> None:
+    """Attempt 1 runs and fails on its last lines; attempt 2 fixes them but breaks the data store call. The
+    harness keeps attempt 1 with only the fix taken from attempt 2, and that passes."""
+    broken = script("msh1552_count_broken.py")
+    fix = ('pointing = SkyCoord(table["RA_PNT"], table["DEC_PNT"], unit="deg", frame="icrs")\n'
+           "n_obs = int((pointing.separation(target) < 2 * u.deg).sum())\n")
+    regressed = (broken.replace("DataStore.from_dir(", "DataStore.from_directory(")
+                 .replace("n_obs = int((ra.separation(target) < 2).sum())\n", fix)
+                 .replace("import os\n", "import os\n\nimport astropy.units as u\n"))
+    out = tmp_path / "bundle"
+    with ScriptedOpenAIServer([Reply(code=broken), Reply(code=regressed)]) as srv:
+        code, output = _run(_base(srv, out, data_root))
+        assert len(srv.requests) == 2
+    assert code == 0, output
+    run = json.loads((out / "run.json").read_text())
+    assert run["passed"] and run["attempts"] == 2
+    chosen = json.loads((out / "attempt-2" / "validation.json").read_text())
+    assert chosen["failure"] == "none" and chosen["repairs"][0].startswith("kept attempt 1's script")
+    assert "from_directory" not in run["final_script"] and "pointing.separation(target)" in run["final_script"]
+    assert (out / "attempt-2" / "answer.py").read_text() == regressed  # the model's own answer is kept
+    own = json.loads((out / "attempt-2" / "candidate-1" / "validation.json").read_text())
+    assert own["failure"] == "static" and "from_directory" in own["static_errors"][0]
+    assert (out / "attempt-2" / "candidate-2" / "stdout.txt").read_text().strip() == 'RESULT {"n_obs": 20}'

@@ -1,0 +1,110 @@
+"""Keep what worked: a new answer's changes taken only where the best script so far failed.
+
+A small model asked to fix one line rewrites the whole script, and often breaks what already worked (a
+reduction that ran becomes a script rejected for three new slips). When a turn's answer gets less far than
+the best script so far, `focused_merge` builds a third script: the best one, with the answer's changes
+accepted only in the statements its failure named (and the answer's added lines wherever they are). The
+loop checks and runs it like any answer and keeps whichever got further.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from difflib import SequenceMatcher
+
+from hpc_agent.prompts import ERROR_LINE, SCRIPT_FRAME, traceback_tail
+from hpc_agent.records import Attempt
+
+# How far a failed attempt got: a script that ran beats one rejected before running, and so on.
+PROGRESS: dict[str, int] = {"context": 0, "no_code": 0, "static": 1, "timeout": 2, "resource": 2, "runtime": 3,
+                            "validation": 4, "none": 5}
+
+
+def progress(attempt: Attempt) -> tuple[int, int, float]:
+    """Orders attempts by how far they got: failure class, then fewer static errors, then (for a run that
+    raised) how far down the script it got."""
+    reached = 0.0
+    lines = failure_lines(attempt)
+    if attempt.failure == "runtime" and lines and attempt.script:
+        reached = max(lines) / max(1, len(attempt.script.splitlines()))
+    return PROGRESS[attempt.failure], -len(attempt.static_errors), reached
+
+
+def failure_lines(attempt: Attempt) -> set[int] | None:
+    """The script lines its failure names: static errors' lines, or where the run's traceback left the
+    script. None when the failure names none (a broken rule, a wrong value): then nothing is pinned."""
+    if attempt.static_errors:
+        found = {int(m.group(1)) for e in attempt.static_errors if (m := ERROR_LINE.match(e))}
+        return found if len(found) == len(attempt.static_errors) else None
+    execution = attempt.execution
+    if attempt.failure == "runtime" and execution is not None:
+        frames = SCRIPT_FRAME.findall(traceback_tail(execution.stderr, 200))
+        return {int(frames[-1])} if frames else None
+    return None
+
+
+def _statement_spans(tree: ast.Module, lines: set[int]) -> set[int]:
+    """Every line of the innermost statements holding the given lines (a call spread over lines is one)."""
+    spans: set[int] = set()
+    for line in lines:
+        best: ast.stmt | None = None
+        for node in ast.walk(tree):
+            if isinstance(node, ast.stmt) and node.lineno <= line <= (node.end_lineno or node.lineno):
+                if best is None or (node.end_lineno or 0) - node.lineno <= (best.end_lineno or 0) - best.lineno:
+                    best = node
+        spans |= set(range(best.lineno, (best.end_lineno or best.lineno) + 1)) if best else {line}
+    return spans
+
+
+def _names_by_line(tree: ast.Module) -> tuple[dict[int, set[str]], dict[int, set[str]]]:
+    """Per line: the names statements starting there assign, and the names read on it."""
+    stored: dict[int, set[str]] = {}
+    loaded: dict[int, set[str]] = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name):
+            (stored if isinstance(node.ctx, ast.Store) else loaded).setdefault(node.lineno, set()).add(node.id)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            for alias in node.names:
+                stored.setdefault(node.lineno, set()).add((alias.asname or alias.name).split(".")[0])
+    return stored, loaded
+
+
+def _key(line: str) -> str:
+    return re.sub(r"\s+", "", line)
+
+
+def focused_merge(base: str, lines: set[int], answer: str) -> str | None:
+    """`base` with `answer`'s changes kept only in the statements holding `lines` (1-based lines of `base`),
+    plus the lines `answer` adds anywhere. None when the answer left those statements as they were, when
+    the result is just one of the two scripts, or when it does not parse."""
+    try:
+        pinned = _statement_spans(ast.parse(base), lines)
+        ast.parse(answer)
+    except SyntaxError:
+        return None
+    old, new = base.splitlines(keepends=True), answer.splitlines(keepends=True)
+    matcher = SequenceMatcher(None, [_key(x) for x in old], [_key(x) for x in new], autojunk=False)
+    chunks = matcher.get_opcodes()
+    taken = {k for k, (tag, i1, i2, _, _) in enumerate(chunks) if tag != "equal" and (
+        any(i1 + 1 <= n <= i2 for n in pinned) or (tag == "insert" and i1 in pinned))}
+    if not taken:  # the answer left the failing statements as they were: there is no fix to take
+        return None
+    # A fix may need a name the answer assigns elsewhere (`geom` for `create(geom=geom)`): take those lines too.
+    stored, loaded = _names_by_line(ast.parse(answer))
+    had = set().union(*_names_by_line(ast.parse(base))[0].values())
+    wanted = set().union(*(loaded.get(j + 1, set()) for k in taken for j in range(chunks[k][3], chunks[k][4]))) - had
+    for k, (tag, i1, i2, j1, j2) in enumerate(chunks):
+        if tag == "replace" and wanted & set().union(*(stored.get(j + 1, set()) for j in range(j1, j2))):
+            taken.add(k)
+    out: list[str] = []
+    for k, (tag, i1, i2, j1, j2) in enumerate(chunks):
+        out += new[j1:j2] if tag == "insert" or k in taken else old[i1:i2]
+    merged = "".join(out)
+    if _key(merged) in (_key(base), _key(answer)):
+        return None
+    try:
+        ast.parse(merged)
+    except SyntaxError:
+        return None
+    return merged
