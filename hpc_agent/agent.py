@@ -44,7 +44,7 @@ from hpc_agent.records import (
     Validation,
 )
 from hpc_agent.sandbox import Sandbox
-from hpc_agent.request_facts import request_cone, request_definitions, request_selection
+from hpc_agent.request_facts import request_call_texts, request_cone, request_definitions, request_selection
 from hpc_agent.sources import positions_context, without_source_names
 from hpc_agent.grounding import runtime_suggestion
 from hpc_agent.names import name_index
@@ -131,7 +131,8 @@ def evaluate(index: int, answer: ModelAnswer, spec: RunSpec, sandbox: Sandbox, w
                               result_keys=spec.result_keys,
                               request_definitions=request_definitions(spec.prompt, spec.data_root) if spec.repairs
                               else None, cone_radius=request_cone(spec.prompt),
-                              cone=request_selection(spec.prompt, spec.data_root))
+                              cone=request_selection(spec.prompt, spec.data_root),
+                              request_calls=request_call_texts(spec.prompt) if spec.repairs else ())
     common = dict(index=index, script=static.script, usage=answer.usage, repairs=static.repairs,
                   answer=answer.script if static.script != answer.script else None, static_s=static.seconds)
     if not static.ok:

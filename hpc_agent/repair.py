@@ -8,6 +8,7 @@ with two possible imports, or a path that is not the release's, is left to the m
 from __future__ import annotations
 
 import ast
+import inspect
 import json
 import re
 from dataclasses import dataclass
@@ -22,7 +23,7 @@ from hpc_agent.prompts import OBS_TABLE, OPEN_RELEASE, POINTING, RELEASE, RELEAS
 from hpc_agent.names import import_quietly as _import_quiet
 from hpc_agent.names import module_exists as _is_module
 from hpc_agent.syntax_repair import make_it_parse
-from hpc_agent.tutorial_definitions import made_from_names, tutorial_made_from_names
+from hpc_agent.tutorial_definitions import made_from_names, name_keyword as _name_keyword, tutorial_made_from_names
 
 DISPLAY_FUNCTIONS = ("display",)  # `input()` is rejected by the rules, but it is no display call to drop
 SUBMODULE_PACKAGES = ("gammapy", "astropy", "scipy")  # `pkg.sub.X` used: `import pkg.sub` is added
@@ -443,6 +444,86 @@ def define_from_request(text: str, definitions: dict[str, str]) -> tuple[str, li
     return "".join(rows), [f"defined `{line}` from your request (used but never assigned)" for line in wanted]
 
 
+def _free_names(node: ast.AST) -> set[str]:
+    return {n.id for n in ast.walk(node) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
+
+
+def _callee(func: ast.expr, index: NameIndex) -> Any:
+    """The installed object a call's `Class.method` / `Class` names (None when it cannot be resolved)."""
+    parts = ast.unparse(func).split(".")
+    home = index.home(parts[0])
+    obj = _import_quiet(home) if home else None
+    for part in parts if obj is not None else ():
+        obj = getattr(obj, part, None)
+    return obj
+
+
+def _bind(sig: inspect.Signature, call: ast.Call) -> dict[str, ast.expr] | None:
+    """Parameter name -> argument node of a call (extra keywords by their own names); None when it does not bind."""
+    if any(isinstance(a, ast.Starred) for a in call.args) or any(k.arg is None for k in call.keywords):
+        return None
+    try:
+        bound = sig.bind_partial(*call.args, **{k.arg: k.value for k in call.keywords if k.arg})
+    except TypeError:
+        return None
+    out: dict[str, ast.expr] = {}
+    for name, value in bound.arguments.items():
+        kind = sig.parameters[name].kind
+        if kind is inspect.Parameter.VAR_POSITIONAL:
+            return None
+        out.update(value if kind is inspect.Parameter.VAR_KEYWORD else {name: value})
+    return out
+
+
+def _literal(node: ast.expr) -> bool:
+    """A value written out (numbers, strings, lists of them, `1 * u.TeV`), not computed from the script's variables."""
+    return _free_names(node) <= {"u"}
+
+
+def _as_asked(asked: ast.Call, mine: ast.Call, index: NameIndex) -> str | None:
+    """The script's call with the request's values for every argument the request gives (the script's own
+    extra arguments kept, and its arguments computed from variables); None when nothing changes."""
+    try:
+        sig = inspect.signature(_callee(mine.func, index))
+    except (TypeError, ValueError):
+        return None
+    want, have = _bind(sig, asked), _bind(sig, mine)
+    if want is None or have is None:
+        return None
+    merged = dict(have)
+    merged.update({p: v for p, v in want.items() if p not in have or _literal(have[p])})
+    if all(p in have and ast.dump(merged[p]) == ast.dump(have[p]) for p in merged):
+        return None
+    positional = [p for p, v in zip(sig.parameters, asked.args)]  # the request's positional ones stay positional
+    args = [ast.unparse(merged.pop(p)) for p in positional]
+    return f"{ast.unparse(mine.func)}({', '.join(args + [f'{p}={ast.unparse(v)}' for p, v in merged.items()])})"
+
+
+def use_the_requests_calls(text: str, calls: tuple[str, ...], index: NameIndex) -> tuple[str, list[str]]:
+    """A call the request writes out (`MapAxis.from_energy_bounds(1.0, 10.0, nbin=10, unit="TeV",
+    name="energy")`) is the one the script makes: where the script calls that callee with other written-out
+    values (a tutorial's, copied), the request's values replace them. Told apart by `name=` when the request
+    writes several calls of one callee; the script's extra arguments, and those it computes, are its own."""
+    asked = [node for c in calls if isinstance(node := ast.parse(c, mode="eval").body, ast.Call)]
+    if not asked:
+        return text, []
+    tree = ast.parse(text)
+    edits: list[tuple[ast.AST, str]] = []
+    notes: list[str] = []
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Call):
+            continue
+        same = [c for c in asked if ast.unparse(c.func) == ast.unparse(node.func)]
+        if len(same) > 1:
+            same = [c for c in same if _name_keyword(c) is not None and _name_keyword(c) == _name_keyword(node)]
+        new = _as_asked(same[0], node, index) if len(same) == 1 else None
+        if new is not None:
+            edits.append((node, new))
+            notes.append(f"line {node.lineno}: called `{new}` with the values your request gives, "
+                         f"not `{ast.unparse(node)[:90]}`")
+    return (_splice(text, edits), notes) if edits else (text, [])
+
+
 def define_as_tutorials_do(text: str, made: dict[str, dict[str, str]]) -> tuple[str, list[str]]:
     """A variable used but never assigned that Gammapy's tutorials make in one way from variables the
     script already has (`dataset_empty = SpectrumDataset.create(geom=geom, energy_axis_true=energy_axis_true)`
@@ -693,12 +774,13 @@ def select_in_the_cone(text: str, cone: tuple[float, float, float] | None) -> tu
 
 def repair(script: str, index: NameIndex, result_keys: tuple[str, ...] = (),
            request_definitions: dict[str, str] | None = None,
-           cone: tuple[float, float, float] | None = None) -> Repaired:
+           cone: tuple[float, float, float] | None = None, request_calls: tuple[str, ...] = ()) -> Repaired:
     """Every repair in turn on a script that parses (after the syntax repairs); one that does not is
     returned unchanged.
     `result_keys`: the RESULT keys the request names (for a script that forgot its RESULT line);
     `request_definitions`: statements the request fixes for variables (`hpc_agent.request_facts`);
-    `cone`: (ra, dec, radius) the request selects observations in."""
+    `cone`: (ra, dec, radius) the request selects observations in;
+    `request_calls`: the library calls the request writes out."""
     script, notes = make_it_parse(script)
     try:
         ast.parse(script)
@@ -708,6 +790,8 @@ def repair(script: str, index: NameIndex, result_keys: tuple[str, ...] = (),
     notes += first
     script, defined = define_from_request(script, request_definitions or {})
     notes += defined
+    script, asked = use_the_requests_calls(script, request_calls, index)
+    notes += asked
     script, defined = define_as_tutorials_do(script, tutorial_made_from_names())
     notes += defined
     script, selected = select_in_the_cone(script, cone)

@@ -3,11 +3,13 @@
 A small model leaves `energy_axis` or `source_position` unassigned while the request writes out the call
 (`MapAxis.from_energy_bounds(1.0, 10.0, nbin=10, unit="TeV", name="energy")`) or names the one position
 the analysis is about (and the one circle around it that it describes in words). Those definitions have one reading, so the repairs may add them (and say so); the
-model's own choices are never overridden, only names it used and never assigned.
+model's own choices are never overridden, only names it used and never assigned, except for a call the
+request writes out in full: that call is the request's, whatever values the script gave it.
 """
 
 from __future__ import annotations
 
+import ast
 import re
 from functools import lru_cache
 from pathlib import Path
@@ -59,6 +61,12 @@ def request_position(prompt: str, data_root: Path | None = None) -> tuple[float,
         return next(iter(written)) if len(written) == 1 else None
     named = named_sources(prompt, data_root)
     return (named[0].ra, named[0].dec) if len(named) == 1 else None
+
+
+@lru_cache(maxsize=64)
+def request_call_texts(prompt: str) -> tuple[str, ...]:
+    """The library calls a request writes out, as code (`MapAxis.from_energy_bounds(1.0, 10.0, nbin=10, ...)`)."""
+    return tuple(ast.unparse(c) for c in request_calls(prompt))
 
 
 @lru_cache(maxsize=64)

@@ -30,16 +30,18 @@ class StaticResult:
 
 def static_stage(answer: str, *, repairs: bool = True, require_result: bool = True,
                  result_keys: tuple[str, ...] = (), request_definitions: dict[str, str] | None = None,
-                 cone_radius: float | None = None, cone: tuple[float, float, float] | None = None) -> StaticResult:
+                 cone_radius: float | None = None, cone: tuple[float, float, float] | None = None,
+                 request_calls: tuple[str, ...] = ()) -> StaticResult:
     """Repair (when on), then ground every import and attribute chain, then apply the rules.
     `result_keys`: the RESULT keys the request names; `request_definitions`: what it fixes for variables;
     `cone_radius`: the cone (deg) it selects observations in; `cone`: (ra, dec, radius), when it also names
-    the one position (the repairs may then select for a script that selects nothing)."""
+    the one position (the repairs may then select for a script that selects nothing); `request_calls`: the
+    library calls the request writes out (the script's differing calls of those callees take their values)."""
     t0 = time.perf_counter()
     index = name_index()
     script, done = answer, ()
     if repairs:
-        fixed = repair(answer, index, result_keys, request_definitions, cone)
+        fixed = repair(answer, index, result_keys, request_definitions, cone, request_calls)
         script, done = fixed.script, fixed.repairs
     errors = checks.static_errors(script, require_result=require_result, cone_radius=cone_radius)
     if not any(e.startswith("SyntaxError") for e in errors):

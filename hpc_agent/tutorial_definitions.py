@@ -255,7 +255,7 @@ def request_calls(request: str) -> list[ast.Call]:
 _KIND_WORDS = {"axis", "geom", "region", "map"}  # what a variable is, not which one: `energy_axis` -> `energy`
 
 
-def _name_keyword(call: ast.Call) -> object:
+def name_keyword(call: ast.Call) -> object:
     return next((kw.value.value for kw in call.keywords if kw.arg == "name" and isinstance(kw.value, ast.Constant)),
                 None)
 
@@ -272,8 +272,8 @@ def from_request(name: str, definition: str, calls: list[ast.Call]) -> str | Non
     same = [c for c in calls if ast.unparse(c.func) == ast.unparse(value.func)]
     if len(same) > 1:  # told apart by `name=`: the tutorial's, or the variable's own words (`energy_axis_true`)
         own = "_".join(w for w in name.split("_") if w not in _KIND_WORDS)
-        same = [c for c in same if _name_keyword(c) == _name_keyword(value)] or \
-            [c for c in same if _name_keyword(c) == own]
+        same = [c for c in same if name_keyword(c) == name_keyword(value)] or \
+            [c for c in same if name_keyword(c) == own]
     return f"{name} = {ast.unparse(same[0])}" if len(same) == 1 else None
 
 

@@ -10,11 +10,12 @@ import sys
 import pytest
 
 from hpc_agent.bench.tasks import load_tasks, reference_script
+from hpc_agent.repair import use_the_requests_calls
 from hpc_agent.grounding import ground
 from hpc_agent.names import name_index
 from hpc_agent.repair import repair
 from hpc_agent.static import static_stage
-from hpc_agent.request_facts import request_cone
+from hpc_agent.request_facts import request_call_texts, request_cone
 
 DATA = 'os.path.join(os.environ["PHOTON_STORAGE"], "hess-dl3-dr1")'
 
@@ -88,8 +89,35 @@ def test_names_rebound_or_of_unknown_type_are_left_alone() -> None:
 def test_every_reference_solution_passes_the_static_stage_unchanged(task_id: str) -> None:
     task = load_tasks()[task_id]
     code = reference_script(task)
-    result = static_stage(code, cone_radius=request_cone(task.prompt))
+    result = static_stage(code, cone_radius=request_cone(task.prompt), request_calls=request_call_texts(task.prompt))
     assert result.errors == () and result.repairs == () and result.script == code
+
+
+def test_a_call_the_request_writes_out_takes_the_requests_values() -> None:
+    """The 1.5B copied the tutorial's axes (0.1-20 TeV) where the request wrote its own (0.1-100 TeV)."""
+    request = ('Reconstructed-energy axis: MapAxis.from_energy_bounds(0.1, 100.0, nbin=30, unit="TeV", name="energy"). '
+               'True-energy axis: MapAxis.from_energy_bounds(0.05, 200.0, nbin=50, unit="TeV", name="energy_true"). '
+               'Background: FoVBackgroundMaker(method="scale").')
+    calls = request_call_texts(request)
+    code = ("from gammapy.maps import MapAxis\nfrom gammapy.makers import FoVBackgroundMaker\n"
+            "energy_axis = MapAxis.from_energy_bounds('0.1 TeV', '20 TeV', nbin=30, unit='TeV', name='energy')\n"
+            "true_axis = MapAxis.from_energy_bounds(energy_min=0.05, energy_max=40, nbin=50, unit='TeV', name='energy_true')\n"
+            "emax = 30\n"
+            "other = MapAxis.from_energy_bounds(1, emax, nbin=5, unit='TeV', name='energy')\n"
+            "bkg = FoVBackgroundMaker(method='fit', exclusion_mask=None)\n")
+    fixed, notes = use_the_requests_calls(code, calls, name_index())
+    lines = fixed.splitlines()
+    assert lines[2] == "energy_axis = MapAxis.from_energy_bounds(0.1, 100.0, nbin=30, unit='TeV', name='energy')"
+    # told apart by `name=`; keywords bound to the same parameters as the request's positional values
+    assert lines[3] == "true_axis = MapAxis.from_energy_bounds(0.05, 200.0, nbin=50, unit='TeV', name='energy_true')"
+    # a value the script computes from its own variables is its own; the written-out ones take the request's
+    assert lines[5] == "other = MapAxis.from_energy_bounds(0.1, emax, nbin=30, unit='TeV', name='energy')"
+    assert lines[6] == "bkg = FoVBackgroundMaker(method='scale', exclusion_mask=None)"  # its extra argument kept
+    assert len(notes) == 4 and "not `MapAxis.from_energy_bounds('0.1 TeV', '20 TeV'" in notes[0]
+    again, more = use_the_requests_calls(fixed, calls, name_index())
+    assert again == fixed and more == []  # nothing left to change
+    ambiguous = "from gammapy.maps import MapAxis\na = MapAxis.from_energy_bounds(1, 2, nbin=3, unit='TeV')\n"
+    assert use_the_requests_calls(ambiguous, calls, name_index()) == (ambiguous, [])  # two calls, no name: left alone
 
 
 def test_a_script_that_selects_nothing_for_a_cone_request_is_stopped_with_the_idiom() -> None:
