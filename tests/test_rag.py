@@ -283,6 +283,57 @@ def test_real_sdist_tutorials_and_guide() -> None:
         compile(code, path, "exec")
     spectrum = whole["examples/tutorials/analysis-1d/spectral_analysis.py"]
     assert "bkg_maker.run(dataset, observation)" in spectrum and "fit_joint.run(datasets=datasets)" in spectrum
+    # cut for a request: the light-curve tutorial keeps its estimator's run, loses its rebinning tail
+    from hpc_agent.rag._trim import trim_code
+
+    flare = trim_code(whole["examples/tutorials/analysis-time/light_curve_flare.py"],
+                      "A light curve with LightCurveEstimator from SpectrumDatasetMaker, SafeMaskMaker and "
+                      "ReflectedRegionsBackgroundMaker datasets of a SkyModel with a PowerLawSpectralModel")
+    compile(flare, "flare.py", "exec")
+    assert "lc_maker_1d.run(datasets)" in flare and "resample_axis" not in flare and "Fit()" not in flare
+
+
+LIGHT_CURVE = """from gammapy.data import DataStore
+from gammapy.datasets import Datasets
+from gammapy.estimators import LightCurveEstimator
+from gammapy.estimators.utils import get_rebinned_axis
+from gammapy.modeling import Fit
+
+data_store = DataStore.from_dir("$GAMMAPY_DATA/hess-dl3-dr1/")
+observations = data_store.get_observations([1, 2])
+datasets = Datasets()
+for obs in observations:
+    datasets.append(obs)
+fit = Fit()
+result = fit.run(datasets)
+lc_maker_1d = LightCurveEstimator(source="pks2155")
+lc_maker_1d.norm.scan_max = 10
+lc_1d = lc_maker_1d.run(datasets)
+sliced_lc = lc_1d.slice_by_idx({"energy": slice(0, 1)})
+axis_new = get_rebinned_axis(sliced_lc, method="fixed-bins", group_size=3, axis_name="time")
+lc_new = sliced_lc.resample_axis(axis_new)"""
+
+
+def test_a_whole_script_is_cut_to_the_part_the_request_asks_for() -> None:
+    """The 1.5B copied the light-curve tutorial's rebinning tail (`resample_axis`: "Stat profiles not
+    present") into a request that never asked for it, after a reduction that ran."""
+    from hpc_agent.rag._trim import for_request, trim_code
+
+    request = "Open the DataStore, then run a LightCurveEstimator on the per-observation datasets."
+    code = trim_code(LIGHT_CURVE, request)
+    compile(code, "trimmed.py", "exec")
+    # kept: the reduction, the estimator and its run (a variable the estimator's statement made)
+    for kept in ("datasets = Datasets()", "    datasets.append(obs)", "lc_maker_1d.norm.scan_max = 10",
+                 "lc_1d = lc_maker_1d.run(datasets)", "from gammapy.datasets import Datasets"):
+        assert kept in code, kept
+    # gone: the tail after the request's part, and the fit nothing uses (Fit is not asked for)
+    for gone in ("slice_by_idx", "get_rebinned_axis", "resample_axis", "Fit", "result ="):
+        assert gone not in code, gone
+    # a request that names the fit keeps it; one naming no Gammapy name of the script changes nothing
+    assert "result = fit.run(datasets)" in trim_code(LIGHT_CURVE, request + " Fit the model first.")
+    assert trim_code(LIGHT_CURVE, "how many observations are there?") == LIGHT_CURVE
+    text = f"Tutorial: Light curves (the whole script)\n```python\n{LIGHT_CURVE}\n```"
+    assert for_request(text, request) == f"Tutorial: Light curves (the whole script)\n```python\n{code}\n```"
 
 
 def test_benchmark_reference_solutions_never_enter_the_corpus(small_index: Path, tmp_path: Path) -> None:

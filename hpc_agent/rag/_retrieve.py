@@ -18,12 +18,13 @@ import ast
 import math
 import re
 from collections import Counter
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from hpc_agent.rag._corpus import SCRIPT_KIND
 from hpc_agent.rag._embed import Embedder
 from hpc_agent.rag._index import Hit, Index
+from hpc_agent.rag._trim import for_request
 
 SNIPPET_CHARS = 900  # per API snippet in the prompt: signature, summary and the first parameters
 EXAMPLE_CHARS = 1800  # per worked example (tutorial or guide piece): a chain of cells, whole
@@ -130,8 +131,8 @@ class Retriever:
 
     def _with_whole_script(self, prompt: str, hits: list[Hit]) -> list[Hit]:
         """The tutorial script that uses the API the request names, in place of that page's pieces (last:
-        nearest the request). A small model adapts a complete script; from pieces it leaves the glue
-        undefined (`observations`, `on_region` used but never made)."""
+        nearest the request), cut to the request's part (`_trim.py`). A small model adapts a complete script;
+        from pieces it leaves the glue undefined (`observations`, `on_region` used but never made)."""
         if not self.whole_script:
             return hits
         if self._scripts is None:
@@ -140,6 +141,7 @@ class Retriever:
         if script is None:
             return hits
         page = script.symbol.rsplit("#", 1)[0]
+        script = replace(script, text=for_request(script.text, prompt))  # without the tutorial's tail and detours
         return [*[h for h in hits if h.symbol.rsplit("#", 1)[0] != page][:self.k - 1], script]
 
     def for_error(self, prompt: str, error_text: str) -> Retrieval:
