@@ -310,16 +310,44 @@ SKY_METHODS = ("separation", "separation_3d", "match_to_catalog_sky", "search_ar
                "galactic", "icrs", "directional_offset_by", "position_angle")
 
 
+_FRAMES = (("RA", "DEC", "icrs"), ("GLON", "GLAT", "galactic"))
+
+
+def _column_pair(text: str, value: ast.expr) -> tuple[str, str, str] | None:
+    """(lon, lat, frame) of `table["RA_PNT", "DEC_PNT"]` / `table[["RA_PNT", "DEC_PNT"]]`: two columns of one table."""
+    if not isinstance(value, ast.Subscript):
+        return None
+    keys = value.slice.elts if isinstance(value.slice, (ast.Tuple, ast.List)) else []
+    if isinstance(value.slice, ast.Tuple) and len(keys) == 1 and isinstance(keys[0], ast.List):
+        keys = keys[0].elts
+    names = [k.value for k in keys if isinstance(k, ast.Constant) and isinstance(k.value, str)]
+    if len(names) != 2 or len(keys) != 2:
+        return None
+    frame = next((f for lon, lat, f in _FRAMES if names[0].upper().startswith(lon) and names[1].upper().startswith(lat)),
+                 None)
+    table = ast.get_source_segment(text, value.value)
+    return (f"{table}[{names[0]!r}]", f"{table}[{names[1]!r}]", frame) if frame else None
+
+
 def pair_to_skycoord(text: str, _: NameIndex) -> tuple[str, list[str]]:
-    """`p = table["RA_PNT"], table["DEC_PNT"]` then `p.separation(...)`: a pair of coordinates used as a sky
-    position can only mean `SkyCoord(ra, dec)`; the pair becomes one (degrees, ICRS, as the release's columns)."""
+    """`p = table["RA_PNT"], table["DEC_PNT"]` (or `table["RA_PNT", "DEC_PNT"]`, two columns) then
+    `p.separation(...)`: a pair of coordinates used as a sky position can only mean `SkyCoord(ra, dec)`; the
+    pair becomes one (degrees, as the release's columns; ICRS for RA/DEC, galactic for GLON/GLAT)."""
     tree = ast.parse(text)
     used = {n.value.id for n in ast.walk(tree) if isinstance(n, ast.Attribute) and isinstance(n.value, ast.Name)
             and n.attr in SKY_METHODS}
     edits, notes = [], []
     for node in tree.body:
-        if (isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name)
-                and node.targets[0].id in used and isinstance(node.value, ast.Tuple) and len(node.value.elts) == 2):
+        if not (isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name)
+                and node.targets[0].id in used):
+            continue
+        pair = _column_pair(text, node.value)
+        if pair is not None:
+            ra, dec, frame = pair
+            edits.append((node.value, f'SkyCoord({ra}, {dec}, unit="deg", frame="{frame}")'))
+            notes.append(f"`{node.targets[0].id}` (line {node.lineno}) was a table of two coordinate columns used as "
+                         f'a sky position: made it `SkyCoord({ra}, {dec}, unit="deg", frame="{frame}")`')
+        elif isinstance(node.value, ast.Tuple) and len(node.value.elts) == 2:
             ra, dec = (ast.get_source_segment(text, e) for e in node.value.elts)
             edits.append((node.value, f'SkyCoord({ra}, {dec}, unit="deg", frame="icrs")'))
             notes.append(f"`{node.targets[0].id}` (line {node.lineno}) was a pair of coordinates used as a sky position: "

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import ast
 import json
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -733,3 +735,26 @@ def test_a_result_value_nesting_its_own_key_is_unwrapped(tmp_path) -> None:
     assert fixed.repairs == ("the RESULT value of `n_obs` was a dict of `n_obs` again: it is now `n`",)
     ran = _run(fixed.script, tmp_path)
     assert json.loads(ran.stdout.split("RESULT ", 1)[1]) == {"n_obs": 11, "t": {"u": 2}}  # another key: kept
+
+
+@pytest.mark.parametrize("columns", ['["RA_PNT", "DEC_PNT"]', '[["RA_PNT", "DEC_PNT"]]', '["GLON_PNT", "GLAT_PNT"]'])
+def test_two_coordinate_columns_used_as_a_sky_position_become_a_skycoord(columns: str, data_root: Path) -> None:
+    """The 1.5B wrote `obs_table["RA_PNT", "DEC_PNT"].separation(source)` four times in a row (an
+    AttributeError each run); the repaired script counts the right observations on the real release."""
+    code = ("import json, os\nimport astropy.units as u\nfrom astropy.coordinates import SkyCoord\n"
+            "from gammapy.data import DataStore\n"
+            'data_store = DataStore.from_dir(os.path.join(os.environ["PHOTON_STORAGE"], "hess-dl3-dr1"))\n'
+            'source = SkyCoord(258.1125, -39.6867, unit="deg", frame="icrs")\n'
+            f"pointing = data_store.obs_table{columns}\n"
+            "separations = pointing.separation(source)\n"
+            'n_obs = len(data_store.obs_table[separations < 2 * u.deg]["OBS_ID"])\n'
+            'print("RESULT " + json.dumps({"n_obs": n_obs}))\n')
+    fixed = static_stage(code, result_keys=("n_obs",), cone_radius=2.0)
+    frame = "galactic" if "GLON" in columns else "icrs"
+    assert fixed.errors == () and "was a table of two coordinate columns" in fixed.repairs[0]
+    assert f'unit="deg", frame="{frame}")' in fixed.script.splitlines()[6]
+    run = subprocess.run([sys.executable, "-c", fixed.script], capture_output=True, text=True, timeout=300,
+                         env={**os.environ, "PHOTON_STORAGE": str(data_root)})
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert run.stdout.strip().splitlines()[-1] == 'RESULT {"n_obs": 15}'  # RX J1713.7-3946, as the reference
+    assert static_stage(code.replace(".separation(source)", ".colnames"), cone_radius=2.0).repairs == ()  # a table use
