@@ -332,6 +332,12 @@ def test_a_whole_script_is_cut_to_the_part_the_request_asks_for() -> None:
     # a request that names the fit keeps it; one naming no Gammapy name of the script changes nothing
     assert "result = fit.run(datasets)" in trim_code(LIGHT_CURVE, request + " Fit the model first.")
     assert trim_code(LIGHT_CURVE, "how many observations are there?") == LIGHT_CURVE
+    # a model set on the datasets for a request that fits none goes, and with it what made the model
+    with_model = LIGHT_CURVE.replace("fit = Fit()", "from gammapy.modeling.models import SkyModel\n"
+                                     "model = SkyModel(spectral_model=None)\ndatasets.models = [model]\nfit = Fit()")
+    counted = trim_code(with_model, "Stack the datasets of the DataStore and run a LightCurveEstimator")
+    assert "model" not in counted and "lc_1d = lc_maker_1d.run(datasets)" in counted
+    assert "datasets.models = [model]" in trim_code(with_model, request + " with a SkyModel")
     text = f"Tutorial: Light curves (the whole script)\n```python\n{LIGHT_CURVE}\n```"
     assert for_request(text, request) == f"Tutorial: Light curves (the whole script)\n```python\n{code}\n```"
 

@@ -5,7 +5,8 @@ A tutorial goes on after the part a request needs (the light-curve tutorial rebi
 API the request never names (a `Fit` whose result nothing uses). A small model copies all of it, and what
 it copies beyond the request fails or computes something else. `for_request` keeps the statements up to
 the last one that uses a Gammapy name the request names, in any case (or a variable such a statement made), and drops
-dead assignments whose call is made by Gammapy names the request does not name (or by what they made).
+assignments that nothing needs, made by Gammapy names the request does not name or from what those made
+(a `Fit` whose result is never read; `datasets.models = [model]` for a request that fits no model).
 """
 
 from __future__ import annotations
@@ -67,13 +68,19 @@ def trim_code(code: str, request: str) -> str:
     for stmt in kept:
         if _head(stmt) in unnamed | detour:
             detour |= _stores(stmt)
-    while True:  # a dead assignment made by such API goes; then what only it used may be dead too
-        dead = next((s for i, s in enumerate(kept) if isinstance(s, ast.Assign) and _head(s) in unnamed | detour
-                     and all(isinstance(t, ast.Name) for t in s.targets)
-                     and not _stores(s) & set().union(*(_loads(x) for x in kept[i + 1:]))), None)
-        if dead is None:
+    def dead(i: int, stmt: ast.stmt) -> bool:
+        if not isinstance(stmt, ast.Assign):
+            return False
+        if all(isinstance(t, ast.Name) for t in stmt.targets):  # `result = fit.run(...)`, never read after
+            return _head(stmt) in unnamed | detour and not _stores(stmt) & set().union(
+                *(_loads(x) for x in kept[i + 1:]))
+        return bool(_loads(stmt.value)) and _loads(stmt.value) <= unnamed | detour  # `datasets.models = [model]`
+
+    while True:  # an assignment of such API's that nothing needs goes; then what only it used may go too
+        found = next((s for i, s in enumerate(kept) if dead(i, s)), None)
+        if found is None:
             break
-        kept.remove(dead)
+        kept.remove(found)
     if len(kept) == len(body):
         return code
     used = set().union(*(_loads(s) for s in kept)) if kept else set()
