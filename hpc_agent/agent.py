@@ -44,7 +44,8 @@ from hpc_agent.records import (
     Validation,
 )
 from hpc_agent.sandbox import Sandbox
-from hpc_agent.request_facts import request_call_texts, request_cone, request_definitions, request_selection
+from hpc_agent.request_facts import (request_call_texts, request_cone, request_definitions, request_selection,
+                                     returned_key_hints, returned_keys)
 from hpc_agent.sources import positions_context, without_source_names
 from hpc_agent.grounding import runtime_suggestion
 from hpc_agent.names import name_index
@@ -91,6 +92,7 @@ class RunSpec:
 
 REPEAT_STEP = 0.4  # temperature added each time a model is stuck (repeats a script or a way of failing)
 REPEAT_MAX_TEMPERATURE = 1.0
+AFTER_RUN_REPAIRS = 3  # runs of one attempt fixed after the fact (each fix is one reading of the error)
 
 
 # Candidates (and a sweep's cells) are evaluated in threads, but CPython 3.11's `ast` keeps one recursion-depth counter per
@@ -141,13 +143,16 @@ def evaluate(index: int, answer: ModelAnswer, spec: RunSpec, sandbox: Sandbox, w
         return Attempt(**common, static_errors=static.errors, validation=validation, failure="static")
     execution = sandbox.run(static.script, workspace, env=contract_env(spec.data_root), limits=spec.limits,
                             ro_binds=data_binds(spec.data_root))
-    with _AST_LOCK:
-        fixed = (repair_after_run(static.script, execution.stderr, name_index(), execution.stdout, execution.ok)
-                 if spec.repairs and execution.killed is None else None)
-    if fixed is not None:  # an error only a run shows, with one reading: fixed and run again in this attempt
+    for _ in range(AFTER_RUN_REPAIRS):  # an error only a run shows, with one reading: fixed and run again
+        with _AST_LOCK:
+            fixed = (repair_after_run(common["script"], execution.stderr, name_index(), execution.stdout,
+                                      execution.ok, returned_keys(spec.prompt))
+                     if spec.repairs and execution.killed is None else None)
+        if fixed is None:
+            break
         execution = sandbox.run(fixed.script, workspace, env=contract_env(spec.data_root), limits=spec.limits,
                                 ro_binds=data_binds(spec.data_root))
-        common.update(script=fixed.script, repairs=static.repairs + fixed.repairs, answer=answer.script)
+        common.update(script=fixed.script, repairs=common["repairs"] + fixed.repairs, answer=answer.script)
     validators = spec.validators if spec.validators is not None else default_validators(spec.require_result)
     t0 = time.monotonic()
     with _AST_LOCK:
@@ -214,14 +219,16 @@ def _hints(attempt: Attempt, request: str = "") -> tuple[str, ...]:
     importable = set(index.imports) | set(index.homes)
     with _AST_LOCK:
         undefined = undefined_name_hints(attempt.static_errors, importable, request=request)
-        return undefined + usage_hints(attempt.script, attempt.static_errors, importable) + _runtime_hints(attempt)
+        return (undefined + usage_hints(attempt.script, attempt.static_errors, importable)
+                + _runtime_hints(attempt, request) + returned_key_hints(attempt.script, request))
 
 
-def _runtime_hints(attempt: Attempt) -> tuple[str, ...]:
-    """An AttributeError of a run, grounded after the fact: the real names of that class."""
+def _runtime_hints(attempt: Attempt, request: str = "") -> tuple[str, ...]:
+    """An AttributeError of a run, grounded after the fact: where the request says that value comes from,
+    else the real names of that class."""
     if attempt.execution is None or attempt.exception != "AttributeError":
         return ()
-    found = runtime_suggestion(attempt.execution.stderr, name_index())
+    found = runtime_suggestion(attempt.execution.stderr, name_index(), request)
     return (found,) if found else ()
 
 

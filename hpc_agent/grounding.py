@@ -661,9 +661,32 @@ def _doc_type(obj: Any, param: str) -> str | None:
 _NO_ATTRIBUTE = re.compile(r"AttributeError: '(\w+)' object has no attribute '(\w+)'")
 
 
-def runtime_suggestion(stderr: str, index: NameIndex) -> str | None:
-    """For `AttributeError: 'Observation' object has no attribute 'livetime'` from a run: the closest real
-    names of that class, when the class name is a known public Gammapy/astropy class."""
+_SENTENCE = re.compile(r"(?<=[.!?:])\s+(?=[A-Z])")
+
+
+def request_source(owner: str, cls: type, attr: str, request: str) -> str | None:
+    """Where the request itself says `attr` comes from: a sentence naming `attr` and a method of `cls`
+    (`... the stacked dataset's info_dict() returns as "counts", "excess" and "sqrt_ts"`): that method, with
+    the key read from what it returns when the request quotes `attr`."""
+    for sentence in _SENTENCE.split(" ".join(request.split())):
+        if not re.search(rf"\b{re.escape(attr)}\b", sentence):
+            continue
+        methods = [m for m in dict.fromkeys(re.findall(r"\b([a-z_][a-z0-9_]*)\(\)", sentence))
+                   if m != attr and callable(getattr(cls, m, None)) and not m.startswith("_")]
+        if len(methods) != 1:
+            continue
+        quoted = re.search(rf"[\"']{re.escape(attr)}[\"']", sentence) is not None
+        code = f'`.{methods[0]}()["{attr}"]`' if quoted else f"`.{methods[0]}()`"
+        at = sentence.index(f"{methods[0]}()")  # the words around the method: what it is said to return
+        return (f"`{owner}` has no `{attr}`; your request says where it comes from: {code} "
+                f"(\"...{sentence[max(0, at - 60):at + 120].strip()}...\")")
+    return None
+
+
+def runtime_suggestion(stderr: str, index: NameIndex, request: str = "") -> str | None:
+    """For `AttributeError: 'Observation' object has no attribute 'livetime'` from a run: where the request
+    says that value comes from, else the closest real names of that class (a known public Gammapy/astropy
+    class)."""
     found = _NO_ATTRIBUTE.findall(stderr)
     if not found:
         return None
@@ -672,6 +695,9 @@ def runtime_suggestion(stderr: str, index: NameIndex) -> str | None:
     cls = getattr(_import(home), owner, None) if home else None
     if not inspect.isclass(cls):
         return None
+    said = request_source(owner, cls, attr, request) if request else None
+    if said is not None:
+        return said
     names = set(_public_dir(cls)) | {k for k in (_instance_attrs(cls) or ()) if not k.startswith("_")}
     return _suggest(owner, cls, attr, sorted(names))
 

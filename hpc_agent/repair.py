@@ -1029,6 +1029,33 @@ def column_as_quantity(text: str, stderr: str) -> tuple[str, list[str]]:
 # Repairs that only a run can show to be needed (a correct script would be changed by them otherwise):
 # the run's error -> the repair (given the script and the run's stderr); the script is re-run once, in the
 # same attempt, when one applies.
+_NO_ATTRIBUTE = re.compile(r"AttributeError: '\w+' object has no attribute '(\w+)'")
+
+
+def read_the_requests_keys(text: str, stderr: str, returned: dict[str, str]) -> tuple[str, list[str]]:
+    """A run failed on `x.sqrt_ts` where the request says `sqrt_ts` is a key of what `info_dict()` returns
+    (`returned`: key -> method): every `x.<key>` of that request (on the same `x`) reads it from `x.info_dict()`."""
+    found = _NO_ATTRIBUTE.findall(stderr)
+    frames = SCRIPT_FRAME.findall(stderr)
+    if not found or found[-1] not in returned or not frames:
+        return text, []
+    tree = ast.parse(text)
+    line = int(frames[-1])
+    failing = [n for n in ast.walk(tree) if isinstance(n, ast.Attribute) and n.attr == found[-1]
+               and n.lineno <= line <= (n.end_lineno or n.lineno)]
+    if len(failing) != 1:
+        return text, []
+    owner = ast.unparse(failing[0].value)
+    # a read used as it is (`x.counts`, not `x.counts.data.sum()`, which is the object's own attribute at work)
+    deeper = {id(p.value) for p in ast.walk(tree) if isinstance(p, (ast.Attribute, ast.Subscript))}
+    reads = [n for n in ast.walk(tree) if isinstance(n, ast.Attribute) and isinstance(n.ctx, ast.Load)
+             and n.attr in returned and ast.unparse(n.value) == owner and id(n) not in deeper]
+    edits = [(n, f'{owner}.{returned[n.attr]}()["{n.attr}"]') for n in reads]
+    notes = [f"line {n.lineno}: read `{owner}.{returned[n.attr]}()[\"{n.attr}\"]`, as your request says, "
+             f"not `{owner}.{n.attr}`" for n in reads]
+    return _splice(text, edits), notes
+
+
 AFTER_RUN: tuple[tuple[re.Pattern[str], Callable[[str, str], tuple[str, list[str]]]], ...] = (
     (re.compile(r"TypeError: Object of type (float|int|uint|bool_|ndarray|complex)\w* is not JSON serializable"),
      lambda text, _: json_numpy_numbers(text, None)),
@@ -1038,9 +1065,11 @@ AFTER_RUN: tuple[tuple[re.Pattern[str], Callable[[str, str], tuple[str, list[str
 )
 
 
-def repair_after_run(script: str, stderr: str, index: NameIndex, stdout: str = "", ok: bool = False) -> Repaired | None:
+def repair_after_run(script: str, stderr: str, index: NameIndex, stdout: str = "", ok: bool = False,
+                     returned: dict[str, str] | None = None) -> Repaired | None:
     """The repair a run's outcome calls for, or None when none applies (or it changes nothing): a failed
-    run's error (`stderr`), or a run that succeeded (`ok`) but printed its RESULT line as a Python dict."""
+    run's error (`stderr`), or a run that succeeded (`ok`) but printed its RESULT line as a Python dict.
+    `returned`: key -> method, the keys the request says a method returns (`request_facts.returned_keys`)."""
     try:
         ast.parse(script)
     except SyntaxError:
@@ -1048,6 +1077,10 @@ def repair_after_run(script: str, stderr: str, index: NameIndex, stdout: str = "
     if ok:
         fixed, notes = result_as_json(script, stdout)
         return Repaired(fixed, tuple(notes)) if notes and fixed != script else None
+    if returned:
+        fixed, notes = read_the_requests_keys(script, stderr, returned)
+        if notes and fixed != script:
+            return Repaired(fixed, tuple(notes))
     for pattern, step in AFTER_RUN:
         if pattern.search(stderr):
             fixed, notes = step(script, stderr)

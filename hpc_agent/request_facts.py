@@ -90,3 +90,37 @@ def request_definitions(prompt: str, data_root: Path | None = None) -> dict[str,
             for name in REGION_NAMES:
                 found.setdefault(name, f"{name} = CircleSkyRegion(center={where}, radius={circle[0]:g} * u.{circle[1]})")
     return found
+
+
+_SENTENCE = re.compile(r"(?<=[.!?:])\s+(?=[A-Z])")
+_QUOTED = re.compile(r"[\"']([A-Za-z_][A-Za-z0-9_]*)[\"']")
+
+
+@lru_cache(maxsize=64)
+def returned_keys(prompt: str) -> dict[str, str]:
+    """key -> method, for a request sentence saying one method returns the keys it then quotes
+    (`... what the stacked dataset's info_dict() returns as "counts", "excess" and "sqrt_ts"`)."""
+    found: dict[str, str] = {}
+    for sentence in _SENTENCE.split(" ".join(prompt.split())):
+        methods = list(dict.fromkeys(re.findall(r"\b([a-z_][a-z0-9_]*)\(\)\s+returns\b", sentence)))
+        if len(methods) == 1:
+            for key in _QUOTED.findall(sentence.split(f"{methods[0]}()", 1)[1]):
+                found.setdefault(key, methods[0])
+    return found
+
+
+def returned_key_hints(script: str | None, prompt: str) -> tuple[str, ...]:
+    """For a script that reads `x.counts` where the request says `counts` is a key of what `info_dict()`
+    returns, and never calls that method: where the value comes from."""
+    keys = returned_keys(prompt)
+    if not script or not keys:
+        return ()
+    try:
+        tree = ast.parse(script)
+    except SyntaxError:
+        return ()
+    read = {n.attr: n for n in ast.walk(tree) if isinstance(n, ast.Attribute) and n.attr in keys}
+    called = {n.func.attr for n in ast.walk(tree) if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute)}
+    return tuple(f"line {node.lineno}: your request says `{key}` is what `{keys[key]}()` returns: "
+                 f'`{ast.unparse(node.value)}.{keys[key]}()["{key}"]`, not `{ast.unparse(node)}`'
+                 for key, node in read.items() if keys[key] not in called)

@@ -758,3 +758,40 @@ def test_two_coordinate_columns_used_as_a_sky_position_become_a_skycoord(columns
     assert run.returncode == 0, run.stderr[-2000:]
     assert run.stdout.strip().splitlines()[-1] == 'RESULT {"n_obs": 15}'  # RX J1713.7-3946, as the reference
     assert static_stage(code.replace(".separation(source)", ".colnames"), cone_radius=2.0).repairs == ()  # a table use
+
+
+def test_a_value_the_request_says_a_method_returns_is_read_from_it(data_root: Path) -> None:
+    """The 1.5B ran a whole reflected-regions reduction, then read `stacked.sqrt_ts` (AttributeError) where
+    the request says `info_dict()` returns "counts", "excess" and "sqrt_ts": read from it, the run passes."""
+    from hpc_agent.grounding import request_source, runtime_suggestion
+    from hpc_agent.repair import repair_after_run
+    from hpc_agent.request_facts import returned_key_hints, returned_keys
+
+    task = load_tasks()["reflected-significance-crab"]
+    assert returned_keys(task.prompt) == {"counts": "info_dict", "excess": "info_dict", "sqrt_ts": "info_dict"}
+    reference = reference_script(task)
+    code = (reference.replace("info = stacked.info_dict()\n", "counts_on = stacked.counts\nexcess = stacked.excess\n"
+                              "significance = stacked.sqrt_ts\n")
+            .replace('int(info["counts"])', "counts_on").replace('float(info["excess"])', "excess")
+            .replace('float(info["sqrt_ts"])', "significance"))
+    env = {**os.environ, "PHOTON_STORAGE": str(data_root)}
+    first = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600, env=env)
+    assert "AttributeError: 'SpectrumDatasetOnOff' object has no attribute 'sqrt_ts'" in first.stderr
+    stderr = first.stderr.replace('File "<string>"', 'File "/w/script.py"')  # how a sandbox run names it
+    hint = runtime_suggestion(stderr, name_index(), task.prompt)
+    assert hint.startswith('`SpectrumDatasetOnOff` has no `sqrt_ts`; your request says where it comes from: '
+                           '`.info_dict()["sqrt_ts"]`')
+    assert runtime_suggestion(stderr, name_index()).startswith("`SpectrumDatasetOnOff` has no `sqrt_ts`; did you")
+    assert returned_key_hints(code, task.prompt)[1].endswith("`stacked.info_dict()[\"excess\"]`, not `stacked.excess`")
+    fixed = repair_after_run(code, stderr, name_index(), returned=returned_keys(task.prompt))
+    assert fixed is not None and len(fixed.repairs) == 3
+    assert 'significance = stacked.info_dict()["sqrt_ts"]' in fixed.script
+    summed = code.replace("counts_on = stacked.counts\n", "counts_on = stacked.counts.data.sum()\n")
+    kept = repair_after_run(summed, stderr, name_index(), returned=returned_keys(task.prompt))
+    assert len(kept.repairs) == 2 and "stacked.counts.data.sum()" in kept.script  # the map's own attribute at work
+    second = subprocess.run([sys.executable, "-c", fixed.script], capture_output=True, text=True, timeout=600, env=env)
+    ours = json.loads(second.stdout.strip().splitlines()[-1].removeprefix("RESULT "))
+    theirs = subprocess.run([sys.executable, "-c", reference], capture_output=True, text=True, timeout=600, env=env)
+    assert ours == json.loads(theirs.stdout.strip().splitlines()[-1].removeprefix("RESULT "))  # the reference's values
+    assert repair_after_run(code, stderr, name_index()) is None  # the request says nothing: nothing to read
+    assert request_source("SpectrumDatasetOnOff", object, "sqrt_ts", task.prompt) is None  # no such method there
