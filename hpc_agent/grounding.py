@@ -182,7 +182,46 @@ _REDUCERS = {"mean": "np.mean", "average": "np.mean", "avg": "np.mean", "median"
              "num": "len", "number_of": "len"}
 
 
+# The observation index columns of the GADF DL3 format (what `DataStore.obs_table` holds per observation).
+OBS_INDEX_COLUMNS = ("OBS_ID", "RA_PNT", "DEC_PNT", "GLON_PNT", "GLAT_PNT", "ZEN_PNT", "ALT_PNT", "AZ_PNT",
+                     "ONTIME", "LIVETIME", "DEADC", "TSTART", "TSTOP", "N_TELS", "OBJECT", "RA_OBJ", "DEC_OBJ",
+                     "EVENT_COUNT", "QUALITY")
+
+
+def _elsewhere(owner: Any, attr: str) -> str:
+    """Where a value a script asked a Gammapy object for does live: in each item of a collection
+    (`Observations` -> each `Observation`'s `observation_live_time_duration`), and in the observation index
+    when a column is named like it (`livetime` -> `LIVETIME`)."""
+    out = ""
+    item = _item_class(owner)
+    if item is not None:
+        names = [n for n in _public_dir(item) if _flat(attr) in _flat(n)]
+        if names:
+            out += (f"; it is a list of `{item.__name__}`, and each one has `.{names[0]}`: "
+                    f"`[o.{names[0]} for o in ...]`")
+    column = next((c for c in OBS_INDEX_COLUMNS if _flat(c) == _flat(attr)), None)
+    if column is not None:
+        out += (f"; the observation index holds it per observation as the column `{column}`: "
+                f"`selected[\"{column}\"]` of the selected rows of `data_store.obs_table`")
+    return out
+
+
+def _item_class(owner: Any) -> type | None:
+    """The item class of a library collection (`Observations` -> `Observation`)."""
+    if not inspect.isclass(owner) or not owner.__name__.endswith("s"):
+        return None
+    item = getattr(_import(owner.__module__), owner.__name__[:-1], None)
+    return item if inspect.isclass(item) and _collection_of(owner, item) else None
+
+
 def _suggest(owner_label: str, owner: Any, attr: str, candidates: list[str]) -> str:
+    elsewhere = _elsewhere(owner, attr)
+    if elsewhere and not any(_flat(attr) in _flat(c) or _flat(c) in _flat(attr) for c in candidates):
+        return f"`{owner_label}` has no `{attr}`{elsewhere}"  # where it is, not names spelt a bit like it
+    return _suggest_names(owner_label, owner, attr, candidates) + elsewhere
+
+
+def _suggest_names(owner_label: str, owner: Any, attr: str, candidates: list[str]) -> str:
     m = _REDUCED.match(attr)
     if m and m.group(2) in candidates:  # `lc.mean_flux`: no attribute reduces for you
         reducer = _REDUCERS[m.group(1)]

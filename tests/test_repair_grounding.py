@@ -795,3 +795,18 @@ def test_a_value_the_request_says_a_method_returns_is_read_from_it(data_root: Pa
     assert ours == json.loads(theirs.stdout.strip().splitlines()[-1].removeprefix("RESULT "))  # the reference's values
     assert repair_after_run(code, stderr, name_index()) is None  # the request says nothing: nothing to read
     assert request_source("SpectrumDatasetOnOff", object, "sqrt_ts", task.prompt) is None  # no such method there
+
+
+def test_a_value_asked_of_a_collection_points_to_its_items_and_the_index_column() -> None:
+    """The 1.5B asked `Observations` for `livetime` four times, told each time `did you mean select_time`."""
+    code = ("import os\nfrom gammapy.data import DataStore\n"
+            'data_store = DataStore.from_dir(os.path.join(os.environ["PHOTON_STORAGE"], "hess-dl3-dr1"))\n'
+            "observations = data_store.get_observations([23523, 23526])\n"
+            "total = observations.livetime\nprint('RESULT {}')\n")
+    (error,) = static_stage(code).errors
+    assert error == ("line 5: `Observations` has no `livetime`; it is a list of `Observation`, and each one has "
+                     "`.observation_live_time_duration`: `[o.observation_live_time_duration for o in ...]`; the "
+                     "observation index holds it per observation as the column `LIVETIME`: `selected[\"LIVETIME\"]` "
+                     "of the selected rows of `data_store.obs_table`")
+    (one,) = static_stage(code.replace("total = observations.livetime", "total = data_store.obs(23523).ontime")).errors
+    assert "did you mean `Observation.observation_time_duration`" in one and "column `ONTIME`" in one
