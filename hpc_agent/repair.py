@@ -146,6 +146,25 @@ def fix_units_alias(text: str, _: NameIndex) -> tuple[str, list[str]]:
     return (_splice(text, edits), notes) if edits else (text, [])
 
 
+def bare_units(text: str, _: NameIndex) -> tuple[str, list[str]]:
+    """`228.5 * Angle("deg")`: an Angle or Quantity of a unit name alone (no number) cannot be parsed; the
+    script means the unit itself, `u.deg` (the repairs import `astropy.units as u` when it is missing)."""
+    import astropy.units as au
+
+    tree = ast.parse(text)
+    edits, notes = [], []
+    for node in ast.walk(tree):
+        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in ("Angle", "Quantity")
+                and len(node.args) == 1 and not node.keywords and isinstance(node.args[0], ast.Constant)
+                and isinstance(node.args[0].value, str) and node.args[0].value.strip().isidentifier()):
+            name = node.args[0].value.strip()
+            if isinstance(getattr(au, name, None), au.UnitBase):
+                edits.append((node, f"u.{name}"))
+                notes.append(f"line {node.lineno}: `{ast.unparse(node)}` has no number, so it cannot be made; "
+                             f"the unit is `u.{name}`")
+    return (_splice(text, edits), notes) if edits else (text, [])
+
+
 def fix_data_paths(text: str, _: NameIndex) -> tuple[str, list[str]]:
     """A literal path to the release (`/data/hess-dl3-dr1/`, `~/hess-dl3-dr1`) is built from PHOTON_STORAGE."""
     tree = ast.parse(text)
@@ -739,6 +758,7 @@ def fix_misspelt_variables(text: str, index: NameIndex) -> tuple[str, list[str]]
 
 REPAIRS: tuple[Callable[[str, NameIndex], tuple[str, list[str]]], ...] = (
     fix_units_alias,
+    bare_units,
     fix_import_homes,
     fix_imported_names,
     drop_unused_missing_imports,

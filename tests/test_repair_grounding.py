@@ -810,3 +810,17 @@ def test_a_value_asked_of_a_collection_points_to_its_items_and_the_index_column(
                      "of the selected rows of `data_store.obs_table`")
     (one,) = static_stage(code.replace("total = observations.livetime", "total = data_store.obs(23523).ontime")).errors
     assert "did you mean `Observation.observation_time_duration`" in one and "column `ONTIME`" in one
+
+
+def test_a_unit_written_as_an_angle_without_a_number_is_the_unit() -> None:
+    """The 1.5B wrote `228.529 * Angle("deg")` three times (astropy: "syntax error parsing angle 'deg'")."""
+    import astropy.units as u
+
+    code = ("from astropy.coordinates import Angle\nra = 228.529 * Angle('deg')\nr = Angle('0.5 deg')\n"
+            "q = 3 * Angle('furlongs')\nprint('RESULT {}')\n")
+    fixed = static_stage(code)
+    assert fixed.script.splitlines()[2:5] == ["ra = 228.529 * u.deg", "r = Angle('0.5 deg')", "q = 3 * Angle('furlongs')"]
+    assert "import astropy.units as u" in fixed.script and fixed.errors == ()
+    namespace: dict[str, object] = {}
+    exec(fixed.script.replace("q = 3 * Angle('furlongs')", "").replace("print('RESULT {}')", ""), namespace)
+    assert namespace["ra"] == 228.529 * u.deg
