@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import click
 
-from hpc_agent.bench.sweep import SweepOptions
 from hpc_agent.config import Settings
 from hpc_agent.errors import UsageError
 from hpc_agent.serve.session import DEFAULT_MODEL
+
+if TYPE_CHECKING:
+    from hpc_agent.bench.sweep import SweepOptions
 
 data_root_opt = click.option("--data-root", type=click.Path(path_type=Path),
                              help="folder holding data releases (default: HPC_AGENT_DATA_ROOT, PHOTON_STORAGE)")
@@ -46,6 +48,8 @@ def make_sweep_options(settings: Settings, *, models_opt: str | None, base_url: 
                        adhoc_model: str | None, task_glob: str, seeds: int, rag: str, attempts: int,
                        concurrency: int, out: Path | None, repairs: str = "on",
                        candidates: int | None = None) -> SweepOptions:
+    from hpc_agent.bench.sweep import SweepOptions  # the sweep machinery loads only when a sweep is made
+
     if bool(base_url) != bool(adhoc_model):
         raise UsageError("--base-url and --model go together")
     return SweepOptions(

@@ -1,4 +1,7 @@
-"""The `hpc-agent` command line: parse, call the Python API, print. No logic lives only here."""
+"""The `hpc-agent` command line: parse, call the Python API, print. No logic lives only here.
+
+The API and what it pulls in (the OpenAI client, Gammapy, Polars) load inside the commands that need them:
+`hpc-agent --help`, `models` and every Slurm array element start without them."""
 
 from __future__ import annotations
 
@@ -12,9 +15,7 @@ import click
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from hpc_agent import api
 from hpc_agent._cli_common import data_root_opt, make_sweep_options, progress, sweep_options
-from hpc_agent.bench.sweep import finished
 from hpc_agent.config import (
     default_config_path,
     load_settings,
@@ -27,7 +28,6 @@ from hpc_agent.hpc.cli import cancel, container, logs, status, submit
 from hpc_agent.hpc.executor import in_slurm_job
 from hpc_agent.rag import cli as rag_cli
 from hpc_agent.records import Attempt
-from hpc_agent.report import build_report
 from hpc_agent.serve import ServerState, get_model_config, model_configs, serve_foreground
 from hpc_agent.serve.session import default_state_file
 from hpc_agent.ui.command import ui as ui_command
@@ -91,6 +91,8 @@ def run(prompt: str, backend_name: str | None, base_url: str | None, model: str 
                              repairs=repairs, candidates=candidates)
     overrides = {"api_key_env": api_key_env, "reasoning_effort": reasoning_effort, "max_tokens": max_tokens,
                  "temperature": temperature}
+    from hpc_agent import api
+
     result = api.run(prompt, backend=backend_name, base_url=base_url, model=model, overrides=overrides,
                      settings=settings, out_dir=out, on_attempt=_print_attempt, progress=progress, rag=rag)
     if as_json:
@@ -184,6 +186,8 @@ def data_check(data_root: Path | None) -> None:
 def doctor(backend_name: str | None, base_url: str | None, model: str | None, data_root: Path | None) -> None:
     """Check Gammapy and its pins, the data, the sandbox and the backend; say how to fix each."""
     settings = load_settings(data_root=data_root)
+    from hpc_agent import api
+
     findings = api.doctor(settings, backend_name, base_url=base_url, model=model)
     for f in findings:
         click.echo(f"{'ok ' if f.ok else 'BAD'} {f.name}: {f.detail}" + ("" if f.ok else f"\n    fix: {f.fix}"))
@@ -215,6 +219,9 @@ def bench(ctx: click.Context, data_root: Path | None, shard: tuple[int, int] | N
     settings = load_settings(data_root=data_root)
     options = make_sweep_options(settings, **opts)
     # inside an allocation (an array element) a vLLM server may be started for the shard
+    from hpc_agent import api
+    from hpc_agent.bench.sweep import finished
+
     sweep = api.make_sweep(options, settings, progress=progress, shard=shard, start_servers=in_slurm_job())
     counts = {"passed": 0, "failed": 0, "error": 0}
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
@@ -241,6 +248,8 @@ def report(dirs: tuple[Path, ...], out: Path | None) -> None:
     """Compare models from one or more sweep folders: summary.parquet, report.md, report.html, PNG plots."""
     if out is None and len(dirs) > 1:
         raise UsageError("several sweep folders: say where the merged report goes with --out")
+    from hpc_agent.report import build_report
+
     target = build_report(list(dirs), out or dirs[0] / "report")
     click.echo(f"report: {target / 'report.html'}")
 
@@ -250,6 +259,8 @@ def report(dirs: tuple[Path, ...], out: Path | None) -> None:
 @data_root_opt
 def bench_tasks(as_json: bool, data_root: Path | None) -> None:
     """List the benchmark tasks with their expected values (computed by the references, cached)."""
+    from hpc_agent import api
+
     listing = api.bench_tasks(load_settings(data_root=data_root), progress=progress)
     if as_json:
         click.echo(json.dumps(listing, indent=2))

@@ -111,3 +111,21 @@ def test_missing_api_key_is_a_clear_error(isolated_config: Path, monkeypatch: py
     monkeypatch.delenv("MY_KEY", raising=False)
     with pytest.raises(ConfigError, match="MY_KEY is empty"):
         load_settings().backends["local"].api_key()
+
+
+def test_the_cli_starts_without_the_model_client_gammapy_or_polars() -> None:
+    """`hpc-agent --help`, `models` and each Slurm array element start before any heavy import (the
+    timing itself is `benchmarks/cli_start.py`); the commands that need them load them."""
+    import subprocess
+    import sys
+
+    probe = ("import sys, hpc_agent, hpc_agent.cli\n"
+             "from click.testing import CliRunner\n"
+             "assert CliRunner().invoke(hpc_agent.cli.main, ['models']).exit_code == 0\n"
+             "heavy = ('openai', 'gammapy', 'polars', 'hpc_agent.api', 'hpc_agent.agent')\n"
+             "print(sorted(m for m in heavy if m in sys.modules))\n"
+             "hpc_agent.run\n"
+             "print(sorted(m for m in heavy if m in sys.modules))\n")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout.splitlines()
+    assert out[0] == "[]"
+    assert {"hpc_agent.api", "openai"} <= set(eval(out[1]))  # the API loads on first use

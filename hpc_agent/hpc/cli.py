@@ -16,7 +16,6 @@ from hpc_agent.config import load_settings
 from hpc_agent.errors import HpcAgentError, UsageError
 from hpc_agent.hpc import containers, jobs
 from hpc_agent.hpc.executor import CLUSTERS
-from hpc_agent.hpc.submit import Placement, ShardPlan, submit_bench, submit_serve, wait
 from hpc_agent.serve.lifecycle import ServerState
 
 _placement = [
@@ -52,6 +51,8 @@ def submit_serve_cmd(name: str, cluster: str | None, profile: str | None, time_m
                      cpus: int | None, mem_gb: float | None) -> None:
     """Run the server of model config NAME in a job; it publishes its state file for other jobs to find."""
     settings = load_settings()
+    from hpc_agent.hpc.submit import Placement, submit_serve
+
     record = submit_serve(settings, name, Placement(cluster, profile, time_min),  # type: ignore[arg-type]
                           cpus_per_task=cpus, mem_gb=mem_gb)
     click.echo(record.job_id)
@@ -74,6 +75,8 @@ def submit_bench_cmd(data_root: Path | None, cluster: str | None, profile: str |
     """Run a benchmark sweep as a job array; results land in one sweep folder (`hpc-agent report` it)."""
     settings = load_settings(data_root=data_root)
     options = make_sweep_options(settings, **opts)
+    from hpc_agent.hpc.submit import Placement, ShardPlan, submit_bench, wait
+
     records = submit_bench(settings, options, Placement(cluster, profile, time_min),  # type: ignore[arg-type]
                            ShardPlan(shards, cpus, mem_gb, after_serve), progress=progress)
     for r in records:
