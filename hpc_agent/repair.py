@@ -809,15 +809,32 @@ def select_in_the_cone(text: str, cone: tuple[float, float, float] | None) -> tu
     if not calls:
         return text, []
     ra, dec, radius = cone
-    edits = []
+
+    def cone_ids(store: str) -> str:
+        return (f'{store}.obs_table[SkyCoord({store}.obs_table["RA_PNT"], {store}.obs_table["DEC_PNT"], unit="deg", '
+                f'frame="icrs").separation(SkyCoord({ra:g}, {dec:g}, unit="deg", frame="icrs")) < {radius:g} * u.deg]'
+                '["OBS_ID"]')
+
+    edits: list[tuple[ast.AST, str]] = []
+    per_item: set[int] = set()  # calls loading one observation of a loop: the loop's ids are what to select
+    for loop in (n for n in ast.walk(tree) if isinstance(n, ast.For)):
+        names = {t.id for t in ast.walk(loop.target) if isinstance(t, ast.Name)}
+        inner = [c for c in calls if any(c is x for x in ast.walk(loop))
+                 and names & {a.id for arg in c.args for a in ast.walk(arg) if isinstance(a, ast.Name)}]
+        if not inner:
+            continue
+        per_item.update(id(c) for c in inner)
+        store = inner[0].func.value.id  # type: ignore[attr-defined]
+        if ast.unparse(loop.iter).replace("'", '"') in (f'{store}.obs_table["OBS_ID"]', f"{store}.obs_ids"):
+            edits.append((loop.iter, cone_ids(store)))
     for call in calls:
-        store = call.func.value.id  # type: ignore[attr-defined]
-        ids = (f'{store}.obs_table[SkyCoord({store}.obs_table["RA_PNT"], {store}.obs_table["DEC_PNT"], unit="deg", '
-               f'frame="icrs").separation(SkyCoord({ra:g}, {dec:g}, unit="deg", frame="icrs")) < {radius:g} * u.deg]'
-               '["OBS_ID"]')
-        edits.append((call, f"{store}.get_observations(list({ids}))"))
-    return _splice(text, edits), [f"the script selected no observations: `get_observations` now loads those pointing "
-                                  f"within {radius:g} deg of ({ra:g}, {dec:g}), as your request asks"]
+        if id(call) not in per_item:
+            store = call.func.value.id  # type: ignore[attr-defined]
+            edits.append((call, f"{store}.get_observations(list({cone_ids(store)}))"))
+    if not edits:
+        return text, []
+    return _splice(text, edits), [f"the script selected no observations: it now loads those pointing within "
+                                  f"{radius:g} deg of ({ra:g}, {dec:g}), as your request asks"]
 
 
 def repair(script: str, index: NameIndex, result_keys: tuple[str, ...] = (),

@@ -176,6 +176,16 @@ def test_a_script_that_selects_nothing_loads_the_requested_cone_when_the_request
     assert len(ns["ids"]) == expected == 20
     # a script that selects keeps its own selection; no position, no repair
     assert static_stage(tutorial_ids, cone_radius=2.0).errors[0].startswith("selects no observations")
+    # one observation loaded per id of a loop over every id: the loop's ids are what the cone selects (the
+    # 1.5B's light curve had each turn of the loop load the cone's first observation instead)
+    looped = tutorial_ids.replace("observations = ds.get_observations([20326, 20327])\n",
+                                  "observations = []\nfor obs_id in ds.obs_table['OBS_ID']:\n"
+                                  "    observations.append(ds.get_observations([obs_id])[0])\n")
+    fixed = static_stage(looped, cone_radius=2.0, cone=request_selection(prompt))
+    assert fixed.errors == () and "get_observations([obs_id])[0]" in fixed.script
+    assert 'for obs_id in ds.obs_table[SkyCoord(ds.obs_table["RA_PNT"]' in fixed.script
+    other = looped.replace("ds.obs_table['OBS_ID']", "range(3)")  # a loop over something else: left to the model
+    assert static_stage(other, cone_radius=2.0, cone=request_selection(prompt)).errors[0].startswith("selects no")
 
 
 @pytest.mark.parametrize(("code", "repaired", "note"), [
