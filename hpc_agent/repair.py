@@ -146,7 +146,7 @@ def fix_units_alias(text: str, _: NameIndex) -> tuple[str, list[str]]:
     return (_splice(text, edits), notes) if edits else (text, [])
 
 
-def bare_units(text: str, _: NameIndex) -> tuple[str, list[str]]:
+def unit_names_as_units(text: str, _: NameIndex) -> tuple[str, list[str]]:
     """`228.5 * Angle("deg")`: an Angle or Quantity of a unit name alone (no number) cannot be parsed; the
     script means the unit itself, `u.deg` (the repairs import `astropy.units as u` when it is missing)."""
     import astropy.units as au
@@ -527,6 +527,46 @@ def _literal(node: ast.expr) -> bool:
     return _free_names(node) <= {"u"}
 
 
+def _written_value(node: ast.expr) -> Any:
+    """The value of a literal (`2.0`, `[1, 10]`) or a quantity written as `number * u.Unit("...")` /
+    `number * u.TeV`; None otherwise. Read without evaluating the script's code (it is untrusted)."""
+    import astropy.units as au
+
+    try:
+        return ast.literal_eval(node)
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+        pass
+    if not (isinstance(node, ast.BinOp) and isinstance(node.op, ast.Mult)):
+        return None
+    unit = node.right
+    if isinstance(unit, ast.Call) and ast.unparse(unit.func) == "u.Unit" and len(unit.args) == 1 \
+            and isinstance(unit.args[0], ast.Constant) and isinstance(unit.args[0].value, str):
+        name = unit.args[0].value
+    elif isinstance(unit, ast.Attribute) and isinstance(unit.value, ast.Name) and unit.value.id == "u":
+        name = unit.attr
+    else:
+        return None
+    try:
+        return au.Quantity(ast.literal_eval(node.left), au.Unit(name))
+    except (ValueError, TypeError, SyntaxError):
+        return None
+
+
+def _same(a: ast.expr, b: ast.expr) -> bool:
+    """Two written-out values that are equal (`2` and `2.0`; `1e-12 * u.Unit("1 / (cm2 s TeV)")` and
+    `1e-12 * u.Unit("cm-2 s-1 TeV-1")`)."""
+    if ast.dump(a) == ast.dump(b):
+        return True
+    x, y = _written_value(a), _written_value(b)
+    if x is None or y is None or isinstance(x, str) != isinstance(y, str):
+        return False
+    try:
+        equal = x == y
+        return bool(equal.all() if hasattr(equal, "all") else equal)
+    except (ValueError, TypeError):
+        return False
+
+
 def _as_asked(asked: ast.Call, mine: ast.Call, index: NameIndex) -> str | None:
     """The script's call with the request's values for every argument the request gives (the script's own
     extra arguments kept, and its arguments computed from variables); None when nothing changes."""
@@ -538,7 +578,7 @@ def _as_asked(asked: ast.Call, mine: ast.Call, index: NameIndex) -> str | None:
     if want is None or have is None:
         return None
     merged = dict(have)
-    merged.update({p: v for p, v in want.items() if p not in have or _literal(have[p])})
+    merged.update({p: v for p, v in want.items() if p not in have or (_literal(have[p]) and not _same(have[p], v))})
     if all(p in have and ast.dump(merged[p]) == ast.dump(have[p]) for p in merged):
         return None
     positional = [p for p, v in zip(sig.parameters, asked.args)]  # the request's positional ones stay positional
@@ -758,7 +798,7 @@ def fix_misspelt_variables(text: str, index: NameIndex) -> tuple[str, list[str]]
 
 REPAIRS: tuple[Callable[[str, NameIndex], tuple[str, list[str]]], ...] = (
     fix_units_alias,
-    bare_units,
+    unit_names_as_units,
     fix_import_homes,
     fix_imported_names,
     drop_unused_missing_imports,

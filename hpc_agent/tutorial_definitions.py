@@ -20,6 +20,7 @@ from importlib.metadata import PackageNotFoundError, version
 from hpc_agent.config import cache_root
 from hpc_agent.prompts import ERROR_LINE
 from hpc_agent.rag._sdist import Sdist, read_sdist, sdist_path
+from hpc_agent.syntax_repair import make_it_parse
 
 MAX_CHARS = 200  # one readable statement; longer ones are left out
 # plotting, and the tutorials' own data paths (a script reads the release through PHOTON_STORAGE only)
@@ -243,10 +244,15 @@ def request_calls(request: str) -> list[ast.Call]:
                 break
         if end is None:
             continue
+        written = " ".join(request[m.start():end].split())
         try:
-            node = ast.parse(" ".join(request[m.start():end].split()), mode="eval").body
-        except SyntaxError:
-            continue
+            node = ast.parse(written, mode="eval").body
+        except SyntaxError:  # `amplitude=1e-12 cm-2 s-1 TeV-1`: units in words, made code as in a script
+            fixed, _ = make_it_parse(f"_ = {written}")
+            try:
+                node = ast.parse(fixed.removeprefix("_ = "), mode="eval").body
+            except SyntaxError:
+                continue
         if isinstance(node, ast.Call):
             found.append(node)
     return found

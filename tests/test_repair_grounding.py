@@ -118,6 +118,14 @@ def test_a_call_the_request_writes_out_takes_the_requests_values() -> None:
     assert len(notes) == 4 and "not `MapAxis.from_energy_bounds('0.1 TeV', '20 TeV'" in notes[0]
     again, more = use_the_requests_calls(fixed, calls, name_index())
     assert again == fixed and more == []  # nothing left to change
+    # units written in words in the request are read as code; equal values written another way stay as they are
+    model_request = "Model: PowerLawSpectralModel(index=2, amplitude=1e-12 cm-2 s-1 TeV-1, reference=1.0 TeV)."
+    head = "import astropy.units as u\nfrom gammapy.modeling.models import PowerLawSpectralModel\n"
+    same = head + "m = PowerLawSpectralModel(index=2.0, amplitude=1e-12 * u.Unit('1 / (cm2 s TeV)'), reference=1 * u.TeV)\n"
+    assert use_the_requests_calls(same, request_call_texts(model_request), name_index()) == (same, [])
+    steeper, notes = use_the_requests_calls(same.replace("index=2.0", "index=3"), request_call_texts(model_request),
+                                            name_index())
+    assert steeper == same.replace("index=2.0", "index=2") and len(notes) == 1
     ambiguous = "from gammapy.maps import MapAxis\na = MapAxis.from_energy_bounds(1, 2, nbin=3, unit='TeV')\n"
     assert use_the_requests_calls(ambiguous, calls, name_index()) == (ambiguous, [])  # two calls, no name: left alone
 
