@@ -13,11 +13,12 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from hpc_agent._shipped import shipped
 from hpc_agent.config import load_named_yaml
 from hpc_agent.errors import ConfigError
 from hpc_agent.validate import Expected, ExitCode, Numeric, ResultLines, Validator
 
-REPO_BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
+REPO_BENCHMARKS = shipped("benchmarks")
 PARAMS_LINE = "PARAMS = json.loads('{}')"
 
 

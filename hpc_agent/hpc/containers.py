@@ -5,9 +5,10 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+from hpc_agent._shipped import shipped
 from hpc_agent.errors import UsageError
 
-REPO_CONTAINERS = Path(__file__).resolve().parents[2] / "containers"
+REPO_CONTAINERS = shipped("containers")
 
 
 def definitions() -> dict[str, Path]:

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+from hpc_agent._shipped import shipped
 from hpc_agent.config import Settings, cache_root
 from hpc_agent.errors import ConfigError, UsageError
 from hpc_agent.rag._chunks import Chunk, chunk_documents
@@ -19,7 +20,7 @@ from hpc_agent.rag._retrieve import Retriever
 from hpc_agent.rag._sdist import SdistMissing, fetch_sdist
 from hpc_agent.rag._tutorials import sdist_documents, tutorial_documents
 
-REFERENCE_DIR = Path(__file__).resolve().parents[2] / "benchmarks" / "reference"
+REFERENCE_DIR = shipped("benchmarks") / "reference"
 
 
 def reference_dirs() -> tuple[Path, ...]:

@@ -13,11 +13,12 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from hpc_agent._shipped import shipped
 from hpc_agent.config import Backend, ReasoningEffort, load_named_yaml
 from hpc_agent.errors import ConfigError
 
 Kind = Literal["local-llamacpp", "vllm", "remote"]
-REPO_CONFIGS = Path(__file__).resolve().parents[2] / "model_configs"
+REPO_CONFIGS = shipped("model_configs")
 
 
 class _Strict(BaseModel):
