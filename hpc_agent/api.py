@@ -22,21 +22,13 @@ from hpc_agent.serve.configs import get_model_config
 from hpc_agent.serve.session import DEFAULT_MODEL, open_backend, running_server
 from hpc_agent.serve.weights import cache_dir
 from hpc_agent.llm import ChatClient
-from hpc_agent.preflight import check_prompt, check_release, check_run_out, check_sweep_out
-from hpc_agent.records import Attempt, Limits, RunResult
-from hpc_agent.sandbox import Sandbox, default_sandbox_name, get_sandbox
+from hpc_agent.preflight import check_prompt, check_release, check_run_out
+from hpc_agent.records import Attempt, RunResult
+from hpc_agent.sandbox import Sandbox, limits_from
+from hpc_agent.sandbox import from_settings as sandbox_from_settings
 
 
-def make_sandbox(settings: Settings, name: str | None = None) -> Sandbox:
-    chosen = name or settings.sandbox or default_sandbox_name()
-    options: dict[str, object] = {}
-    if chosen == "apptainer" and settings.apptainer_image:
-        options["image"] = settings.apptainer_image
-    return get_sandbox(chosen, **options)
-
-
-def limits_from(settings: Settings) -> Limits:
-    return Limits(wall_s=settings.exec_timeout_s, memory_mb=settings.memory_mb, max_procs=settings.max_procs)
+make_sandbox = sandbox_from_settings  # the API's name for it
 
 
 def default_out_dir(settings: Settings, prompt: str) -> Path:
@@ -199,14 +191,10 @@ def make_sweep(options: SweepOptions, settings: Settings, *, sandbox: str | None
                on_cell: Callable[[dict[str, Any]], None] = lambda _r: None,
                progress: Callable[[str], None] = lambda _m: None,
                shard: tuple[int, int] | None = None, start_servers: bool = False) -> Sweep:
-    """A benchmark sweep over `options` (call `.run()`; `.cells` lists what it will run).
-
-    `shard=(i, n)` restricts it to the i-th of n slices of the cells (one element of a job array).
-    """
-    check_sweep_out(options.out, {"attempts": options.attempts})
-    check_release(resolve_data_root(settings.data_root))
-    return Sweep(options, settings, make_sandbox(settings, sandbox), on_cell=on_cell, progress=progress,
-                 shard=shard, start_servers=start_servers)
+    """A benchmark sweep over `options` (call `.run()`; `.cells` lists what it will run); see
+    `Sweep.from_settings`."""
+    return Sweep.from_settings(options, settings, sandbox=sandbox, on_cell=on_cell, progress=progress, shard=shard,
+                               start_servers=start_servers)
 
 
 def bench_tasks(settings: Settings, *, sandbox: str | None = None,

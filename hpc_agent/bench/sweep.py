@@ -45,7 +45,9 @@ from hpc_agent.data import resolve_data_root
 from hpc_agent.errors import HpcAgentError, UsageError
 from hpc_agent.llm import ChatClient, ChatModel
 from hpc_agent.records import Limits, RunResult
+from hpc_agent.preflight import check_release, check_sweep_out
 from hpc_agent.sandbox import Sandbox
+from hpc_agent.sandbox import from_settings as sandbox_from_settings
 from hpc_agent.serve.configs import find_model_config, get_model_config
 from hpc_agent.serve.session import DEFAULT_MODEL, open_backend
 
@@ -183,6 +185,18 @@ def _open_weight(name: str) -> bool | None:
 
 class Sweep:
     """Runs the cells of one sweep folder; `run()` returns the cell records of this sweep."""
+
+    @classmethod
+    def from_settings(cls, options: SweepOptions, settings: Settings, *, sandbox: str | None = None,
+                      on_cell: Callable[[dict[str, Any]], None] = lambda _r: None,
+                      progress: Callable[[str], None] = lambda _m: None,
+                      shard: tuple[int, int] | None = None, start_servers: bool = False) -> Sweep:
+        """A sweep over `options` with the settings' sandbox, after checking its folder and the data root.
+        `shard=(i, n)` restricts it to the i-th of n slices of the cells (one element of a job array)."""
+        check_sweep_out(options.out, {"attempts": options.attempts})
+        check_release(resolve_data_root(settings.data_root))
+        return cls(options, settings, sandbox_from_settings(settings, sandbox), on_cell=on_cell, progress=progress,
+                   shard=shard, start_servers=start_servers)
 
     def __init__(self, options: SweepOptions, settings: Settings, sandbox: Sandbox,
                  on_cell: Callable[[dict[str, Any]], None] = lambda _r: None,

@@ -98,10 +98,10 @@ def _vllm_models(options: SweepOptions) -> list[str]:
 def submit_bench(settings: Settings, options: SweepOptions, placement: Placement = Placement(),
                  plan: ShardPlan = ShardPlan(), progress: Progress = lambda _m: None) -> list[jobs.JobRecord]:
     """The sweep's cells as a job array of `plan.shards` checkpointable shards writing into `options.out`."""
-    from hpc_agent import api
+    from hpc_agent.bench.sweep import Sweep
 
     cluster = placement.cluster or default_cluster()
-    sweep = api.make_sweep(options, settings)  # validates models, tasks and the data root before anything queues
+    sweep = Sweep.from_settings(options, settings)  # validates models, tasks and the data root before anything queues
     count = max(1, min(plan.shards, len(sweep.cells)))
     registry = jobs.jobs_dir(settings.runs_dir)
     extra: dict[str, str] = {}

@@ -91,11 +91,11 @@ class BenchShard(submitit.helpers.Checkpointable):
         self.start_servers = start_servers
 
     def __call__(self) -> dict[str, int]:
-        from hpc_agent import api
+        from hpc_agent.bench.sweep import Sweep
 
         for name in self.wait_for:
             wait_for_server(self.settings, name, self.settings.server_ready_timeout_s)
-        sweep = api.make_sweep(self.options, self.settings, shard=(self.index, self.count),
+        sweep = Sweep.from_settings(self.options, self.settings, shard=(self.index, self.count),
                                start_servers=self.start_servers, progress=_log)
         _stop_on_preemption(sweep.stop)
         _log(f"shard {self.index + 1}/{self.count}: {len(sweep.cells)} of {len(sweep.all_cells)} cells "

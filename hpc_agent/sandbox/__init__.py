@@ -12,7 +12,7 @@ from __future__ import annotations
 import shutil
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from hpc_agent.errors import UsageError
 from hpc_agent.records import ExecResult, Limits
@@ -20,6 +20,9 @@ from hpc_agent.records import ExecResult, Limits
 from .apptainer import ApptainerSandbox, apptainer_argv
 from .bwrap import BwrapSandbox
 from .process import ProcessSandbox, UnisolatedExecutionWarning
+
+if TYPE_CHECKING:
+    from hpc_agent.config import Settings
 
 BACKENDS: tuple[str, ...] = ("bwrap", "apptainer", "process")
 
@@ -77,3 +80,17 @@ __all__ = [
     "default_sandbox_name",
     "get_sandbox",
 ]
+
+
+def from_settings(settings: Settings, name: str | None = None) -> Sandbox:
+    """The sandbox the settings choose (`name` overrides; default: the best available backend)."""
+    chosen = name or settings.sandbox or default_sandbox_name()
+    options: dict[str, object] = {}
+    if chosen == "apptainer" and settings.apptainer_image:
+        options["image"] = settings.apptainer_image
+    return get_sandbox(chosen, **options)
+
+
+def limits_from(settings: Settings) -> Limits:
+    """A run's limits from the settings (wall time, memory, processes)."""
+    return Limits(wall_s=settings.exec_timeout_s, memory_mb=settings.memory_mb, max_procs=settings.max_procs)
