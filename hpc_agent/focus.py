@@ -10,6 +10,7 @@ loop checks and runs it like any answer and keeps whichever got further.
 from __future__ import annotations
 
 import ast
+import builtins
 import re
 from difflib import SequenceMatcher
 
@@ -70,6 +71,9 @@ def _names_by_line(tree: ast.Module) -> tuple[dict[int, set[str]], dict[int, set
     return stored, loaded
 
 
+BUILTINS = frozenset(dir(builtins))
+
+
 def _key(line: str) -> str:
     return re.sub(r"\s+", "", line)
 
@@ -90,13 +94,26 @@ def focused_merge(base: str, lines: set[int], answer: str) -> str | None:
         any(i1 + 1 <= n <= i2 for n in pinned) or (tag == "insert" and i1 in pinned))}
     if not taken:  # the answer left the failing statements as they were: there is no fix to take
         return None
-    # A fix may need a name the answer assigns elsewhere (`geom` for `create(geom=geom)`): take those lines too.
+    # A fix may need a name the answer assigns elsewhere (`geom` for `create(geom=geom)`), or one whose base
+    # assignment the taken lines replaced: take the answer's lines that assign it too, until nothing is missing.
     stored, loaded = _names_by_line(ast.parse(answer))
-    had = set().union(*_names_by_line(ast.parse(base))[0].values())
-    wanted = set().union(*(loaded.get(j + 1, set()) for k in taken for j in range(chunks[k][3], chunks[k][4]))) - had
-    for k, (tag, i1, i2, j1, j2) in enumerate(chunks):
-        if tag == "replace" and wanted & set().union(*(stored.get(j + 1, set()) for j in range(j1, j2))):
-            taken.add(k)
+    base_stored, base_loaded = _names_by_line(ast.parse(base))
+
+    def names(table: dict[int, set[str]], start: int, stop: int) -> set[str]:
+        return set().union(*(table.get(n + 1, set()) for n in range(start, stop)))
+
+    for _ in range(len(chunks)):
+        from_answer = [k for k, c in enumerate(chunks) if c[0] == "insert" or k in taken]
+        defined = set().union(*(names(stored, c[3], c[4]) if k in from_answer else names(base_stored, c[1], c[2])
+                                for k, c in enumerate(chunks)))
+        used = set().union(*(names(loaded, c[3], c[4]) if k in from_answer else names(base_loaded, c[1], c[2])
+                             for k, c in enumerate(chunks)))
+        missing = used - defined - BUILTINS
+        more = {k for k, c in enumerate(chunks) if c[0] != "equal" and k not in taken
+                and missing & names(stored, c[3], c[4])}
+        if not more:
+            break
+        taken |= more
     out: list[str] = []
     for k, (tag, i1, i2, j1, j2) in enumerate(chunks):
         out += new[j1:j2] if tag == "insert" or k in taken else old[i1:i2]
