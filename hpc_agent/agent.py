@@ -44,8 +44,8 @@ from hpc_agent.records import (
     Validation,
 )
 from hpc_agent.sandbox import Sandbox
-from hpc_agent.request_facts import (request_call_texts, request_cone, request_definitions, request_selection,
-                                     returned_key_hints, returned_keys)
+from hpc_agent.request_facts import (missing_call_hints, request_call_texts, request_cone, request_definitions,
+                                     request_selection, returned_key_hints, returned_keys)
 from hpc_agent.sources import positions_context, without_source_names
 from hpc_agent.grounding import runtime_suggestion
 from hpc_agent.names import name_index
@@ -220,7 +220,8 @@ def _hints(attempt: Attempt, request: str = "") -> tuple[str, ...]:
     with _AST_LOCK:
         undefined = undefined_name_hints(attempt.static_errors, importable, request=request)
         return (undefined + usage_hints(attempt.script, attempt.static_errors, importable)
-                + _runtime_hints(attempt, request) + returned_key_hints(attempt.script, request))
+                + _runtime_hints(attempt, request) + returned_key_hints(attempt.script, request)
+                + missing_call_hints(attempt.script, request))
 
 
 def _runtime_hints(attempt: Attempt, request: str = "") -> tuple[str, ...]:

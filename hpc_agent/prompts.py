@@ -136,6 +136,9 @@ HINTS: tuple[Hint, ...] = (
     _h(r"observations\.py.*\n(?:.*\n){0,6}.*is not in list", "`Observations` (what `get_observations` returns) is a "
        "list of `Observation` objects indexed by position or observation id, not by column name. Per-observation "
        "values of the observation index are columns of `data_store.obs_table`: `selected[\"COLUMN\"]`."),
+    _h(r"models[/\\]core\.py.*\n(?:.*\n){0,6}.*ValueError: '[^']*' is not in list", "The estimator's `source=` names a "
+       "model the datasets do not hold. Make it under that name, `model = SkyModel(spectral_model=spectral_model, "
+       "name=\"<the source= name>\")`, and attach it before running the estimator: `datasets.models = [model]`."),
     _h(r"selection = set\(selection\)", "`SpectrumDatasetMaker(selection=[\"counts\", \"exposure\", \"edisp\"])` and "
        "`MapDatasetMaker(selection=...)` take a list of what to compute; the region goes into the empty dataset's "
        "geometry: `RegionGeom.create(region=on_region, axes=[energy_axis])`."),

@@ -124,3 +124,38 @@ def returned_key_hints(script: str | None, prompt: str) -> tuple[str, ...]:
     return tuple(f"line {node.lineno}: your request says `{key}` is what `{keys[key]}()` returns: "
                  f'`{ast.unparse(node.value)}.{keys[key]}()["{key}"]`, not `{ast.unparse(node)}`'
                  for key, node in read.items() if keys[key] not in called)
+
+
+_NAMED = re.compile(r"\b([A-Z][A-Za-z0-9]*)\s+(?:named|called)\s+[\"']([^\"']+)[\"']")
+MAX_MISSING = 3
+
+
+def _callee(call: ast.Call) -> str:
+    return call.func.attr if isinstance(call.func, ast.Attribute) else ast.unparse(call.func)
+
+
+def missing_call_hints(script: str | None, prompt: str) -> tuple[str, ...]:
+    """Steps the request writes out that the script never takes: a call it spells out (`PowerLawSpectralModel(
+    index=2.6, ...)`) whose callee the script never calls, or an object it names (`SkyModel named "source"`)
+    that the script never makes. A small model drops such a step and then fails far downstream of it
+    (`'source' is not in list`), where the traceback no longer points at what is missing."""
+    if not script:
+        return ()
+    try:
+        tree = ast.parse(script)
+    except SyntaxError:
+        return ()
+    called = {_callee(n) for n in ast.walk(tree) if isinstance(n, ast.Call)}
+    hints: list[str] = []
+    for call in request_calls(prompt):
+        name = _callee(call)
+        if name not in called and not any(name in h for h in hints):
+            hints.append(f"your request asks for `{ast.unparse(call)}`; your script never calls `{name}`")
+    for cls, name in dict.fromkeys(_NAMED.findall(" ".join(prompt.split()))):
+        named = any(isinstance(n, ast.Call) and _callee(n) == cls and any(
+            kw.arg == "name" and isinstance(kw.value, ast.Constant) and kw.value.value == name for kw in n.keywords)
+            for n in ast.walk(tree))
+        if not named:
+            hints.append(f'your request asks for a `{cls}` named "{name}"; your script never makes one: '
+                         f'`{cls}(..., name="{name}")`')
+    return tuple(hints[:MAX_MISSING])

@@ -6,7 +6,9 @@ import json
 import subprocess
 import sys
 
-from hpc_agent.request_facts import request_definitions, request_position
+from hpc_agent.bench.tasks import load_tasks, reference_script
+from hpc_agent.prompts import hints_for
+from hpc_agent.request_facts import missing_call_hints, request_definitions, request_position
 from hpc_agent.static import static_stage
 
 REQUEST = ("Bin the events of the source at RA = 83.6331 deg, Dec = 22.0145 deg in\n"
@@ -56,3 +58,34 @@ def test_the_one_circle_a_request_describes_in_words_defines_an_unassigned_on_re
     # two circles, or none centred on the source: no reading
     two = request + " Compare with a circle of radius 0.2 deg centered on the source."
     assert "on_region" not in request_definitions(two) and "on_region" not in request_definitions(REQUEST)
+
+
+LIGHT_CURVE_REQUEST = ("Model: SkyModel named \"source\" with PowerLawSpectralModel(index=2.6, amplitude=1e-12 cm-2 s-1 "
+                       "TeV-1, reference=1 TeV).\nLight curve: LightCurveEstimator(energy_edges=[1, 100] TeV, "
+                       "source=\"source\") on the datasets.")
+
+
+def test_steps_the_request_writes_out_and_the_script_never_takes_are_named() -> None:
+    skipped = "from gammapy.estimators import LightCurveEstimator\nlc = LightCurveEstimator(source='source').run(d)\n"
+    hints = missing_call_hints(skipped, LIGHT_CURVE_REQUEST)
+    assert len(hints) == 2
+    assert "PowerLawSpectralModel(index=2.6, amplitude=1e-12 * u.Unit('cm-2 s-1 TeV-1')" in hints[0]
+    assert hints[1].startswith('your request asks for a `SkyModel` named "source"')
+    taken = ("model = SkyModel(spectral_model=PowerLawSpectralModel(index=2.6), name='source')\n" + skipped)
+    assert missing_call_hints(taken, LIGHT_CURVE_REQUEST) == ()
+    # a SkyModel under another name is not the one asked for
+    other = taken.replace("name='source'", "name='crab'")
+    assert missing_call_hints(other, LIGHT_CURVE_REQUEST) == (hints[1],)
+
+
+def test_no_reference_solution_is_told_it_skips_a_step() -> None:
+    for task in load_tasks().values():
+        assert missing_call_hints(reference_script(task), task.prompt) == (), task.id
+
+
+def test_an_estimator_source_the_datasets_lack_gets_the_model_wiring_hint() -> None:
+    """The real traceback of Gammapy's model lookup by a name that is not there."""
+    run = subprocess.run([sys.executable, "-c", "from gammapy.modeling.models import Models; Models([])['source']"],
+                         capture_output=True, text=True, timeout=120)
+    assert "is not in list" in run.stderr
+    assert any("datasets.models = [model]" in h for h in hints_for(run.stderr))
