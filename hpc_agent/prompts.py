@@ -114,6 +114,12 @@ HINTS: tuple[Hint, ...] = (
        "(`import os, json`, `import numpy as np`, `import astropy.units as u`, `from astropy.coordinates import SkyCoord`)."),
     _h(r"UnitConversionError|UnitTypeError|TypeError: .*Quantity", "Mind astropy units: convert with `.to(u.deg)` / "
        "`.to_value(unit)` and pass plain floats to json."),
+    _h(r"object of type 'FluxPoints' has no len|Object of type \w*(Map|FluxPoints) is not JSON serializable",
+       "What `LightCurveEstimator.run` and `FluxPointsEstimator.run` return (`FluxPoints`) is not a list, and its "
+       "`.flux` is a map. Read the values from its table: `table = lc.to_table(format=\"lightcurve\", "
+       "sed_type=\"flux\")` (one row per time bin; `format=\"gadf-sed\"` for flux points, one row per energy bin), "
+       "`values = np.ravel(table[\"flux\"].quantity.to_value(\"cm-2 s-1\"))`, then `len(table)` and "
+       "`float(np.nanmean(values))`. A map's numbers are `m.data` (or `m.quantity`)."),
     _h(r"is not JSON serializable", "json.dumps needs plain Python numbers: wrap each value, `float(x)` or "
        "`int(n)` (numpy numbers too); only an astropy Quantity needs `float(q.to_value(unit))` first."),
     _h(r"ImportError: cannot import name|AttributeError: module 'gammapy", "That name does not exist in this Gammapy "

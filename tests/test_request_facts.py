@@ -89,3 +89,18 @@ def test_an_estimator_source_the_datasets_lack_gets_the_model_wiring_hint() -> N
                          capture_output=True, text=True, timeout=120)
     assert "is not in list" in run.stderr
     assert any("datasets.models = [model]" in h for h in hints_for(run.stderr))
+
+
+def test_flux_points_used_as_a_list_or_a_number_get_the_table_idiom() -> None:
+    """Real tracebacks: `len()` of Gammapy's FluxPoints and json of a map; the hint reads values from the table."""
+    code = ("import json\nfrom astropy.table import Table\nimport astropy.units as u\n"
+            "from gammapy.estimators import FluxPoints\n"
+            "t = Table({'e_ref': [1.0] * u.TeV, 'dnde': [1e-12] * u.Unit('cm-2 s-1 TeV-1')})\n"
+            "fp = FluxPoints.from_table(t, sed_type='dnde')\n"
+            "import sys\n"
+            "try:\n    len(fp)\nexcept TypeError as e:\n    print(repr(e), file=sys.stderr)\n"
+            "json.dumps({'flux': fp.dnde})\n")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert "has no len" in run.stderr and "is not JSON serializable" in run.stderr
+    for line in ("TypeError: " + run.stderr.split("TypeError(\"")[1].split("\")")[0], run.stderr.splitlines()[-1]):
+        assert any('to_table(format="lightcurve", sed_type="flux")' in h for h in hints_for(line)), line
