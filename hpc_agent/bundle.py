@@ -18,7 +18,9 @@
                                       in its failing lines (raw.txt is then the model's answer it came from)
 
 Every file is written atomically; known secret values are masked before anything reaches disk.
-`load_run`, `load_attempts` and `list_runs` read bundles back (the web page shows runs through them).
+`run.json` and `validation.json` are written from their records (`RunFile`, `ValidationFile`, with a `schema`
+version); `read_run` reads a bundle back into the `RunResult` it was written from (files of earlier versions
+too). `load_attempts` and `list_runs` read the raw files, for listings and runs still being written.
 """
 
 from __future__ import annotations
@@ -29,9 +31,11 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from hpc_agent._files import atomic_write_text
-from hpc_agent.records import Attempt, RunResult
+from hpc_agent.records import BUNDLE_VERSION, Attempt, RecordError, RunFile, RunResult, Usage, ValidationFile
 
-BUNDLE_VERSION = 1
+__all__ = ["BUNDLE_VERSION", "AttemptFiles", "Bundle", "list_runs", "load_attempts", "read_attempt", "read_run",
+           "render_messages"]
+
 MASK = "***"
 
 
@@ -73,19 +77,7 @@ class Bundle:
         ex = attempt.execution
         self._write(d / "stdout.txt", ex.stdout if ex else "")
         self._write(d / "stderr.txt", ex.stderr if ex else "")
-        self._write_json(d / "validation.json", {
-            "passed": attempt.passed,
-            "failure": attempt.failure,
-            "exception": attempt.exception,
-            "repairs": list(attempt.repairs),
-            "static_errors": list(attempt.static_errors),
-            "checks": [c.model_dump() for c in attempt.validation.checks],
-            "execution": ex.model_dump(exclude={"stdout", "stderr"}) if ex else None,
-            "candidate": attempt.candidate,
-            "candidates": attempt.candidates,
-            "feedback": attempt.feedback,
-            "restart": attempt.restart,
-        })
+        self._write_json(d / "validation.json", ValidationFile.from_attempt(attempt).to_json())
         self._write_json(d / "usage.json", attempt.usage.model_dump())
 
     def write_attempt(self, attempt: Attempt, sent: list[dict[str, str]], raw_answer: str) -> Path:
@@ -117,18 +109,7 @@ class Bundle:
 
     def write_run(self, result: RunResult) -> Path:
         path = self.out_dir / "run.json"
-        data = result.model_dump(mode="json")
-        data["bundle_version"] = BUNDLE_VERSION
-        data["status"] = result.status
-        # The per-attempt folders hold the detail; run.json keeps each attempt's outcome only.
-        data["attempts"] = len(result.attempts)
-        data["attempt_summaries"] = [
-            {"index": a.index, "passed": a.passed, "failure": a.failure, "exception": a.exception,
-             "repairs": list(a.repairs), "candidates": a.candidates, "restart": a.restart,
-             "usage": a.usage.model_dump()}
-            for a in result.attempts
-        ]
-        self._write_json(path, data)
+        self._write_json(path, RunFile.from_result(result).to_json())
         return path
 
 
@@ -136,8 +117,23 @@ def render_messages(messages: list[dict[str, str]]) -> str:
     return "\n\n".join(f"### {m['role']}\n{m['content']}" for m in messages) + "\n"
 
 
-def load_run(out_dir: Path) -> dict[str, Any]:
-    return json.loads((out_dir / "run.json").read_text())
+def read_attempt(d: Path, index: int) -> Attempt:
+    """The attempt whose folder is `d`, read back from validation.json, usage.json and the script and output
+    files (a candidate folder reads the same way)."""
+    if not (d / "validation.json").is_file():
+        raise RecordError(f"{d}: no validation.json; not a finished attempt")
+    script, answer = d / "script.py", d / "answer.py"
+    return ValidationFile.read(d / "validation.json").to_attempt(
+        index, script=script.read_text(errors="replace") if script.is_file() else None,
+        answer=answer.read_text(errors="replace") if answer.is_file() else None,
+        usage=Usage.model_validate(_json(d / "usage.json")), stdout=_text(d / "stdout.txt"),
+        stderr=_text(d / "stderr.txt"))
+
+
+def read_run(out_dir: Path) -> RunResult:
+    """The RunResult a bundle was written from: run.json plus each attempt folder it lists."""
+    run = RunFile.read(out_dir / "run.json")
+    return run.to_result(tuple(read_attempt(out_dir / f"attempt-{s.index}", s.index) for s in run.attempt_summaries))
 
 
 @dataclass(frozen=True)

@@ -35,6 +35,7 @@ from typing import Any, Callable, Iterator
 
 from hpc_agent._files import atomic_write_text
 from hpc_agent.agent import RunSpec, package_version, run_agent
+from hpc_agent.bench.cells import AttemptRow, CellRecord, read_cell
 from hpc_agent.bench.oracle import ORACLE, OracleModel
 from hpc_agent.bench.references import expected_values
 from hpc_agent.bench.tasks import Task, load_tasks
@@ -122,10 +123,11 @@ def sweep_lock(out: Path) -> Iterator[None]:
 
 
 def finished(out: Path, cell: Cell) -> bool:
-    path = out / "cells" / cell.id / CELL_FILE
+    """Whether the cell has a cell.json with a final status (an unreadable one is not; one written by a newer
+    hpc-agent is a RecordError, not silently rerun)."""
     try:
-        return json.loads(path.read_text())["status"] in FINAL
-    except (OSError, ValueError, KeyError):
+        return read_cell(out / "cells" / cell.id / CELL_FILE).status in FINAL
+    except (OSError, ValueError):
         return False
 
 
@@ -134,35 +136,18 @@ def _write_json(path: Path, obj: Any) -> None:
 
 
 def cell_record(cell: Cell, task: Task, result: RunResult | None, error: str | None, wall_s: float,
-                open_weight: bool | None) -> dict[str, Any]:
+                open_weight: bool | None) -> CellRecord:
     """What cell.json holds: the cell, its outcome, and one row per attempt for the traces."""
-    attempts = []
-    for a in (result.attempts if result else ()):
-        ex = a.execution
-        attempts.append({
-            "attempt": a.index, "passed": a.passed, "failure": a.failure, "exception": a.exception,
-            "traceback_tail": "\n".join((ex.stderr if ex else "").strip().splitlines()[-30:]),
-            "prompt_tokens": a.usage.prompt_tokens, "cached_prompt_tokens": a.usage.cached_prompt_tokens,
-            "completion_tokens": a.usage.completion_tokens, "reasoning_tokens": a.usage.reasoning_tokens,
-            "model_latency_s": a.usage.latency_s, "sandbox_s": ex.duration_s if ex else 0.0,
-            "validation_s": a.validation_s,
-            "validator_details": json.dumps([c.model_dump() for c in a.validation.checks]),
-            "rag_snippets": len(a.context_ids), "rag_ids": json.dumps(list(a.context_ids)),
-            "repairs_made": json.dumps(list(a.repairs)), "n_repairs": len(a.repairs),
-            "static_errors": json.dumps(list(a.static_errors)), "static_s": a.static_s,
-            "candidates": a.candidates, "restart": a.restart,
-        })
+    rows = tuple(AttemptRow.from_attempt(a) for a in (result.attempts if result else ()))
     passed = bool(result and result.passed)
-    status = "error" if error else ("passed" if passed else "failed")
-    return {
-        "cell": cell.id, "model": cell.model, "task": cell.task, "kind": task.kind, "source": task.source,
-        "seed": cell.seed, "rag": cell.rag, "repairs": cell.repairs, "candidates": cell.candidates,
-        "status": status, "passed": passed, "error": error,
-        "attempts_to_pass": len(attempts) if passed else None, "n_attempts": len(attempts), "wall_s": wall_s,
-        "open_weight": open_weight, "server": result.server.model_dump() if result and result.server else None,
-        "code_commit": code_commit(),
-        "finished_at": datetime.now(timezone.utc).isoformat(), "attempt_rows": attempts,
-    }
+    return CellRecord(
+        cell=cell.id, model=cell.model, task=cell.task, kind=task.kind, source=task.source, seed=cell.seed,
+        rag=cell.rag, repairs=cell.repairs, candidates=cell.candidates,
+        status="error" if error else ("passed" if passed else "failed"), passed=passed, error=error,
+        attempts_to_pass=len(rows) if passed else None, n_attempts=len(rows), wall_s=wall_s,
+        open_weight=open_weight, server=result.server if result else None, code_commit=code_commit(),
+        finished_at=datetime.now(timezone.utc).isoformat(), attempt_rows=rows,
+    )
 
 
 @lru_cache(maxsize=1)
@@ -184,7 +169,8 @@ def _open_weight(name: str) -> bool | None:
 
 
 class Sweep:
-    """Runs the cells of one sweep folder; `run()` returns the cell records of this sweep."""
+    """Runs the cells of one sweep folder; `run()` returns the cell records of this sweep, each in its cell.json
+    form (`CellRecord.to_json()`), as `on_cell` receives them."""
 
     @classmethod
     def from_settings(cls, options: SweepOptions, settings: Settings, *, sandbox: str | None = None,
@@ -271,10 +257,10 @@ class Sweep:
                     record = fut.result()
                     if record is None:  # stopped: left for the resume
                         continue
-                    records.append(record)
-                    if record["server"]:
-                        servers[record["model"]] = record["server"]
-                    self.on_cell(record)
+                    records.append(record.to_json())
+                    if record.server:
+                        servers[record.model] = record.server.model_dump(mode="json")
+                    self.on_cell(records[-1])
         with sweep_lock(out):
             self._manifest(servers)
             write_traces(out)
@@ -294,7 +280,7 @@ class Sweep:
         return ChatClient(backend, timeout_s=self.settings.llm_timeout_s, retries=self.settings.llm_retries)
 
     def _run_cell(self, cell: Cell, backend: Backend | None, full: dict[str, Any], variant: dict[str, Any],
-                  variant_root: Path) -> dict[str, Any] | None:
+                  variant_root: Path) -> CellRecord | None:
         if self.stop.is_set():
             return None
         task = self.tasks[cell.task]
@@ -324,7 +310,7 @@ class Sweep:
             shutil.rmtree(cell_dir, ignore_errors=True)
             return None
         record = cell_record(cell, task, result, error, time.monotonic() - t0, _open_weight(cell.model))
-        _write_json(cell_dir / CELL_FILE, record)
+        _write_json(cell_dir / CELL_FILE, record.to_json())
         return record
 
     def _manifest(self, servers: dict[str, Any]) -> None:

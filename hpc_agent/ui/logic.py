@@ -14,10 +14,10 @@ from typing import Any, Callable
 import polars as pl
 
 from hpc_agent import api
-from hpc_agent.bundle import AttemptFiles, list_runs, load_attempts, load_run
+from hpc_agent.bundle import list_runs, read_run
 from hpc_agent.config import Settings, load_settings, make_backend
 from hpc_agent.errors import ConfigError, HpcAgentError
-from hpc_agent.records import Attempt
+from hpc_agent.records import Attempt, RunResult, Usage
 from hpc_agent.report import build_report
 from hpc_agent.serve import DEFAULT_MODEL, model_configs
 
@@ -95,54 +95,52 @@ class FormError(ValueError):
 
 @dataclass(frozen=True)
 class RunView:
-    """A run read back from its bundle: run.json plus every attempt folder."""
+    """A finished run read back from its bundle (`bundle.read_run`): the RunResult with every attempt."""
 
     path: Path
-    run: dict[str, Any]
-    attempts: tuple[AttemptFiles, ...]
+    run: RunResult
 
     @property
     def status(self) -> str:
-        return str(self.run.get("status", "unknown"))
+        return self.run.status
 
     @property
-    def latest(self) -> AttemptFiles | None:
+    def attempts(self) -> tuple[Attempt, ...]:
+        return self.run.attempts
+
+    @property
+    def latest(self) -> Attempt | None:
         return self.attempts[-1] if self.attempts else None
 
     @property
-    def shown(self) -> AttemptFiles | None:
+    def shown(self) -> Attempt | None:
         """The attempt whose script, log and validation the page shows: the latest one that had a script."""
         return next((a for a in reversed(self.attempts) if a.script is not None), self.latest)
 
     @property
     def script(self) -> str | None:
         """The final script, else the latest attempt's that had one."""
-        if self.run.get("final_script"):
-            return str(self.run["final_script"])
+        if self.run.final_script:
+            return self.run.final_script
         shown = self.shown
         return shown.script if shown else None
 
     @property
-    def usage(self) -> dict[str, Any]:
-        return dict(self.run.get("usage") or {})
+    def usage(self) -> Usage:
+        return self.run.usage
 
     def history(self) -> list[dict[str, Any]]:
         """One row per attempt for a table: outcome, exception, repairs made, tokens, model latency, sandbox time."""
-        rows = []
-        for a in self.attempts:
-            v, u = a.validation, a.usage
-            ex = v.get("execution") or {}
-            rows.append({"attempt": a.index, "passed": bool(v.get("passed")), "failure": v.get("failure"),
-                         "exception": v.get("exception"), "exit_code": ex.get("exit_code"),
-                         "repairs": len(v.get("repairs") or []),
-                         "prompt_tokens": u.get("prompt_tokens", 0), "completion_tokens": u.get("completion_tokens", 0),
-                         "model_s": round(float(u.get("latency_s", 0.0)), 2),
-                         "sandbox_s": round(float(ex["duration_s"]), 2) if ex.get("duration_s") is not None else None})
-        return rows
+        return [{"attempt": a.index, "passed": a.passed, "failure": a.failure, "exception": a.exception,
+                 "exit_code": a.execution.exit_code if a.execution else None, "repairs": len(a.repairs),
+                 "prompt_tokens": a.usage.prompt_tokens, "completion_tokens": a.usage.completion_tokens,
+                 "model_s": round(a.usage.latency_s, 2),
+                 "sandbox_s": round(a.execution.duration_s, 2) if a.execution else None}
+                for a in self.attempts]
 
 
 def load_run_view(out_dir: Path) -> RunView:
-    return RunView(out_dir, load_run(out_dir), tuple(load_attempts(out_dir)))
+    return RunView(out_dir, read_run(out_dir))
 
 
 def describe_attempt(a: Attempt) -> str:

@@ -97,17 +97,17 @@ def _progress(job: RunJob) -> None:
 
 def render_run(view: RunView, key: str) -> None:
     run = view.run
-    headline = (f"**{view.status.upper()}** after {len(view.attempts)} attempt(s) — model `{run.get('model')}` "
-                f"(backend {run.get('backend')}), sandbox {run.get('sandbox')}, Gammapy {run.get('gammapy_version')}")
+    headline = (f"**{view.status.upper()}** after {len(view.attempts)} attempt(s) — model `{run.model}` "
+                f"(backend {run.backend}), sandbox {run.sandbox}, Gammapy {run.gammapy_version}")
     {"passed": st.success, "failed": st.warning}.get(view.status, st.error)(headline)
-    if run.get("error"):
-        st.error(f"Infrastructure error: {run['error']}")
-    st.caption(f"Prompt: {run.get('prompt', '')}")
+    if run.error:
+        st.error(f"Infrastructure error: {run.error}")
+    st.caption(f"Prompt: {run.prompt}")
     u = view.usage
     for col, (name, value) in zip(st.columns(5), [
-            ("attempts", len(view.attempts)), ("prompt tokens", u.get("prompt_tokens", 0)),
-            ("completion tokens", u.get("completion_tokens", 0)), ("reasoning tokens", u.get("reasoning_tokens", 0)),
-            ("model time (s)", round(float(u.get("latency_s", 0.0)), 1))]):
+            ("attempts", len(view.attempts)), ("prompt tokens", u.prompt_tokens),
+            ("completion tokens", u.completion_tokens), ("reasoning tokens", u.reasoning_tokens),
+            ("model time (s)", round(u.latency_s, 1))]):
         col.metric(name, value)
 
     shown = view.shown
@@ -121,33 +121,31 @@ def render_run(view: RunView, key: str) -> None:
     if shown is None:
         return
     st.subheader(f"Execution log (attempt {shown.index})")
+    ex = shown.execution
     st.caption("stdout")
-    st.code(shown.stdout or "(empty)", language="text")
+    st.code((ex.stdout if ex else "") or "(empty)", language="text")
     st.caption("stderr")
-    st.code(shown.stderr or "(empty)", language="text")
+    st.code((ex.stderr if ex else "") or "(empty)", language="text")
 
     st.subheader(f"Validation (attempt {shown.index})")
-    v = shown.validation
-    if v.get("passed"):
+    if shown.passed:
         st.success("validation passed")
     else:
-        st.error(f"validation failed: {v.get('failure')}" + (f" ({v['exception']})" if v.get("exception") else ""))
-    for fix in v.get("repairs") or []:
+        st.error(f"validation failed: {shown.failure}" + (f" ({shown.exception})" if shown.exception else ""))
+    for fix in shown.repairs:
         st.markdown(f"- repaired: {fix}")
-    for err in v.get("static_errors") or []:
+    for err in shown.static_errors:
         st.markdown(f"- static check: {err}")
-    if v.get("checks"):
-        st.dataframe(v["checks"], hide_index=True)
+    if shown.validation.checks:
+        st.dataframe([c.model_dump() for c in shown.validation.checks], hide_index=True)
 
     st.subheader("Attempt history")
     st.dataframe(view.history(), hide_index=True)
     for a in view.attempts:
-        outcome = "passed" if a.validation.get("passed") else a.validation.get("failure")
-        with st.expander(f"Attempt {a.index}: {outcome}"):
-            feedback = a.validation.get("feedback")
-            if feedback:
+        with st.expander(f"Attempt {a.index}: {'passed' if a.passed else a.failure}"):
+            if a.feedback:
                 st.caption("Error summary fed back to the model")
-                st.code(feedback, language="text")
+                st.code(a.feedback, language="text")
             else:
                 st.caption("Nothing fed back after this attempt (it passed or was the last).")
             if a.script is not None:
@@ -164,7 +162,12 @@ def runs_tab(settings: Settings) -> None:
                   for p, r in runs], hide_index=True)
     paths = {p.name: p for p, _ in runs}
     name = st.selectbox("Open a run", list(paths), key="open_run")
-    render_run(load_run_view(paths[name]), key="browse")
+    try:
+        view = load_run_view(paths[name])
+    except (HpcAgentError, OSError, ValueError) as exc:  # a damaged bundle, or one this version cannot read
+        st.error(str(exc))
+        return
+    render_run(view, key="browse")
 
 
 def reports_tab(settings: Settings) -> None:
