@@ -23,7 +23,7 @@ from hpc_agent.config import (
     write_config_file,
 )
 from hpc_agent.data import DATASETS, check_dataset, fetch_dataset, resolve_data_root
-from hpc_agent.errors import HpcAgentError, UsageError
+from hpc_agent.errors import EXIT_FAILED, EXIT_INFRASTRUCTURE, EXIT_OK, HpcAgentError, UsageError
 from hpc_agent.hpc.cli import cancel, container, logs, status, submit
 from hpc_agent.hpc.executor import in_slurm_job
 from hpc_agent.rag import cli as rag_cli
@@ -31,8 +31,6 @@ from hpc_agent.records import Attempt
 from hpc_agent.serve import ServerState, get_model_config, model_configs, serve_foreground
 from hpc_agent.serve.session import default_state_file
 from hpc_agent.ui.command import ui as ui_command
-
-EXIT_PASSED, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 
 class _Group(click.Group):
@@ -103,7 +101,7 @@ def run(prompt: str, backend_name: str | None, base_url: str | None, model: str 
     click.echo(f"{'PASSED' if result.passed else 'FAILED'} after {len(result.attempts)} attempt(s); "
                f"tokens: {u.prompt_tokens} prompt, {u.completion_tokens} completion; bundle: {result.out_dir}",
                err=True)
-    sys.exit(EXIT_PASSED if result.passed else EXIT_FAILED)
+    sys.exit(EXIT_OK if result.passed else EXIT_FAILED)
 
 
 @main.group()
@@ -162,7 +160,7 @@ def data_fetch(name: str, to: Path | None, from_path: Path | None, link: bool, u
                            progress=lambda m: click.echo(m, err=True))
     click.echo(result.summary())
     click.echo(f"export PHOTON_STORAGE={root.expanduser().resolve()}")
-    sys.exit(0 if result.ok else 1)
+    sys.exit(EXIT_OK if result.ok else EXIT_FAILED)
 
 
 @data.command("check")
@@ -175,7 +173,7 @@ def data_check(data_root: Path | None) -> None:
         click.echo(r.summary())
         for f in r.missing[:10]:
             click.echo(f"  missing: {f}")
-    sys.exit(0 if all(r.ok for r in results) else 1)
+    sys.exit(EXIT_OK if all(r.ok for r in results) else EXIT_FAILED)
 
 
 @main.command()
@@ -191,7 +189,7 @@ def doctor(backend_name: str | None, base_url: str | None, model: str | None, da
     findings = api.doctor(settings, backend_name, base_url=base_url, model=model)
     for f in findings:
         click.echo(f"{'ok ' if f.ok else 'BAD'} {f.name}: {f.detail}" + ("" if f.ok else f"\n    fix: {f.fix}"))
-    sys.exit(0 if all(f.ok for f in findings) else 1)
+    sys.exit(EXIT_OK if all(f.ok for f in findings) else EXIT_FAILED)
 
 
 def _shard(_ctx: click.Context, _param: click.Parameter, value: str | None) -> tuple[int, int] | None:
@@ -238,7 +236,7 @@ def bench(ctx: click.Context, data_root: Path | None, shard: tuple[int, int] | N
         sweep.run()
     click.echo(f"this run: {counts['passed']} passed, {counts['failed']} failed, {counts['error']} infrastructure "
                f"errors (retried on resume); traces in {options.out}")
-    sys.exit(3 if counts["error"] else 0)
+    sys.exit(EXIT_INFRASTRUCTURE if counts["error"] else EXIT_OK)
 
 
 @main.command()

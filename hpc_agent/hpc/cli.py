@@ -13,7 +13,7 @@ import click
 
 from hpc_agent._cli_common import make_sweep_options, progress, sweep_options
 from hpc_agent.config import load_settings
-from hpc_agent.errors import HpcAgentError, UsageError
+from hpc_agent.errors import EXIT_INFRASTRUCTURE, EXIT_OK, HpcAgentError, UsageError
 from hpc_agent.hpc import containers, jobs
 from hpc_agent.hpc.executor import CLUSTERS
 from hpc_agent.serve.lifecycle import ServerState
@@ -90,7 +90,7 @@ def submit_bench_cmd(data_root: Path | None, cluster: str | None, profile: str |
         err = jobs.error_of(next(r for r in records if r.job_id == job_id))
         click.echo(f"shard {job_id} {bad[job_id]}" + (f":\n{err}" if err else ""), err=True)
     click.echo(f"sweep folder {options.out}: `hpc-agent report {options.out}`", err=True)
-    sys.exit(3 if bad else 0)
+    sys.exit(EXIT_INFRASTRUCTURE if bad else EXIT_OK)
 
 
 def _server_url(record: jobs.JobRecord, state: str) -> dict[str, str]:
