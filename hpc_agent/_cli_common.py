@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import click
 
+from hpc_agent.choices import SWITCHES, switch_values
 from hpc_agent.config import Settings
 from hpc_agent.errors import UsageError
 from hpc_agent.serve.session import DEFAULT_MODEL
@@ -25,8 +26,8 @@ _SWEEP_OPTIONS = [
     click.option("--model", "adhoc_model", help="model name at --base-url"),
     click.option("--tasks", "task_glob", default="*", show_default=True, help="task id glob(s), comma-separated"),
     click.option("--seeds", type=click.IntRange(min=1), default=1, show_default=True),
-    click.option("--rag", type=click.Choice(["off", "on", "both"]), default="off", show_default=True),
-    click.option("--repairs", type=click.Choice(["off", "on", "both"]), default="on", show_default=True,
+    click.option("--rag", type=click.Choice(SWITCHES), default="off", show_default=True),
+    click.option("--repairs", type=click.Choice(SWITCHES), default="on", show_default=True,
                  help="the harness's deterministic repairs: `off` measures the model alone"),
     click.option("--candidates", type=click.IntRange(1, 16), default=None,
                  help="answers per turn (default: each model config's, else 1)"),
@@ -55,9 +56,9 @@ def make_sweep_options(settings: Settings, *, models_opt: str | None, base_url: 
     return SweepOptions(
         out=(out or settings.runs_dir.parent / "sweeps" / datetime.now().strftime("%Y%m%d-%H%M%S")).resolve(),
         models=tuple(m.strip() for m in (models_opt or DEFAULT_MODEL).split(",") if m.strip()),
-        tasks=task_glob, seeds=seeds, rag=("off", "on") if rag == "both" else (rag,), attempts=attempts,
+        tasks=task_glob, seeds=seeds, rag=switch_values(rag), attempts=attempts,
         concurrency=concurrency, base_url=base_url, model=adhoc_model,
-        repairs=("off", "on") if repairs == "both" else (repairs,), candidates=candidates)
+        repairs=switch_values(repairs), candidates=candidates)
 
 
 def progress(message: str) -> None:

@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from hpc_agent._cli_common import data_root_opt, make_sweep_options, progress, sweep_options
+from hpc_agent.choices import REASONING_EFFORTS, SANDBOXES
 from hpc_agent.config import (
     default_config_path,
     load_settings,
@@ -65,12 +66,12 @@ def _print_attempt(a: Attempt) -> None:
 @click.option("--base-url", help="an OpenAI-compatible base URL (ad hoc backend, with --model)")
 @click.option("--model", help="model name at --base-url")
 @click.option("--api-key-env", help="environment variable holding the API key")
-@click.option("--reasoning-effort", type=click.Choice(["minimal", "low", "medium", "high"]))
+@click.option("--reasoning-effort", type=click.Choice(REASONING_EFFORTS))
 @click.option("--max-tokens", type=int, help="completion token cap per model call")
 @click.option("--temperature", type=float)
 @click.option("--attempts", type=int, help="attempt budget")
 @click.option("--timeout", type=float, help="wall-clock limit of one sandboxed run, seconds")
-@click.option("--sandbox", type=click.Choice(["bwrap", "apptainer", "process"]))
+@click.option("--sandbox", type=click.Choice(SANDBOXES))
 @click.option("--out", type=click.Path(path_type=Path), help="bundle folder (default: a new folder under runs_dir)")
 @data_root_opt
 @click.option("--json", "as_json", is_flag=True, help="print run.json instead of the script")

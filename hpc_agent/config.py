@@ -24,11 +24,10 @@ from pydantic_settings import (
 )
 
 from hpc_agent._files import atomic_write_text
+from hpc_agent.choices import ReasoningEffort, SandboxName
 from hpc_agent.errors import ConfigError
 from hpc_agent.hpc.profiles import ClusterProfile
 
-ReasoningEffort = Literal["minimal", "low", "medium", "high"]
-SandboxName = Literal["bwrap", "apptainer", "process"]
 RagMode = Literal["dense", "hybrid"]
 
 

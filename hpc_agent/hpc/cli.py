@@ -15,7 +15,7 @@ from hpc_agent._cli_common import make_sweep_options, progress, sweep_options
 from hpc_agent.config import load_settings
 from hpc_agent.errors import EXIT_INFRASTRUCTURE, EXIT_OK, HpcAgentError, UsageError
 from hpc_agent.hpc import containers, jobs
-from hpc_agent.hpc.executor import CLUSTERS
+from hpc_agent.choices import CLUSTERS
 from hpc_agent.serve.lifecycle import ServerState
 
 _placement = [

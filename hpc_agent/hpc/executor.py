@@ -8,13 +8,11 @@ import os
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
+from hpc_agent.choices import CLUSTERS, ClusterKind
 from hpc_agent.errors import UsageError
 from hpc_agent.hpc.profiles import ClusterProfile
-
-ClusterKind = Literal["slurm", "local", "debug"]
-CLUSTERS: tuple[str, ...] = ("slurm", "local", "debug")
 
 
 def default_cluster() -> ClusterKind:

@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
+from hpc_agent.choices import SANDBOXES, SandboxName
 from hpc_agent.errors import UsageError
 from hpc_agent.records import ExecResult, Limits
 
@@ -24,7 +25,7 @@ from .process import ProcessSandbox, UnisolatedExecutionWarning
 if TYPE_CHECKING:
     from hpc_agent.config import Settings
 
-BACKENDS: tuple[str, ...] = ("bwrap", "apptainer", "process")
+BACKENDS: tuple[SandboxName, ...] = SANDBOXES  # the registry's names (hpc_agent.choices)
 
 
 @runtime_checkable
@@ -45,7 +46,9 @@ class Sandbox(Protocol):
     ) -> ExecResult: ...
 
 
-_CLASSES = {"bwrap": BwrapSandbox, "apptainer": ApptainerSandbox, "process": ProcessSandbox}
+_CLASSES: dict[SandboxName, type[Sandbox]] = {"bwrap": BwrapSandbox, "apptainer": ApptainerSandbox,
+                                              "process": ProcessSandbox}
+assert set(_CLASSES) == set(SANDBOXES), "a sandbox in hpc_agent.choices without a class here, or the reverse"
 
 
 def get_sandbox(name: str, **options) -> Sandbox:
