@@ -54,7 +54,7 @@ def make_sweep_options(settings: Settings, *, models_opt: str | None, base_url: 
     if bool(base_url) != bool(adhoc_model):
         raise UsageError("--base-url and --model go together")
     return SweepOptions(
-        out=(out or settings.runs_dir.parent / "sweeps" / datetime.now().strftime("%Y%m%d-%H%M%S")).resolve(),
+        out=(out or settings.sweeps_dir / datetime.now().strftime("%Y%m%d-%H%M%S")).resolve(),
         models=tuple(m.strip() for m in (models_opt or DEFAULT_MODEL).split(",") if m.strip()),
         tasks=task_glob, seeds=seeds, rag=switch_values(rag), attempts=attempts,
         concurrency=concurrency, base_url=base_url, model=adhoc_model,

@@ -15,7 +15,7 @@ from hpc_agent.bench.references import expected_values
 from hpc_agent.bench.sweep import Sweep, SweepOptions
 from hpc_agent.bench.tasks import load_tasks
 from hpc_agent.config import Backend, Settings, check_backend_fields, load_settings
-from hpc_agent.data import check_dataset, resolve_data_root
+from hpc_agent.data import RELEASE, check_dataset, resolve_data_root
 from hpc_agent.hpc.submit import Placement, ShardPlan, submit_bench, submit_serve
 from hpc_agent.hpc.submit import wait as wait_for_jobs
 from hpc_agent.serve.configs import get_model_config
@@ -129,9 +129,9 @@ def doctor(settings: Settings, backend: str | None = None, *, base_url: str | No
                                 "reinstall with the pins in pyproject.toml"))
     try:
         root = resolve_data_root(settings.data_root)
-        check = check_dataset(root / "hess-dl3-dr1")
+        check = check_dataset(root / RELEASE)
         findings.append(Finding("data", check.ok, check.summary(),
-                                f"hpc-agent data fetch hess-dl3-dr1 --to {root}"))
+                                f"hpc-agent data fetch {RELEASE} --to {root}"))
     except Exception as exc:
         findings.append(Finding("data", False, str(exc), "export PHOTON_STORAGE=DIR or pass --data-root DIR"))
     try:

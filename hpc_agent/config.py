@@ -154,6 +154,28 @@ class Settings(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         return (init_settings, env_settings, _YamlFile(settings_cls))
 
+    # The data folder's layout, spelled once. `runs_dir`'s parent holds what every process and batch job
+    # shares (put it on a shared filesystem on clusters): servers announce themselves there, jobs are
+    # remembered there, sweeps go there by default.
+    @property
+    def data_dir(self) -> Path:
+        return self.runs_dir.parent
+
+    @property
+    def servers_dir(self) -> Path:
+        """State files and logs of model servers: how runs and jobs find a running server."""
+        return self.data_dir / "servers"
+
+    @property
+    def jobs_dir(self) -> Path:
+        """One JSON per submitted job (so `status`, `logs`, `cancel` work from any later shell)."""
+        return self.data_dir / "jobs"
+
+    @property
+    def sweeps_dir(self) -> Path:
+        """Where `bench` puts a sweep without `--out`, and where the page looks for them."""
+        return self.data_dir / "sweeps"
+
     def to_file_dict(self) -> dict[str, Any]:
         """What `config save` writes: plain YAML types, no secrets (there are none to write)."""
         return self.model_dump(mode="json", exclude_none=True)

@@ -19,13 +19,11 @@ from hpc_agent._files import atomic_write_text
 from hpc_agent.agent import package_version
 from hpc_agent.bench.tasks import Task, reference_script
 from hpc_agent.config import cache_root
-from hpc_agent.data import INDEX_FILES, contract_env, data_binds
+from hpc_agent.data import INDEX_FILES, RELEASE, contract_env, data_binds
 from hpc_agent.errors import InfrastructureError
 from hpc_agent.records import ExecResult, Limits
 from hpc_agent.sandbox import Sandbox
 from hpc_agent.validate import parse_results
-
-DATASET = "hess-dl3-dr1"
 
 
 def store_checksum(data_root: Path) -> str:
@@ -36,7 +34,7 @@ def store_checksum(data_root: Path) -> str:
     """
     h = hashlib.sha256()
     for name in INDEX_FILES:
-        raw = (data_root / DATASET / name).read_bytes()
+        raw = (data_root / RELEASE / name).read_bytes()
         h.update(gzip.decompress(raw) if name.endswith(".gz") else raw)
     return h.hexdigest()
 

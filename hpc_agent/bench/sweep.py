@@ -41,7 +41,7 @@ from hpc_agent.bench.tasks import Task, load_tasks
 from hpc_agent.bench.traces import write_traces
 from hpc_agent.bench.variants import VariantCheck, make_variant_store
 from hpc_agent.config import Backend, Settings
-from hpc_agent.data import resolve_data_root
+from hpc_agent.data import RELEASE, resolve_data_root
 from hpc_agent.errors import HpcAgentError, UsageError
 from hpc_agent.llm import ChatClient, ChatModel
 from hpc_agent.records import Limits, RunResult
@@ -241,7 +241,7 @@ class Sweep:
     def expected(self, task_ids: set[str]) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]], Path]:
         """Reference values on the full store and on the variant store, for the given tasks."""
         variant_root = self.o.out / "variant-store"
-        if not (variant_root / "hess-dl3-dr1").is_dir():  # deterministic: made once, never replaced under a reader
+        if not (variant_root / RELEASE).is_dir():  # deterministic: made once, never replaced under a reader
             make_variant_store(self.data_root, variant_root)
         full, variant = {}, {}
         for task in (t for t in self.tasks.values() if t.id in task_ids):

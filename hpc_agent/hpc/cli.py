@@ -118,7 +118,7 @@ def _failure(record: jobs.JobRecord, state: str) -> dict[str, str]:
 def status(as_json: bool, last: int) -> None:
     """Jobs submitted by hpc-agent and their states (from sacct, squeue or the job's result file)."""
     settings = load_settings()
-    records = jobs.load_all(jobs.jobs_dir(settings.runs_dir))[-last:]
+    records = jobs.load_all(settings.jobs_dir)[-last:]
     states = jobs.states(records)
     rows = [{"job": r.job_id, "kind": r.kind, "name": r.name, "cluster": r.cluster, "state": states[r.job_id],
              "submitted": r.submitted_at, **r.detail, **_server_url(r, states[r.job_id]),
@@ -142,7 +142,7 @@ def status(as_json: bool, last: int) -> None:
 def logs(job_id: str, stream: str | None, tail: int) -> None:
     """Print a job's log (an array id prints every element's)."""
     settings = load_settings()
-    for record in jobs.find(jobs.jobs_dir(settings.runs_dir), job_id):
+    for record in jobs.find(settings.jobs_dir, job_id):
         path = record.paths().stderr if stream == "err" else record.paths().stdout
         click.echo(f"==> {record.job_id}: {path}", err=True)
         if not path.exists():
@@ -161,7 +161,7 @@ def logs(job_id: str, stream: str | None, tail: int) -> None:
 def cancel(job_id: str) -> None:
     """Cancel a job (or a whole array) submitted by hpc-agent."""
     settings = load_settings()
-    done = jobs.cancel(jobs.find(jobs.jobs_dir(settings.runs_dir), job_id))
+    done = jobs.cancel(jobs.find(settings.jobs_dir, job_id))
     click.echo(f"cancelled {', '.join(done)}" if done else f"{job_id}: nothing running to cancel")
 
 

@@ -43,7 +43,7 @@ def resolve_profile(settings: Settings, name: str | None) -> ClusterProfile:
 
 
 def _submitit_folder(settings: Settings) -> Path:
-    return jobs.jobs_dir(settings.runs_dir) / "submitit"
+    return settings.jobs_dir / "submitit"
 
 
 def submit_serve(settings: Settings, name: str, placement: Placement = Placement(), *,
@@ -79,7 +79,7 @@ def submit_serve(settings: Settings, name: str, placement: Placement = Placement
     record = jobs.JobRecord(job_id=str(job.job_id), kind="serve", cluster=cluster,
                             folder=str(_submitit_folder(settings) / "%j"), name=name,
                             detail={"state_file": str(state_file), "time_min": resources.timeout_min})
-    jobs.save(record, jobs.jobs_dir(settings.runs_dir))
+    jobs.save(record, settings.jobs_dir)
     return record
 
 
@@ -103,7 +103,7 @@ def submit_bench(settings: Settings, options: SweepOptions, placement: Placement
     cluster = placement.cluster or default_cluster()
     sweep = Sweep.from_settings(options, settings)  # validates models, tasks and the data root before anything queues
     count = max(1, min(plan.shards, len(sweep.cells)))
-    registry = jobs.jobs_dir(settings.runs_dir)
+    registry = settings.jobs_dir
     extra: dict[str, str] = {}
     wait_for: tuple[str, ...] = ()
     if plan.after_serve:

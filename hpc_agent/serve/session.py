@@ -25,13 +25,8 @@ DEFAULT_MODEL = "qwen2.5-coder-1.5b"  # the strongest model that runs on a 2-cor
 Progress = Callable[[str], None]
 
 
-def state_dir(settings: Settings) -> Path:
-    """Where state files and server logs live by default (a shared folder on clusters)."""
-    return settings.runs_dir.parent / "servers"
-
-
 def default_state_file(settings: Settings, name: str) -> Path:
-    return state_dir(settings) / f"{name}.json"
+    return settings.servers_dir / f"{name}.json"
 
 
 def _with_overrides(backend: Backend, overrides: dict[str, Any]) -> Backend:
@@ -97,7 +92,7 @@ def open_backend(
         raise UsageError(f"no running server for {cfg.name!r}: start one with `hpc-agent serve {cfg.name}` on a "
                          f"GPU node (state file {default_state_file(settings, cfg.name)})")
     port = free_port()
-    log_file = state_dir(settings) / f"{cfg.name}-{port}.log"
+    log_file = settings.servers_dir / f"{cfg.name}-{port}.log"
     progress(f"starting {cfg.name} ({'vLLM' if cfg.kind == 'vllm' else 'llama.cpp'}) on port {port}; log {log_file}")
     with managed_server(cfg, host="127.0.0.1", port=port, log_file=log_file,
                         ready_timeout_s=settings.server_ready_timeout_s, progress=progress) as srv:

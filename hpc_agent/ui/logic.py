@@ -245,7 +245,7 @@ class RunJob:
 
 def sweeps_dir(settings: Settings) -> Path:
     """Where `hpc-agent bench` puts sweeps by default."""
-    return settings.runs_dir.parent / "sweeps"
+    return settings.sweeps_dir
 
 
 @dataclass(frozen=True)
