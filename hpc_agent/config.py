@@ -101,6 +101,7 @@ class Settings(BaseSettings):
         env_nested_delimiter="__",
         extra="forbid",
         frozen=True,
+        protected_namespaces=(),  # the field `model_configs` is ours, not pydantic's `model_` namespace
     )
 
     backends: dict[str, Backend] = Field(default_factory=dict)
@@ -135,6 +136,14 @@ class Settings(BaseSettings):
     rag_sources: list[Path] = Field(default_factory=list, description="tutorial folders indexed by `rag build`")
     rag_docs: bool = Field(True, description="`rag build` adds the tutorials and user guide of the installed "
                            "Gammapy's sdist (fetched with pip, cached)")
+    # where shipped data and engines are found; read here (as $HPC_AGENT_MODEL_CONFIGS, $HPC_AGENT_VLLM,
+    # $HPC_AGENT_BENCHMARKS, or from the config file) like every other setting
+    model_configs: str | None = Field(None, description="extra model-config folders, \":\"-separated, searched "
+                                      "before the shipped model_configs/ (first match wins)")
+    vllm: str | None = Field(None, description="the command that runs vLLM, e.g. `apptainer exec --nv vllm.sif "
+                             "vllm` (default: `vllm` on PATH)")
+    benchmarks: Path | None = Field(None, description="a benchmarks/ folder (tasks/, reference/) instead of the "
+                                    "shipped one")
 
     @field_validator("backends", mode="before")
     @classmethod
@@ -160,6 +169,11 @@ class Settings(BaseSettings):
     @property
     def data_dir(self) -> Path:
         return self.runs_dir.parent
+
+    @property
+    def model_config_dirs(self) -> list[Path]:
+        """The `model_configs` folders, in search order."""
+        return [Path(p) for p in (self.model_configs or "").split(":") if p]
 
     @property
     def servers_dir(self) -> Path:

@@ -95,7 +95,7 @@ def open_backend(
     log_file = settings.servers_dir / f"{cfg.name}-{port}.log"
     progress(f"starting {cfg.name} ({'vLLM' if cfg.kind == 'vllm' else 'llama.cpp'}) on port {port}; log {log_file}")
     with managed_server(cfg, host="127.0.0.1", port=port, log_file=log_file,
-                        ready_timeout_s=settings.server_ready_timeout_s, progress=progress) as srv:
+                        ready_timeout_s=settings.server_ready_timeout_s, progress=progress, settings=settings) as srv:
         progress(f"{cfg.name} ready after {srv.ready_after_s:.1f} s")
         yield _with_overrides(cfg.backend(srv.base_url).model_copy(update={"engine": srv.engine}), overrides)
 
@@ -128,7 +128,7 @@ def serve_foreground(
     previous = signal.signal(signal.SIGTERM, _term)
     try:
         with managed_server(cfg, host=host, port=port, log_file=log_file,
-                            ready_timeout_s=settings.server_ready_timeout_s, progress=progress) as srv:
+                            ready_timeout_s=settings.server_ready_timeout_s, progress=progress, settings=settings) as srv:
             state = srv.state(cfg.name, host, port)
             state.write(state_file)
             try:
