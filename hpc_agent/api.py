@@ -18,8 +18,7 @@ from hpc_agent.config import Backend, Settings, check_backend_fields, load_setti
 from hpc_agent.data import RELEASE, check_dataset, resolve_data_root
 from hpc_agent.hpc.submit import Placement, ShardPlan, submit_bench, submit_serve
 from hpc_agent.hpc.submit import wait as wait_for_jobs
-from hpc_agent.serve.configs import get_model_config
-from hpc_agent.serve.session import DEFAULT_MODEL, open_backend, running_server
+from hpc_agent.serve.session import open_backend, resolve_backend, running_server
 from hpc_agent.serve.weights import cache_dir
 from hpc_agent.llm import ChatClient
 from hpc_agent.preflight import check_prompt, check_release, check_run_out
@@ -154,14 +153,12 @@ def doctor(settings: Settings, backend: str | None = None, *, base_url: str | No
 def _backend_finding(settings: Settings, name: str | None, base_url: str | None, model: str | None) -> Finding:
     """Reachability of an endpoint, or readiness of a local model, without starting anything."""
     try:
-        if base_url or model:
-            return _reachable(Backend(name="adhoc", base_url=base_url or "", model=model or ""))
-        name = name or settings.backend or DEFAULT_MODEL
-        if name in settings.backends:
-            return _reachable(settings.backends[name])
-        cfg = get_model_config(name)
-        if cfg.kind == "remote":
-            return _reachable(cfg.backend())
+        resolved = resolve_backend(settings, name, base_url=base_url, model=model)
+        if resolved.endpoint is not None:
+            return _reachable(resolved.endpoint)
+        cfg = resolved.config
+        assert cfg is not None  # a model config that needs a server
+        name = cfg.name
         state = running_server(settings, cfg)
         if state is not None:
             return _reachable(cfg.backend(state.base_url))

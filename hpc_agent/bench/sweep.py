@@ -42,14 +42,14 @@ from hpc_agent.bench.traces import write_traces
 from hpc_agent.bench.variants import VariantCheck, make_variant_store
 from hpc_agent.config import Backend, Settings
 from hpc_agent.data import RELEASE, resolve_data_root
-from hpc_agent.errors import HpcAgentError, UsageError
+from hpc_agent.errors import ConfigError, HpcAgentError, UsageError
 from hpc_agent.llm import ChatClient, ChatModel
 from hpc_agent.records import Limits, RunResult
 from hpc_agent.preflight import check_release, check_sweep_out
 from hpc_agent.sandbox import Sandbox
 from hpc_agent.sandbox import from_settings as sandbox_from_settings
 from hpc_agent.serve.configs import find_model_config, get_model_config
-from hpc_agent.serve.session import DEFAULT_MODEL, open_backend
+from hpc_agent.serve.session import DEFAULT_MODEL, open_backend, resolve_backend
 
 CELL_FILE = "cell.json"
 FINAL = ("passed", "failed")
@@ -225,8 +225,10 @@ class Sweep:
         """Answers per turn for `model`: the sweep's option, else its model config's or backend's, else 1."""
         if self.o.candidates or model == ORACLE:
             return self.o.candidates or 1
-        own = (self.settings.backends[model].candidates if model in self.settings.backends
-               else get_model_config(model).candidates if find_model_config(model) else None)
+        try:
+            own = None if self.o.base_url else resolve_backend(self.settings, model).candidates
+        except ConfigError:  # an unknown name fails where its backend is opened (only cells still to run need one)
+            own = None
         return self.settings.candidates or own or 1
 
     def retriever(self) -> Any:
