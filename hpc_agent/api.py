@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from hpc_agent.agent import RunSpec, package_version, run_agent
+from hpc_agent.assemble import candidates_for, chat_client, limits_for, run_spec
 from hpc_agent.bench.references import expected_values
 from hpc_agent.bench.sweep import Sweep, SweepOptions
 from hpc_agent.bench.tasks import load_tasks
@@ -23,7 +24,7 @@ from hpc_agent.serve.weights import cache_dir
 from hpc_agent.llm import ChatClient
 from hpc_agent.preflight import check_prompt, check_release, check_run_out
 from hpc_agent.records import Attempt, RunResult
-from hpc_agent.sandbox import Sandbox, limits_from
+from hpc_agent.sandbox import Sandbox
 from hpc_agent.sandbox import from_settings as sandbox_from_settings
 
 
@@ -69,15 +70,7 @@ def run(
         from hpc_agent.rag import open_retriever
 
         retriever = open_retriever(settings, progress=progress)
-    spec = RunSpec(
-        prompt=prompt,
-        data_root=data_root,
-        out_dir=out,
-        attempts=settings.attempts,
-        limits=limits_from(settings),
-        retriever=retriever,
-        repairs=settings.repairs,
-    )
+    spec = run_spec(settings, prompt=prompt, data_root=data_root, out_dir=out, retriever=retriever)
     box = make_sandbox(settings, sandbox)
     if isinstance(backend, Backend):
         return _run_with(spec, backend, settings, box, on_attempt)
@@ -86,16 +79,10 @@ def run(
         return _run_with(spec, opened, settings, box, on_attempt)
 
 
-def candidates_for(settings: Settings, backend: Backend) -> int:
-    """Answers per turn: the setting when given, else the model's own default, else 1."""
-    return settings.candidates or backend.candidates or 1
-
-
 def _run_with(spec: RunSpec, backend: Backend, settings: Settings, box: Sandbox,
               on_attempt: Callable[[Attempt], None] | None) -> RunResult:
-    client = ChatClient(backend, timeout_s=settings.llm_timeout_s, retries=settings.llm_retries)
-    spec.candidates = candidates_for(settings, backend)
-    return run_agent(spec, client, box, on_attempt=on_attempt)
+    spec.candidates = candidates_for(settings, backend.candidates)  # known once the backend is
+    return run_agent(spec, chat_client(settings, backend), box, on_attempt=on_attempt)
 
 
 @dataclass(frozen=True)
@@ -202,7 +189,8 @@ def bench_tasks(settings: Settings, *, sandbox: str | None = None,
     listing = []
     for task in load_tasks().values():
         progress(f"expected values of {task.id}")
-        listing.append({**task.model_dump(mode="json"), "expected": expected_values(task, root, box).values})
+        values = expected_values(task, root, box, limits=limits_for(settings, task.time_limit_s)).values
+        listing.append({**task.model_dump(mode="json"), "expected": values})
     return listing
 
 

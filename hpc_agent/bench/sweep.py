@@ -34,7 +34,8 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from hpc_agent._files import atomic_write_text
-from hpc_agent.agent import RunSpec, package_version, run_agent
+from hpc_agent.agent import package_version, run_agent
+from hpc_agent.assemble import candidates_for, chat_client, limits_for, run_spec
 from hpc_agent.bench.oracle import ORACLE, OracleModel
 from hpc_agent.bench.references import expected_values
 from hpc_agent.bench.tasks import Task, load_tasks
@@ -43,8 +44,8 @@ from hpc_agent.bench.variants import VariantCheck, make_variant_store
 from hpc_agent.config import Backend, Settings
 from hpc_agent.data import RELEASE, resolve_data_root
 from hpc_agent.errors import ConfigError, HpcAgentError, UsageError
-from hpc_agent.llm import ChatClient, ChatModel
-from hpc_agent.records import Limits, RunResult
+from hpc_agent.llm import ChatModel
+from hpc_agent.records import RunResult
 from hpc_agent.preflight import check_release, check_sweep_out
 from hpc_agent.sandbox import Sandbox
 from hpc_agent.sandbox import from_settings as sandbox_from_settings
@@ -229,7 +230,7 @@ class Sweep:
             own = None if self.o.base_url else resolve_backend(self.settings, model).candidates
         except ConfigError:  # an unknown name fails where its backend is opened (only cells still to run need one)
             own = None
-        return self.settings.candidates or own or 1
+        return candidates_for(self.settings, own)
 
     def retriever(self) -> Any:
         """The retrieval index for rag=on cells, opened once; it must not hold the benchmark references."""
@@ -248,9 +249,10 @@ class Sweep:
         full, variant = {}, {}
         for task in (t for t in self.tasks.values() if t.id in task_ids):
             self.progress(f"reference values for {task.id}")
-            full[task.id] = expected_values(task, self.data_root, self.sandbox).values
+            limits = limits_for(self.settings, task.time_limit_s)
+            full[task.id] = expected_values(task, self.data_root, self.sandbox, limits=limits).values
             if task.numeric:
-                variant[task.id] = expected_values(task, variant_root, self.sandbox).values
+                variant[task.id] = expected_values(task, variant_root, self.sandbox, limits=limits).values
         return full, variant, variant_root
 
     def run(self) -> list[dict[str, Any]]:
@@ -293,7 +295,7 @@ class Sweep:
     def _client(self, backend: Backend | None, task: Task) -> ChatModel:
         if backend is None:
             return OracleModel(task)
-        return ChatClient(backend, timeout_s=self.settings.llm_timeout_s, retries=self.settings.llm_retries)
+        return chat_client(self.settings, backend)
 
     def _run_cell(self, cell: Cell, backend: Backend | None, full: dict[str, Any], variant: dict[str, Any],
                   variant_root: Path) -> dict[str, Any] | None:
@@ -303,15 +305,15 @@ class Sweep:
         cell_dir = self.o.out / "cells" / cell.id
         if cell_dir.exists():
             shutil.rmtree(cell_dir)  # leftovers of a killed or failed run: start the cell afresh
-        limits = Limits(wall_s=task.time_limit_s, memory_mb=self.settings.memory_mb, max_procs=self.settings.max_procs)
+        limits = limits_for(self.settings, task.time_limit_s)
         validators = list(task.validators(full[task.id]))
         if task.numeric:
             validators.append(VariantCheck(self.sandbox, variant_root,
                                            tuple(task.validators(variant[task.id])), limits))
-        spec = RunSpec(prompt=task.prompt, data_root=self.data_root, out_dir=cell_dir, attempts=self.o.attempts,
-                       limits=limits, validators=validators, seed=cell.seed,
-                       retriever=self.retriever() if cell.rag == "on" else None, repairs=cell.repairs == "on",
-                       candidates=cell.candidates)
+        spec = run_spec(self.settings, prompt=task.prompt, data_root=self.data_root, out_dir=cell_dir,
+                        wall_s=task.time_limit_s, attempts=self.o.attempts, validators=validators, seed=cell.seed,
+                        retriever=self.retriever() if cell.rag == "on" else None, repairs=cell.repairs == "on",
+                        candidates=cell.candidates)
         t0 = time.monotonic()
         result, error = None, None
         try:

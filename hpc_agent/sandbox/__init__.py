@@ -93,7 +93,3 @@ def from_settings(settings: Settings, name: str | None = None) -> Sandbox:
         options["image"] = settings.apptainer_image
     return get_sandbox(chosen, **options)
 
-
-def limits_from(settings: Settings) -> Limits:
-    """A run's limits from the settings (wall time, memory, processes)."""
-    return Limits(wall_s=settings.exec_timeout_s, memory_mb=settings.memory_mb, max_procs=settings.max_procs)
