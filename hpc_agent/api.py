@@ -1,4 +1,7 @@
-"""The small Python API the CLI (and later the web page and the benchmark) call."""
+"""The small Python API the CLI, the web page and scripts call: runs, doctor, sweeps, batch jobs.
+
+Functions whose home is a domain module (job status, logs, cancel, container builds, the sweep summary,
+backend resolution) are re-exported here, so that front ends need only this module."""
 
 from __future__ import annotations
 
@@ -13,13 +16,16 @@ from typing import Any, Callable
 from hpc_agent.agent import RunSpec, package_version, run_agent
 from hpc_agent.assemble import candidates_for, chat_client, limits_for, run_spec
 from hpc_agent.bench.references import expected_values
+from hpc_agent.bench.options import SweepSummary, sweep_summary
 from hpc_agent.bench.sweep import Sweep, SweepOptions
 from hpc_agent.bench.tasks import load_tasks
 from hpc_agent.config import Backend, Settings, check_backend_fields, load_settings
 from hpc_agent.data import RELEASE, check_dataset, resolve_data_root
+from hpc_agent.hpc.containers import ContainerBuild, build_container, plan_container_build
+from hpc_agent.hpc.monitor import JobLog, JobStatus, cancel_jobs, job_logs, job_statuses
 from hpc_agent.hpc.submit import Placement, ShardPlan, submit_bench, submit_serve
 from hpc_agent.hpc.submit import wait as wait_for_jobs
-from hpc_agent.serve.session import open_backend, resolve_backend, running_server
+from hpc_agent.serve.session import ResolvedBackend, open_backend, resolve_backend, running_server
 from hpc_agent.serve.weights import cache_dir
 from hpc_agent.llm import ChatClient
 from hpc_agent.preflight import check_prompt, check_release, check_run_out
@@ -194,5 +200,9 @@ def bench_tasks(settings: Settings, *, sandbox: str | None = None,
     return listing
 
 
-__all__ = ["Finding", "Placement", "ShardPlan", "bench_tasks", "doctor", "make_sandbox", "make_sweep", "run",
-           "submit_bench", "submit_serve", "wait_for_jobs"]
+__all__ = [
+    "ContainerBuild", "Finding", "JobLog", "JobStatus", "Placement", "ResolvedBackend", "ShardPlan", "SweepOptions",
+    "SweepSummary", "bench_tasks", "build_container", "cancel_jobs", "default_out_dir", "doctor", "job_logs",
+    "job_statuses", "make_sandbox", "make_sweep", "plan_container_build", "resolve_backend", "run", "submit_bench",
+    "submit_serve", "sweep_summary", "wait_for_jobs",
+]

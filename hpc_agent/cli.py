@@ -24,7 +24,7 @@ from hpc_agent.config import (
     write_config_file,
 )
 from hpc_agent.data import DATASETS, check_dataset, fetch_dataset, resolve_data_root
-from hpc_agent.errors import EXIT_FAILED, EXIT_INFRASTRUCTURE, EXIT_OK, HpcAgentError, UsageError
+from hpc_agent.errors import EXIT_FAILED, EXIT_OK, HpcAgentError, UsageError
 from hpc_agent.hpc.cli import cancel, container, logs, status, submit
 from hpc_agent.hpc.executor import in_slurm_job
 from hpc_agent.rag import cli as rag_cli
@@ -222,22 +222,20 @@ def bench(ctx: click.Context, data_root: Path | None, shard: tuple[int, int] | N
     from hpc_agent.bench.sweep import finished
 
     sweep = api.make_sweep(options, settings, progress=progress, shard=shard, start_servers=in_slurm_job())
-    counts = {"passed": 0, "failed": 0, "error": 0}
+    summary = api.SweepSummary(options.out)
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                   console=Console(stderr=True)) as bar:
         todo = bar.add_task("cells", total=len(sweep.cells))
 
         def done(record: dict[str, Any]) -> None:
-            counts[record["status"]] += 1
-            bar.update(todo, advance=1, description=f"cells: {counts['passed']} passed, {counts['failed']} failed, "
-                                                    f"{counts['error']} errors")
+            summary.add(record["status"])
+            bar.update(todo, advance=1, description=f"cells: {summary.counts()}")
 
         sweep.on_cell = done
         bar.update(todo, completed=len(sweep.cells) - len([c for c in sweep.cells if not finished(options.out, c)]))
         sweep.run()
-    click.echo(f"this run: {counts['passed']} passed, {counts['failed']} failed, {counts['error']} infrastructure "
-               f"errors (retried on resume); traces in {options.out}")
-    sys.exit(EXIT_INFRASTRUCTURE if counts["error"] else EXIT_OK)
+    click.echo(summary.line())
+    sys.exit(summary.exit_code)
 
 
 @main.command()

@@ -36,6 +36,7 @@ from typing import Any, Callable, Iterator
 from hpc_agent._files import atomic_write_text
 from hpc_agent.agent import package_version, run_agent
 from hpc_agent.assemble import candidates_for, chat_client, limits_for, run_spec
+from hpc_agent.bench.options import SweepOptions
 from hpc_agent.bench.oracle import ORACLE, OracleModel
 from hpc_agent.bench.references import expected_values
 from hpc_agent.bench.tasks import Task, load_tasks
@@ -50,7 +51,7 @@ from hpc_agent.preflight import check_release, check_sweep_out
 from hpc_agent.sandbox import Sandbox
 from hpc_agent.sandbox import from_settings as sandbox_from_settings
 from hpc_agent.serve.configs import find_model_config, get_model_config
-from hpc_agent.serve.session import DEFAULT_MODEL, open_backend, resolve_backend
+from hpc_agent.serve.session import open_backend, resolve_backend
 
 CELL_FILE = "cell.json"
 FINAL = ("passed", "failed")
@@ -70,21 +71,6 @@ class Cell:
         model = re.sub(r"[^A-Za-z0-9._-]+", "_", self.model)  # hub ids hold "/": keep one folder per cell
         cand = f"__cand{self.candidates}" if self.candidates > 1 else ""
         return f"{model}__{self.task}__seed{self.seed}__rag-{self.rag}__repairs-{self.repairs}{cand}"
-
-
-@dataclass(frozen=True)
-class SweepOptions:
-    out: Path
-    models: tuple[str, ...] = (DEFAULT_MODEL,)
-    tasks: str = "*"
-    seeds: int = 1
-    rag: tuple[str, ...] = ("off",)
-    repairs: tuple[str, ...] = ("on",)
-    candidates: int | None = None  # answers per turn; None: each model config's default, else 1
-    attempts: int = 3
-    concurrency: int = 1
-    base_url: str | None = None  # with `model`: an ad hoc endpoint instead of `models`
-    model: str | None = None
 
 
 def select_tasks(pattern: str) -> list[Task]:

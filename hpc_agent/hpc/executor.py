@@ -15,6 +15,25 @@ from hpc_agent.errors import UsageError
 from hpc_agent.hpc.profiles import ClusterProfile
 
 
+@dataclass(frozen=True)
+class Placement:
+    """Where and how long: the cluster kind, the site profile and the wall-clock limit."""
+
+    cluster: ClusterKind | None = None  # None: slurm when sbatch is on PATH, else local
+    profile: str | None = None          # a name under `clusters:` in the config file
+    time_min: int | None = None
+
+
+@dataclass(frozen=True)
+class ShardPlan:
+    """How a sweep is split into jobs; `submit bench`'s `--shards`, `--cpus`, `--mem-gb` defaults are these."""
+
+    shards: int = 1
+    cpus_per_task: int = 2
+    mem_gb: float = 8
+    after_serve: str | None = None  # a `submit serve` job id: shards wait for its server instead of starting one
+
+
 def default_cluster() -> ClusterKind:
     """Slurm when its client is on PATH, else background processes on this machine."""
     return "slurm" if shutil.which("sbatch") else "local"

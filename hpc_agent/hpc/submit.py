@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -14,22 +13,13 @@ from hpc_agent.bench.sweep import SweepOptions, shard_cells
 from hpc_agent.config import Settings
 from hpc_agent.errors import ConfigError, UsageError
 from hpc_agent.hpc import jobs
-from hpc_agent.hpc.executor import ClusterKind, Resources, default_cluster, make_executor
+from hpc_agent.hpc.executor import Placement, Resources, ShardPlan, default_cluster, make_executor
 from hpc_agent.hpc.profiles import ClusterProfile
 from hpc_agent.hpc.work import BenchShard, ServeWork
 from hpc_agent.serve.configs import get_model_config
 from hpc_agent.serve.session import default_state_file, resolve_backend, running_server
 
 Progress = Callable[[str], None]
-
-
-@dataclass(frozen=True)
-class Placement:
-    """Where and how long: the cluster kind, the site profile and the wall-clock limit."""
-
-    cluster: ClusterKind | None = None  # None: slurm when sbatch is on PATH, else local
-    profile: str | None = None          # a name under `clusters:` in the config file
-    time_min: int | None = None
 
 
 def resolve_profile(settings: Settings, name: str | None) -> ClusterProfile:
@@ -82,14 +72,6 @@ def submit_serve(settings: Settings, name: str, placement: Placement = Placement
                             detail={"state_file": str(state_file), "time_min": resources.timeout_min})
     jobs.save(record, settings.jobs_dir)
     return record
-
-
-@dataclass(frozen=True)
-class ShardPlan:
-    shards: int = 1
-    cpus_per_task: int = 2
-    mem_gb: float = 8
-    after_serve: str | None = None  # a `submit serve` job id: shards wait for its server instead of starting one
 
 
 def _vllm_models(settings: Settings, options: SweepOptions) -> list[str]:
