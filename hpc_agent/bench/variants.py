@@ -20,7 +20,7 @@ from hpc_agent.validate import Validator
 
 
 def make_variant_store(data_root: Path, dest_root: Path, *, keep_every: int = 3, drop_offset: int = 1) -> Path:
-    """Write `dest_root/hess-dl3-dr1` keeping observations except every `keep_every`-th (from `drop_offset`).
+    """Write `dest_root/RELEASE` (hess-dl3-dr1) keeping observations except every `keep_every`-th (from `drop_offset`).
 
     Returns `dest_root`, the data root to publish as PHOTON_STORAGE. Built in a staging folder and moved
     into place, so a reader never sees half a store; an existing variant is replaced.

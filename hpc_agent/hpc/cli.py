@@ -94,7 +94,7 @@ def submit_bench_cmd(data_root: Path | None, cluster: str | None, profile: str |
 
 @click.command()
 @click.option("--json", "as_json", is_flag=True)
-@click.option("--last", type=int, default=20, show_default=True, help="how many recent jobs")
+@click.option("--last", type=int, default=monitor.RECENT_JOBS, show_default=True, help="how many recent jobs")
 def status(as_json: bool, last: int) -> None:
     """Jobs submitted by hpc-agent and their states (from sacct, squeue or the job's result file)."""
     rows = monitor.job_statuses(load_settings(), last)

@@ -12,6 +12,8 @@ from hpc_agent.errors import HpcAgentError
 from hpc_agent.hpc import jobs
 from hpc_agent.serve.lifecycle import ServerState
 
+RECENT_JOBS = 20  # how many jobs `status` shows by default
+
 
 @dataclass(frozen=True)
 class JobStatus:
@@ -62,7 +64,7 @@ def _failure(record: jobs.JobRecord, state: str) -> str | None:
     return err.strip() if err else None
 
 
-def job_statuses(settings: Settings, last: int = 20) -> list[JobStatus]:
+def job_statuses(settings: Settings, last: int = RECENT_JOBS) -> list[JobStatus]:
     """The `last` jobs hpc-agent submitted, oldest first, with their states (sacct, squeue or the result file)."""
     records = jobs.load_all(settings.jobs_dir)[-last:]
     states = jobs.states(records)
