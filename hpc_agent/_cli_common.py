@@ -4,16 +4,15 @@ from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import Any, Callable
 
 import click
 
+from hpc_agent.bench.options import SweepOptions
+from hpc_agent.choices import SWITCHES, switch_choice, switch_values
 from hpc_agent.config import Settings
 from hpc_agent.errors import UsageError
 from hpc_agent.serve.session import DEFAULT_MODEL
-
-if TYPE_CHECKING:
-    from hpc_agent.bench.sweep import SweepOptions
 
 data_root_opt = click.option("--data-root", type=click.Path(path_type=Path),
                              help="folder holding data releases (default: HPC_AGENT_DATA_ROOT, PHOTON_STORAGE)")
@@ -23,15 +22,18 @@ _SWEEP_OPTIONS = [
                  "(default: the local qwen2.5-coder-0.5b)"),
     click.option("--base-url", help="an ad hoc OpenAI-compatible endpoint (with --model) instead of --models"),
     click.option("--model", "adhoc_model", help="model name at --base-url"),
-    click.option("--tasks", "task_glob", default="*", show_default=True, help="task id glob(s), comma-separated"),
-    click.option("--seeds", type=click.IntRange(min=1), default=1, show_default=True),
-    click.option("--rag", type=click.Choice(["off", "on", "both"]), default="off", show_default=True),
-    click.option("--repairs", type=click.Choice(["off", "on", "both"]), default="on", show_default=True,
+    # defaults: the SweepOptions record's, written once there
+    click.option("--tasks", "task_glob", default=SweepOptions.tasks, show_default=True,
+                 help="task id glob(s), comma-separated"),
+    click.option("--seeds", type=click.IntRange(min=1), default=SweepOptions.seeds, show_default=True),
+    click.option("--rag", type=click.Choice(SWITCHES), default=switch_choice(SweepOptions.rag), show_default=True),
+    click.option("--repairs", type=click.Choice(SWITCHES), default=switch_choice(SweepOptions.repairs),
+                 show_default=True,
                  help="the harness's deterministic repairs: `off` measures the model alone"),
-    click.option("--candidates", type=click.IntRange(1, 16), default=None,
+    click.option("--candidates", type=click.IntRange(1, 16), default=SweepOptions.candidates,
                  help="answers per turn (default: each model config's, else 1)"),
-    click.option("--attempts", type=click.IntRange(min=1), default=3, show_default=True),
-    click.option("--concurrency", type=click.IntRange(min=1), default=1, show_default=True,
+    click.option("--attempts", type=click.IntRange(min=1), default=SweepOptions.attempts, show_default=True),
+    click.option("--concurrency", type=click.IntRange(min=1), default=SweepOptions.concurrency, show_default=True,
                  help="cells in flight at once (requests to the server, sandbox runs overlapping)"),
     click.option("--out", type=click.Path(path_type=Path), help="sweep folder (re-run the same command to resume)"),
     data_root_opt,
@@ -46,18 +48,15 @@ def sweep_options(f: Callable[..., Any]) -> Callable[..., Any]:
 
 def make_sweep_options(settings: Settings, *, models_opt: str | None, base_url: str | None,
                        adhoc_model: str | None, task_glob: str, seeds: int, rag: str, attempts: int,
-                       concurrency: int, out: Path | None, repairs: str = "on",
-                       candidates: int | None = None) -> SweepOptions:
-    from hpc_agent.bench.sweep import SweepOptions  # the sweep machinery loads only when a sweep is made
-
+                       concurrency: int, out: Path | None, repairs: str, candidates: int | None) -> SweepOptions:
     if bool(base_url) != bool(adhoc_model):
         raise UsageError("--base-url and --model go together")
     return SweepOptions(
-        out=(out or settings.runs_dir.parent / "sweeps" / datetime.now().strftime("%Y%m%d-%H%M%S")).resolve(),
+        out=(out or settings.sweeps_dir / datetime.now().strftime("%Y%m%d-%H%M%S")).resolve(),
         models=tuple(m.strip() for m in (models_opt or DEFAULT_MODEL).split(",") if m.strip()),
-        tasks=task_glob, seeds=seeds, rag=("off", "on") if rag == "both" else (rag,), attempts=attempts,
+        tasks=task_glob, seeds=seeds, rag=switch_values(rag), attempts=attempts,
         concurrency=concurrency, base_url=base_url, model=adhoc_model,
-        repairs=("off", "on") if repairs == "both" else (repairs,), candidates=candidates)
+        repairs=switch_values(repairs), candidates=candidates)
 
 
 def progress(message: str) -> None:

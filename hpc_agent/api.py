@@ -1,4 +1,7 @@
-"""The small Python API the CLI (and later the web page and the benchmark) call."""
+"""The small Python API the CLI, the web page and scripts call: runs, doctor, sweeps, batch jobs.
+
+Functions whose home is a domain module (job status, logs, cancel, container builds, the sweep summary,
+backend resolution) are re-exported here, so that front ends need only this module."""
 
 from __future__ import annotations
 
@@ -11,20 +14,23 @@ from pathlib import Path
 from typing import Any, Callable
 
 from hpc_agent.agent import RunSpec, package_version, run_agent
+from hpc_agent.assemble import candidates_for, chat_client, limits_for, run_spec
 from hpc_agent.bench.references import expected_values
+from hpc_agent.bench.options import SweepSummary, sweep_summary
 from hpc_agent.bench.sweep import Sweep, SweepOptions
 from hpc_agent.bench.tasks import load_tasks
 from hpc_agent.config import Backend, Settings, check_backend_fields, load_settings
-from hpc_agent.data import check_dataset, resolve_data_root
+from hpc_agent.data import RELEASE, check_dataset, resolve_data_root
+from hpc_agent.hpc.containers import ContainerBuild, build_container, plan_container_build
+from hpc_agent.hpc.monitor import JobLog, JobStatus, cancel_jobs, job_logs, job_statuses
 from hpc_agent.hpc.submit import Placement, ShardPlan, submit_bench, submit_serve
 from hpc_agent.hpc.submit import wait as wait_for_jobs
-from hpc_agent.serve.configs import get_model_config
-from hpc_agent.serve.session import DEFAULT_MODEL, open_backend, running_server
+from hpc_agent.serve.session import ResolvedBackend, open_backend, resolve_backend, running_server
 from hpc_agent.serve.weights import cache_dir
 from hpc_agent.llm import ChatClient
 from hpc_agent.preflight import check_prompt, check_release, check_run_out
 from hpc_agent.records import Attempt, RunResult
-from hpc_agent.sandbox import Sandbox, limits_from
+from hpc_agent.sandbox import Sandbox
 from hpc_agent.sandbox import from_settings as sandbox_from_settings
 
 
@@ -70,15 +76,7 @@ def run(
         from hpc_agent.rag import open_retriever
 
         retriever = open_retriever(settings, progress=progress)
-    spec = RunSpec(
-        prompt=prompt,
-        data_root=data_root,
-        out_dir=out,
-        attempts=settings.attempts,
-        limits=limits_from(settings),
-        retriever=retriever,
-        repairs=settings.repairs,
-    )
+    spec = run_spec(settings, prompt=prompt, data_root=data_root, out_dir=out, retriever=retriever)
     box = make_sandbox(settings, sandbox)
     if isinstance(backend, Backend):
         return _run_with(spec, backend, settings, box, on_attempt)
@@ -87,16 +85,10 @@ def run(
         return _run_with(spec, opened, settings, box, on_attempt)
 
 
-def candidates_for(settings: Settings, backend: Backend) -> int:
-    """Answers per turn: the setting when given, else the model's own default, else 1."""
-    return settings.candidates or backend.candidates or 1
-
-
 def _run_with(spec: RunSpec, backend: Backend, settings: Settings, box: Sandbox,
               on_attempt: Callable[[Attempt], None] | None) -> RunResult:
-    client = ChatClient(backend, timeout_s=settings.llm_timeout_s, retries=settings.llm_retries)
-    spec.candidates = candidates_for(settings, backend)
-    return run_agent(spec, client, box, on_attempt=on_attempt)
+    spec.candidates = candidates_for(settings, backend.candidates)  # known once the backend is
+    return run_agent(spec, chat_client(settings, backend), box, on_attempt=on_attempt)
 
 
 @dataclass(frozen=True)
@@ -129,9 +121,9 @@ def doctor(settings: Settings, backend: str | None = None, *, base_url: str | No
                                 "reinstall with the pins in pyproject.toml"))
     try:
         root = resolve_data_root(settings.data_root)
-        check = check_dataset(root / "hess-dl3-dr1")
+        check = check_dataset(root / RELEASE)
         findings.append(Finding("data", check.ok, check.summary(),
-                                f"hpc-agent data fetch hess-dl3-dr1 --to {root}"))
+                                f"hpc-agent data fetch {RELEASE} --to {root}"))
     except Exception as exc:
         findings.append(Finding("data", False, str(exc), "export PHOTON_STORAGE=DIR or pass --data-root DIR"))
     try:
@@ -154,14 +146,12 @@ def doctor(settings: Settings, backend: str | None = None, *, base_url: str | No
 def _backend_finding(settings: Settings, name: str | None, base_url: str | None, model: str | None) -> Finding:
     """Reachability of an endpoint, or readiness of a local model, without starting anything."""
     try:
-        if base_url or model:
-            return _reachable(Backend(name="adhoc", base_url=base_url or "", model=model or ""))
-        name = name or settings.backend or DEFAULT_MODEL
-        if name in settings.backends:
-            return _reachable(settings.backends[name])
-        cfg = get_model_config(name)
-        if cfg.kind == "remote":
-            return _reachable(cfg.backend())
+        resolved = resolve_backend(settings, name, base_url=base_url, model=model)
+        if resolved.endpoint is not None:
+            return _reachable(resolved.endpoint)
+        cfg = resolved.config
+        assert cfg is not None  # a model config that needs a server
+        name = cfg.name
         state = running_server(settings, cfg)
         if state is not None:
             return _reachable(cfg.backend(state.base_url))
@@ -205,9 +195,14 @@ def bench_tasks(settings: Settings, *, sandbox: str | None = None,
     listing = []
     for task in load_tasks().values():
         progress(f"expected values of {task.id}")
-        listing.append({**task.model_dump(mode="json"), "expected": expected_values(task, root, box).values})
+        values = expected_values(task, root, box, limits=limits_for(settings, task.time_limit_s)).values
+        listing.append({**task.model_dump(mode="json"), "expected": values})
     return listing
 
 
-__all__ = ["Finding", "Placement", "ShardPlan", "bench_tasks", "doctor", "make_sandbox", "make_sweep", "run",
-           "submit_bench", "submit_serve", "wait_for_jobs"]
+__all__ = [
+    "ContainerBuild", "Finding", "JobLog", "JobStatus", "Placement", "ResolvedBackend", "ShardPlan", "SweepOptions",
+    "SweepSummary", "bench_tasks", "build_container", "cancel_jobs", "default_out_dir", "doctor", "job_logs",
+    "job_statuses", "make_sandbox", "make_sweep", "plan_container_build", "resolve_backend", "run", "submit_bench",
+    "submit_serve", "sweep_summary", "wait_for_jobs",
+]

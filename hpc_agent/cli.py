@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from hpc_agent._cli_common import data_root_opt, make_sweep_options, progress, sweep_options
+from hpc_agent.choices import REASONING_EFFORTS, SANDBOXES
 from hpc_agent.config import (
     default_config_path,
     load_settings,
@@ -23,7 +24,7 @@ from hpc_agent.config import (
     write_config_file,
 )
 from hpc_agent.data import DATASETS, check_dataset, fetch_dataset, resolve_data_root
-from hpc_agent.errors import HpcAgentError, UsageError
+from hpc_agent.errors import EXIT_FAILED, EXIT_OK, HpcAgentError, UsageError
 from hpc_agent.hpc.cli import cancel, container, logs, status, submit
 from hpc_agent.hpc.executor import in_slurm_job
 from hpc_agent.rag import cli as rag_cli
@@ -31,8 +32,6 @@ from hpc_agent.records import Attempt
 from hpc_agent.serve import ServerState, get_model_config, model_configs, serve_foreground
 from hpc_agent.serve.session import default_state_file
 from hpc_agent.ui.command import ui as ui_command
-
-EXIT_PASSED, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 
 class _Group(click.Group):
@@ -67,12 +66,12 @@ def _print_attempt(a: Attempt) -> None:
 @click.option("--base-url", help="an OpenAI-compatible base URL (ad hoc backend, with --model)")
 @click.option("--model", help="model name at --base-url")
 @click.option("--api-key-env", help="environment variable holding the API key")
-@click.option("--reasoning-effort", type=click.Choice(["minimal", "low", "medium", "high"]))
+@click.option("--reasoning-effort", type=click.Choice(REASONING_EFFORTS))
 @click.option("--max-tokens", type=int, help="completion token cap per model call")
 @click.option("--temperature", type=float)
 @click.option("--attempts", type=int, help="attempt budget")
 @click.option("--timeout", type=float, help="wall-clock limit of one sandboxed run, seconds")
-@click.option("--sandbox", type=click.Choice(["bwrap", "apptainer", "process"]))
+@click.option("--sandbox", type=click.Choice(SANDBOXES))
 @click.option("--out", type=click.Path(path_type=Path), help="bundle folder (default: a new folder under runs_dir)")
 @data_root_opt
 @click.option("--json", "as_json", is_flag=True, help="print run.json instead of the script")
@@ -103,7 +102,7 @@ def run(prompt: str, backend_name: str | None, base_url: str | None, model: str 
     click.echo(f"{'PASSED' if result.passed else 'FAILED'} after {len(result.attempts)} attempt(s); "
                f"tokens: {u.prompt_tokens} prompt, {u.completion_tokens} completion; bundle: {result.out_dir}",
                err=True)
-    sys.exit(EXIT_PASSED if result.passed else EXIT_FAILED)
+    sys.exit(EXIT_OK if result.passed else EXIT_FAILED)
 
 
 @main.group()
@@ -162,7 +161,7 @@ def data_fetch(name: str, to: Path | None, from_path: Path | None, link: bool, u
                            progress=lambda m: click.echo(m, err=True))
     click.echo(result.summary())
     click.echo(f"export PHOTON_STORAGE={root.expanduser().resolve()}")
-    sys.exit(0 if result.ok else 1)
+    sys.exit(EXIT_OK if result.ok else EXIT_FAILED)
 
 
 @data.command("check")
@@ -175,7 +174,7 @@ def data_check(data_root: Path | None) -> None:
         click.echo(r.summary())
         for f in r.missing[:10]:
             click.echo(f"  missing: {f}")
-    sys.exit(0 if all(r.ok for r in results) else 1)
+    sys.exit(EXIT_OK if all(r.ok for r in results) else EXIT_FAILED)
 
 
 @main.command()
@@ -191,7 +190,7 @@ def doctor(backend_name: str | None, base_url: str | None, model: str | None, da
     findings = api.doctor(settings, backend_name, base_url=base_url, model=model)
     for f in findings:
         click.echo(f"{'ok ' if f.ok else 'BAD'} {f.name}: {f.detail}" + ("" if f.ok else f"\n    fix: {f.fix}"))
-    sys.exit(0 if all(f.ok for f in findings) else 1)
+    sys.exit(EXIT_OK if all(f.ok for f in findings) else EXIT_FAILED)
 
 
 def _shard(_ctx: click.Context, _param: click.Parameter, value: str | None) -> tuple[int, int] | None:
@@ -223,22 +222,20 @@ def bench(ctx: click.Context, data_root: Path | None, shard: tuple[int, int] | N
     from hpc_agent.bench.sweep import finished
 
     sweep = api.make_sweep(options, settings, progress=progress, shard=shard, start_servers=in_slurm_job())
-    counts = {"passed": 0, "failed": 0, "error": 0}
+    summary = api.SweepSummary(options.out)
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                   console=Console(stderr=True)) as bar:
         todo = bar.add_task("cells", total=len(sweep.cells))
 
         def done(record: dict[str, Any]) -> None:
-            counts[record["status"]] += 1
-            bar.update(todo, advance=1, description=f"cells: {counts['passed']} passed, {counts['failed']} failed, "
-                                                    f"{counts['error']} errors")
+            summary.add(record["status"])
+            bar.update(todo, advance=1, description=f"cells: {summary.counts()}")
 
         sweep.on_cell = done
         bar.update(todo, completed=len(sweep.cells) - len([c for c in sweep.cells if not finished(options.out, c)]))
         sweep.run()
-    click.echo(f"this run: {counts['passed']} passed, {counts['failed']} failed, {counts['error']} infrastructure "
-               f"errors (retried on resume); traces in {options.out}")
-    sys.exit(3 if counts["error"] else 0)
+    click.echo(summary.line())
+    sys.exit(summary.exit_code)
 
 
 @main.command()

@@ -24,11 +24,10 @@ from pydantic_settings import (
 )
 
 from hpc_agent._files import atomic_write_text
+from hpc_agent.choices import ReasoningEffort, SandboxName
 from hpc_agent.errors import ConfigError
 from hpc_agent.hpc.profiles import ClusterProfile
 
-ReasoningEffort = Literal["minimal", "low", "medium", "high"]
-SandboxName = Literal["bwrap", "apptainer", "process"]
 RagMode = Literal["dense", "hybrid"]
 
 
@@ -102,6 +101,7 @@ class Settings(BaseSettings):
         env_nested_delimiter="__",
         extra="forbid",
         frozen=True,
+        protected_namespaces=(),  # the field `model_configs` is ours, not pydantic's `model_` namespace
     )
 
     backends: dict[str, Backend] = Field(default_factory=dict)
@@ -136,6 +136,14 @@ class Settings(BaseSettings):
     rag_sources: list[Path] = Field(default_factory=list, description="tutorial folders indexed by `rag build`")
     rag_docs: bool = Field(True, description="`rag build` adds the tutorials and user guide of the installed "
                            "Gammapy's sdist (fetched with pip, cached)")
+    # where shipped data and engines are found; read here (as $HPC_AGENT_MODEL_CONFIGS, $HPC_AGENT_VLLM,
+    # $HPC_AGENT_BENCHMARKS, or from the config file) like every other setting
+    model_configs: str | None = Field(None, description="extra model-config folders, \":\"-separated, searched "
+                                      "before the shipped model_configs/ (first match wins)")
+    vllm: str | None = Field(None, description="the command that runs vLLM, e.g. `apptainer exec --nv vllm.sif "
+                             "vllm` (default: `vllm` on PATH)")
+    benchmarks: Path | None = Field(None, description="a benchmarks/ folder (tasks/, reference/) instead of the "
+                                    "shipped one")
 
     @field_validator("backends", mode="before")
     @classmethod
@@ -154,6 +162,33 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         return (init_settings, env_settings, _YamlFile(settings_cls))
+
+    # The data folder's layout, spelled once. `runs_dir`'s parent holds what every process and batch job
+    # shares (put it on a shared filesystem on clusters): servers announce themselves there, jobs are
+    # remembered there, sweeps go there by default.
+    @property
+    def data_dir(self) -> Path:
+        return self.runs_dir.parent
+
+    @property
+    def model_config_dirs(self) -> list[Path]:
+        """The `model_configs` folders, in search order."""
+        return [Path(p) for p in (self.model_configs or "").split(":") if p]
+
+    @property
+    def servers_dir(self) -> Path:
+        """State files and logs of model servers: how runs and jobs find a running server."""
+        return self.data_dir / "servers"
+
+    @property
+    def jobs_dir(self) -> Path:
+        """One JSON per submitted job (so `status`, `logs`, `cancel` work from any later shell)."""
+        return self.data_dir / "jobs"
+
+    @property
+    def sweeps_dir(self) -> Path:
+        """Where `bench` puts a sweep without `--out`, and where the page looks for them."""
+        return self.data_dir / "sweeps"
 
     def to_file_dict(self) -> dict[str, Any]:
         """What `config save` writes: plain YAML types, no secrets (there are none to write)."""

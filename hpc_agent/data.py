@@ -25,13 +25,15 @@ class Dataset:
     license: str
 
 
+RELEASE = "hess-dl3-dr1"  # the release every run and task reads: its folder name under the data root
+
 DATASETS: dict[str, Dataset] = {
-    "hess-dl3-dr1": Dataset(
-        name="hess-dl3-dr1",
+    RELEASE: Dataset(
+        name=RELEASE,
         n_observations=105,
         # gammapy-data's copy of the release: the official files plus the background IRFs that
         # 3D analyses need (https://www.mpi-hd.mpg.de/hfm/HESS/pages/dl3-dr1/ has the original).
-        base_url="https://raw.githubusercontent.com/gammapy/gammapy-data/main/hess-dl3-dr1",
+        base_url=f"https://raw.githubusercontent.com/gammapy/gammapy-data/main/{RELEASE}",
         license="CC BY 4.0, H.E.S.S. collaboration (see README.txt in the release)",
     ),
 }
@@ -52,7 +54,7 @@ def resolve_data_root(data_root: Path | None) -> Path:
     if data_root is None:
         raise UsageError(
             "no data root: pass --data-root DIR or export PHOTON_STORAGE=DIR "
-            "(get the data with `hpc-agent data fetch hess-dl3-dr1 --to DIR`)"
+            f"(get the data with `hpc-agent data fetch {RELEASE} --to DIR`)"
         )
     root = Path(data_root).expanduser().resolve()
     if not root.is_dir():
@@ -126,7 +128,7 @@ def _columns(table) -> str:  # noqa: ANN001 - astropy Table
 
 
 @lru_cache(maxsize=8)
-def release_layout(data_root: Path, name: str = "hess-dl3-dr1") -> str | None:
+def release_layout(data_root: Path, name: str = RELEASE) -> str | None:
     """The release's tables as a script sees them (columns with units), read from the data themselves;
     None when the release is not there. Small models guess column names; this tells them."""
     folder = data_root / name
@@ -154,7 +156,7 @@ def data_files(folder: Path) -> list[str]:
     return sorted(names)
 
 
-def check_dataset(folder: Path, name: str = "hess-dl3-dr1") -> DataCheck:
+def check_dataset(folder: Path, name: str = RELEASE) -> DataCheck:
     """Verify a copy: index tables readable, observation count right, every referenced file there."""
     spec = get_dataset(name)
     result = DataCheck(dataset=name, path=folder, expected_observations=spec.n_observations)

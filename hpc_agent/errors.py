@@ -7,11 +7,17 @@ Exceptions are for the user's mistakes (`UsageError`) and for broken infrastruct
 
 from __future__ import annotations
 
+# The command line's exit codes, spelled once: every command and the error classes below use these.
+EXIT_OK = 0              # passed / every check fine
+EXIT_FAILED = 1          # a run spent its budget, a check found something to fix
+EXIT_USAGE = 2           # bad input (UsageError)
+EXIT_INFRASTRUCTURE = 3  # broken infrastructure (InfrastructureError, a sweep's infrastructure errors, failed jobs)
+
 
 class HpcAgentError(Exception):
     """Base class; the CLI prints these as one line, without a traceback."""
 
-    exit_code = 2
+    exit_code = EXIT_USAGE
 
 
 class UsageError(HpcAgentError):
@@ -25,7 +31,7 @@ class ConfigError(UsageError):
 class InfrastructureError(HpcAgentError):
     """Something outside the model's control failed (server, network, sandbox)."""
 
-    exit_code = 3
+    exit_code = EXIT_INFRASTRUCTURE
 
 
 class LLMUnavailableError(InfrastructureError):

@@ -10,9 +10,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from hpc_agent.data import INDEX_FILES
+from hpc_agent.data import INDEX_FILES, RELEASE
 from hpc_agent.errors import UsageError
-from hpc_agent.prompts import RELEASE
 
 RUN_FILE = "run.json"
 SWEEP_FILE = "manifest.json"

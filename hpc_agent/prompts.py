@@ -6,6 +6,7 @@ import re
 from dataclasses import dataclass
 
 from hpc_agent.checks import NO_SELECTION
+from hpc_agent.data import RELEASE
 from hpc_agent.records import Attempt
 
 Message = dict[str, str]
@@ -13,7 +14,6 @@ Message = dict[str, str]
 # The idiom every analysis of the release starts with, written once: the rules show it, the feedback repeats
 # it, the positions context fills in a source, and the repairs define its variables when a script uses them
 # without assigning them.
-RELEASE = "hess-dl3-dr1"
 
 
 def release_path(*parts: str) -> str:

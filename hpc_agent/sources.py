@@ -15,7 +15,8 @@ from pathlib import Path
 
 import yaml
 
-from hpc_agent.prompts import POINTING, RELEASE
+from hpc_agent.data import RELEASE
+from hpc_agent.prompts import POINTING
 
 TABLE = Path(__file__).with_name("sources.yaml")
 

@@ -17,15 +17,14 @@ from typing import Any
 
 from hpc_agent._files import atomic_write_text
 from hpc_agent.agent import package_version
+from hpc_agent.assemble import limits_for
 from hpc_agent.bench.tasks import Task, reference_script
-from hpc_agent.config import cache_root
-from hpc_agent.data import INDEX_FILES, contract_env, data_binds
+from hpc_agent.config import cache_root, load_settings
+from hpc_agent.data import INDEX_FILES, RELEASE, contract_env, data_binds
 from hpc_agent.errors import InfrastructureError
 from hpc_agent.records import ExecResult, Limits
 from hpc_agent.sandbox import Sandbox
 from hpc_agent.validate import parse_results
-
-DATASET = "hess-dl3-dr1"
 
 
 def store_checksum(data_root: Path) -> str:
@@ -36,7 +35,7 @@ def store_checksum(data_root: Path) -> str:
     """
     h = hashlib.sha256()
     for name in INDEX_FILES:
-        raw = (data_root / DATASET / name).read_bytes()
+        raw = (data_root / RELEASE / name).read_bytes()
         h.update(gzip.decompress(raw) if name.endswith(".gz") else raw)
     return h.hexdigest()
 
@@ -84,7 +83,8 @@ def expected_values(task: Task, data_root: Path, sandbox: Sandbox, *, limits: Li
         hit = _load_cache().get(key)
         if hit is not None:
             return ReferenceValues(task=task.id, values=hit["values"], key=key, duration_s=hit["duration_s"])
-    limits = limits or Limits(wall_s=task.time_limit_s)
+    if limits is None:  # the settings' memory and process caps with the task's own time limit
+        limits = limits_for(load_settings(), task.time_limit_s)
     with tempfile.TemporaryDirectory(prefix=f"ref-{task.id}-") as ws:
         result = sandbox.run(script, Path(ws), env=contract_env(data_root), limits=limits, ro_binds=data_binds(data_root))
     values = _values_or_raise(task, result)

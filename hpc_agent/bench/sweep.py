@@ -34,23 +34,25 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from hpc_agent._files import atomic_write_text
-from hpc_agent.agent import RunSpec, package_version, run_agent
+from hpc_agent.agent import package_version, run_agent
+from hpc_agent.assemble import candidates_for, chat_client, limits_for, run_spec
 from hpc_agent.bench.cells import AttemptRow, CellRecord, read_cell
+from hpc_agent.bench.options import SweepOptions
 from hpc_agent.bench.oracle import ORACLE, OracleModel
 from hpc_agent.bench.references import expected_values
 from hpc_agent.bench.tasks import Task, load_tasks
 from hpc_agent.bench.traces import write_traces
 from hpc_agent.bench.variants import VariantCheck, make_variant_store
 from hpc_agent.config import Backend, Settings
-from hpc_agent.data import resolve_data_root
-from hpc_agent.errors import HpcAgentError, UsageError
-from hpc_agent.llm import ChatClient, ChatModel
-from hpc_agent.records import Limits, RunResult
+from hpc_agent.data import RELEASE, resolve_data_root
+from hpc_agent.errors import ConfigError, HpcAgentError, UsageError
+from hpc_agent.llm import ChatModel
+from hpc_agent.records import RunResult
 from hpc_agent.preflight import check_release, check_sweep_out
 from hpc_agent.sandbox import Sandbox
 from hpc_agent.sandbox import from_settings as sandbox_from_settings
 from hpc_agent.serve.configs import find_model_config, get_model_config
-from hpc_agent.serve.session import DEFAULT_MODEL, open_backend
+from hpc_agent.serve.session import open_backend, resolve_backend
 
 CELL_FILE = "cell.json"
 FINAL = ("passed", "failed")
@@ -70,21 +72,6 @@ class Cell:
         model = re.sub(r"[^A-Za-z0-9._-]+", "_", self.model)  # hub ids hold "/": keep one folder per cell
         cand = f"__cand{self.candidates}" if self.candidates > 1 else ""
         return f"{model}__{self.task}__seed{self.seed}__rag-{self.rag}__repairs-{self.repairs}{cand}"
-
-
-@dataclass(frozen=True)
-class SweepOptions:
-    out: Path
-    models: tuple[str, ...] = (DEFAULT_MODEL,)
-    tasks: str = "*"
-    seeds: int = 1
-    rag: tuple[str, ...] = ("off",)
-    repairs: tuple[str, ...] = ("on",)
-    candidates: int | None = None  # answers per turn; None: each model config's default, else 1
-    attempts: int = 3
-    concurrency: int = 1
-    base_url: str | None = None  # with `model`: an ad hoc endpoint instead of `models`
-    model: str | None = None
 
 
 def select_tasks(pattern: str) -> list[Task]:
@@ -211,9 +198,11 @@ class Sweep:
         """Answers per turn for `model`: the sweep's option, else its model config's or backend's, else 1."""
         if self.o.candidates or model == ORACLE:
             return self.o.candidates or 1
-        own = (self.settings.backends[model].candidates if model in self.settings.backends
-               else get_model_config(model).candidates if find_model_config(model) else None)
-        return self.settings.candidates or own or 1
+        try:
+            own = None if self.o.base_url else resolve_backend(self.settings, model).candidates
+        except ConfigError:  # an unknown name fails where its backend is opened (only cells still to run need one)
+            own = None
+        return candidates_for(self.settings, own)
 
     def retriever(self) -> Any:
         """The retrieval index for rag=on cells, opened once; it must not hold the benchmark references."""
@@ -227,14 +216,15 @@ class Sweep:
     def expected(self, task_ids: set[str]) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]], Path]:
         """Reference values on the full store and on the variant store, for the given tasks."""
         variant_root = self.o.out / "variant-store"
-        if not (variant_root / "hess-dl3-dr1").is_dir():  # deterministic: made once, never replaced under a reader
+        if not (variant_root / RELEASE).is_dir():  # deterministic: made once, never replaced under a reader
             make_variant_store(self.data_root, variant_root)
         full, variant = {}, {}
         for task in (t for t in self.tasks.values() if t.id in task_ids):
             self.progress(f"reference values for {task.id}")
-            full[task.id] = expected_values(task, self.data_root, self.sandbox).values
+            limits = limits_for(self.settings, task.time_limit_s)
+            full[task.id] = expected_values(task, self.data_root, self.sandbox, limits=limits).values
             if task.numeric:
-                variant[task.id] = expected_values(task, variant_root, self.sandbox).values
+                variant[task.id] = expected_values(task, variant_root, self.sandbox, limits=limits).values
         return full, variant, variant_root
 
     def run(self) -> list[dict[str, Any]]:
@@ -277,7 +267,7 @@ class Sweep:
     def _client(self, backend: Backend | None, task: Task) -> ChatModel:
         if backend is None:
             return OracleModel(task)
-        return ChatClient(backend, timeout_s=self.settings.llm_timeout_s, retries=self.settings.llm_retries)
+        return chat_client(self.settings, backend)
 
     def _run_cell(self, cell: Cell, backend: Backend | None, full: dict[str, Any], variant: dict[str, Any],
                   variant_root: Path) -> CellRecord | None:
@@ -287,15 +277,15 @@ class Sweep:
         cell_dir = self.o.out / "cells" / cell.id
         if cell_dir.exists():
             shutil.rmtree(cell_dir)  # leftovers of a killed or failed run: start the cell afresh
-        limits = Limits(wall_s=task.time_limit_s, memory_mb=self.settings.memory_mb, max_procs=self.settings.max_procs)
+        limits = limits_for(self.settings, task.time_limit_s)
         validators = list(task.validators(full[task.id]))
         if task.numeric:
             validators.append(VariantCheck(self.sandbox, variant_root,
                                            tuple(task.validators(variant[task.id])), limits))
-        spec = RunSpec(prompt=task.prompt, data_root=self.data_root, out_dir=cell_dir, attempts=self.o.attempts,
-                       limits=limits, validators=validators, seed=cell.seed,
-                       retriever=self.retriever() if cell.rag == "on" else None, repairs=cell.repairs == "on",
-                       candidates=cell.candidates)
+        spec = run_spec(self.settings, prompt=task.prompt, data_root=self.data_root, out_dir=cell_dir,
+                        wall_s=task.time_limit_s, attempts=self.o.attempts, validators=validators, seed=cell.seed,
+                        retriever=self.retriever() if cell.rag == "on" else None, repairs=cell.repairs == "on",
+                        candidates=cell.candidates)
         t0 = time.monotonic()
         result, error = None, None
         try:

@@ -7,14 +7,13 @@ tolerance each (and why), and points at the reference solution that computes the
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from hpc_agent._shipped import shipped
-from hpc_agent.config import load_named_yaml
+from hpc_agent.config import Settings, load_named_yaml, load_settings
 from hpc_agent.errors import ConfigError
 from hpc_agent.validate import Expected, ExitCode, Numeric, ResultLines, Validator
 
@@ -60,8 +59,9 @@ class Task(BaseModel):
         return checks
 
 
-def benchmarks_dir() -> Path:
-    return Path(os.environ.get("HPC_AGENT_BENCHMARKS") or REPO_BENCHMARKS)
+def benchmarks_dir(settings: Settings | None = None) -> Path:
+    """The `benchmarks` setting ($HPC_AGENT_BENCHMARKS), else the shipped benchmarks/ folder."""
+    return (settings or load_settings()).benchmarks or REPO_BENCHMARKS
 
 
 def load_task(path: Path) -> Task:

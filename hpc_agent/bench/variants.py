@@ -13,23 +13,21 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from hpc_agent.data import INDEX_FILES, contract_env, data_binds
+from hpc_agent.data import INDEX_FILES, RELEASE, contract_env, data_binds
 from hpc_agent.records import Check, ExecResult, Limits
 from hpc_agent.sandbox import Sandbox
 from hpc_agent.validate import Validator
 
-DATASET = "hess-dl3-dr1"
-
 
 def make_variant_store(data_root: Path, dest_root: Path, *, keep_every: int = 3, drop_offset: int = 1) -> Path:
-    """Write `dest_root/hess-dl3-dr1` keeping observations except every `keep_every`-th (from `drop_offset`).
+    """Write `dest_root/RELEASE` (hess-dl3-dr1) keeping observations except every `keep_every`-th (from `drop_offset`).
 
     Returns `dest_root`, the data root to publish as PHOTON_STORAGE. Built in a staging folder and moved
     into place, so a reader never sees half a store; an existing variant is replaced.
     """
     from astropy.table import Table
 
-    src = data_root / DATASET
+    src = data_root / RELEASE
     obs = Table.read(src / "obs-index.fits.gz")
     hdu = Table.read(src / "hdu-index.fits.gz")
     ids = sorted(int(x) for x in obs["OBS_ID"])
@@ -43,7 +41,7 @@ def make_variant_store(data_root: Path, dest_root: Path, *, keep_every: int = 3,
         for extra in ("README.txt",):
             if (src / extra).is_file():
                 shutil.copy2(src / extra, staging / extra)
-        final = dest_root / DATASET
+        final = dest_root / RELEASE
         if final.exists():
             shutil.rmtree(final)
         os.replace(staging, final)

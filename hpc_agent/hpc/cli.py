@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import shlex
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -12,11 +10,11 @@ from typing import Any
 import click
 
 from hpc_agent._cli_common import make_sweep_options, progress, sweep_options
+from hpc_agent.choices import CLUSTERS
 from hpc_agent.config import load_settings
-from hpc_agent.errors import HpcAgentError, UsageError
-from hpc_agent.hpc import containers, jobs
-from hpc_agent.hpc.executor import CLUSTERS
-from hpc_agent.serve.lifecycle import ServerState
+from hpc_agent.errors import EXIT_INFRASTRUCTURE, EXIT_OK
+from hpc_agent.hpc import containers, monitor
+from hpc_agent.hpc.executor import Placement, ShardPlan
 
 _placement = [
     click.option("--cluster", type=click.Choice(CLUSTERS),
@@ -51,7 +49,7 @@ def submit_serve_cmd(name: str, cluster: str | None, profile: str | None, time_m
                      cpus: int | None, mem_gb: float | None) -> None:
     """Run the server of model config NAME in a job; it publishes its state file for other jobs to find."""
     settings = load_settings()
-    from hpc_agent.hpc.submit import Placement, submit_serve
+    from hpc_agent.hpc.submit import submit_serve
 
     record = submit_serve(settings, name, Placement(cluster, profile, time_min),  # type: ignore[arg-type]
                           cpus_per_task=cpus, mem_gb=mem_gb)
@@ -63,10 +61,12 @@ def submit_serve_cmd(name: str, cluster: str | None, profile: str | None, time_m
 @submit.command("bench")
 @sweep_options
 @placement_options
-@click.option("--shards", type=click.IntRange(min=1), default=1, show_default=True,
+@click.option("--shards", type=click.IntRange(min=1), default=ShardPlan.shards, show_default=True,
               help="job array elements; the cells are split between them")
-@click.option("--cpus", type=click.IntRange(min=1), default=2, show_default=True, help="CPUs per shard")
-@click.option("--mem-gb", type=click.FloatRange(min=0.5), default=8, show_default=True, help="memory per shard")
+@click.option("--cpus", type=click.IntRange(min=1), default=ShardPlan.cpus_per_task, show_default=True,
+              help="CPUs per shard")
+@click.option("--mem-gb", type=click.FloatRange(min=0.5), default=ShardPlan.mem_gb, show_default=True,
+              help="memory per shard")
 @click.option("--after-serve", help="a `submit serve` job id: shards start after it and use its server")
 @click.option("--wait", "wait_", is_flag=True, help="wait for the shards and print their states")
 def submit_bench_cmd(data_root: Path | None, cluster: str | None, profile: str | None, time_min: int | None,
@@ -75,7 +75,7 @@ def submit_bench_cmd(data_root: Path | None, cluster: str | None, profile: str |
     """Run a benchmark sweep as a job array; results land in one sweep folder (`hpc-agent report` it)."""
     settings = load_settings(data_root=data_root)
     options = make_sweep_options(settings, **opts)
-    from hpc_agent.hpc.submit import Placement, ShardPlan, submit_bench, wait
+    from hpc_agent.hpc.submit import submit_bench, wait
 
     records = submit_bench(settings, options, Placement(cluster, profile, time_min),  # type: ignore[arg-type]
                            ShardPlan(shards, cpus, mem_gb, after_serve), progress=progress)
@@ -85,54 +85,28 @@ def submit_bench_cmd(data_root: Path | None, cluster: str | None, profile: str |
         click.echo(f"follow with `hpc-agent status`; then `hpc-agent report {options.out}`", err=True)
         return
     final = wait(settings, records, on_change=_print_states)
-    bad = {j: s for j, s in final.items() if s != "COMPLETED"}
-    for job_id in bad:
-        err = jobs.error_of(next(r for r in records if r.job_id == job_id))
-        click.echo(f"shard {job_id} {bad[job_id]}" + (f":\n{err}" if err else ""), err=True)
+    bad = monitor.failed_jobs(records, final)
+    for job_id, err in bad.items():
+        click.echo(f"shard {job_id} {final[job_id]}" + (f":\n{err}" if err else ""), err=True)
     click.echo(f"sweep folder {options.out}: `hpc-agent report {options.out}`", err=True)
-    sys.exit(3 if bad else 0)
-
-
-def _server_url(record: jobs.JobRecord, state: str) -> dict[str, str]:
-    """The base URL a running serve job published (its state file), once the server answers."""
-    if record.kind != "serve" or state != "RUNNING":
-        return {}
-    try:
-        server = ServerState.read(Path(record.detail["state_file"]))
-    except (KeyError, HpcAgentError):
-        return {}
-    return {"base_url": server.base_url} if server.alive(timeout=2) else {}
-
-
-def _failure(record: jobs.JobRecord, state: str) -> dict[str, str]:
-    """The last line of a failed job's traceback: the one-line reason `status` shows."""
-    if state != "FAILED":
-        return {}
-    err = jobs.error_of(record, lines=1)
-    return {"error": err.strip()} if err else {}
+    sys.exit(EXIT_INFRASTRUCTURE if bad else EXIT_OK)
 
 
 @click.command()
 @click.option("--json", "as_json", is_flag=True)
-@click.option("--last", type=int, default=20, show_default=True, help="how many recent jobs")
+@click.option("--last", type=int, default=monitor.RECENT_JOBS, show_default=True, help="how many recent jobs")
 def status(as_json: bool, last: int) -> None:
     """Jobs submitted by hpc-agent and their states (from sacct, squeue or the job's result file)."""
-    settings = load_settings()
-    records = jobs.load_all(jobs.jobs_dir(settings.runs_dir))[-last:]
-    states = jobs.states(records)
-    rows = [{"job": r.job_id, "kind": r.kind, "name": r.name, "cluster": r.cluster, "state": states[r.job_id],
-             "submitted": r.submitted_at, **r.detail, **_server_url(r, states[r.job_id]),
-             **_failure(r, states[r.job_id])} for r in records]
+    rows = monitor.job_statuses(load_settings(), last)
     if as_json:
-        click.echo(json.dumps(rows, indent=2))
+        click.echo(json.dumps([row.to_json() for row in rows], indent=2))
         return
     if not rows:
         click.echo("no jobs submitted yet (`hpc-agent submit serve|bench`)")
     for row in rows:
-        where = row.get("sweep_out") or row.get("base_url") or row.get("state_file") or ""
-        click.echo(f"{row['job']:>12}  {row['state']:<11} {row['kind']:<6} {row['cluster']:<6} {row['name']}  {where}")
-        if "error" in row:
-            click.echo(f"{'':>14}{row['error']}  (`hpc-agent logs {row['job']}`)")
+        click.echo(f"{row.job:>12}  {row.state:<11} {row.kind:<6} {row.cluster:<6} {row.name}  {row.where}")
+        if row.error:
+            click.echo(f"{'':>14}{row.error}  (`hpc-agent logs {row.job}`)")
 
 
 @click.command()
@@ -141,27 +115,21 @@ def status(as_json: bool, last: int) -> None:
 @click.option("--tail", type=int, default=0, help="only the last N lines")
 def logs(job_id: str, stream: str | None, tail: int) -> None:
     """Print a job's log (an array id prints every element's)."""
-    settings = load_settings()
-    for record in jobs.find(jobs.jobs_dir(settings.runs_dir), job_id):
-        path = record.paths().stderr if stream == "err" else record.paths().stdout
-        click.echo(f"==> {record.job_id}: {path}", err=True)
-        if not path.exists():
+    for log in monitor.job_logs(load_settings(), job_id, stderr=stream == "err", tail=tail):
+        click.echo(f"==> {log.job}: {log.path}", err=True)
+        if log.text is None:
             click.echo("   (no log yet: the job has not started)", err=True)
             continue
-        text = path.read_text(errors="replace")
-        click.echo("\n".join(text.splitlines()[-tail:]) if tail else text.rstrip())
-        if stream != "err" and jobs.states([record])[record.job_id] == "FAILED":
-            err = jobs.error_of(record)
-            if err:
-                click.echo(f"--- {record.job_id} failed:\n{err}", err=True)
+        click.echo(log.text)
+        if log.failure:
+            click.echo(f"--- {log.job} failed:\n{log.failure}", err=True)
 
 
 @click.command()
 @click.argument("job_id")
 def cancel(job_id: str) -> None:
     """Cancel a job (or a whole array) submitted by hpc-agent."""
-    settings = load_settings()
-    done = jobs.cancel(jobs.find(jobs.jobs_dir(settings.runs_dir), job_id))
+    done = monitor.cancel_jobs(load_settings(), job_id)
     click.echo(f"cancelled {', '.join(done)}" if done else f"{job_id}: nothing running to cancel")
 
 
@@ -182,12 +150,9 @@ def container_list() -> None:
 @click.option("--print", "print_only", is_flag=True, help="print the command instead of running it")
 def container_build(name: str, out: Path | None, print_only: bool) -> None:
     """Build containers/NAME.def with apptainer (or print the command to run where apptainer is)."""
-    binary = containers.apptainer_binary()
-    argv = containers.build_command(name, out, binary=binary or "apptainer")
-    if print_only or binary is None:
-        click.echo(shlex.join(argv))
-        if binary is None and not print_only:
-            raise UsageError("apptainer is not installed here: run the command above on a node that has it "
-                             "(`module load apptainer` on most clusters)")
-        return
-    sys.exit(subprocess.run(argv).returncode)
+    build = containers.plan_container_build(name, out)
+    if print_only or not build.runnable:
+        click.echo(build.command)
+        if print_only:
+            return
+    sys.exit(containers.build_container(build))  # without apptainer: the UsageError saying where to run it

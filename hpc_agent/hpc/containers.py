@@ -1,8 +1,12 @@
-"""Apptainer images as data: `containers/NAME.def`; `build_command` says how to build one."""
+"""Apptainer images as data: `containers/NAME.def`; `build_command` says how to build one;
+`plan_container_build` and `build_container` are what `hpc-agent container build` (or any caller) does."""
 
 from __future__ import annotations
 
+import shlex
 import shutil
+import subprocess
+from dataclasses import dataclass
 from pathlib import Path
 
 from hpc_agent._shipped import shipped
@@ -38,3 +42,31 @@ def build_command(name: str, out: Path | None = None, *, fakeroot: bool | None =
 
 def apptainer_binary() -> str | None:
     return shutil.which("apptainer") or shutil.which("singularity")
+
+
+@dataclass(frozen=True)
+class ContainerBuild:
+    """How to build one image here: the command, and whether it can run on this machine (apptainer present);
+    where it cannot, the command is what to run on a node that has it."""
+
+    name: str
+    argv: list[str]
+    runnable: bool
+
+    @property
+    def command(self) -> str:
+        return shlex.join(self.argv)
+
+
+def plan_container_build(name: str, out: Path | None = None) -> ContainerBuild:
+    """The build of containers/NAME.def into `out` (default NAME.sif) with this machine's apptainer, if any."""
+    binary = apptainer_binary()
+    return ContainerBuild(name, build_command(name, out, binary=binary or "apptainer"), binary is not None)
+
+
+def build_container(build: ContainerBuild) -> int:
+    """Run the build; its exit code. Without apptainer here, a UsageError saying where to run it instead."""
+    if not build.runnable:
+        raise UsageError(f"apptainer is not installed here: run `{build.command}` on a node that has it "
+                         "(`module load apptainer` on most clusters)")
+    return subprocess.run(build.argv).returncode

@@ -8,13 +8,30 @@ import os
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
+from hpc_agent.choices import CLUSTERS, ClusterKind
 from hpc_agent.errors import UsageError
 from hpc_agent.hpc.profiles import ClusterProfile
 
-ClusterKind = Literal["slurm", "local", "debug"]
-CLUSTERS: tuple[str, ...] = ("slurm", "local", "debug")
+
+@dataclass(frozen=True)
+class Placement:
+    """Where and how long: the cluster kind, the site profile and the wall-clock limit."""
+
+    cluster: ClusterKind | None = None  # None: slurm when sbatch is on PATH, else local
+    profile: str | None = None          # a name under `clusters:` in the config file
+    time_min: int | None = None
+
+
+@dataclass(frozen=True)
+class ShardPlan:
+    """How a sweep is split into jobs; `submit bench`'s `--shards`, `--cpus`, `--mem-gb` defaults are these."""
+
+    shards: int = 1
+    cpus_per_task: int = 2
+    mem_gb: float = 8
+    after_serve: str | None = None  # a `submit serve` job id: shards wait for its server instead of starting one
 
 
 def default_cluster() -> ClusterKind:

@@ -41,10 +41,6 @@ class JobRecord:
         return JobPaths(self.folder, job_id=self.job_id, task_id=0)
 
 
-def jobs_dir(runs_dir: Path) -> Path:
-    return runs_dir.parent / "jobs"
-
-
 def save(record: JobRecord, directory: Path) -> Path:
     path = directory / f"{record.job_id}.json"
     atomic_write_text(path, json.dumps(asdict(record), indent=2) + "\n")

@@ -3,32 +3,23 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 from submitit.helpers import clean_env
 
+from hpc_agent.bench.oracle import ORACLE
 from hpc_agent.bench.sweep import SweepOptions, shard_cells
 from hpc_agent.config import Settings
 from hpc_agent.errors import ConfigError, UsageError
 from hpc_agent.hpc import jobs
-from hpc_agent.hpc.executor import ClusterKind, Resources, default_cluster, make_executor
+from hpc_agent.hpc.executor import Placement, Resources, ShardPlan, default_cluster, make_executor
 from hpc_agent.hpc.profiles import ClusterProfile
 from hpc_agent.hpc.work import BenchShard, ServeWork
-from hpc_agent.serve.configs import find_model_config, get_model_config
-from hpc_agent.serve.session import default_state_file, running_server
+from hpc_agent.serve.configs import get_model_config
+from hpc_agent.serve.session import default_state_file, resolve_backend, running_server
 
 Progress = Callable[[str], None]
-
-
-@dataclass(frozen=True)
-class Placement:
-    """Where and how long: the cluster kind, the site profile and the wall-clock limit."""
-
-    cluster: ClusterKind | None = None  # None: slurm when sbatch is on PATH, else local
-    profile: str | None = None          # a name under `clusters:` in the config file
-    time_min: int | None = None
 
 
 def resolve_profile(settings: Settings, name: str | None) -> ClusterProfile:
@@ -43,7 +34,7 @@ def resolve_profile(settings: Settings, name: str | None) -> ClusterProfile:
 
 
 def _submitit_folder(settings: Settings) -> Path:
-    return jobs.jobs_dir(settings.runs_dir) / "submitit"
+    return settings.jobs_dir / "submitit"
 
 
 def submit_serve(settings: Settings, name: str, placement: Placement = Placement(), *,
@@ -53,7 +44,7 @@ def submit_serve(settings: Settings, name: str, placement: Placement = Placement
     Resources come from the model config's `slurm:` section (local llama.cpp models: 2 CPUs, 4 GB);
     `cpus_per_task` / `mem_gb` override them.
     """
-    cfg = get_model_config(name)
+    cfg = get_model_config(name, settings)
     if cfg.kind == "remote":
         raise UsageError(f"{name!r} is a remote endpoint: there is no server to submit; use it with --backend")
     cluster = placement.cluster or default_cluster()
@@ -79,20 +70,17 @@ def submit_serve(settings: Settings, name: str, placement: Placement = Placement
     record = jobs.JobRecord(job_id=str(job.job_id), kind="serve", cluster=cluster,
                             folder=str(_submitit_folder(settings) / "%j"), name=name,
                             detail={"state_file": str(state_file), "time_min": resources.timeout_min})
-    jobs.save(record, jobs.jobs_dir(settings.runs_dir))
+    jobs.save(record, settings.jobs_dir)
     return record
 
 
-@dataclass(frozen=True)
-class ShardPlan:
-    shards: int = 1
-    cpus_per_task: int = 2
-    mem_gb: float = 8
-    after_serve: str | None = None  # a `submit serve` job id: shards wait for its server instead of starting one
-
-
-def _vllm_models(options: SweepOptions) -> list[str]:
-    return [m for m in options.models if find_model_config(m) and get_model_config(m).kind == "vllm"]
+def _vllm_models(settings: Settings, options: SweepOptions) -> list[str]:
+    """The sweep's models that need a vLLM server (resolved like `bench` resolves them: a configured backend
+    of the same name wins); an unknown name is reported here, before anything queues."""
+    if options.base_url:
+        return []
+    resolved = [resolve_backend(settings, m) for m in options.models if m != ORACLE]
+    return [r.name for r in resolved if r.endpoint is None and r.config is not None and r.config.kind == "vllm"]
 
 
 def submit_bench(settings: Settings, options: SweepOptions, placement: Placement = Placement(),
@@ -103,7 +91,7 @@ def submit_bench(settings: Settings, options: SweepOptions, placement: Placement
     cluster = placement.cluster or default_cluster()
     sweep = Sweep.from_settings(options, settings)  # validates models, tasks and the data root before anything queues
     count = max(1, min(plan.shards, len(sweep.cells)))
-    registry = jobs.jobs_dir(settings.runs_dir)
+    registry = settings.jobs_dir
     extra: dict[str, str] = {}
     wait_for: tuple[str, ...] = ()
     if plan.after_serve:
@@ -114,8 +102,8 @@ def submit_bench(settings: Settings, options: SweepOptions, placement: Placement
         if cluster == "slurm":
             extra["dependency"] = "after:" + ":".join(r.job_id for r in serve)  # starts once the server job has
     # without a serve job to wait for, a shard starts its vLLM server itself: size it for that
-    vllm_models = [] if plan.after_serve else _vllm_models(options)
-    res = get_model_config(vllm_models[0]).slurm if vllm_models else None
+    vllm_models = [] if plan.after_serve else _vllm_models(settings, options)
+    res = get_model_config(vllm_models[0], settings).slurm if vllm_models else None
     resources = Resources(
         timeout_min=placement.time_min or (res.time_min if res else 120),
         cpus_per_task=res.cpus_per_task if res else plan.cpus_per_task,

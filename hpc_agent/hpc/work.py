@@ -50,7 +50,7 @@ def wait_for_server(settings: Settings, name: str, timeout_s: float, poll_s: flo
     from hpc_agent.serve.configs import get_model_config
     from hpc_agent.serve.session import default_state_file, running_server
 
-    cfg = get_model_config(name)
+    cfg = get_model_config(name, settings)
     deadline = time.monotonic() + timeout_s
     _log(f"waiting for the {name} server (state file {default_state_file(settings, name)})")
     while time.monotonic() < deadline:

@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
+from hpc_agent.choices import SANDBOXES, SandboxName
 from hpc_agent.errors import UsageError
 from hpc_agent.records import ExecResult, Limits
 
@@ -24,7 +25,7 @@ from .process import ProcessSandbox, UnisolatedExecutionWarning
 if TYPE_CHECKING:
     from hpc_agent.config import Settings
 
-BACKENDS: tuple[str, ...] = ("bwrap", "apptainer", "process")
+BACKENDS: tuple[SandboxName, ...] = SANDBOXES  # the registry's names (hpc_agent.choices)
 
 
 @runtime_checkable
@@ -45,7 +46,9 @@ class Sandbox(Protocol):
     ) -> ExecResult: ...
 
 
-_CLASSES = {"bwrap": BwrapSandbox, "apptainer": ApptainerSandbox, "process": ProcessSandbox}
+_CLASSES: dict[SandboxName, type[Sandbox]] = {"bwrap": BwrapSandbox, "apptainer": ApptainerSandbox,
+                                              "process": ProcessSandbox}
+assert set(_CLASSES) == set(SANDBOXES), "a sandbox in hpc_agent.choices without a class here, or the reverse"
 
 
 def get_sandbox(name: str, **options) -> Sandbox:
@@ -90,7 +93,3 @@ def from_settings(settings: Settings, name: str | None = None) -> Sandbox:
         options["image"] = settings.apptainer_image
     return get_sandbox(chosen, **options)
 
-
-def limits_from(settings: Settings) -> Limits:
-    """A run's limits from the settings (wall time, memory, processes)."""
-    return Limits(wall_s=settings.exec_timeout_s, memory_mb=settings.memory_mb, max_procs=settings.max_procs)

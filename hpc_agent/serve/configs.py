@@ -7,14 +7,13 @@ Errors name the file and the field.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from hpc_agent._shipped import shipped
-from hpc_agent.config import Backend, ReasoningEffort, load_named_yaml
+from hpc_agent.config import Backend, ReasoningEffort, Settings, load_named_yaml, load_settings
 from hpc_agent.errors import ConfigError
 
 Kind = Literal["local-llamacpp", "vllm", "remote"]
@@ -121,20 +120,20 @@ class ModelConfig(_Strict):
         )
 
 
-def config_dirs() -> list[Path]:
-    """Where configs are looked up, first match wins: $HPC_AGENT_MODEL_CONFIGS (":"-separated), the repo's."""
-    extra = [Path(p) for p in os.environ.get("HPC_AGENT_MODEL_CONFIGS", "").split(":") if p]
-    return [*extra, REPO_CONFIGS]
+def config_dirs(settings: Settings | None = None) -> list[Path]:
+    """Where configs are looked up, first match wins: the `model_configs` setting ($HPC_AGENT_MODEL_CONFIGS),
+    then the shipped ones. Without `settings`, the current ones (flags aside) are read."""
+    return [*(settings or load_settings()).model_config_dirs, REPO_CONFIGS]
 
 
 def load_model_config(path: Path) -> ModelConfig:
     return load_named_yaml(path, ModelConfig, "name", "fields (name, kind, ...)")
 
 
-def model_configs() -> dict[str, ModelConfig]:
+def model_configs(settings: Settings | None = None) -> dict[str, ModelConfig]:
     """Every config on the search path (earlier folders shadow later ones)."""
     found: dict[str, ModelConfig] = {}
-    for folder in config_dirs():
+    for folder in config_dirs(settings):
         if not folder.is_dir():
             continue
         for path in sorted(folder.glob("*.yaml")):
@@ -143,17 +142,17 @@ def model_configs() -> dict[str, ModelConfig]:
     return found
 
 
-def find_model_config(name: str) -> Path | None:
-    for folder in config_dirs():
+def find_model_config(name: str, settings: Settings | None = None) -> Path | None:
+    for folder in config_dirs(settings):
         path = folder / f"{name}.yaml"
         if path.is_file():
             return path
     return None
 
 
-def get_model_config(name: str) -> ModelConfig:
-    path = find_model_config(name)
+def get_model_config(name: str, settings: Settings | None = None) -> ModelConfig:
+    path = find_model_config(name, settings)
     if path is None:
-        known = ", ".join(sorted(model_configs())) or "none"
+        known = ", ".join(sorted(model_configs(settings))) or "none"
         raise ConfigError(f"unknown model {name!r} (known: {known}); add model_configs/{name}.yaml")
     return load_model_config(path)

@@ -12,6 +12,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Callable
 
+from hpc_agent.config import Settings, load_settings
 from hpc_agent.errors import ConfigError, UsageError
 from hpc_agent.serve.configs import ModelConfig
 from hpc_agent.serve.lifecycle import ManagedServer
@@ -44,18 +45,18 @@ def llamacpp_launch(cfg: ModelConfig, gguf: Path, host: str, port: int) -> Launc
     return Launch(argv=argv, env=dict(os.environ), engine="llama.cpp", health_path=None)
 
 
-def vllm_command() -> list[str]:
-    """`$HPC_AGENT_VLLM` (vLLM often lives in its own venv or an image: "apptainer exec --nv vllm.sif vllm"),
-    else `vllm` on PATH."""
-    explicit = os.environ.get("HPC_AGENT_VLLM")
+def vllm_command(settings: Settings | None = None) -> list[str]:
+    """The `vllm` setting ($HPC_AGENT_VLLM: vLLM often lives in its own venv or an image, "apptainer exec --nv
+    vllm.sif vllm"), else `vllm` on PATH."""
+    explicit = (settings or load_settings()).vllm
     return shlex.split(explicit) if explicit else [shutil.which("vllm") or "vllm"]
 
 
-def vllm_launch(cfg: ModelConfig, host: str, port: int) -> Launch:
+def vllm_launch(cfg: ModelConfig, host: str, port: int, *, settings: Settings | None = None) -> Launch:
     if cfg.vllm is None:
         raise ConfigError(f"model {cfg.name!r} has no `vllm:` section")
     v = cfg.vllm
-    argv = [*vllm_command(), "serve", os.path.expandvars(v.model), "--served-model-name", cfg.served_model_name,
+    argv = [*vllm_command(settings), "serve", os.path.expandvars(v.model), "--served-model-name", cfg.served_model_name,
             "--host", host, "--port", str(port),
             "--tensor-parallel-size", str(v.tensor_parallel_size),
             "--gpu-memory-utilization", str(v.gpu_memory_utilization)]
@@ -68,18 +69,19 @@ def vllm_launch(cfg: ModelConfig, host: str, port: int) -> Launch:
 
 
 def launch_for(cfg: ModelConfig, host: str, port: int,
-               progress: Callable[[str], None] = lambda _m: None) -> Launch:
+               progress: Callable[[str], None] = lambda _m: None, *, settings: Settings | None = None) -> Launch:
     if cfg.kind == "local-llamacpp":
         return llamacpp_launch(cfg, ensure_gguf(cfg, progress), host, port)
     if cfg.kind == "vllm":
-        return vllm_launch(cfg, host, port)
+        return vllm_launch(cfg, host, port, settings=settings)
     raise UsageError(f"model {cfg.name!r} is remote ({cfg.remote.base_url if cfg.remote else '?'}): "
                      "there is no server to start; use it directly with --backend")
 
 
 def managed_server(cfg: ModelConfig, *, host: str, port: int, log_file: Path, ready_timeout_s: float,
-                   progress: Callable[[str], None] = lambda _m: None) -> ManagedServer:
-    launch = launch_for(cfg, host, port, progress)
+                   progress: Callable[[str], None] = lambda _m: None,
+                   settings: Settings | None = None) -> ManagedServer:
+    launch = launch_for(cfg, host, port, progress, settings=settings)
     # A server bound to all interfaces is announced under this machine's name, so other nodes reach it.
     public = socket.getfqdn() if host in ("0.0.0.0", "::") else host
     return ManagedServer(launch.argv, base_url=f"http://{public}:{port}/v1", served_name=cfg.served_model_name,

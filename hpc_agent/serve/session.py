@@ -1,8 +1,8 @@
 """From a name to a usable backend: configured endpoints, model configs, running or started servers.
 
-Lookup order for `--backend NAME`: the config file's `backends:`, then `model_configs/NAME.yaml`.
-With no name at all, the config file's `backend:` and else the embedded default, the local
-`qwen2.5-coder-0.5b`, which is started for the run and stopped after it.
+Lookup order for `--backend NAME` (`resolve_backend`, the one place every front end asks): the config file's
+`backends:`, then `model_configs/NAME.yaml`. With no name at all, the config file's `backend:` and else the
+embedded default, the local `DEFAULT_MODEL`, which is started for the run and stopped after it.
 """
 
 from __future__ import annotations
@@ -10,9 +10,10 @@ from __future__ import annotations
 import signal
 import time
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, Literal
 
 from hpc_agent.config import Backend, Settings, check_backend_fields, make_backend
 from hpc_agent.errors import ConfigError, InfrastructureError, UsageError
@@ -25,13 +26,51 @@ DEFAULT_MODEL = "qwen2.5-coder-1.5b"  # the strongest model that runs on a 2-cor
 Progress = Callable[[str], None]
 
 
-def state_dir(settings: Settings) -> Path:
-    """Where state files and server logs live by default (a shared folder on clusters)."""
-    return settings.runs_dir.parent / "servers"
+def default_backend_name(settings: Settings) -> str:
+    """The backend used when none is named: the config file's `backend:`, else the embedded local model."""
+    return settings.backend or DEFAULT_MODEL
+
+
+@dataclass(frozen=True)
+class ResolvedBackend:
+    """What a backend name (or an ad hoc endpoint) stands for, found without starting or calling anything.
+    `run`, `bench`, `doctor` and the page resolve names here, so they agree on the lookup order."""
+
+    name: str
+    source: Literal["adhoc", "configured", "model-config"]
+    endpoint: Backend | None  # known without a server: the ad hoc endpoint, a configured backend, a remote model
+    config: ModelConfig | None = None  # set when the name is a model config
+
+    @property
+    def candidates(self) -> int | None:
+        """The backend's own answers-per-turn default (the `candidates` setting overrides it)."""
+        if self.endpoint is not None:
+            return self.endpoint.candidates
+        return self.config.candidates if self.config is not None else None
+
+
+def resolve_backend(settings: Settings, name: str | None = None, *, base_url: str | None = None,
+                    model: str | None = None) -> ResolvedBackend:
+    """`base_url` + `model` (an ad hoc endpoint), else `name` (default: `default_backend_name`) looked up in
+    the config file's `backends:`, then among the model configs; an unknown name lists what is known."""
+    if base_url or model:
+        if not (base_url and model):
+            raise UsageError("--base-url and --model go together; give both (or --backend NAME)")
+        return ResolvedBackend("adhoc", "adhoc", make_backend({"name": "adhoc", "base_url": base_url, "model": model}))
+    name = name or default_backend_name(settings)
+    if name in settings.backends:
+        return ResolvedBackend(name, "configured", settings.backends[name])
+    if find_model_config(name, settings) is None:
+        raise ConfigError(
+            f"unknown backend {name!r}; model configs: {', '.join(sorted(model_configs(settings)))}; configured "
+            f"backends: {', '.join(sorted(settings.backends)) or 'none'} (add one under `backends:` in the config file)"
+        )
+    cfg = get_model_config(name, settings)
+    return ResolvedBackend(name, "model-config", cfg.backend() if cfg.kind == "remote" else None, cfg)
 
 
 def default_state_file(settings: Settings, name: str) -> Path:
-    return state_dir(settings) / f"{name}.json"
+    return settings.servers_dir / f"{name}.json"
 
 
 def _with_overrides(backend: Backend, overrides: dict[str, Any]) -> Backend:
@@ -69,25 +108,14 @@ def open_backend(
     vLLM servers are started here only with `start_vllm` (inside a batch allocation sized for them);
     elsewhere a vLLM model needs a running server (`hpc-agent serve` / `submit serve`).
     """
-    if base_url or model:
-        if not (base_url and model):
-            raise UsageError("--base-url and --model go together; give both (or --backend NAME)")
-        yield _with_overrides(make_backend({"name": "adhoc", "base_url": base_url, "model": model}), overrides)
+    if not (base_url or model):
+        check_backend_fields(overrides)  # before a server is started for them
+    resolved = resolve_backend(settings, name, base_url=base_url, model=model)
+    if resolved.endpoint is not None:
+        yield _with_overrides(resolved.endpoint, overrides)
         return
-    check_backend_fields(overrides)  # before a server is started for them
-    name = name or settings.backend or DEFAULT_MODEL
-    if name in settings.backends:
-        yield _with_overrides(settings.backends[name], overrides)
-        return
-    if find_model_config(name) is None:
-        raise ConfigError(
-            f"unknown backend {name!r}; model configs: {', '.join(sorted(model_configs()))}; configured backends: "
-            f"{', '.join(sorted(settings.backends)) or 'none'} (add one under `backends:` in the config file)"
-        )
-    cfg = get_model_config(name)
-    if cfg.kind == "remote":
-        yield _with_overrides(cfg.backend(), overrides)
-        return
+    cfg = resolved.config
+    assert cfg is not None  # a model config that needs a server
     state = running_server(settings, cfg)
     if state is not None:
         progress(f"using the running {cfg.name} server at {state.base_url}")
@@ -97,10 +125,10 @@ def open_backend(
         raise UsageError(f"no running server for {cfg.name!r}: start one with `hpc-agent serve {cfg.name}` on a "
                          f"GPU node (state file {default_state_file(settings, cfg.name)})")
     port = free_port()
-    log_file = state_dir(settings) / f"{cfg.name}-{port}.log"
+    log_file = settings.servers_dir / f"{cfg.name}-{port}.log"
     progress(f"starting {cfg.name} ({'vLLM' if cfg.kind == 'vllm' else 'llama.cpp'}) on port {port}; log {log_file}")
-    with managed_server(cfg, host="127.0.0.1", port=port, log_file=log_file,
-                        ready_timeout_s=settings.server_ready_timeout_s, progress=progress) as srv:
+    with managed_server(cfg, host="127.0.0.1", port=port, log_file=log_file, ready_timeout_s=settings.server_ready_timeout_s,
+                        progress=progress, settings=settings) as srv:
         progress(f"{cfg.name} ready after {srv.ready_after_s:.1f} s")
         yield _with_overrides(cfg.backend(srv.base_url).model_copy(update={"engine": srv.engine}), overrides)
 
@@ -120,7 +148,7 @@ def serve_foreground(
     progress: Progress = lambda _m: None,
 ) -> int:
     """Run a server until SIGINT/SIGTERM; publish a state file while it is ready. Returns an exit code."""
-    cfg = get_model_config(name)
+    cfg = get_model_config(name, settings)
     if port is not None and not 1 <= port <= 65535:
         raise UsageError(f"--port {port}: a TCP port is 1-65535 (or leave it out for a free one)")
     port = port or free_port(host)
@@ -132,8 +160,8 @@ def serve_foreground(
 
     previous = signal.signal(signal.SIGTERM, _term)
     try:
-        with managed_server(cfg, host=host, port=port, log_file=log_file,
-                            ready_timeout_s=settings.server_ready_timeout_s, progress=progress) as srv:
+        with managed_server(cfg, host=host, port=port, log_file=log_file, progress=progress, settings=settings,
+                            ready_timeout_s=settings.server_ready_timeout_s) as srv:
             state = srv.state(cfg.name, host, port)
             state.write(state_file)
             try:

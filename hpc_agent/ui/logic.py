@@ -19,7 +19,8 @@ from hpc_agent.config import Settings, load_settings, make_backend
 from hpc_agent.errors import ConfigError, HpcAgentError
 from hpc_agent.records import Attempt, RunResult, Usage
 from hpc_agent.report import build_report
-from hpc_agent.serve import DEFAULT_MODEL, model_configs
+from hpc_agent.serve import model_configs
+from hpc_agent.serve.session import default_backend_name
 
 ADHOC = "ad hoc endpoint (base URL + model)"
 
@@ -37,10 +38,10 @@ def backend_choices(settings: Settings) -> list[BackendChoice]:
     choices = [BackendChoice(n, f"{n} — configured: {b.model} at {b.base_url}") for n, b in settings.backends.items()]
     how = {"local-llamacpp": "local llama.cpp, started on demand", "vllm": "vLLM, needs `hpc-agent serve`",
            "remote": "remote endpoint"}
-    for name, cfg in model_configs().items():
+    for name, cfg in model_configs(settings).items():
         if name not in settings.backends:
             choices.append(BackendChoice(name, f"{name} — {how.get(cfg.kind, cfg.kind)}"))
-    default = settings.backend or DEFAULT_MODEL
+    default = default_backend_name(settings)
     choices.sort(key=lambda c: c.name != default)  # stable: keeps the order of the rest
     return [*choices, BackendChoice(None, ADHOC)]
 
@@ -243,7 +244,7 @@ class RunJob:
 
 def sweeps_dir(settings: Settings) -> Path:
     """Where `hpc-agent bench` puts sweeps by default."""
-    return settings.runs_dir.parent / "sweeps"
+    return settings.sweeps_dir
 
 
 @dataclass(frozen=True)
