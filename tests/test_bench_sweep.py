@@ -18,10 +18,10 @@ import polars as pl
 import pytest
 from click.testing import CliRunner
 
+from fixtures.bench import crab_count, write_bench_root
 from doubles.openai_server import Reply, ScriptedOpenAIServer
 from hpc_agent.bench.tasks import reference_script, load_task
 from hpc_agent.cli import main
-from test_bench_tasks import REFERENCE, TASK, _count
 
 ENV_KEYS = ("HPC_AGENT_BENCHMARKS", "HPC_AGENT_CACHE")
 
@@ -29,10 +29,7 @@ ENV_KEYS = ("HPC_AGENT_BENCHMARKS", "HPC_AGENT_CACHE")
 @pytest.fixture
 def bench_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, data_root: Path) -> dict[str, str]:
     root = tmp_path / "benchmarks"
-    (root / "tasks").mkdir(parents=True)
-    (root / "reference").mkdir()
-    (root / "reference" / "observation_list.py").write_text(REFERENCE)
-    (root / "tasks" / "observation-list-crab.yaml").write_text(TASK)
+    write_bench_root(root)
     env = {"HPC_AGENT_BENCHMARKS": str(root), "HPC_AGENT_CACHE": str(tmp_path / "cache"),
            "PHOTON_STORAGE": str(data_root)}
     for k, v in env.items():
@@ -64,7 +61,7 @@ def test_cheating_model_fails_on_the_variant_store(bench_env: dict[str, str], tm
     # a separation for show (a script that selects nothing is stopped before running), then the memorised count
     cheat = ("import json\nfrom astropy.coordinates import SkyCoord\n"
              "d = SkyCoord(0, 0, unit='deg').separation(SkyCoord(1, 1, unit='deg'))\n"
-             f"print('RESULT ' + json.dumps({{'n_obs': {_count(data_root)}}}))\n")
+             f"print('RESULT ' + json.dumps({{'n_obs': {crab_count(data_root)}}}))\n")
     out = tmp_path / "sweep"
     with ScriptedOpenAIServer([Reply(code=cheat)] * 2) as srv:
         code, output = _bench(["--base-url", srv.base_url, "--model", srv.model, "--attempts", "2", "--out", str(out)])
@@ -135,7 +132,7 @@ def test_report_from_two_sweeps(bench_env: dict[str, str], tmp_path: Path, data_
     """Oracle and a cheating model in two sweep folders, merged into one report."""
     oracle, cheat_dir = tmp_path / "oracle", tmp_path / "cheat"
     assert _bench(["--models", "oracle", "--seeds", "2", "--out", str(oracle)])[0] == 0
-    cheat = f"import json\nprint('RESULT ' + json.dumps({{'n_obs': {_count(data_root)}}}))\n"
+    cheat = f"import json\nprint('RESULT ' + json.dumps({{'n_obs': {crab_count(data_root)}}}))\n"
     with ScriptedOpenAIServer([Reply(code=cheat)] * 4) as srv:
         assert _bench(["--base-url", srv.base_url, "--model", srv.model, "--attempts", "1", "--seeds", "2",
                        "--out", str(cheat_dir)])[0] == 0

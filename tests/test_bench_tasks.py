@@ -4,14 +4,11 @@ their cache, and variant stores that catch scripts printing memorised numbers.""
 from __future__ import annotations
 
 import json
-import textwrap
 from pathlib import Path
 
-import numpy as np
 import pytest
-from astropy.coordinates import SkyCoord
-from astropy.table import Table
 
+from fixtures.bench import TASK, crab_count, write_bench_root
 from hpc_agent.bench.references import expected_values, store_checksum
 from hpc_agent.bench.tasks import load_task, load_tasks, reference_script
 from hpc_agent.bench.variants import make_variant_store
@@ -21,50 +18,10 @@ from hpc_agent.records import ExecResult, Limits
 from hpc_agent.sandbox import get_sandbox
 from hpc_agent.validate import validate
 
-CRAB = (83.6331, 22.0145)
-REFERENCE = textwrap.dedent("""\
-    import json
-    PARAMS = json.loads('{}')  # replaced by the harness with the task's params
-    import os
-    import astropy.units as u
-    from astropy.coordinates import SkyCoord
-    from gammapy.data import DataStore
-
-    store = DataStore.from_dir(os.path.join(os.environ["PHOTON_STORAGE"], "hess-dl3-dr1"))
-    t = store.obs_table
-    pnt = SkyCoord(t["RA_PNT"], t["DEC_PNT"], unit="deg")
-    target = SkyCoord(PARAMS["ra"], PARAMS["dec"], unit="deg")
-    print("RESULT " + json.dumps({"n_obs": int((pnt.separation(target) < PARAMS["radius_deg"] * u.deg).sum())}))
-""")
-TASK = textwrap.dedent("""\
-    id: observation-list-crab
-    kind: observation-list
-    source: crab
-    prompt: |
-      How many H.E.S.S. DR1 observations point within 2 degrees of the Crab nebula (RA 83.6331, Dec 22.0145)?
-      Print RESULT {"n_obs": <int>}.
-    outputs:
-      n_obs: {rtol: 0, atol: 0, why: "a count: exact"}
-    reference: observation_list.py
-    params: {ra: 83.6331, dec: 22.0145, radius_deg: 2.0}
-    time_limit_s: 120
-""")
-
 
 @pytest.fixture
 def bench_root(tmp_path: Path) -> Path:
-    (tmp_path / "tasks").mkdir()
-    (tmp_path / "reference").mkdir()
-    (tmp_path / "reference" / "observation_list.py").write_text(REFERENCE)
-    (tmp_path / "tasks" / "observation-list-crab.yaml").write_text(TASK)
-    return tmp_path
-
-
-def _count(data_root: Path, radius: float = 2.0) -> int:
-    """The answer computed here, independently of the reference and of Gammapy."""
-    t = Table.read(data_root / "hess-dl3-dr1" / "obs-index.fits.gz")
-    sep = SkyCoord(t["RA_PNT"], t["DEC_PNT"], unit="deg").separation(SkyCoord(*CRAB, unit="deg")).deg
-    return int(np.sum(sep < radius))
+    return write_bench_root(tmp_path)
 
 
 def test_tasks_load_and_reference_gets_params(bench_root: Path) -> None:
@@ -116,7 +73,7 @@ def test_expected_values_come_from_the_reference_and_are_cached(
 
     box = Counting()
     first = expected_values(task, data_root, box)  # type: ignore[arg-type]
-    assert first.values == {"n_obs": _count(data_root)} and len(runs) == 1
+    assert first.values == {"n_obs": crab_count(data_root)} and len(runs) == 1
     again = expected_values(task, data_root, box)  # type: ignore[arg-type]
     assert again.values == first.values and len(runs) == 1  # served from the cache
 
@@ -125,7 +82,7 @@ def test_expected_values_come_from_the_reference_and_are_cached(
     assert store_checksum(variant_root) != store_checksum(data_root)
     var = expected_values(task, variant_root, box)  # type: ignore[arg-type]
     assert len(runs) == 2 and var.key != first.key
-    assert var.values == {"n_obs": _count(variant_root)} != first.values
+    assert var.values == {"n_obs": crab_count(variant_root)} != first.values
 
 
 def test_variant_store_catches_memorised_numbers(bench_root: Path, data_root: Path, tmp_path: Path) -> None:
@@ -136,9 +93,9 @@ def test_variant_store_catches_memorised_numbers(bench_root: Path, data_root: Pa
     assert len(data_binds(variant_root)) == 2  # the variant and the real event files its data/ links to
     box = get_sandbox("bwrap")
     honest = reference_script(task, bench_root)
-    cheat = f"import json\nprint('RESULT ' + json.dumps({{'n_obs': {_count(data_root)}}}))\n"
+    cheat = f"import json\nprint('RESULT ' + json.dumps({{'n_obs': {crab_count(data_root)}}}))\n"
     for root in (data_root, variant_root):
-        expected = {"n_obs": _count(root)}
+        expected = {"n_obs": crab_count(root)}
         for script, should_pass in ((honest, True), (cheat, root == data_root)):
             ws = tmp_path / f"ws-{len(list(tmp_path.iterdir()))}"
             res = box.run(script, ws, env={"PHOTON_STORAGE": str(root)}, limits=Limits(wall_s=120),

@@ -23,6 +23,7 @@ from hpc_agent.bench.sweep import Cell, shard_cells
 from hpc_agent.cli import main
 from hpc_agent.errors import ConfigError, UsageError
 from hpc_agent.hpc import ClusterProfile, Resources, make_executor
+from hpc_agent.hpc.executor import sbatch_text
 from hpc_agent.hpc import containers, jobs
 from hpc_agent.report import build_report
 from hpc_agent.serve.lifecycle import served_ids
@@ -42,19 +43,23 @@ def test_shards_cover_every_cell_once() -> None:
         shard_cells(cells, 3, 3)
 
 
-def test_profile_turns_into_sbatch_lines(tmp_path: Path) -> None:
+GOLDEN = Path(__file__).parent / "golden"
+
+
+@pytest.mark.parametrize("name, resources", [("profile-gpu", Resources(timeout_min=30, gpus_per_node=4)),
+                                             ("profile-cpu", Resources())])
+def test_profile_sbatch_matches_its_golden_file(name: str, resources: Resources, tmp_path: Path) -> None:
+    """The whole batch script a site profile gives, line for line (GPU jobs on the GPU partition, extra
+    sbatch lines, setup before srun); `UPDATE_GOLDEN=1` rewrites the files after a deliberate change."""
     profile = ClusterProfile(partition="cpu", gpu_partition="booster", account="hpc-agent", qos="normal",
                              constraint="a100", sbatch=["#SBATCH --reservation=hack", "--exclusive"],
                              setup=["module load CUDA/12.4"])
-    gpu = make_executor("slurm", tmp_path, Resources(timeout_min=30, gpus_per_node=4), profile)
-    text = gpu._executor._make_submission_file_text("CMD", "uid")
-    for line in ("#SBATCH --partition=booster", "#SBATCH --account=hpc-agent", "#SBATCH --qos=normal",
-                 "#SBATCH --constraint=a100", "#SBATCH --reservation=hack", "#SBATCH --exclusive",
-                 "#SBATCH --time=30", "#SBATCH --gpus-per-node=4", "#SBATCH --signal=USR2@90"):
-        assert line in text.splitlines(), line
+    text = sbatch_text(make_executor("slurm", tmp_path, resources, profile)).replace(str(tmp_path), "<FOLDER>")
+    golden = GOLDEN / f"{name}.sbatch"
+    if os.environ.get("UPDATE_GOLDEN"):
+        golden.write_text(text)
+    assert text == golden.read_text()
     assert text.index("module load CUDA/12.4") < text.index("srun")
-    cpu = make_executor("slurm", tmp_path, Resources(), profile)
-    assert "#SBATCH --partition=cpu" in cpu._executor._make_submission_file_text("CMD", "uid")
 
 
 def test_bad_profile_and_unknown_profile_are_one_line_errors(tmp_path: Path, isolated_config: Path) -> None:

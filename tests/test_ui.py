@@ -12,13 +12,13 @@ from click.testing import CliRunner
 from streamlit.testing.v1 import AppTest
 
 from conftest import script
+from fixtures.bench import write_bench_root
 from doubles.openai_server import Reply, ScriptedOpenAIServer
 from hpc_agent.cli import main
 from hpc_agent.config import load_settings
 from hpc_agent.ui import PAGE
 from hpc_agent.ui.command import streamlit_argv
 from hpc_agent.ui.logic import ADHOC, RunForm, backend_choices, run_kwargs, sweeps_dir
-from test_bench_tasks import REFERENCE, TASK
 
 PROMPT = "How many H.E.S.S. DR1 observations point within 2 degrees of MSH 15-52?"
 OK = script("msh1552_count_ok.py").strip()  # st.code shows text without the final newline
@@ -29,10 +29,7 @@ BROKEN = script("msh1552_count_broken.py")
 def one_task_benchmarks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """The one-task benchmark folder of the sweep tests (observation-list-crab: a few seconds per cell)."""
     root = tmp_path / "benchmarks"
-    (root / "tasks").mkdir(parents=True)
-    (root / "reference").mkdir()
-    (root / "reference" / "observation_list.py").write_text(REFERENCE)
-    (root / "tasks" / "observation-list-crab.yaml").write_text(TASK)
+    write_bench_root(root)
     monkeypatch.setenv("HPC_AGENT_BENCHMARKS", str(root))
     monkeypatch.setenv("HPC_AGENT_CACHE", str(tmp_path / "cache"))
     return root

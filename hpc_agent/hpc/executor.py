@@ -102,3 +102,9 @@ def make_executor(cluster: ClusterKind, folder: Path, resources: Resources,
 
 def in_slurm_job() -> bool:
     return "SLURM_JOB_ID" in os.environ
+
+
+def sbatch_text(executor: Any, command: str = "CMD") -> str:
+    """The batch script a Slurm executor would submit for `command` (what a dry run shows, what the golden
+    files pin). submitit writes it in a private method; this is the one place that calls it."""
+    return str(executor._executor._make_submission_file_text(command, "uid"))
