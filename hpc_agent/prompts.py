@@ -114,7 +114,8 @@ HINTS: tuple[Hint, ...] = (
        "(`import os, json`, `import numpy as np`, `import astropy.units as u`, `from astropy.coordinates import SkyCoord`)."),
     _h(r"UnitConversionError|UnitTypeError|TypeError: .*Quantity", "Mind astropy units: convert with `.to(u.deg)` / "
        "`.to_value(unit)` and pass plain floats to json."),
-    _h(r"object of type 'FluxPoints' has no len|Object of type \w*(Map|FluxPoints) is not JSON serializable",
+    _h(r"object of type 'FluxPoints' has no len|Object of type \w*(Map|FluxPoints) is not JSON serializable"
+       r"|`FluxPoints` has no `|'FluxPoints' object has no attribute",
        "What `LightCurveEstimator.run` and `FluxPointsEstimator.run` return (`FluxPoints`) is not a list, and its "
        "`.flux` is a map. Read the values from its table: `table = lc.to_table(format=\"lightcurve\", "
        "sed_type=\"flux\")` (one row per time bin; `format=\"gadf-sed\"` for flux points, one row per energy bin), "

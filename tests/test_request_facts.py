@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import subprocess
 import sys
 
 from hpc_agent.bench.tasks import load_tasks, reference_script
+from hpc_agent.grounding import ground
+from hpc_agent.names import name_index
 from hpc_agent.prompts import hints_for
 from hpc_agent.request_facts import missing_call_hints, request_definitions, request_position
 from hpc_agent.static import static_stage
@@ -104,3 +107,13 @@ def test_flux_points_used_as_a_list_or_a_number_get_the_table_idiom() -> None:
     assert "has no len" in run.stderr and "is not JSON serializable" in run.stderr
     for line in ("TypeError: " + run.stderr.split("TypeError(\"")[1].split("\")")[0], run.stderr.splitlines()[-1]):
         assert any('to_table(format="lightcurve", sed_type="flux")' in h for h in hints_for(line)), line
+
+
+def test_an_invented_flux_points_attribute_gets_the_table_idiom() -> None:
+    """Grounding's own message for `lc.flux_points` (a 1.5B answer) carries the table idiom as a hint."""
+    script = ("from gammapy.estimators import LightCurveEstimator\n"
+              "lc = LightCurveEstimator(energy_edges=[1, 100], source='source').run([])\n"
+              "n = len(lc.flux_points.energy)\n")
+    found = [str(f) for f in ground(ast.parse(script), name_index())]
+    assert any("`FluxPoints` has no `flux_points`" in f for f in found), found
+    assert any('to_table(format="lightcurve"' in h for h in hints_for("\n".join(found)))
