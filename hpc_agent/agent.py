@@ -45,7 +45,7 @@ from hpc_agent.records import (
 )
 from hpc_agent.sandbox import Sandbox
 from hpc_agent.request_facts import (missing_call_hints, request_call_texts, request_cone, request_definitions,
-                                     request_selection, returned_key_hints, returned_keys)
+                                     request_selection, request_source_model, returned_key_hints, returned_keys)
 from hpc_agent.sources import positions_context, without_source_names
 from hpc_agent.grounding import runtime_suggestion
 from hpc_agent.names import name_index
@@ -134,7 +134,8 @@ def evaluate(index: int, answer: ModelAnswer, spec: RunSpec, sandbox: Sandbox, w
                               request_definitions=request_definitions(spec.prompt, spec.data_root) if spec.repairs
                               else None, cone_radius=request_cone(spec.prompt),
                               cone=request_selection(spec.prompt, spec.data_root),
-                              request_calls=request_call_texts(spec.prompt) if spec.repairs else ())
+                              request_calls=request_call_texts(spec.prompt) if spec.repairs else (),
+                              source_model=request_source_model(spec.prompt) if spec.repairs else None)
     common = dict(index=index, script=static.script, usage=answer.usage, repairs=static.repairs,
                   answer=answer.script if static.script != answer.script else None, static_s=static.seconds)
     if not static.ok:

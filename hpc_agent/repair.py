@@ -18,7 +18,9 @@ from pyflakes import checker as pyflakes_checker
 from pyflakes import messages as pyflakes_messages
 
 from hpc_agent.checks import DISPLAY_METHODS, selects
+from hpc_agent.model_wiring import attach_source_model
 from hpc_agent.names import NameIndex, flat_name
+from hpc_agent.request_facts import SourceModel
 from hpc_agent.prompts import OBS_TABLE, OPEN_RELEASE, POINTING, RELEASE, RELEASE_PATH, SCRIPT_FRAME, release_path
 from hpc_agent.names import import_quietly as _import_quiet
 from hpc_agent.names import module_exists as _is_module
@@ -879,13 +881,15 @@ def select_in_the_cone(text: str, cone: tuple[float, float, float] | None) -> tu
 
 def repair(script: str, index: NameIndex, result_keys: tuple[str, ...] = (),
            request_definitions: dict[str, str] | None = None,
-           cone: tuple[float, float, float] | None = None, request_calls: tuple[str, ...] = ()) -> Repaired:
+           cone: tuple[float, float, float] | None = None, request_calls: tuple[str, ...] = (),
+           source_model: SourceModel | None = None) -> Repaired:
     """Every repair in turn on a script that parses (after the syntax repairs); one that does not is
     returned unchanged.
     `result_keys`: the RESULT keys the request names (for a script that forgot its RESULT line);
     `request_definitions`: statements the request fixes for variables (`hpc_agent.request_facts`);
     `cone`: (ra, dec, radius) the request selects observations in;
-    `request_calls`: the library calls the request writes out."""
+    `request_calls`: the library calls the request writes out;
+    `source_model`: the named source model the request writes out (for an estimator that needs it)."""
     script, notes = make_it_parse(script)
     try:
         ast.parse(script)
@@ -897,6 +901,8 @@ def repair(script: str, index: NameIndex, result_keys: tuple[str, ...] = (),
     notes += defined
     script, asked = use_the_requests_calls(script, request_calls, index)
     notes += asked
+    script, attached = attach_source_model(script, source_model)
+    notes += attached
     script, defined = define_as_tutorials_do(script, tutorial_made_from_names())
     notes += defined
     script, selected = select_in_the_cone(script, cone)

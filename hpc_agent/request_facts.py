@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ast
 import re
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
@@ -159,3 +160,30 @@ def missing_call_hints(script: str | None, prompt: str) -> tuple[str, ...]:
             hints.append(f'your request asks for a `{cls}` named "{name}"; your script never makes one: '
                          f'`{cls}(..., name="{name}")`')
     return tuple(hints[:MAX_MISSING])
+
+
+@dataclass(frozen=True)
+class SourceModel:
+    """The one named source model a request writes out: `SkyModel named "source" with
+    PowerLawSpectralModel(index=2.6, ...) with the index FROZEN`."""
+
+    name: str
+    spectral: str  # the request's spectral-model call, as code
+    frozen: tuple[str, ...] = ()  # parameters the request says are frozen
+
+
+_FROZEN = re.compile(r"\bthe\s+([a-z_][a-z0-9_]*)\s+(?:parameter\s+)?(?:is\s+|kept\s+)?frozen\b", re.IGNORECASE)
+
+
+@lru_cache(maxsize=64)
+def request_source_model(prompt: str) -> SourceModel | None:
+    """The request's source model when it names exactly one `SkyModel` and writes out exactly one spectral
+    model call; frozen parameters are those it says are frozen that the call sets."""
+    text = " ".join(prompt.split())
+    named = {name for cls, name in _NAMED.findall(text) if cls == "SkyModel"}
+    spectral = [c for c in request_calls(prompt) if _callee(c).endswith("SpectralModel")]
+    if len(named) != 1 or len(spectral) != 1:
+        return None
+    keywords = {kw.arg for kw in spectral[0].keywords}
+    frozen = tuple(dict.fromkeys(p.lower() for p in _FROZEN.findall(text) if p.lower() in keywords))
+    return SourceModel(next(iter(named)), ast.unparse(spectral[0]), frozen)

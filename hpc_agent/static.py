@@ -14,6 +14,7 @@ from hpc_agent import checks
 from hpc_agent.grounding import Rename, ground
 from hpc_agent.names import name_index
 from hpc_agent.repair import repair
+from hpc_agent.request_facts import SourceModel
 
 
 @dataclass(frozen=True)
@@ -31,17 +32,18 @@ class StaticResult:
 def static_stage(answer: str, *, repairs: bool = True, require_result: bool = True,
                  result_keys: tuple[str, ...] = (), request_definitions: dict[str, str] | None = None,
                  cone_radius: float | None = None, cone: tuple[float, float, float] | None = None,
-                 request_calls: tuple[str, ...] = ()) -> StaticResult:
+                 request_calls: tuple[str, ...] = (), source_model: SourceModel | None = None) -> StaticResult:
     """Repair (when on), then ground every import and attribute chain, then apply the rules.
     `result_keys`: the RESULT keys the request names; `request_definitions`: what it fixes for variables;
     `cone_radius`: the cone (deg) it selects observations in; `cone`: (ra, dec, radius), when it also names
     the one position (the repairs may then select for a script that selects nothing); `request_calls`: the
-    library calls the request writes out (the script's differing calls of those callees take their values)."""
+    library calls the request writes out (the script's differing calls of those callees take their values);
+    `source_model`: the named source model it writes out (attached for an estimator that needs it)."""
     t0 = time.perf_counter()
     index = name_index()
     script, done = answer, ()
     if repairs:
-        fixed = repair(answer, index, result_keys, request_definitions, cone, request_calls)
+        fixed = repair(answer, index, result_keys, request_definitions, cone, request_calls, source_model)
         script, done = fixed.script, fixed.repairs
     errors = checks.static_errors(script, require_result=require_result, cone_radius=cone_radius)
     if not any(e.startswith("SyntaxError") for e in errors):

@@ -1,0 +1,100 @@
+"""The source model an estimator needs, attached when the script never attaches it.
+
+A Gammapy estimator (`LightCurveEstimator(source="source")`, `FluxPointsEstimator`, ...) fits the model named
+by its `source=` on the datasets it runs on. A small model writes the reduction and the estimator, and drops
+the step between them: the request's `SkyModel named "source"` is never made or never put on the datasets,
+and the run fails deep inside Gammapy (`'source' is not in list`). When the request writes that model out
+(`request_facts.request_source_model`), the step has one reading: the repair adds it right before the
+estimator runs, reusing the script's own spectral model when it made exactly one of the request's kind.
+"""
+
+from __future__ import annotations
+
+import ast
+
+from hpc_agent.request_facts import SourceModel
+
+
+def _estimator_calls(tree: ast.Module, name: str) -> dict[str, ast.Call]:
+    """Variables bound to an estimator whose `source=` is `name` (or unset: the first model)."""
+    found = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name) \
+                and _is_estimator(node.value, name):
+            found[node.targets[0].id] = node.value
+    return found
+
+
+def _is_estimator(node: ast.expr, name: str) -> bool:
+    if not isinstance(node, ast.Call):
+        return False
+    callee = node.func.attr if isinstance(node.func, ast.Attribute) else ast.unparse(node.func)
+    if not callee.endswith("Estimator"):
+        return False
+    source = next((kw.value for kw in node.keywords if kw.arg == "source"), None)
+    return source is None or (isinstance(source, ast.Constant) and source.value == name)
+
+
+def _run_target(stmt: ast.stmt, estimators: dict[str, ast.Call], name: str) -> str | None:
+    """The datasets variable a top-level statement runs a matching estimator on (`est.run(datasets)`)."""
+    for node in ast.walk(stmt):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "run" \
+                and node.args and isinstance(node.args[0], ast.Name):
+            owner = node.func.value
+            if (isinstance(owner, ast.Name) and owner.id in estimators) or _is_estimator(owner, name):
+                return node.args[0].id
+    return None
+
+
+def _makes_named_model(tree: ast.Module, name: str) -> bool:
+    return any(isinstance(n, ast.Call) and any(kw.arg == "name" and isinstance(kw.value, ast.Constant)
+                                               and kw.value.value == name for kw in n.keywords)
+               and "SkyModel" in ast.unparse(n.func) for n in ast.walk(tree))
+
+
+def _sets_models(tree: ast.Module, target: str) -> bool:
+    return any(isinstance(n, ast.Attribute) and n.attr == "models" and isinstance(n.value, ast.Name)
+               and n.value.id == target and isinstance(n.ctx, ast.Store) for n in ast.walk(tree))
+
+
+def _assigned(tree: ast.Module) -> dict[str, ast.expr]:
+    return {t.id: n.value for n in ast.walk(tree) if isinstance(n, ast.Assign)
+            for t in n.targets if isinstance(t, ast.Name)}
+
+
+def attach_source_model(script: str, model: SourceModel | None) -> tuple[str, tuple[str, ...]]:
+    """The script with the request's source model put on the datasets before the first top-level statement
+    that runs an estimator of that source on them; unchanged when it makes or attaches the model itself."""
+    if model is None:
+        return script, ()
+    try:
+        tree = ast.parse(script)
+    except SyntaxError:
+        return script, ()
+    if _makes_named_model(tree, model.name):
+        return script, ()
+    estimators = _estimator_calls(tree, model.name)
+    stmt, target = next(((s, t) for s in tree.body if (t := _run_target(s, estimators, model.name))), (None, None))
+    if stmt is None or target is None or _sets_models(tree, target):
+        return script, ()
+    assigned = _assigned(tree)
+    kind = model.spectral.split("(", 1)[0]
+    own = [v for v, value in assigned.items() if isinstance(value, ast.Call) and ast.unparse(value.func) == kind]
+    lines = []
+    if len(own) == 1:
+        var = own[0]
+    else:
+        var = next(v for v in ("spectral_model", "source_spectral_model", "_source_spectral_model")
+                   if v not in assigned)
+        lines.append(f"{var} = {model.spectral}")
+    lines += [f"{var}.{p}.frozen = True" for p in model.frozen if f".{p}.frozen" not in script]
+    value = assigned.get(target)
+    if isinstance(value, ast.List) or (isinstance(value, ast.Call) and ast.unparse(value.func) == "list"):
+        lines.append(f"{target} = Datasets({target})")  # a plain list has no `.models`
+    lines.append(f'{target}.models = [SkyModel(spectral_model={var}, name="{model.name}")]')
+    source = script.splitlines(keepends=True)
+    at = stmt.lineno - 1
+    added = "".join(line + "\n" for line in lines)
+    note = (f"attached the source model your request describes before the estimator runs on `{target}` "
+            f"(line {stmt.lineno}): " + "; ".join(f"`{line}`" for line in lines))
+    return "".join(source[:at]) + added + "".join(source[at:]), (note,)

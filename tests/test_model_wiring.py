@@ -1,0 +1,69 @@
+"""The request's source model attached for an estimator that needs it (real Gammapy objects)."""
+
+from __future__ import annotations
+
+import ast
+
+from hpc_agent.bench.tasks import load_tasks, reference_script
+from hpc_agent.model_wiring import attach_source_model
+from hpc_agent.request_facts import SourceModel, request_source_model
+from hpc_agent.static import static_stage
+
+REQUEST = ('Model: SkyModel named "src" with PowerLawSpectralModel(index=2.3, amplitude=2e-12 cm-2 s-1 TeV-1, '
+           "reference=1 TeV) with the index FROZEN. Light curve: LightCurveEstimator(energy_edges=[1, 100] TeV, "
+           'source="src").')
+SKIPPED = ("import astropy.units as u\n"
+           "from gammapy.datasets import Datasets\n"
+           "from gammapy.estimators import LightCurveEstimator\n"
+           "from gammapy.datasets import SpectrumDataset\n"
+           "from gammapy.maps import MapAxis, RegionGeom\n"
+           "axis = MapAxis.from_energy_bounds(1, 10, 3, unit='TeV')\n"
+           "datasets = Datasets([SpectrumDataset.create(RegionGeom.create('icrs;circle(83.6, 22.0, 0.1)', axes=[axis]))])\n"
+           "estimator = LightCurveEstimator(energy_edges=[1, 100] * u.TeV, source='src')\n"
+           "lc = estimator.run(datasets)\n")
+
+
+def test_the_request_names_one_source_model() -> None:
+    model = request_source_model(REQUEST)
+    assert model == SourceModel("src", "PowerLawSpectralModel(index=2.3, amplitude=2e-12 * u.Unit('cm-2 s-1 TeV-1'), "
+                                       "reference=1 * u.Unit('TeV'))", ("index",))
+    assert request_source_model(REQUEST.replace('named "src"', "")) is None
+    assert request_source_model(REQUEST.replace("the index FROZEN", "nothing frozen")).frozen == ()
+
+
+def test_a_skipped_model_is_attached_before_the_estimator_runs_and_is_real_gammapy() -> None:
+    fixed, notes = attach_source_model(SKIPPED, request_source_model(REQUEST))
+    assert len(notes) == 1 and "attached the source model" in notes[0]
+    lines = fixed.splitlines()
+    assert lines.index("datasets.models = [SkyModel(spectral_model=spectral_model, name=\"src\")]") \
+        < lines.index("lc = estimator.run(datasets)")
+    static = static_stage(fixed + "print('RESULT {}')\n", require_result=False)
+    assert not [e for e in static.errors if "undefined" in e], static.errors  # the imports are added
+    namespace: dict[str, object] = {}
+    exec(compile(static.script.replace("lc = estimator.run(datasets)\n", ""), "<fixed>", "exec"), namespace)
+    model = namespace["datasets"].models["src"]  # type: ignore[attr-defined]
+    assert model.spectral_model.index.frozen and model.spectral_model.index.value == 2.3
+
+
+def test_the_scripts_own_spectral_model_and_a_plain_list_are_used() -> None:
+    own = SKIPPED.replace("datasets = Datasets([", "pwl = PowerLawSpectralModel(index=2.0)\ndatasets = list([")
+    fixed, _ = attach_source_model(own, request_source_model(REQUEST))
+    assert "pwl.index.frozen = True\ndatasets = Datasets(datasets)\n" \
+           "datasets.models = [SkyModel(spectral_model=pwl, name=\"src\")]\n" in fixed
+    assert "spectral_model = " not in fixed
+
+
+def test_a_script_that_makes_or_attaches_the_model_is_left_alone() -> None:
+    model = request_source_model(REQUEST)
+    made = SKIPPED.replace("lc =", "m = SkyModel(spectral_model=PowerLawSpectralModel(), name='src')\nlc =")
+    attached = SKIPPED.replace("lc =", "datasets.models = models\nlc =")
+    other = SKIPPED.replace("source='src'", "source='other'")
+    for script in (made, attached, other):
+        assert attach_source_model(script, model) == (script, ())
+
+
+def test_no_reference_solution_is_changed() -> None:
+    for task in load_tasks().values():
+        script = reference_script(task)
+        assert attach_source_model(script, request_source_model(task.prompt)) == (script, ()), task.id
+        ast.parse(script)
