@@ -174,13 +174,14 @@ class Spawned:
         finally:
             os.close(fd)
 
-    def finish(self, limits: Limits, *, started: float | None = None, stderr_before: bytes = b"") -> ExecResult:
+    def finish(self, limits: Limits, *, started: float | None = None, stdout_before: bytes = b"",
+               stderr_before: bytes = b"") -> ExecResult:
         """Supervise until the end (wall clock from ``started``, default now), then the result. The tree and
-        the cgroup are gone afterwards. ``stderr_before``: stderr already read (it counts as the run's)."""
+        the cgroup are gone afterwards. ``*_before``: output already read (it counts as the run's)."""
         start = time.monotonic() if started is None else started
         try:
             with self.proc:
-                killed, out, err = _supervise(self.proc, self.cgroup, limits, start, stderr_before)
+                killed, out, err = _supervise(self.proc, self.cgroup, limits, start, stdout_before, stderr_before)
                 rc = self.proc.wait()
             result = _result(self, rc, killed, out, err, time.monotonic() - start)
         finally:
@@ -323,12 +324,13 @@ def _result(spawned: Spawned, rc: int, killed: KillReason | None, out: CappedBuf
 
 
 def _supervise(
-    proc: subprocess.Popen, cgroup: Cgroup, limits: Limits, start: float, stderr_before: bytes = b""
+    proc: subprocess.Popen, cgroup: Cgroup, limits: Limits, start: float, stdout_before: bytes = b"",
+    stderr_before: bytes = b"",
 ) -> tuple[KillReason | None, CappedBuffer, CappedBuffer]:
     assert proc.stdout is not None and proc.stderr is not None
     out, err = CappedBuffer(limits.output_bytes), CappedBuffer(limits.output_bytes)
-    if stderr_before:
-        err.feed(stderr_before)
+    out.feed(stdout_before)
+    err.feed(stderr_before)
     buffers = {proc.stdout.fileno(): out, proc.stderr.fileno(): err}
     flood = limits.output_bytes * OUTPUT_KILL_FACTOR
     deadline = start + limits.wall_s
