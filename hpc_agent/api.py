@@ -24,7 +24,7 @@ from hpc_agent.serve.weights import cache_dir
 from hpc_agent.llm import ChatClient
 from hpc_agent.preflight import check_prompt, check_release, check_run_out
 from hpc_agent.records import Attempt, RunResult
-from hpc_agent.sandbox import Sandbox, limits_from
+from hpc_agent.sandbox import Sandbox, limits_from, warm_modules_from
 from hpc_agent.sandbox import from_settings as sandbox_from_settings
 
 
@@ -78,6 +78,7 @@ def run(
         limits=limits_from(settings),
         retriever=retriever,
         repairs=settings.repairs,
+        warm_modules=warm_modules_from(settings),
     )
     box = make_sandbox(settings, sandbox)
     if isinstance(backend, Backend):

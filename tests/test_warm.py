@@ -228,3 +228,31 @@ def test_bad_module_name_is_a_usage_error():
 
     with pytest.raises(UsageError):
         WarmPool(get_sandbox("process"), ["numpy; import os"])
+
+
+# ------------------------------------------------------------------------------------------ the agent
+@pytest.mark.skipif(not BWRAP_OK, reason=f"bwrap unusable here: {BWRAP_WHY}")
+@pytest.mark.parametrize("flag", ["--warm", "--no-warm"])
+def test_agent_runs_each_turn_on_a_sandbox_warmed_during_the_request(flag, tmp_path, data_root):
+    """Every turn's sandbox is started before the request (warm at the answer); `--no-warm` starts them cold.
+    Nothing is left running afterwards, and the bundle holds no folders of unused warm sandboxes."""
+    import json
+
+    from click.testing import CliRunner
+    from conftest import script
+    from doubles.openai_server import Reply, ScriptedOpenAIServer
+    from hpc_agent.cli import main
+
+    replies = [Reply(code=script("msh1552_count_broken.py")), Reply(code=script("msh1552_count_ok.py"))]
+    out = tmp_path / "bundle"
+    with ScriptedOpenAIServer(replies) as srv:
+        res = CliRunner().invoke(main, ["run", "How many H.E.S.S. DR1 observations point within 2 degrees of "
+                                        "MSH 15-52?", "--base-url", srv.base_url, "--model", srv.model, "--out",
+                                        str(out), "--data-root", str(data_root), "--sandbox", "bwrap", flag],
+                                 catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    starts = [json.loads((out / f"attempt-{n}" / "validation.json").read_text())["execution"]["start"]
+              for n in (1, 2)]
+    assert starts == (["warm", "warm"] if flag == "--warm" else ["cold", "cold"])
+    assert sorted(p.name for p in out.iterdir() if p.name.startswith("attempt-")) == ["attempt-1", "attempt-2"]
+    assert _processes_in(tmp_path) == []

@@ -157,6 +157,7 @@ class WarmSandbox:
         self._spawned: Spawned | None = None
         self._created: list[Path] = []  # folders start() made (removed again when discarded unused)
         self._used = False
+        self._fresh = False  # the workspace was empty at the start (what the warm-up put there is its own)
         self._before: bytes | None = None  # stderr read while waiting for the ready line (once waited)
 
     def matches(self, env: Mapping[str, str], limits: Limits, ro_binds: Sequence[Path]) -> bool:
@@ -178,6 +179,7 @@ class WarmSandbox:
             missing = [p for p in (self.workspace, *self.workspace.parents) if not p.exists()]
             self.workspace.mkdir(parents=True, exist_ok=True)
             self._created = missing
+            self._fresh = not any(self.workspace.iterdir())
             ws = self.workspace.resolve()
             launch = self.backend.launch(ws, env=self.env, limits=self.limits, ro_binds=binds,  # type: ignore[attr-defined]
                                          program=launcher_program(self.modules))
@@ -281,17 +283,23 @@ class WarmSandbox:
             return self.backend.run(script, self.workspace, env=self.env, limits=limits, ro_binds=self.ro_binds)
 
     def close(self) -> None:
-        """Kill the sandbox (if still there). Unused, the folders its start created are removed when empty."""
+        """Kill the sandbox (if still there). Unused: what the warm-up wrote in its (fresh) workspace is removed,
+        and the folders its start created unless a file was put in them meanwhile (a bundle's attempt folder
+        with the attempt's records stays)."""
         sp, self._spawned = self._spawned, None
         if sp is not None:
             sp.kill()
-        if not self._used:
-            for d in self._created:
-                try:
-                    d.rmdir()
-                except OSError:
-                    break
-            self._created = []
+        if not self._used and self._fresh:  # the warm-up's traces (e.g. astropy's ~/.config, HOME=workspace)
+            for child in list(self.workspace.iterdir()) if self.workspace.is_dir() else ():
+                if child.is_dir() and not child.is_symlink():
+                    shutil.rmtree(child, ignore_errors=True)
+                else:
+                    child.unlink(missing_ok=True)
+        if not self._used and self._created:  # folders it made, removed when nobody has put a file there since
+            top = self._created[-1]
+            if not any(files for _, _, files in os.walk(top)):
+                shutil.rmtree(top, ignore_errors=True)
+        self._created = []
 
     def __enter__(self) -> WarmSandbox:
         return self.start()
