@@ -81,9 +81,9 @@ def test_limits_are_the_same_warm(name, tmp_path):
     """Memory, file size and output caps as cold; the wall clock counts from the script's arrival."""
     sb = get_sandbox(name)
     ws = tmp_path / "ws"
-    warm = WarmSandbox(sb, ws, env={}, limits=Limits(wall_s=1.5, file_size_mb=1)).start()
+    warm = WarmSandbox(sb, ws, env={}, limits=Limits(wall_s=4, file_size_mb=1), modules=LIGHT).start()
     assert warm.ready()
-    time.sleep(2)  # longer than the wall clock: the warm-up does not count
+    time.sleep(5)  # longer than the wall clock: the time before the hand-over does not count
     r = warm.run("import time\ntime.sleep(0.5)\nopen('big', 'wb').write(b'x' * 2**21)\n")
     assert r.start == "warm" and r.killed is None and r.exit_code == 1 and "File too large" in r.stderr, r
     warm = WarmSandbox(sb, tmp_path / "ws2", env={}, limits=Limits(wall_s=1.5), modules=LIGHT).start()
