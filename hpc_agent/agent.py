@@ -44,6 +44,7 @@ from hpc_agent.records import (
     Validation,
 )
 from hpc_agent.sandbox import Sandbox
+from hpc_agent.sandbox.warm import WarmPool
 from hpc_agent.request_facts import (missing_call_hints, request_call_texts, request_cone, request_definitions,
                                      request_selection, request_source_model, returned_key_hints, returned_keys)
 from hpc_agent.sources import positions_context, without_source_names
@@ -83,6 +84,7 @@ class RunSpec:
     retriever: Retriever | None = None  # RAG: snippets for the prompt, then for each error, injected per turn
     repairs: bool = True  # deterministic repairs before checking (off: the model's script as it came)
     candidates: int = 1  # answers generated per turn
+    warm_modules: tuple[str, ...] = ()  # non-empty: each turn's sandboxes start (these imported) during the request
 
     @property
     def result_keys(self) -> tuple[str, ...]:
@@ -174,15 +176,28 @@ def _best(attempts: list[Attempt]) -> Attempt:
     return max(attempts, key=lambda a: (*progress(a), -a.candidate))
 
 
+def _workspace(bundle: Bundle, index: int, n: int, j: int, create: bool = True) -> Path:
+    """Where candidate j (1-based) of a turn of n runs."""
+    return bundle.workspace(index, candidate=j if n > 1 else None, create=create)
+
+
+def prepare_turn(pool: WarmPool, spec: RunSpec, bundle: Bundle, index: int) -> None:
+    """Warm sandboxes for the turn's candidates, started before the model is asked (no-op when off)."""
+    if pool.enabled:
+        n = spec.candidates
+        pool.prepare([_workspace(bundle, index, n, j, create=False) for j in range(1, n + 1)],
+                     env=contract_env(spec.data_root), limits=spec.limits, ro_binds=data_binds(spec.data_root))
+
+
 def run_turn(index: int, answers: list[ModelAnswer], spec: RunSpec, sandbox: Sandbox,
              bundle: Bundle) -> tuple[Attempt, list[Attempt]]:
     """Every candidate evaluated (sandbox runs in parallel); returns the chosen one and all of them."""
     n = len(answers)
     if n == 1:
-        attempt = evaluate(index, answers[0], spec, sandbox, bundle.workspace(index))
+        attempt = evaluate(index, answers[0], spec, sandbox, _workspace(bundle, index, 1, 1))
         return attempt, [attempt]
     with ThreadPoolExecutor(max_workers=n) as pool:
-        futures = [pool.submit(evaluate, index, a, spec, sandbox, bundle.workspace(index, candidate=j + 1))
+        futures = [pool.submit(evaluate, index, a, spec, sandbox, _workspace(bundle, index, n, j + 1))
                    for j, a in enumerate(answers)]
         found = [f.result().model_copy(update={"candidate": j + 1, "candidates": n}) for j, f in enumerate(futures)]
     chosen = _best(found)
@@ -299,6 +314,7 @@ def run_agent(
     shown: set[str] = set()  # snippet ids already in the conversation
     best: Attempt | None = None  # the attempt that got furthest so far
     keys = spec.result_keys
+    sandbox = warm = WarmPool(sandbox, spec.warm_modules)  # single-use sandboxes started during each request
     try:
         retrieval = _retrieve(spec, None, shown)
         conversation = Conversation.start(spec.prompt, gammapy_version, first_context(spec, retrieval),
@@ -307,6 +323,7 @@ def run_agent(
         budget = (backend.context_length - (backend.max_tokens or 0) if backend.context_length else None)
         for index in range(1, spec.attempts + 1):
             sent = conversation.snapshot(budget)
+            prepare_turn(warm, spec, bundle, index)
             try:
                 answers = generate(client, sent, spec.candidates, seed=spec.seed, temperature=temperature)
             except ContextOverflowError as exc:  # a result: recorded, and the next turn starts afresh
@@ -367,6 +384,7 @@ def run_agent(
             bundle.write_error(traceback.format_exc())
         raise
     finally:
+        warm.close()
         passed = bool(attempts) and attempts[-1].passed
         result = RunResult(
             passed=passed,

@@ -13,6 +13,7 @@ from hpc_agent.agent import RunSpec
 from hpc_agent.config import Backend, Settings
 from hpc_agent.llm import ChatClient
 from hpc_agent.records import Limits
+from hpc_agent.sandbox import warm_modules_from
 from hpc_agent.validate import Validator
 
 
@@ -36,11 +37,13 @@ def candidates_for(settings: Settings, own: int | None) -> int:
 def run_spec(settings: Settings, *, prompt: str, data_root: Path, out_dir: Path, wall_s: float | None = None,
              attempts: int | None = None, repairs: bool | None = None, candidates: int = 1,
              validators: Sequence[Validator] | None = None, seed: int | None = None,
-             retriever: Any = None) -> RunSpec:
+             retriever: Any = None, warm_modules: tuple[str, ...] | None = None) -> RunSpec:
     """A RunSpec whose attempt budget, repairs and limits come from the settings unless given (a sweep cell
-    gives its own budget, repairs, seed and validators, and its task's time limit as `wall_s`)."""
+    gives its own budget, repairs, seed and validators, and its task's time limit as `wall_s`; the modules
+    warm sandboxes import ahead come from the settings, empty when they are off)."""
     return RunSpec(prompt=prompt, data_root=data_root, out_dir=out_dir,
                    attempts=settings.attempts if attempts is None else attempts,
                    repairs=settings.repairs if repairs is None else repairs,
                    limits=limits_for(settings, wall_s), validators=validators, seed=seed, retriever=retriever,
-                   candidates=candidates)
+                   candidates=candidates,
+                   warm_modules=warm_modules_from(settings) if warm_modules is None else warm_modules)

@@ -51,10 +51,11 @@ class Bundle:
     def candidate_dir(self, index: int, candidate: int) -> Path:
         return self.attempt_dir(index) / f"candidate-{candidate}"
 
-    def workspace(self, index: int, candidate: int | None = None) -> Path:
+    def workspace(self, index: int, candidate: int | None = None, *, create: bool = True) -> Path:
         base = self.attempt_dir(index) if candidate is None else self.candidate_dir(index, candidate)
         ws = base / "workspace"
-        ws.mkdir(parents=True, exist_ok=True)
+        if create:
+            ws.mkdir(parents=True, exist_ok=True)
         return ws
 
     def _mask(self, text: str) -> str:

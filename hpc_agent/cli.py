@@ -81,13 +81,15 @@ def _print_attempt(a: Attempt) -> None:
                    "[default: on]")
 @click.option("--candidates", type=click.IntRange(1, 16), help="answers per turn, run side by side; the first "
               "that passes wins (default: the model config's, else 1)")
+@click.option("--warm/--no-warm", default=None,
+              help="start the next sandbox (scientific stack imported) while the model answers [default: on]")
 def run(prompt: str, backend_name: str | None, base_url: str | None, model: str | None, api_key_env: str | None,
         reasoning_effort: str | None, max_tokens: int | None, temperature: float | None, attempts: int | None,
         timeout: float | None, sandbox: str | None, out: Path | None, data_root: Path | None, as_json: bool,
-        rag: bool, repairs: bool | None, candidates: int | None) -> None:
+        rag: bool, repairs: bool | None, candidates: int | None, warm: bool | None) -> None:
     """Ask for an analysis in words; get back a script that ran. Exit 0 passed, 1 budget spent, 2 bad input."""
     settings = load_settings(attempts=attempts, exec_timeout_s=timeout, sandbox=sandbox, data_root=data_root,
-                             repairs=repairs, candidates=candidates)
+                             repairs=repairs, candidates=candidates, warm_sandbox=warm)
     overrides = {"api_key_env": api_key_env, "reasoning_effort": reasoning_effort, "max_tokens": max_tokens,
                  "temperature": temperature}
     from hpc_agent import api
@@ -210,12 +212,15 @@ def _shard(_ctx: click.Context, _param: click.Parameter, value: str | None) -> t
 @sweep_options
 @click.option("--shard", callback=_shard, metavar="I/N",
               help="run only the I-th of N slices of the cells (0-based; one element of a job array)")
+@click.option("--warm/--no-warm", default=None,
+              help="start the next sandbox (scientific stack imported) while the model answers [default: on]")
 @click.pass_context
-def bench(ctx: click.Context, data_root: Path | None, shard: tuple[int, int] | None, **opts: Any) -> None:
+def bench(ctx: click.Context, data_root: Path | None, shard: tuple[int, int] | None, warm: bool | None,
+          **opts: Any) -> None:
     """Run a benchmark sweep: models x tasks x seeds x rag, resumable; traces in --out."""
     if ctx.invoked_subcommand is not None:
         return
-    settings = load_settings(data_root=data_root)
+    settings = load_settings(data_root=data_root, warm_sandbox=warm)
     options = make_sweep_options(settings, **opts)
     # inside an allocation (an array element) a vLLM server may be started for the shard
     from hpc_agent import api

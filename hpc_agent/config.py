@@ -118,6 +118,11 @@ class Settings(BaseSettings):
     memory_mb: int = Field(6144, gt=0)
     max_procs: int = Field(256, gt=0)
     sandbox: SandboxName | None = Field(None, description="None = best available")
+    warm_sandbox: bool = Field(True, description="start the next sandbox (modules imported) while the model "
+                               "answers; single use, cold start if its warm-up fails. Off: every run starts cold")
+    warm_modules: list[str] | None = Field(None, description="modules a warm sandbox imports ahead; None = numpy, "
+                                           "astropy.units/coordinates/table, gammapy.data/maps/makers/datasets/"
+                                           "modeling/estimators")
     apptainer_image: Path | None = None
     runs_dir: Path = Field(default_factory=default_runs_dir,
                            description="bundles; its parent holds servers/, jobs/ and sweeps/ (shared on clusters)")

@@ -106,6 +106,9 @@ class Limits(Record):
 
 
 KillReason = Literal["timeout", "memory", "output", "signal"]
+# How the sandbox was started: cold (started for the script), warm (pre-started, the script handed over; its
+# duration counts from the hand-over), fallback (a pre-started one failed to warm up: started cold instead)
+SandboxStart = Literal["cold", "warm", "fallback"]
 
 
 class ExecFacts(Record):
@@ -120,6 +123,8 @@ class ExecFacts(Record):
     stderr_bytes: int = 0
     truncated: bool = False
     isolated: bool = True  # False only for the `process` backend
+    start: SandboxStart = "cold"
+    start_note: str | None = None  # for a fallback: why the warm sandbox could not be used
 
     @property
     def ok(self) -> bool:

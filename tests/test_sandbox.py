@@ -2,7 +2,8 @@
 
 Hostile scripts are run through every backend: ``bwrap``, ``apptainer`` (through a stand-in, see
 ``APPTAINER_STAND_IN``) and ``process`` for the properties it can honour (limits and env scrubbing; it
-has no isolation, so isolation tests skip it).
+has no isolation, so isolation tests skip it). Each backend is checked twice: started cold for the script,
+and pre-started warm (``WarmStart``: the launcher warmed up, then the script handed over).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from hpc_agent.sandbox import (
 from hpc_agent.sandbox._cgroup import Cgroup
 from hpc_agent.sandbox._exec import CappedBuffer
 from hpc_agent.sandbox.bwrap import interpreter_paths
+from hpc_agent.sandbox.warm import WarmSandbox
 
 BWRAP_OK, BWRAP_WHY = BwrapSandbox().available()
 needs_bwrap = pytest.mark.skipif(not BWRAP_OK, reason=f"bwrap unusable here: {BWRAP_WHY}")
@@ -103,15 +105,39 @@ def apptainer_stand_in(tmp_path_factory) -> tuple[Path, Path]:
     return binary, image
 
 
-@pytest.fixture(params=BACKENDS)
+WARM_TEST_MODULES = ("json", "decimal")  # light: the hostile scripts need no scientific stack
+
+
+class WarmStart:
+    """The backend, but each run on a warm sandbox started for it: warmed up, then the script handed over."""
+
+    def __init__(self, backend, modules=WARM_TEST_MODULES):
+        self.backend, self.modules = backend, modules
+        self.name, self.isolated = backend.name, backend.isolated
+
+    def available(self):
+        return self.backend.available()
+
+    def run(self, script, workspace, *, env, limits, ro_binds=()):
+        warm = WarmSandbox(self.backend, workspace, env=env, limits=limits, ro_binds=ro_binds,
+                           modules=self.modules).start()
+        warm.ready()
+        result = warm.run(script, limits)
+        assert result.start == "warm", result.start_note
+        return result
+
+
+@pytest.fixture(params=[(b, m) for b in BACKENDS for m in ("cold", "warm")], ids=lambda p: f"{p[0]}-{p[1]}")
 def sandbox(request, apptainer_stand_in):
-    name = request.param
+    name, start = request.param
     if name in ("bwrap", "apptainer") and not BWRAP_OK:
         pytest.skip(f"bwrap unusable here: {BWRAP_WHY}")
     if name == "apptainer":
         binary, image = apptainer_stand_in
-        return get_sandbox("apptainer", image=image, binary=str(binary), python=sys.executable)
-    return get_sandbox(name)
+        backend = get_sandbox("apptainer", image=image, binary=str(binary), python=sys.executable)
+    else:
+        backend = get_sandbox(name)
+    return WarmStart(backend) if start == "warm" else backend
 
 
 @pytest.fixture(autouse=True)
@@ -213,8 +239,9 @@ for attempt in (lambda: (root / "events.fits").write_text("x"), lambda: (root / 
     assert (data / "events.fits").read_text() == "photons" and not (data / "new").exists()
 
 
+@pytest.mark.parametrize("start", ["cold", "warm"])
 @pytest.mark.parametrize("name", BACKENDS)
-def test_every_backend_works_from_tmp_and_paths_with_spaces(name, apptainer_stand_in, tmp_path):
+def test_every_backend_works_from_tmp_and_paths_with_spaces(name, start, apptainer_stand_in, tmp_path):
     """A venv, a workspace and a data root under /tmp (where clusters put node-local venvs) in folders whose
     names hold spaces: the scientific stack imports and the data is read."""
     import subprocess
@@ -235,6 +262,8 @@ def test_every_backend_works_from_tmp_and_paths_with_spaces(name, apptainer_stan
         binary, image = apptainer_stand_in
         options.update(image=image, binary=str(binary))
     sb = get_sandbox(name, **options)
+    if start == "warm":
+        sb = WarmStart(sb, modules=("gammapy.data",))
     script = ("import os, sys, gammapy.data\nprint(sys.prefix)\n"
               "print(open(os.path.join(os.environ['PHOTON_STORAGE'], 'obs.txt')).read().strip())\n")
     r = run(sb, script, tmp_path / "work space" / "ws", env={"PHOTON_STORAGE": str(data)}, ro_binds=[data],

@@ -10,7 +10,6 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,7 @@ from hpc_agent.data import INDEX_FILES, RELEASE, contract_env, data_binds
 from hpc_agent.errors import InfrastructureError
 from hpc_agent.records import ExecResult, Limits
 from hpc_agent.sandbox import Sandbox
+from hpc_agent.sandbox.warm import run_fresh
 from hpc_agent.validate import parse_results
 
 
@@ -85,8 +85,8 @@ def expected_values(task: Task, data_root: Path, sandbox: Sandbox, *, limits: Li
             return ReferenceValues(task=task.id, values=hit["values"], key=key, duration_s=hit["duration_s"])
     if limits is None:  # the settings' memory and process caps with the task's own time limit
         limits = limits_for(load_settings(), task.time_limit_s)
-    with tempfile.TemporaryDirectory(prefix=f"ref-{task.id}-") as ws:
-        result = sandbox.run(script, Path(ws), env=contract_env(data_root), limits=limits, ro_binds=data_binds(data_root))
+    result = run_fresh(sandbox, script, env=contract_env(data_root), limits=limits, ro_binds=data_binds(data_root),
+                       prefix=f"ref-{task.id}-")
     values = _values_or_raise(task, result)
     _store_cache(key, {"task": task.id, "values": values, "duration_s": result.duration_s})
     return ReferenceValues(task=task.id, values=values, key=key, duration_s=result.duration_s)

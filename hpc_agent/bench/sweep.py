@@ -49,8 +49,9 @@ from hpc_agent.errors import ConfigError, HpcAgentError, UsageError
 from hpc_agent.llm import ChatModel
 from hpc_agent.records import RunResult
 from hpc_agent.preflight import check_release, check_sweep_out
-from hpc_agent.sandbox import Sandbox
+from hpc_agent.sandbox import Sandbox, warm_modules_from
 from hpc_agent.sandbox import from_settings as sandbox_from_settings
+from hpc_agent.sandbox.warm import WarmPool
 from hpc_agent.serve.configs import find_model_config, get_model_config
 from hpc_agent.serve.session import open_backend, resolve_backend
 
@@ -177,7 +178,8 @@ class Sweep:
                  shard: tuple[int, int] | None = None, start_servers: bool = False) -> None:
         self.o = options
         self.settings = settings
-        self.sandbox = sandbox
+        self.warm_modules = warm_modules_from(settings)
+        self.sandbox = WarmPool(sandbox, self.warm_modules)  # references and variant re-runs start on spares
         self.on_cell = on_cell
         self.progress = progress
         self.data_root = resolve_data_root(settings.data_root)
@@ -228,6 +230,12 @@ class Sweep:
         return full, variant, variant_root
 
     def run(self) -> list[dict[str, Any]]:
+        try:
+            return self._run()
+        finally:
+            self.sandbox.close()  # the spares left
+
+    def _run(self) -> list[dict[str, Any]]:
         out = self.o.out
         out.mkdir(parents=True, exist_ok=True)
         todo = [c for c in self.cells if not finished(out, c)]
@@ -285,7 +293,7 @@ class Sweep:
         spec = run_spec(self.settings, prompt=task.prompt, data_root=self.data_root, out_dir=cell_dir,
                         wall_s=task.time_limit_s, attempts=self.o.attempts, validators=validators, seed=cell.seed,
                         retriever=self.retriever() if cell.rag == "on" else None, repairs=cell.repairs == "on",
-                        candidates=cell.candidates)
+                        candidates=cell.candidates, warm_modules=self.warm_modules)
         t0 = time.monotonic()
         result, error = None, None
         try:

@@ -16,6 +16,7 @@ from pathlib import Path
 from hpc_agent.data import INDEX_FILES, RELEASE, contract_env, data_binds
 from hpc_agent.records import Check, ExecResult, Limits
 from hpc_agent.sandbox import Sandbox
+from hpc_agent.sandbox.warm import run_fresh
 from hpc_agent.validate import Validator
 
 
@@ -66,9 +67,8 @@ class VariantCheck:
     expensive: bool = True
 
     def __call__(self, execution: ExecResult, script: str = "") -> list[Check]:
-        with tempfile.TemporaryDirectory(prefix="variant-run-") as ws:
-            rerun = self.sandbox.run(script, Path(ws), env=contract_env(self.variant_root), limits=self.limits,
-                                     ro_binds=data_binds(self.variant_root))
+        rerun = run_fresh(self.sandbox, script, env=contract_env(self.variant_root), limits=self.limits,
+                          ro_binds=data_binds(self.variant_root), prefix="variant-run-")
         checks = [c for v in self.validators for c in v(rerun, script)]
         return [Check(name=f"{self.name}:{c.name}", passed=c.passed,
                       message=f"on a store with observations removed: {c.message}") for c in checks]

@@ -23,6 +23,7 @@ import signal
 import subprocess
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from hpc_agent.errors import SandboxInterruptedError, SandboxUnavailableError, UsageError
@@ -150,7 +151,103 @@ def _kill_tree(proc: subprocess.Popen, cgroup: Cgroup) -> None:
     cgroup.kill_all()  # anything that left the session or hid in a namespace
 
 
-def execute(
+class Spawned:
+    """A sandboxed process tree started under ``limits`` (its cgroup joined before exec), not yet supervised."""
+
+    def __init__(self, proc: subprocess.Popen, cgroup: Cgroup, backend: str, isolated: bool,
+                 status_fd: int | None = None):
+        self.proc = proc
+        self.cgroup = cgroup
+        self.backend = backend
+        self.isolated = isolated
+        self.status_fd = status_fd  # read end of the backend's exit-status pipe (bwrap), when it has one
+
+    def _close_status(self) -> str:
+        if self.status_fd is None:
+            return ""
+        fd, self.status_fd = self.status_fd, None
+        try:
+            os.set_blocking(fd, False)
+            return os.read(fd, 1 << 16).decode(errors="replace")
+        except (BlockingIOError, OSError):
+            return ""
+        finally:
+            os.close(fd)
+
+    def finish(self, limits: Limits, *, started: float | None = None, stdout_before: bytes = b"",
+               stderr_before: bytes = b"") -> ExecResult:
+        """Supervise until the end (wall clock from ``started``, default now), then the result. The tree and
+        the cgroup are gone afterwards. ``*_before``: output already read (it counts as the run's)."""
+        start = time.monotonic() if started is None else started
+        try:
+            with self.proc:
+                killed, out, err = _supervise(self.proc, self.cgroup, limits, start, stdout_before, stderr_before)
+                rc = self.proc.wait()
+            result = _result(self, rc, killed, out, err, time.monotonic() - start)
+        finally:
+            self.cgroup.destroy()
+            status = self._close_status() if self.status_fd is not None else None
+        if status is not None and result.killed is None and '"exit-code"' not in status:
+            # the backend failed before the script ran (bad bind, no namespaces...): not the script's fault
+            raise SandboxUnavailableError(f"{self.backend} could not start the sandbox: "
+                                          f"{result.stderr.strip()[-500:]}")
+        return result
+
+    def kill(self) -> None:
+        """Kill the whole tree and remove the cgroup (idempotent)."""
+        _kill_tree(self.proc, self.cgroup)
+        for stream in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
+            if stream is not None:
+                try:
+                    stream.close()
+                except OSError:
+                    pass
+        try:
+            self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:  # pragma: no cover - SIGKILLed above
+            log.warning("%s: process %d survived SIGKILL", self.backend, self.proc.pid)
+        self.cgroup.destroy()
+        self._close_status()
+
+
+@dataclass(frozen=True)
+class Launch:
+    """How a backend starts its interpreter in a workspace: the argv, the host-side environment of that argv,
+    the helper processes it adds (counted in pids.max) and, when it reports the script's exit status on a
+    file descriptor, the flag naming that descriptor (inserted after ``argv[0]``)."""
+
+    argv: list[str]
+    env: dict[str, str]
+    proc_overhead: int = 0
+    status_fd_flag: str | None = None
+
+
+def start(launch: Launch, *, cwd: Path, limits: Limits, backend: str, isolated: bool,
+          stdin: int = subprocess.DEVNULL) -> Spawned:
+    """Spawn ``launch`` under ``limits`` (with its status pipe, when it has one)."""
+    argv, pass_fds, read_fd = list(launch.argv), (), None
+    if launch.status_fd_flag:
+        read_fd, write_fd = os.pipe()
+        argv[1:1] = [launch.status_fd_flag, str(write_fd)]
+        pass_fds = (write_fd,)
+    try:
+        spawned = spawn(argv, cwd=cwd, env=launch.env, limits=limits, backend=backend, isolated=isolated,
+                        proc_overhead=launch.proc_overhead, pass_fds=pass_fds, stdin=stdin)
+    except BaseException:
+        if read_fd is not None:
+            os.close(read_fd)
+        raise
+    spawned.status_fd = read_fd
+    return spawned
+
+
+def run_launch(launch: Launch, *, cwd: Path, limits: Limits, backend: str, isolated: bool) -> ExecResult:
+    """A cold run: spawn ``launch`` and supervise it to the end (the wall clock starts before the spawn)."""
+    t0 = time.monotonic()
+    return start(launch, cwd=cwd, limits=limits, backend=backend, isolated=isolated).finish(limits, started=t0)
+
+
+def spawn(
     argv: Sequence[str],
     *,
     cwd: Path,
@@ -160,24 +257,21 @@ def execute(
     isolated: bool,
     proc_overhead: int = 0,
     pass_fds: Sequence[int] = (),
-) -> ExecResult:
-    """Run ``argv`` under ``limits``; never raises for the command's own failure.
-
-    ``proc_overhead`` is added to ``pids.max`` for the backend's own helper processes (bwrap's two).
-    ``pass_fds`` are inherited by the child and closed here once it is spawned.
-    """
+    stdin: int = subprocess.DEVNULL,
+) -> Spawned:
+    """Start ``argv`` in a fresh cgroup under the memory/pids/file-size ``limits`` (the wall clock is the
+    supervisor's). ``pass_fds`` are inherited by the child and closed here once it is spawned."""
     cgroup = Cgroup.create(limits.memory_mb * MIB, limits.max_procs + proc_overhead)
     try:
         if not cgroup.groups:
             log.debug("no writable cgroup v1 memory/pids here: falling back to rlimits")
         cmd, preexec = _wrap(argv, cgroup, _rlimits(limits, cgroup))
-        start = time.monotonic()
         try:
             proc = subprocess.Popen(
                 cmd,
                 cwd=cwd,
                 env=env,
-                stdin=subprocess.DEVNULL,
+                stdin=stdin,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
                 start_new_session=True,
@@ -187,53 +281,59 @@ def execute(
             )
         except OSError as exc:
             raise SandboxUnavailableError(f"{backend}: cannot start {cmd[0]}: {exc}") from exc
-        finally:
-            for fd in pass_fds:
-                os.close(fd)
-        with proc:
-            killed, out, err = _supervise(proc, cgroup, limits)
-            rc = proc.wait()
-        duration = time.monotonic() - start
-        if rc == _JOIN_FAILED and err.head.startswith(_JOIN_MARKER.encode()):
-            raise SandboxUnavailableError(f"{backend}: {err.text().strip()}")
-        # rc < 0: the backend process itself was signalled; 128+n: bwrap/apptainer reporting their child's signal
-        outside = -rc if -rc in _OUTSIDE_SIGNALS else rc - 128 if rc - 128 in _OUTSIDE_SIGNALS else None
-        if killed is None and outside is not None:
-            raise SandboxInterruptedError(f"{backend}: the run was stopped by {signal.Signals(outside).name} from "
-                                          "outside the harness (job preempted or cancelled?)")
-        exit_code: int | None = rc
-        if killed is None and cgroup.oom_kills() > 0 and rc != 0:
-            killed = "memory"
-        if killed is None and rc < 0:
-            killed = "signal"
-        if killed is not None:
-            exit_code = None
-        if cgroup.pids_denied():
-            log.info("%s: pids.max reached %d times", backend, cgroup.pids_denied())
-        return ExecResult(
-            backend=backend,
-            exit_code=exit_code,
-            stdout=out.text(),
-            stderr=err.text(),
-            duration_s=round(duration, 4),
-            killed=killed,
-            stdout_bytes=out.total,
-            stderr_bytes=err.total,
-            truncated=out.truncated or err.truncated,
-            isolated=isolated,
-        )
-    finally:
+    except BaseException:
         cgroup.destroy()
+        raise
+    finally:
+        for fd in pass_fds:
+            os.close(fd)
+    return Spawned(proc, cgroup, backend, isolated)
+
+
+def _result(spawned: Spawned, rc: int, killed: KillReason | None, out: CappedBuffer, err: CappedBuffer,
+            duration: float) -> ExecResult:
+    backend, cgroup = spawned.backend, spawned.cgroup
+    if rc == _JOIN_FAILED and err.head.startswith(_JOIN_MARKER.encode()):
+        raise SandboxUnavailableError(f"{backend}: {err.text().strip()}")
+    # rc < 0: the backend process itself was signalled; 128+n: bwrap/apptainer reporting their child's signal
+    outside = -rc if -rc in _OUTSIDE_SIGNALS else rc - 128 if rc - 128 in _OUTSIDE_SIGNALS else None
+    if killed is None and outside is not None:
+        raise SandboxInterruptedError(f"{backend}: the run was stopped by {signal.Signals(outside).name} from "
+                                      "outside the harness (job preempted or cancelled?)")
+    exit_code: int | None = rc
+    if killed is None and cgroup.oom_kills() > 0 and rc != 0:
+        killed = "memory"
+    if killed is None and rc < 0:
+        killed = "signal"
+    if killed is not None:
+        exit_code = None
+    if cgroup.pids_denied():
+        log.info("%s: pids.max reached %d times", backend, cgroup.pids_denied())
+    return ExecResult(
+        backend=backend,
+        exit_code=exit_code,
+        stdout=out.text(),
+        stderr=err.text(),
+        duration_s=round(duration, 4),
+        killed=killed,
+        stdout_bytes=out.total,
+        stderr_bytes=err.total,
+        truncated=out.truncated or err.truncated,
+        isolated=spawned.isolated,
+    )
 
 
 def _supervise(
-    proc: subprocess.Popen, cgroup: Cgroup, limits: Limits
+    proc: subprocess.Popen, cgroup: Cgroup, limits: Limits, start: float, stdout_before: bytes = b"",
+    stderr_before: bytes = b"",
 ) -> tuple[KillReason | None, CappedBuffer, CappedBuffer]:
     assert proc.stdout is not None and proc.stderr is not None
     out, err = CappedBuffer(limits.output_bytes), CappedBuffer(limits.output_bytes)
+    out.feed(stdout_before)
+    err.feed(stderr_before)
     buffers = {proc.stdout.fileno(): out, proc.stderr.fileno(): err}
     flood = limits.output_bytes * OUTPUT_KILL_FACTOR
-    deadline = time.monotonic() + limits.wall_s
+    deadline = start + limits.wall_s
     drain_until: float | None = None
     killed: KillReason | None = None
 

@@ -15,7 +15,7 @@ from hpc_agent.errors import SandboxUnavailableError, UsageError
 from hpc_agent.records import ExecResult, Limits
 
 from ._env import SYSTEM_PATH, scrubbed_env
-from ._exec import SCRIPT_NAME, execute, prepare_workspace
+from ._exec import SCRIPT_NAME, Launch, prepare_workspace, run_launch
 
 # Apptainer's starter and Go runtime threads count against pids.max too
 PROC_OVERHEAD = 64
@@ -44,8 +44,10 @@ def apptainer_argv(
     ro_binds: Sequence[Path] = (),
     python: str = "python3",
     binary: str = "apptainer",
+    program: Sequence[str] = (SCRIPT_NAME,),
 ) -> list[str]:
-    """``apptainer exec`` argv running ``python script.py`` in ``workspace`` with ``env`` exactly."""
+    """``apptainer exec`` argv running ``python script.py`` (``python <program>``) in ``workspace`` with
+    ``env`` exactly."""
     ws = _bind_path(Path(workspace))
     argv = [binary, "exec", "--containall", "--no-home", "--cleanenv", "--net", "--network", "none"]
     for d in ro_binds:
@@ -54,7 +56,7 @@ def apptainer_argv(
     argv += ["--bind", f"{ws}:{ws}", "--pwd", ws]
     for key, value in env.items():
         argv += ["--env", _env_item(key, value)]
-    return argv + [str(image), python, SCRIPT_NAME]
+    return argv + [str(image), python, *program]
 
 
 class ApptainerSandbox:
@@ -94,13 +96,15 @@ class ApptainerSandbox:
         if not ok:
             raise SandboxUnavailableError(why)
         ws, binds = prepare_workspace(script, workspace, ro_binds)
+        return run_launch(self.launch(ws, env=env, limits=limits, ro_binds=binds), cwd=ws, limits=limits,
+                          backend=self.name, isolated=True)
+
+    def launch(self, ws: Path, *, env: Mapping[str, str], limits: Limits, ro_binds: Sequence[Path] = (),
+               program: Sequence[str] = (SCRIPT_NAME,)) -> Launch:
+        """``apptainer exec ... <python> <program>`` in ``ws`` (created, resolved; binds resolved)."""
         inner = scrubbed_env(ws, env, path=SYSTEM_PATH)
-        argv = apptainer_argv(
-            self.image, ws, env=inner, ro_binds=binds, python=self.python, binary=self._binary_path() or self.binary
-        )
+        argv = apptainer_argv(self.image, ws, env=inner, ro_binds=ro_binds, python=self.python,
+                              binary=self._binary_path() or self.binary, program=program)
         # the apptainer process itself (on the host) gets a minimal environment, nothing secret
         host_env = {"PATH": SYSTEM_PATH, "LANG": "C.UTF-8", "HOME": os.path.expanduser("~")}
-        return execute(
-            argv, cwd=ws, env=host_env, limits=limits, backend=self.name, isolated=True,
-            proc_overhead=PROC_OVERHEAD,
-        )
+        return Launch(argv, host_env, proc_overhead=PROC_OVERHEAD)

@@ -27,7 +27,7 @@ from hpc_agent.errors import SandboxUnavailableError, UsageError
 from hpc_agent.records import ExecResult, Limits
 
 from ._env import python_path_env, scrubbed_env
-from ._exec import MIB, SCRIPT_NAME, execute, prepare_workspace
+from ._exec import MIB, SCRIPT_NAME, Launch, prepare_workspace, run_launch
 
 
 
@@ -145,9 +145,11 @@ class BwrapSandbox:
         return _probe(self.binary)
 
     def command(
-        self, workspace: Path, *, env: Mapping[str, str], limits: Limits, ro_binds: Sequence[Path] = ()
+        self, workspace: Path, *, env: Mapping[str, str], limits: Limits, ro_binds: Sequence[Path] = (),
+        program: Sequence[str] = (SCRIPT_NAME,),
     ) -> list[str]:
-        """The full bwrap argv (without the status fd) for running ``script.py`` in ``workspace``."""
+        """The full bwrap argv (without the status fd) for running ``script.py`` (``<python> <program>``) in
+        ``workspace``."""
         ws = Path(workspace).resolve()
         binary = shutil.which(self.binary) or self.binary
         tmpfs_size = str(limits.file_size_mb * MIB)
@@ -165,7 +167,7 @@ class BwrapSandbox:
         argv += ["--bind", str(ws), str(ws), "--chdir", str(ws), "--clearenv"]
         for key, value in scrubbed_env(ws, env, path=python_path_env(self.python)).items():
             argv += ["--setenv", key, value]
-        return argv + ["--", self.python, SCRIPT_NAME]
+        return argv + ["--", self.python, *program]
 
     def run(
         self,
@@ -180,22 +182,12 @@ class BwrapSandbox:
         if not ok:
             raise SandboxUnavailableError(why)
         ws, binds = prepare_workspace(script, workspace, ro_binds)
-        argv = self.command(ws, env=env, limits=limits, ro_binds=binds)
-        read_fd, write_fd = os.pipe()
-        argv[1:1] = ["--json-status-fd", str(write_fd)]
-        try:
-            result = execute(
-                argv, cwd=ws, env=scrubbed_env(ws, env), limits=limits, backend=self.name,
-                isolated=True, proc_overhead=2, pass_fds=(write_fd,),
-            )
-            os.set_blocking(read_fd, False)
-            try:
-                status = os.read(read_fd, 1 << 16).decode(errors="replace")
-            except BlockingIOError:
-                status = ""
-        finally:
-            os.close(read_fd)
-        if result.killed is None and '"exit-code"' not in status:
-            # bwrap itself failed before the script ran (bad bind, no namespaces...): not the script's fault
-            raise SandboxUnavailableError(f"bwrap could not start the sandbox: {result.stderr.strip()[-500:]}")
-        return result
+        return run_launch(self.launch(ws, env=env, limits=limits, ro_binds=binds), cwd=ws, limits=limits,
+                          backend=self.name, isolated=True)
+
+    def launch(self, ws: Path, *, env: Mapping[str, str], limits: Limits, ro_binds: Sequence[Path] = (),
+               program: Sequence[str] = (SCRIPT_NAME,)) -> Launch:
+        """bwrap running ``<python> <program>`` in ``ws`` (created, resolved; binds resolved). bwrap reports
+        the script's exit on a status fd: without it, bwrap itself failed (not the script)."""
+        argv = self.command(ws, env=env, limits=limits, ro_binds=ro_binds, program=program)
+        return Launch(argv, scrubbed_env(ws, env), proc_overhead=2, status_fd_flag="--json-status-fd")

@@ -16,7 +16,7 @@ from pathlib import Path
 from hpc_agent.records import ExecResult, Limits
 
 from ._env import python_path_env, scrubbed_env
-from ._exec import SCRIPT_NAME, execute, prepare_workspace
+from ._exec import SCRIPT_NAME, Launch, prepare_workspace, run_launch
 
 log = logging.getLogger(__name__)
 
@@ -40,8 +40,17 @@ class ProcessSandbox:
     def available(self) -> tuple[bool, str]:
         return True, "always available, but provides NO isolation (limits and env scrubbing only)"
 
-    def command(self) -> list[str]:
-        return [self.python, SCRIPT_NAME]
+    def command(self, program: Sequence[str] = (SCRIPT_NAME,)) -> list[str]:
+        return [self.python, *program]
+
+    def launch(self, ws: Path, *, env: Mapping[str, str], limits: Limits, ro_binds: Sequence[Path] = (),
+               program: Sequence[str] = (SCRIPT_NAME,)) -> Launch:
+        """``<python> <program>`` in ``ws`` (created, resolved), nothing mounted: no isolation."""
+        return Launch(self.command(program), scrubbed_env(ws, env, path=python_path_env(self.python)))
+
+    def warn(self) -> None:
+        log.warning(WARNING)
+        warnings.warn(WARNING, UnisolatedExecutionWarning, stacklevel=3)
 
     def run(
         self,
@@ -52,10 +61,7 @@ class ProcessSandbox:
         limits: Limits,
         ro_binds: Sequence[Path] = (),
     ) -> ExecResult:
-        log.warning(WARNING)
-        warnings.warn(WARNING, UnisolatedExecutionWarning, stacklevel=2)
+        self.warn()
         ws, _ = prepare_workspace(script, workspace, ro_binds)  # nothing is mounted: no isolation
-        return execute(
-            self.command(), cwd=ws, env=scrubbed_env(ws, env, path=python_path_env(self.python)),
-            limits=limits, backend=self.name, isolated=False,
-        )
+        return run_launch(self.launch(ws, env=env, limits=limits), cwd=ws, limits=limits, backend=self.name,
+                          isolated=False)

@@ -1,0 +1,413 @@
+"""Pre-warmed, single-use sandboxes: the interpreter and the scientific stack are loaded before the script exists.
+
+A :class:`WarmSandbox` is started for one workspace with the backend, environment, limits and data binds a
+cold run would get. Inside, a small launcher (``python -c LAUNCHER``) imports the configured modules with
+its stdout/stderr pointed at a scratch file, reports on stdout that it is ready, and blocks reading its
+stdin. ``run(script)`` writes ``script.py`` into the workspace and sends one line: the launcher points stdin
+at ``/dev/null`` and runs the file as ``__main__`` (``sys.argv``, ``sys.path[0]``, ``__file__`` and
+tracebacks as for ``python script.py``), then the process exits. The wall clock starts at that hand-over;
+memory, processes and file size are bounded from the start (the warm-up counts against them, as the
+script's own imports would).
+
+Never reused: one process per script. A warm-up that failed, wrote anything (an import warning a cold run
+would show where the script imports it), died or did not get ready in time is killed and the script runs
+cold instead, recorded as ``start="fallback"`` with the reason. :class:`WarmPool` is the harness's side: it
+looks like a :class:`~hpc_agent.sandbox.Sandbox`, runs a script on the warm sandbox prepared for its
+workspace (else cold), keeps spares for runs in throwaway workspaces (references, variant re-runs), and kills
+whatever is left on ``close()``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import selectors
+import shutil
+import subprocess
+import tempfile
+import threading
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from hpc_agent.errors import UsageError
+from hpc_agent.records import ExecResult, Limits
+
+from ._exec import SCRIPT_NAME, Spawned, start
+
+if TYPE_CHECKING:
+    from . import Sandbox
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MODULES: tuple[str, ...] = (
+    "numpy", "astropy.units", "astropy.coordinates", "astropy.table", "gammapy.data", "gammapy.maps",
+    "gammapy.makers", "gammapy.datasets", "gammapy.modeling", "gammapy.estimators",
+)
+READY_TIMEOUT_S = 180.0  # a warm-up slower than this is abandoned for a cold start
+MARKER = b"\0hpc-agent-warm "
+HANDOVER_TIMEOUT_S = 30.0  # for the launcher to acknowledge the script (it does at once unless gone)
+
+# Runs as `python -c LAUNCHER script.py module...` inside the sandbox. Kept to the stdlib and Python >= 3.8
+# (an Apptainer image brings its own interpreter). Writes nothing to stdout/stderr but the ready line.
+LAUNCHER = r'''
+import os, sys
+def _hpc_agent_warm():
+    name, modules = sys.argv[1], sys.argv[2:]
+    sys.argv[:] = [name]
+    real = os.dup(1), os.dup(2)
+    try:
+        sink = os.open(os.environ.get("TMPDIR") or "/tmp", os.O_TMPFILE | os.O_RDWR, 0o600)
+    except (OSError, AttributeError):
+        sink = os.open(os.devnull, os.O_RDWR)
+    os.dup2(sink, 1)
+    os.dup2(sink, 2)
+    failed = ""
+    try:
+        import importlib
+        for module in modules:
+            importlib.import_module(module)
+    except BaseException as exc:
+        failed = "import failed: %s: %s" % (type(exc).__name__, exc)
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except Exception:
+            pass
+    os.dup2(real[0], 1)
+    os.dup2(real[1], 2)
+    os.close(real[0])
+    os.close(real[1])
+    if not failed and os.lseek(sink, 0, os.SEEK_END):
+        os.lseek(sink, 0, os.SEEK_SET)
+        failed = "warm-up wrote output: " + os.read(sink, 600).decode("utf-8", "replace")
+    os.close(sink)
+    import json
+    os.write(1, b"\0hpc-agent-warm " + json.dumps({"ready": not failed, "why": failed}).encode() + b"\n")
+    if failed:
+        os._exit(0)
+    line = b""
+    while not line.endswith(b"\n"):
+        chunk = os.read(0, 4096)
+        if not chunk:  # the harness went away or discarded this sandbox
+            os._exit(0)
+        line += chunk
+    os.write(1, b"\0hpc-agent-warm go\n")
+    null = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null, 0)
+    os.close(null)
+    path = os.path.join(os.getcwd(), name)
+    sys.path[0] = os.path.dirname(path)
+    if hasattr(sys, "orig_argv"):
+        sys.orig_argv = [sys.orig_argv[0], name]
+    import builtins, importlib.machinery, types
+    main = types.ModuleType("__main__")
+    main.__dict__.update(__file__=path, __builtins__=builtins, __cached__=None, __package__=None, __spec__=None,
+                         __loader__=importlib.machinery.SourceFileLoader("__main__", path))
+    sys.modules["__main__"] = main
+    try:
+        with open(path, "rb") as fh:
+            source = fh.read()
+        exec(compile(source, path, "exec", dont_inherit=True), main.__dict__)
+    except SystemExit:
+        raise
+    except BaseException as exc:
+        tb = exc.__traceback__
+        while tb is not None and tb.tb_frame.f_code.co_filename != path:  # the launcher's own frames
+            tb = tb.tb_next
+        sys.excepthook(type(exc), exc.with_traceback(tb), tb)
+        if isinstance(exc, KeyboardInterrupt):
+            import signal
+            signal.signal(signal.SIGINT, signal.SIG_DFL)
+            os.kill(os.getpid(), signal.SIGINT)
+        sys.exit(1)
+_hpc_agent_warm()
+'''
+
+
+def launcher_program(modules: Sequence[str]) -> tuple[str, ...]:
+    """The interpreter's arguments that start the launcher for ``modules``."""
+    for m in modules:
+        if not m or not all(part.isidentifier() for part in m.split(".")):
+            raise UsageError(f"not a module name for the warm sandbox: {m!r}")
+    return ("-c", LAUNCHER, SCRIPT_NAME, *modules)
+
+
+def _spawn_key(limits: Limits) -> tuple[int, int, int]:
+    """The limits fixed when the process starts (the wall clock and output caps apply at the hand-over)."""
+    return limits.memory_mb, limits.max_procs, limits.file_size_mb
+
+
+class WarmSandbox:
+    """One pre-started sandbox for one workspace: ``start()``, then ``run(script)`` once, or ``close()``."""
+
+    def __init__(self, backend: Sandbox, workspace: Path, *, env: Mapping[str, str], limits: Limits,
+                 ro_binds: Sequence[Path] = (), modules: Sequence[str] = DEFAULT_MODULES,
+                 ready_timeout_s: float = READY_TIMEOUT_S):
+        self.backend = backend
+        self.workspace = Path(workspace)
+        self.env = dict(env)
+        self.limits = limits
+        self.ro_binds = tuple(Path(b) for b in ro_binds)
+        self.modules = tuple(modules)
+        self.ready_timeout_s = ready_timeout_s
+        self.failure: str | None = None  # why this sandbox cannot take the script (then: cold fallback)
+        self._spawned: Spawned | None = None
+        self._created: list[Path] = []  # folders start() made (removed again when discarded unused)
+        self._used = False
+        self._fresh = False  # the workspace was empty at the start (what the warm-up put there is its own)
+        self._before: bytes | None = None  # stderr read while waiting for the ready line (once waited)
+
+    def matches(self, env: Mapping[str, str], limits: Limits, ro_binds: Sequence[Path]) -> bool:
+        """Whether a run with these settings may use this sandbox (same env, binds, spawn-time limits)."""
+        return (dict(env) == self.env and _spawn_key(limits) == _spawn_key(self.limits)
+                and [Path(b).resolve() for b in ro_binds] == [b.resolve() for b in self.ro_binds])
+
+    def start(self) -> WarmSandbox:
+        """Launch the sandbox process with the launcher (returns at once; the warm-up runs in there)."""
+        try:
+            ok, why = self.backend.available()
+            if not ok:
+                raise RuntimeError(why)
+            binds = []
+            for b in self.ro_binds:
+                if not b.exists():
+                    raise RuntimeError(f"read-only bind source does not exist: {b}")
+                binds.append(b.resolve())
+            missing = [p for p in (self.workspace, *self.workspace.parents) if not p.exists()]
+            self.workspace.mkdir(parents=True, exist_ok=True)
+            self._created = missing
+            self._fresh = not any(self.workspace.iterdir())
+            ws = self.workspace.resolve()
+            launch = self.backend.launch(ws, env=self.env, limits=self.limits, ro_binds=binds,  # type: ignore[attr-defined]
+                                         program=launcher_program(self.modules))
+            self._spawned = start(launch, cwd=ws, limits=self.limits, backend=self.backend.name,
+                                  isolated=self.backend.isolated, stdin=subprocess.PIPE)
+        except Exception as exc:  # recorded; run() falls back to a cold start (which raises if it must)
+            self.failure = f"could not start: {exc}"
+            log.info("warm sandbox for %s: %s", self.workspace, self.failure)
+        return self
+
+    def ready(self) -> bool:
+        """Block until the warm-up is over; whether the script can be handed over."""
+        if self._spawned is not None and self.failure is None and self._before is None:
+            self._before = self._wait_ready()
+        return self._spawned is not None and self.failure is None
+
+    def _read_line(self, timeout: float) -> tuple[bytes | None, bytes, bytes]:
+        """The launcher's next stdout line (None: it exited or took longer than ``timeout``), the stdout bytes
+        after it, and the stderr read meanwhile."""
+        sp = self._spawned
+        assert sp is not None and sp.proc.stdout is not None and sp.proc.stderr is not None
+        out, err = bytearray(), bytearray()
+        deadline = time.monotonic() + timeout
+        with selectors.DefaultSelector() as sel:
+            sel.register(sp.proc.stdout, selectors.EVENT_READ, out)
+            sel.register(sp.proc.stderr, selectors.EVENT_READ, err)
+            while b"\n" not in out and sel.get_map():
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return None, bytes(out), bytes(err)
+                for key, _ in sel.select(min(left, 1.0)):
+                    data = os.read(key.fd, 1 << 16)
+                    if data:
+                        key.data.extend(data)
+                    else:
+                        sel.unregister(key.fileobj)
+        line, nl, rest = bytes(out).partition(b"\n")
+        return (line if nl else None), rest, bytes(err)
+
+    def _wait_ready(self) -> bytes:
+        """Block until the launcher says it is ready; the stderr it produced before (interpreter start-up, which
+        a cold run shows too). Sets ``failure`` when it will not be."""
+        line, _, err = self._read_line(self.ready_timeout_s)
+        if line is None or not line.startswith(MARKER):
+            tail = err.decode(errors="replace").strip()[-300:]
+            assert self._spawned is not None
+            rc = self._spawned.proc.poll()
+            self.failure = (f"warm-up not ready after {self.ready_timeout_s:.0f} s" if rc is None and line is None
+                            else f"launcher exited before it was ready (exit {rc}){': ' + tail if tail else ''}")
+            return err
+        try:
+            status: dict[str, Any] = json.loads(line[len(MARKER):])
+        except ValueError:
+            status = {"ready": False, "why": "unreadable ready line"}
+        if not status.get("ready"):
+            self.failure = str(status.get("why") or "not ready")
+        return err
+
+    def run(self, script: str, limits: Limits | None = None) -> ExecResult:
+        """Hand ``script`` over and supervise it under ``limits`` (default: the start's), clock from now.
+        Falls back to a cold run of the backend when this sandbox is not usable."""
+        if self._used:
+            raise RuntimeError("a warm sandbox runs one script only")
+        self._used = True
+        limits = limits or self.limits
+        if hasattr(self.backend, "warn") and not self.backend.isolated:
+            self.backend.warn()  # type: ignore[attr-defined]
+        sp = self._spawned
+        try:
+            if self.ready():
+                assert sp is not None and sp.proc.stdin is not None
+                (self.workspace.resolve() / SCRIPT_NAME).write_text(script)
+                t0 = time.monotonic()
+                try:
+                    sp.proc.stdin.write(b"run\n")
+                    sp.proc.stdin.close()
+                except OSError as exc:  # the launcher died after it was ready
+                    self.failure = f"launcher gone at hand-over: {exc}"
+                else:  # its acknowledgement: from here on, whatever happens is the script's
+                    ack, out, err = self._read_line(HANDOVER_TIMEOUT_S)
+                    if ack != MARKER + b"go":
+                        self.failure = "launcher gone at hand-over"
+                    else:
+                        self._spawned = None  # finish() owns it now (and removes its cgroup)
+                        result = sp.finish(limits, started=t0, stdout_before=out,
+                                           stderr_before=(self._before or b"") + err)
+                        return result.model_copy(update={"start": "warm"})
+        finally:
+            self.close()
+        log.info("warm sandbox for %s unusable (%s): cold start", self.workspace, self.failure)
+        result = self._cold(script, limits)
+        return result.model_copy(update={"start": "fallback", "start_note": self.failure})
+
+    def _cold(self, script: str, limits: Limits) -> ExecResult:
+        import warnings
+
+        from .process import UnisolatedExecutionWarning
+
+        with warnings.catch_warnings():  # already warned for this run
+            warnings.simplefilter("ignore", UnisolatedExecutionWarning)
+            return self.backend.run(script, self.workspace, env=self.env, limits=limits, ro_binds=self.ro_binds)
+
+    def close(self) -> None:
+        """Kill the sandbox (if still there). Unused: what the warm-up wrote in its (fresh) workspace is removed,
+        and the folders its start created unless a file was put in them meanwhile (a bundle's attempt folder
+        with the attempt's records stays)."""
+        sp, self._spawned = self._spawned, None
+        if sp is not None:
+            sp.kill()
+        if not self._used and self._fresh:  # the warm-up's traces (e.g. astropy's ~/.config, HOME=workspace)
+            for child in list(self.workspace.iterdir()) if self.workspace.is_dir() else ():
+                if child.is_dir() and not child.is_symlink():
+                    shutil.rmtree(child, ignore_errors=True)
+                else:
+                    child.unlink(missing_ok=True)
+        if not self._used and self._created:  # folders it made, removed when nobody has put a file there since
+            top = self._created[-1]
+            if not any(files for _, _, files in os.walk(top)):
+                shutil.rmtree(top, ignore_errors=True)
+        self._created = []
+
+    def __enter__(self) -> WarmSandbox:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class WarmPool:
+    """A :class:`~hpc_agent.sandbox.Sandbox` that runs scripts on warm sandboxes prepared ahead.
+
+    ``prepare(workspaces, ...)`` starts one per workspace (before a model request: ready when the answer
+    arrives); ``run`` uses the one prepared for its workspace when the settings match, else runs cold.
+    ``run_fresh`` runs in a throwaway workspace on a spare, and starts the next spare for the same settings.
+    With no modules, or a backend that cannot launch (a test double), everything runs cold. Thread-safe.
+    """
+
+    def __init__(self, sandbox: Sandbox, modules: Sequence[str] | None = DEFAULT_MODULES):
+        self.backend: Sandbox = sandbox.backend if isinstance(sandbox, WarmPool) else sandbox
+        self.modules = tuple(modules or ())
+        if self.modules:
+            launcher_program(self.modules)  # a bad name is a usage error now, not a fallback on every run
+        self.name = self.backend.name
+        self.isolated = self.backend.isolated
+        self._lock = threading.Lock()
+        self._prepared: dict[Path, WarmSandbox] = {}
+        self._spares: dict[tuple, WarmSandbox] = {}
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.modules) and hasattr(self.backend, "launch")
+
+    def available(self) -> tuple[bool, str]:
+        return self.backend.available()
+
+    def _new(self, workspace: Path, env: Mapping[str, str], limits: Limits, ro_binds: Sequence[Path]) -> WarmSandbox:
+        return WarmSandbox(self.backend, workspace, env=env, limits=limits, ro_binds=ro_binds, modules=self.modules)
+
+    def prepare(self, workspaces: Iterable[Path], *, env: Mapping[str, str], limits: Limits,
+                ro_binds: Sequence[Path] = ()) -> None:
+        """Start a warm sandbox for each workspace; those prepared earlier and never used are killed."""
+        self.discard_prepared()
+        if not self.enabled:
+            return
+        fresh = {Path(w).absolute(): self._new(Path(w), env, limits, ro_binds).start() for w in workspaces}
+        with self._lock:
+            self._prepared.update(fresh)
+
+    def discard_prepared(self) -> None:
+        with self._lock:
+            stale, self._prepared = list(self._prepared.values()), {}
+        for w in stale:
+            w.close()
+
+    def run(self, script: str, workspace: Path, *, env: Mapping[str, str], limits: Limits,
+            ro_binds: Sequence[Path] = ()) -> ExecResult:
+        with self._lock:
+            warm = self._prepared.pop(Path(workspace).absolute(), None)
+        if warm is not None:
+            if warm.matches(env, limits, ro_binds):
+                return warm.run(script, limits)
+            warm.close()
+        return self.backend.run(script, workspace, env=env, limits=limits, ro_binds=ro_binds)
+
+    def run_fresh(self, script: str, *, env: Mapping[str, str], limits: Limits, ro_binds: Sequence[Path] = (),
+                  prefix: str = "hpc-agent-run-") -> ExecResult:
+        """``script`` in a new workspace, removed afterwards: on a spare when one with these settings is
+        ready (else cold); then a spare for the next such run is started."""
+        key = (tuple(sorted(env.items())), _spawn_key(limits), tuple(str(Path(b).resolve()) for b in ro_binds))
+        with self._lock:
+            spare = self._spares.pop(key, None)
+        try:
+            if spare is not None:
+                return spare.run(script, limits)
+            with tempfile.TemporaryDirectory(prefix=prefix) as ws:
+                return self.backend.run(script, Path(ws), env=env, limits=limits, ro_binds=ro_binds)
+        finally:
+            if spare is not None:
+                shutil.rmtree(spare.workspace, ignore_errors=True)
+            if self.enabled:
+                fresh = self._new(Path(tempfile.mkdtemp(prefix=prefix)), env, limits, ro_binds).start()
+                with self._lock:
+                    old = self._spares.pop(key, None)
+                    self._spares[key] = fresh
+                if old is not None:
+                    old.close()
+                    shutil.rmtree(old.workspace, ignore_errors=True)
+
+    def close(self) -> None:
+        """Kill every warm sandbox not used (prepared and spares); the pool stays usable."""
+        self.discard_prepared()
+        with self._lock:
+            spares, self._spares = list(self._spares.values()), {}
+        for s in spares:
+            s.close()
+            shutil.rmtree(s.workspace, ignore_errors=True)
+
+    def __enter__(self) -> WarmPool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def run_fresh(sandbox: Sandbox, script: str, *, env: Mapping[str, str], limits: Limits,
+              ro_binds: Sequence[Path] = (), prefix: str = "hpc-agent-run-") -> ExecResult:
+    """``script`` in a throwaway workspace: warm when ``sandbox`` is a :class:`WarmPool`, else cold."""
+    if isinstance(sandbox, WarmPool):
+        return sandbox.run_fresh(script, env=env, limits=limits, ro_binds=ro_binds, prefix=prefix)
+    with tempfile.TemporaryDirectory(prefix=prefix) as ws:
+        return sandbox.run(script, Path(ws), env=env, limits=limits, ro_binds=ro_binds)
