@@ -18,7 +18,7 @@ import polars as pl
 import pytest
 from click.testing import CliRunner
 
-from fixtures.bench import crab_count, write_bench_root
+from fixtures.bench import crab_count, run_bench, write_bench_root
 from doubles.openai_server import Reply, ScriptedOpenAIServer
 from hpc_agent.bench.tasks import reference_script, load_task
 from hpc_agent.cli import main
@@ -37,14 +37,9 @@ def bench_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, data_root: Path) 
     return env
 
 
-def _bench(args: list[str]) -> tuple[int, str]:
-    res = CliRunner().invoke(main, ["bench", *args], catch_exceptions=False)
-    return res.exit_code, res.output
-
-
 def test_oracle_gold_run_passes_every_cell(bench_env: dict[str, str], tmp_path: Path) -> None:
     out = tmp_path / "sweep"
-    code, output = _bench(["--models", "oracle", "--seeds", "2", "--out", str(out)])
+    code, output = run_bench(["--models", "oracle", "--seeds", "2", "--out", str(out)])
     assert code == 0, output
     cells = pl.read_parquet(out / "cells.parquet")
     assert cells.height == 2 and cells["passed"].all() and (cells["attempts_to_pass"] == 1).all()
@@ -64,7 +59,7 @@ def test_cheating_model_fails_on_the_variant_store(bench_env: dict[str, str], tm
              f"print('RESULT ' + json.dumps({{'n_obs': {crab_count(data_root)}}}))\n")
     out = tmp_path / "sweep"
     with ScriptedOpenAIServer([Reply(code=cheat)] * 2) as srv:
-        code, output = _bench(["--base-url", srv.base_url, "--model", srv.model, "--attempts", "2", "--out", str(out)])
+        code, output = run_bench(["--base-url", srv.base_url, "--model", srv.model, "--attempts", "2", "--out", str(out)])
     assert code == 0, output
     cells = pl.read_parquet(out / "cells.parquet")
     assert cells["status"].to_list() == ["failed"]
@@ -131,10 +126,10 @@ def test_kill_and_resume_loses_and_duplicates_nothing(bench_env: dict[str, str],
 def test_report_from_two_sweeps(bench_env: dict[str, str], tmp_path: Path, data_root: Path) -> None:
     """Oracle and a cheating model in two sweep folders, merged into one report."""
     oracle, cheat_dir = tmp_path / "oracle", tmp_path / "cheat"
-    assert _bench(["--models", "oracle", "--seeds", "2", "--out", str(oracle)])[0] == 0
+    assert run_bench(["--models", "oracle", "--seeds", "2", "--out", str(oracle)])[0] == 0
     cheat = f"import json\nprint('RESULT ' + json.dumps({{'n_obs': {crab_count(data_root)}}}))\n"
     with ScriptedOpenAIServer([Reply(code=cheat)] * 4) as srv:
-        assert _bench(["--base-url", srv.base_url, "--model", srv.model, "--attempts", "1", "--seeds", "2",
+        assert run_bench(["--base-url", srv.base_url, "--model", srv.model, "--attempts", "1", "--seeds", "2",
                        "--out", str(cheat_dir)])[0] == 0
     res = CliRunner().invoke(main, ["report", str(oracle), str(cheat_dir), "--out", str(tmp_path / "r")])
     assert res.exit_code == 0, res.output
@@ -156,7 +151,7 @@ def test_repairs_both_measures_the_model_alone_and_with_the_agent(bench_env: dic
     answer = "\n".join(lines) + "\n"
     out = tmp_path / "sweep"
     with ScriptedOpenAIServer([Reply(code=answer)] * 2) as srv:
-        code, output = _bench(["--base-url", srv.base_url, "--model", srv.model, "--attempts", "1",
+        code, output = run_bench(["--base-url", srv.base_url, "--model", srv.model, "--attempts", "1",
                                "--repairs", "both", "--out", str(out)])
     assert code == 0, output
     cells = pl.read_parquet(out / "cells.parquet").sort("repairs")

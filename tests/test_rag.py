@@ -27,6 +27,7 @@ from click.testing import CliRunner
 
 from conftest import REPO, script
 from doubles.openai_server import Reply, ScriptedOpenAIServer
+from fixtures.bench import run_bench, write_bench_root
 from hpc_agent import rag
 from hpc_agent.cli import main
 from hpc_agent.config import cache_root, load_settings
@@ -580,13 +581,7 @@ def test_run_without_rag_sends_no_reference_material(tmp_path: Path, data_root: 
 
 
 def _one_task_benchmarks(tmp_path: Path, data_root: Path, index: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    from test_bench_tasks import REFERENCE, TASK
-
-    root = tmp_path / "benchmarks"
-    (root / "tasks").mkdir(parents=True)
-    (root / "reference").mkdir()
-    (root / "reference" / "observation_list.py").write_text(REFERENCE)
-    (root / "tasks" / "observation-list-crab.yaml").write_text(TASK)
+    root = write_bench_root(tmp_path / "benchmarks")
     for k, v in {"HPC_AGENT_BENCHMARKS": str(root), "HPC_AGENT_CACHE": str(tmp_path / "cache"),
                  "PHOTON_STORAGE": str(data_root), "HPC_AGENT_RAG_INDEX": str(index)}.items():
         monkeypatch.setenv(k, v)
@@ -597,9 +592,7 @@ def test_sweep_rag_both_traces_snippets_and_reports_the_effect(small_index: Path
                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     root = _one_task_benchmarks(tmp_path, data_root, small_index, monkeypatch)
     out = tmp_path / "sweep"
-    from test_bench_sweep import _bench
-
-    code, output = _bench(["--models", "oracle", "--rag", "both", "--seeds", "2", "--out", str(out)])
+    code, output = run_bench(["--models", "oracle", "--rag", "both", "--seeds", "2", "--out", str(out)])
     assert code == 0, output
     attempts = pl.read_parquet(out / "attempts.parquet")
     on, off = attempts.filter(pl.col("rag") == "on"), attempts.filter(pl.col("rag") == "off")
@@ -618,7 +611,7 @@ def test_sweep_rag_both_traces_snippets_and_reports_the_effect(small_index: Path
     # an index whose corpus holds the references is refused before any cell runs
     leaky = _copy(small_index, tmp_path / "leaky", sources=["gammapy-api", str(root)])
     monkeypatch.setenv("HPC_AGENT_RAG_INDEX", str(leaky))
-    code, output = _bench(["--models", "oracle", "--rag", "on", "--out", str(tmp_path / "sweep2")])
+    code, output = run_bench(["--models", "oracle", "--rag", "on", "--out", str(tmp_path / "sweep2")])
     assert code == 2 and "holds the benchmark reference solutions" in output
 
 
@@ -653,15 +646,13 @@ def test_openai_compatible_embeddings_endpoint_builds_and_queries(api_docs: list
 def test_report_of_a_model_that_never_passes(small_index: Path, tmp_path: Path, data_root: Path,
                                               monkeypatch: pytest.MonkeyPatch) -> None:
     """0 of 3 per group: the Wilson interval starts at exactly 0 (rounding once made a negative error bar)."""
-    from test_bench_sweep import _bench
-
     from hpc_agent.report import wilson
 
     assert wilson(0, 3)[0] == 0.0 and wilson(10, 10)[1] == 1.0
     _one_task_benchmarks(tmp_path, data_root, small_index, monkeypatch)
     out = tmp_path / "sweep"
     with ScriptedOpenAIServer([Reply(text="no idea", mode="text")] * 6) as srv:
-        code, output = _bench(["--base-url", srv.base_url, "--model", srv.model, "--rag", "both", "--seeds", "3",
+        code, output = run_bench(["--base-url", srv.base_url, "--model", srv.model, "--rag", "both", "--seeds", "3",
                                "--attempts", "1", "--out", str(out)])
         first_on = [r for r in srv.requests if REFERENCE_HEADER in json.dumps(r)]
     assert code == 0, output
