@@ -22,7 +22,7 @@ import shutil
 import signal
 import subprocess
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from hpc_agent.errors import SandboxInterruptedError, SandboxUnavailableError, UsageError
@@ -124,7 +124,8 @@ def _set_rlimits(rlimits: dict[int, int]) -> None:
         resource.setrlimit(key, (value, value))
 
 
-def _wrap(argv: Sequence[str], cgroup: Cgroup, rlimits: dict[int, int]) -> tuple[list[str], object]:
+def _wrap(argv: Sequence[str], cgroup: Cgroup,
+          rlimits: dict[int, int]) -> tuple[list[str], Callable[[], None] | None]:
     """The argv that joins the cgroups, sets the rlimits and execs ``argv``; plus a preexec_fn or None."""
     prlimit = shutil.which("prlimit", path="/usr/bin:/bin:/usr/sbin:/sbin")
     if prlimit:

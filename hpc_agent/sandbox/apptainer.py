@@ -49,8 +49,8 @@ def apptainer_argv(
     ws = _bind_path(Path(workspace))
     argv = [binary, "exec", "--containall", "--no-home", "--cleanenv", "--net", "--network", "none"]
     for d in ro_binds:
-        d = _bind_path(Path(d))
-        argv += ["--bind", f"{d}:{d}:ro"]
+        bound = _bind_path(Path(d))
+        argv += ["--bind", f"{bound}:{bound}:ro"]
     argv += ["--bind", f"{ws}:{ws}", "--pwd", ws]
     for key, value in env.items():
         argv += ["--env", _env_item(key, value)]
@@ -93,6 +93,7 @@ class ApptainerSandbox:
         ok, why = self.available()
         if not ok:
             raise SandboxUnavailableError(why)
+        assert self.image is not None  # available() said so
         ws, binds = prepare_workspace(script, workspace, ro_binds)
         inner = scrubbed_env(ws, env, path=SYSTEM_PATH)
         argv = apptainer_argv(
