@@ -39,7 +39,8 @@ def static_stage(answer: str, *, repairs: bool = True, require_result: bool = Tr
     library calls the request writes out (the script's differing calls of those callees take their values)."""
     t0 = time.perf_counter()
     index = name_index()
-    script, done = answer, ()
+    script = answer
+    done: tuple[str, ...] = ()
     if repairs:
         fixed = repair(answer, index, result_keys, request_definitions, cone, request_calls)
         script, done = fixed.script, fixed.repairs
