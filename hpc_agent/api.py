@@ -51,7 +51,7 @@ def run(
     backend: Backend | str | None = None,
     base_url: str | None = None,
     model: str | None = None,
-    overrides: dict[str, object] | None = None,
+    overrides: dict[str, Any] | None = None,
     settings: Settings | None = None,
     out_dir: Path | None = None,
     sandbox: str | None = None,

@@ -80,14 +80,16 @@ def static_errors(script: str, *, require_result: bool = True, cone_radius: floa
     strings = _strings(tree)
     parents = _parents(tree)
     for const in strings:
-        if const.value in FORBIDDEN_COLUMNS and not _only_reported(const, parents):
-            errors.append(f"line {const.lineno}: selects by the {const.value} column; select observations by "
+        value = const.value
+        assert isinstance(value, str)  # _strings keeps the string constants only
+        if value in FORBIDDEN_COLUMNS and not _only_reported(const, parents):
+            errors.append(f"line {const.lineno}: selects by the {value} column; select observations by "
                           "sky position instead (separation of RA_PNT/DEC_PNT from the source)")
-        elif re.match(r"[/~].*\S/hess-dl3", const.value):  # a folder before the release: a machine's path
-            errors.append(f"line {const.lineno}: hard-coded data path {const.value!r}; build it from "
+        elif re.match(r"[/~].*\S/hess-dl3", value):  # a folder before the release: a machine's path
+            errors.append(f"line {const.lineno}: hard-coded data path {value!r}; build it from "
                           "os.environ['PHOTON_STORAGE']")
 
-    if require_result and not any("RESULT" in c.value for c in strings):
+    if require_result and not any("RESULT" in c.value for c in strings if isinstance(c.value, str)):
         errors.append("no `RESULT {json}` line is printed; print the results as "
                       "print('RESULT ' + json.dumps({...}))")
 

@@ -291,7 +291,14 @@ def validate_config_file(path: Path) -> Settings:
 
 class _FileOnly(Settings):
     @classmethod
-    def settings_customise_sources(cls, settings_cls, init_settings, **_: Any):  # type: ignore[override]
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
         return (init_settings,)
 
 

@@ -144,7 +144,7 @@ def _instance_attrs(cls: type) -> frozenset[str] | None:
 def _library_subclasses(cls: type) -> list[type]:
     """Every public subclass defined in a library module, breadth first."""
     seen: list[type] = []
-    todo = list(cls.__subclasses__())
+    todo: list[type] = list(cls.__subclasses__())
     while todo:
         sub = todo.pop(0)
         if sub not in seen and not sub.__name__.startswith("_") and _library_class(sub):
@@ -520,10 +520,10 @@ class _Grounder(ast.NodeVisitor):
             self.report(node.lineno, f"`{func.label}()` cannot be called like this ({e}); signature: {shown}")
             return
         for name, value in bound.arguments.items():
-            if isinstance(value, ast.AST):
+            if isinstance(value, ast.expr):  # an argument's node (not a tuple of *args, a dict of **kwargs)
                 self._check_argument_type(node.lineno, func, name, value, shown)
 
-    def _check_argument_type(self, line: int, func: _Ref, param: str, value: ast.AST, shown: str) -> None:
+    def _check_argument_type(self, line: int, func: _Ref, param: str, value: ast.expr, shown: str) -> None:
         if isinstance(value, ast.Subscript):
             ref = self.resolve(value)
             if ref is not None and ref.kind == "column":
@@ -539,10 +539,10 @@ class _Grounder(ast.NodeVisitor):
         item = _class_named(one.group(1)) if one else None
         if item is not None and _collection_of(ref.obj, item):  # `maker.run(dataset, observations)`
             shown_value = ast.unparse(value)
-            one = _asks_for_one(value)  # `get_observations([obs_id])`: the one item it holds is meant
+            single = _asks_for_one(value)  # `get_observations([obs_id])`: the one item it holds is meant
             fix = Rename(value.end_lineno or line, value.end_col_offset or 0, "", "[0]",
                          f"took the one `{item.__name__}` of `{shown_value}` on line {line} (`{shown_value}[0]`): "
-                         f"`{func.label}()` takes one") if one else None
+                         f"`{func.label}()` takes one") if single else None
             self.report(line, f"`{func.label}()` takes `{param}` as one `{item.__name__}`, not a "
                         f"`{ref.obj.__name__}` (`{shown_value}` holds several): call it once per item, "
                         f"`for {param} in {shown_value}:`; signature: {shown}", fix)
@@ -564,7 +564,7 @@ class _Grounder(ast.NodeVisitor):
         self.report(line, f"`{func.label}()` takes `{param}` as {wanted}, not a `{ref.obj.__name__}` "
                     f"(`{ast.unparse(value)}`); signature: {shown}")
 
-    def _check_column_argument(self, line: int, func: _Ref, param: str, value: ast.AST, shown: str) -> None:
+    def _check_column_argument(self, line: int, func: _Ref, param: str, value: ast.expr, shown: str) -> None:
         """A table column (an array) passed where the docstring names only non-array classes."""
         wanted = _doc_type(func.obj, param)
         if wanted is None or re.search(ARRAY_WORDS, re.sub(r"`[^`]*`", "", wanted), re.IGNORECASE):
@@ -575,8 +575,8 @@ class _Grounder(ast.NodeVisitor):
         if not named or any(c is None or issubclass(c, np.ndarray) for c in named):
             return
         hint = (" Build a SkyCoord from the columns first: `pointing = SkyCoord(table['RA_PNT'], table['DEC_PNT'], "
-                "unit='deg', frame='icrs')`." if any("Coord" in c.__name__ or "Frame" in c.__name__ for c in named)
-                else "")
+                "unit='deg', frame='icrs')`." if any("Coord" in c.__name__ or "Frame" in c.__name__
+                                                    for c in named if c is not None) else "")
         wanted = re.sub(r",?\s*optional\b", "", wanted).strip(" ,")
         self.report(line, f"`{func.label}()` takes `{param}` as {wanted}, not a table column (`{ast.unparse(value)}` "
                     f"is an array of numbers).{hint} Signature: {shown}")
@@ -592,7 +592,8 @@ def _model_parameters(cls: Any) -> tuple[str, ...] | None:
     if not (inspect.isclass(cls) and issubclass(cls, ModelBase) and cls.__init__ is ModelBase.__init__):
         return None
     try:
-        return (*cls.default_parameters.names, "covariance_data")
+        # getattr: narrowed by the checks above, mypy sees `cls` as type[object], without the attribute
+        return (*getattr(cls, "default_parameters").names, "covariance_data")
     except AttributeError:
         return None
 
@@ -667,8 +668,9 @@ def _attribute_doc_class(cls: type, attr: str) -> str | None:
         if not _library_class(klass) or "__init__" not in vars(klass):
             continue
         try:
-            init = inspect.getsource(klass.__init__)
-            params = inspect.signature(klass.__init__).parameters
+            constructor = getattr(klass, "__init__")  # not `klass.__init__`: mypy calls that unsound on a `type`
+            init = inspect.getsource(constructor)
+            params = inspect.signature(constructor).parameters
         except (OSError, TypeError, ValueError):
             continue
         if attr not in params or not re.search(rf"self\.{attr}\s*=(?!=)", init):
@@ -732,7 +734,7 @@ def runtime_suggestion(stderr: str, index: NameIndex, request: str = "") -> str 
     owner, attr = found[-1]
     home = index.home(owner)
     cls = getattr(_import(home), owner, None) if home else None
-    if not inspect.isclass(cls):
+    if not isinstance(cls, type):  # inspect.isclass, which mypy narrows to type[object] (not Hashable for lru_cache)
         return None
     said = request_source(owner, cls, attr, request) if request else None
     if said is not None:

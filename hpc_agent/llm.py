@@ -74,14 +74,14 @@ def extract_script(tool_args: list[str], content: str | None) -> tuple[str | Non
                 obj = json.loads(blob, strict=False)
             except json.JSONDecodeError:
                 continue
-            args = obj.get("arguments", obj) if isinstance(obj, dict) else None
-            if isinstance(args, str):
+            payload = obj.get("arguments", obj) if isinstance(obj, dict) else None
+            if isinstance(payload, str):
                 try:
-                    args = json.loads(args)
+                    payload = json.loads(payload)
                 except json.JSONDecodeError:
-                    args = None
-            if isinstance(args, dict) and isinstance(args.get("code"), str):
-                return args["code"], "json-content"
+                    payload = None
+            if isinstance(payload, dict) and isinstance(payload.get("code"), str):
+                return payload["code"], "json-content"
     if candidate and candidate.group(1).strip():
         return candidate.group(1), "fence"
     if re.search(r"^\s*(import|from)\s+\w+", text, re.MULTILINE):

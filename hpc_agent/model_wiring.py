@@ -17,10 +17,10 @@ from hpc_agent.request_facts import SourceModel
 
 def _estimator_calls(tree: ast.Module, name: str) -> dict[str, ast.Call]:
     """Variables bound to an estimator whose `source=` is `name` (or unset: the first model)."""
-    found = {}
+    found: dict[str, ast.Call] = {}
     for node in ast.walk(tree):
         if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name) \
-                and _is_estimator(node.value, name):
+                and isinstance(node.value, ast.Call) and _is_estimator(node.value, name):
             found[node.targets[0].id] = node.value
     return found
 

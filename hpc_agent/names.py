@@ -111,8 +111,10 @@ def flat_name(name: str) -> str:
 
 def signature(obj: object) -> str:
     """`(a, b=1)` without `self`/`cls`; `(...)` when Python cannot tell."""
+    if not callable(obj):  # what inspect.signature refuses with a TypeError
+        return "(...)"
     try:
-        sig = str(inspect.signature(obj))  # type: ignore[arg-type]
+        sig = str(inspect.signature(obj))
     except (TypeError, ValueError):
         return "(...)"
     for first in ("(self, ", "(cls, "):
@@ -184,9 +186,9 @@ def build_index() -> NameIndex:
     for name, ident in objects.items():
         if ident != -1:
             index.imports[name] = f"from {sorted(index.homes[name], key=len)[0]} import {name}"
-    for module in STDLIB:
-        if module in sys.stdlib_module_names:
-            index.imports.setdefault(module, f"import {module}")
+    for stdlib_module in STDLIB:
+        if stdlib_module in sys.stdlib_module_names:
+            index.imports.setdefault(stdlib_module, f"import {stdlib_module}")
     index.imports.update(ALIASES)
     for pkg in ("numpy", "astropy", "gammapy", "regions", "scipy", "matplotlib"):
         if module_exists(pkg):

@@ -12,7 +12,7 @@ import inspect
 import json
 import re
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 from pyflakes import checker as pyflakes_checker
 from pyflakes import messages as pyflakes_messages
@@ -48,13 +48,18 @@ def _offsets(text: str) -> list[int]:
     return starts
 
 
-def _splice(text: str, edits: list[tuple[ast.AST, str]]) -> str:
+Edit = tuple[ast.stmt | ast.expr, str]  # a node with a source span, and its new text
+
+
+def _splice(text: str, edits: Sequence[Edit]) -> str:
     """Replace each node's exact source span (bottom-up, so earlier spans keep their offsets)."""
     starts = _offsets(text)
 
-    def span(node: ast.AST) -> tuple[int, int]:
+    def span(node: ast.stmt | ast.expr) -> tuple[int, int]:
+        end = node.end_lineno
+        assert end is not None  # set on every node ast.parse makes
         return (starts[node.lineno - 1] + _col(text, starts, node.lineno, node.col_offset),
-                starts[node.end_lineno - 1] + _col(text, starts, node.end_lineno, node.end_col_offset))  # type: ignore[operator]
+                starts[end - 1] + _col(text, starts, end, node.end_col_offset))
 
     for node, new in sorted(edits, key=lambda e: span(e[0]), reverse=True):
         a, b = span(node)
@@ -68,10 +73,10 @@ def _col(text: str, starts: list[int], lineno: int, col: int | None) -> int:
     return len(line.encode()[:col or 0].decode(errors="ignore"))
 
 
-def _drop(tree: ast.Module, statements: list[ast.stmt]) -> list[tuple[ast.AST, str]]:
+def _drop(tree: ast.Module, statements: Sequence[ast.stmt]) -> list[Edit]:
     """Edits removing `statements`: an empty line, or `pass` where the block would be left empty."""
     doomed = {id(s) for s in statements}
-    edits: list[tuple[ast.AST, str]] = []
+    edits: list[Edit] = []
     for parent in ast.walk(tree):
         for name in ("body", "orelse", "finalbody"):
             block = getattr(parent, name, None)
@@ -124,8 +129,8 @@ def remove_display_calls(text: str, _: NameIndex) -> tuple[str, list[str]]:
     """`plt.show()`, `x.peek()`, `display(x)`, `x.plot(...)`, `plot_...(...)` as statements: removed (`pass`
     where a block would be empty). No figure is asked for, and tutorial pieces copied with them leave `ax` undefined."""
     tree = ast.parse(text)
-    shown = [s for s in ast.walk(tree) if isinstance(s, ast.stmt) and _display_name(s)]
-    notes = [f"removed the display call `{ast.unparse(s.value)[:60]}` (line {s.lineno})" for s in shown]  # type: ignore[attr-defined]
+    shown = [s for s in ast.walk(tree) if isinstance(s, ast.Expr) and _display_name(s)]  # only an Expr has one
+    notes = [f"removed the display call `{ast.unparse(s.value)[:60]}` (line {s.lineno})" for s in shown]
     return (_splice(text, _drop(tree, shown)), notes) if shown else (text, [])
 
 
@@ -231,7 +236,7 @@ def fix_imported_names(text: str, _: NameIndex) -> tuple[str, list[str]]:
             continue
         lines, changed = [], False
         for alias in node.names:
-            parent, _, name = alias.name.rpartition(".")
+            parent, _dot, name = alias.name.rpartition(".")
             if (parent and alias.name.split(".")[0] in SUBMODULE_PACKAGES and not _is_module(alias.name)
                     and hasattr(_import_quiet(parent), name)):
                 lines.append(f"from {parent} import {name}" + (f" as {alias.asname}" if alias.asname else ""))
@@ -252,7 +257,8 @@ def drop_unused_missing_imports(text: str, index: NameIndex) -> tuple[str, list[
     Used names are left to grounding, which names the closest real ones."""
     tree = ast.parse(text)
     used = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
-    edits, notes, dropped = [], [], []
+    edits: list[Edit] = []
+    notes, dropped = [], []
     for node in ast.walk(tree):
         if not (isinstance(node, ast.ImportFrom) and node.module and node.level == 0
                 and node.module.split(".")[0] in ("gammapy", "astropy", "regions")):
@@ -369,10 +375,10 @@ def pair_to_skycoord(text: str, _: NameIndex) -> tuple[str, list[str]]:
             notes.append(f"`{node.targets[0].id}` (line {node.lineno}) was a table of two coordinate columns used as "
                          f'a sky position: made it `SkyCoord({ra}, {dec}, unit="deg", frame="{frame}")`')
         elif isinstance(node.value, ast.Tuple) and len(node.value.elts) == 2:
-            ra, dec = (ast.get_source_segment(text, e) for e in node.value.elts)
-            edits.append((node.value, f'SkyCoord({ra}, {dec}, unit="deg", frame="icrs")'))
+            lon, lat = (ast.get_source_segment(text, e) for e in node.value.elts)
+            edits.append((node.value, f'SkyCoord({lon}, {lat}, unit="deg", frame="icrs")'))
             notes.append(f"`{node.targets[0].id}` (line {node.lineno}) was a pair of coordinates used as a sky position: "
-                         f'made it `SkyCoord({ra}, {dec}, unit="deg", frame="icrs")`')
+                         f'made it `SkyCoord({lon}, {lat}, unit="deg", frame="icrs")`')
     return (_splice(text, edits), notes) if edits else (text, [])
 
 
@@ -385,7 +391,7 @@ def _is_json_dumps(func: ast.expr, json_names: set[str], dumps_names: set[str]) 
     return isinstance(func, ast.Name) and func.id in dumps_names
 
 
-def json_numpy_numbers(text: str, _: NameIndex) -> tuple[str, list[str]]:
+def json_numpy_numbers(text: str, _: NameIndex | None) -> tuple[str, list[str]]:
     """`json.dumps` without `default=`, after a run failed on a numpy number: numpy numbers (what table
     columns and sums give) can only mean their Python value, so `default=lambda o: o.tolist()` is passed.
     A Quantity still fails (its unit must be chosen), as does anything else json cannot write."""
@@ -593,11 +599,11 @@ def use_the_requests_calls(text: str, calls: tuple[str, ...], index: NameIndex) 
     name="energy")`) is the one the script makes: where the script calls that callee with other written-out
     values (a tutorial's, copied), the request's values replace them. Told apart by `name=` when the request
     writes several calls of one callee; the script's extra arguments, and those it computes, are its own."""
-    asked = [node for c in calls if isinstance(node := ast.parse(c, mode="eval").body, ast.Call)]
+    asked = [parsed for c in calls if isinstance(parsed := ast.parse(c, mode="eval").body, ast.Call)]
     if not asked:
         return text, []
     tree = ast.parse(text)
-    edits: list[tuple[ast.AST, str]] = []
+    edits: list[Edit] = []
     notes: list[str] = []
     for node in ast.walk(tree):
         if not isinstance(node, ast.Call):
@@ -634,7 +640,9 @@ def define_as_tutorials_do(text: str, made: dict[str, dict[str, str]]) -> tuple[
                      None)
         if statement is None or first is None:
             continue
-        call = ast.parse(statement).body[0].value  # type: ignore[attr-defined]
+        made_by = ast.parse(statement).body[0]
+        assert isinstance(made_by, ast.Assign) and isinstance(made_by.value, ast.Call), statement  # `name = f(...)`
+        call = made_by.value
         needs = {x.id for v in [*call.args, *(k.value for k in call.keywords)] for x in ast.walk(v)
                  if isinstance(x, ast.Name)}
         if not all(assigned.get(n, imported.get(n, 1 << 30)) < first.lineno for n in needs):
@@ -775,7 +783,8 @@ def unwrap_nested_result_keys(text: str, _: NameIndex) -> tuple[str, list[str]]:
                     and isinstance(value.keys[0], ast.Constant) and value.keys[0].value == key.value:
                 inner = ast.get_source_segment(text, value.values[0]) or ast.unparse(value.values[0])
                 edits.append((value, inner))
-                notes.append(f"the RESULT value of `{key.value}` was a dict of `{key.value}` again: it is now `{inner}`")
+                name = str(key.value)  # the text `{key.value}` gives, bytes included (mypy: str-bytes-safe)
+                notes.append(f"the RESULT value of `{name}` was a dict of `{name}` again: it is now `{inner}`")
     return (_splice(text, edits), notes) if edits else (text, [])
 
 
@@ -785,7 +794,7 @@ def fix_misspelt_variables(text: str, index: NameIndex) -> tuple[str, list[str]]
     (`DataStore` beside `data_store`) is an import, not a variable."""
     tree = ast.parse(text)
     assigned = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
-    edits: list[tuple[ast.AST, str]] = []
+    edits: list[Edit] = []
     notes: list[str] = []
     for name in _undefined_names(tree):
         if index.import_for(name):
@@ -833,6 +842,12 @@ def add_result_line(text: str, keys: tuple[str, ...]) -> tuple[str, list[str]]:
     return text.rstrip("\n") + "\n" + line + "\n", [f"printed the RESULT line from your variables: `{line}`"]
 
 
+def _receiver(call: ast.Call) -> str:
+    """`store` of a call `store.method(...)`."""
+    assert isinstance(call.func, ast.Attribute) and isinstance(call.func.value, ast.Name), ast.unparse(call)
+    return call.func.value.id
+
+
 def select_in_the_cone(text: str, cone: tuple[float, float, float] | None) -> tuple[str, list[str]]:
     """A script that selects nothing (no separation, no `select*` call) for a request that selects the
     observations in one cone around one position: each `<store>.get_observations(...)` of a variable made by
@@ -857,7 +872,7 @@ def select_in_the_cone(text: str, cone: tuple[float, float, float] | None) -> tu
                 f'frame="icrs").separation(SkyCoord({ra:g}, {dec:g}, unit="deg", frame="icrs")) < {radius:g} * u.deg]'
                 '["OBS_ID"]')
 
-    edits: list[tuple[ast.AST, str]] = []
+    edits: list[Edit] = []
     per_item: set[int] = set()  # calls loading one observation of a loop: the loop's ids are what to select
     for loop in (n for n in ast.walk(tree) if isinstance(n, ast.For)):
         names = {t.id for t in ast.walk(loop.target) if isinstance(t, ast.Name)}
@@ -866,12 +881,12 @@ def select_in_the_cone(text: str, cone: tuple[float, float, float] | None) -> tu
         if not inner:
             continue
         per_item.update(id(c) for c in inner)
-        store = inner[0].func.value.id  # type: ignore[attr-defined]
+        store = _receiver(inner[0])
         if ast.unparse(loop.iter).replace("'", '"') in (f'{store}.obs_table["OBS_ID"]', f"{store}.obs_ids"):
             edits.append((loop.iter, cone_ids(store)))
     for call in calls:
         if id(call) not in per_item:
-            store = call.func.value.id  # type: ignore[attr-defined]
+            store = _receiver(call)
             edits.append((call, f"{store}.get_observations(list({cone_ids(store)}))"))
     if not edits:
         return text, []
@@ -983,12 +998,13 @@ def quantities_in_key_units(text: str, stderr: str) -> tuple[str, list[str]]:
                if isinstance(t, ast.Name)}
     for d in _result_dicts(tree):
         for key, value in zip(d.keys, d.values):
-            unit = key_unit(key.value) if isinstance(key, ast.Constant) and isinstance(key.value, str) else None
+            name = key.value if isinstance(key, ast.Constant) and isinstance(key.value, str) else None
+            unit = key_unit(name) if name is not None else None
             if unit is None or IN_UNIT in ast.unparse(value) or _scaled_by_number(value, assigns):
                 continue
             inner = ast.get_source_segment(text, _unwrapped(value))
             edits.append((value, f'float({IN_UNIT}({inner}, "{unit}"))'))
-            keys.append((key.value, unit, value.lineno, value.end_lineno or value.lineno))
+            keys.append((name, unit, value.lineno, value.end_lineno or value.lineno))
     if not edits or failed_at is None:
         return text, []
     calls = [n for n in ast.walk(tree) if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute)

@@ -11,6 +11,7 @@ import html
 import math
 from math import comb
 from pathlib import Path
+from typing import cast
 
 import polars as pl
 
@@ -65,7 +66,8 @@ def load(dirs: list[Path]) -> tuple[pl.DataFrame, pl.DataFrame]:
 
 
 def _group(open_weight: bool | None) -> str:
-    return {True: "open-weight", False: "proprietary"}.get(open_weight, "other")  # type: ignore[arg-type]
+    groups: dict[bool | None, str] = {True: "open-weight", False: "proprietary"}
+    return groups.get(open_weight, "other")
 
 
 def summarise(cells: pl.DataFrame, attempts: pl.DataFrame) -> pl.DataFrame:
@@ -82,7 +84,7 @@ def summarise(cells: pl.DataFrame, attempts: pl.DataFrame) -> pl.DataFrame:
         n, c = m.height, int(m["passed"].sum())
         lo, hi = wilson(c, n)
         per_task = m.group_by("task").agg(pl.len().alias("n"), pl.col("passed").sum().alias("c"))
-        k = int(per_task["n"].min())
+        k = int(cast(int, per_task["n"].min()))  # a count column (polars types min() as any literal)
         passed = m.filter(pl.col("passed"))
         rows.append({
             "model": model, "configuration": config, "group": _group(m["open_weight"][0]), "cells": n, "passed": c,
@@ -141,7 +143,7 @@ def _plots(cells: pl.DataFrame, summary: pl.DataFrame, tasks: pl.DataFrame, out:
     models = [f"{m} [{c}]" for m, c in zip(summary["model"], summary["configuration"])]  # one per row
     scored = cells.filter(pl.col("status") != "error")
     fig, axes = plt.subplots(1, max(1, len(models)), figsize=(3.2 * max(1, len(models)), 2.8), squeeze=False)
-    top = int(scored["n_attempts"].max() or 1)
+    top = int(cast(int, scored["n_attempts"].max()) or 1)  # a count column, as above
     for ax, model in zip(axes[0], models):
         m = scored.filter(pl.col("label") == model)
         counts = [m.filter(pl.col("attempts_to_pass") == a).height for a in range(1, top + 1)]

@@ -41,7 +41,8 @@ def static_stage(answer: str, *, repairs: bool = True, require_result: bool = Tr
     `source_model`: the named source model it writes out (attached for an estimator that needs it)."""
     t0 = time.perf_counter()
     index = name_index()
-    script, done = answer, ()
+    script = answer
+    done: tuple[str, ...] = ()
     if repairs:
         fixed = repair(answer, index, result_keys, request_definitions, cone, request_calls, source_model)
         script, done = fixed.script, fixed.repairs

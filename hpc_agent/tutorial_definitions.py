@@ -215,7 +215,7 @@ def usage_hints(script: str | None, static_errors: tuple[str, ...], importable: 
     except SyntaxError:
         return ()
     made = {m[0]: m[1] for node in ast.walk(tree) if (m := _made_as(node))}
-    lines = {int(m.group(1)) for e in static_errors if (m := ERROR_LINE.match(e))}
+    lines = {int(hit.group(1)) for e in static_errors if (hit := ERROR_LINE.match(e))}
     classes: list[str] = []
     for node in ast.walk(tree):
         if getattr(node, "lineno", None) not in lines:
@@ -270,9 +270,10 @@ def from_request(name: str, definition: str, calls: list[ast.Call]) -> str | Non
     """`name = <the request's call>` when the request writes out exactly one call of the callee the
     tutorials define `name` with (told apart by its `name=` keyword when several): the request's values."""
     try:
-        value = _parse(definition).body[0].value  # type: ignore[attr-defined]
-    except (SyntaxError, IndexError, AttributeError):
+        first = _parse(definition).body[0]
+    except (SyntaxError, IndexError):
         return None
+    value = getattr(first, "value", None)  # an assignment's or expression's value
     if not isinstance(value, ast.Call):
         return None
     same = [c for c in calls if ast.unparse(c.func) == ast.unparse(value.func)]

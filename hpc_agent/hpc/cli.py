@@ -10,7 +10,7 @@ from typing import Any
 import click
 
 from hpc_agent._cli_common import make_sweep_options, progress, sweep_options
-from hpc_agent.choices import CLUSTERS
+from hpc_agent.choices import CLUSTERS, ClusterKind
 from hpc_agent.config import load_settings
 from hpc_agent.errors import EXIT_INFRASTRUCTURE, EXIT_OK
 from hpc_agent.hpc import containers, monitor
@@ -45,13 +45,13 @@ def submit() -> None:
 @placement_options
 @click.option("--cpus", type=click.IntRange(min=1), help="CPUs (default: the model config's slurm section)")
 @click.option("--mem-gb", type=click.FloatRange(min=0.5), help="memory (default: the model config's)")
-def submit_serve_cmd(name: str, cluster: str | None, profile: str | None, time_min: int | None,
+def submit_serve_cmd(name: str, cluster: ClusterKind | None, profile: str | None, time_min: int | None,
                      cpus: int | None, mem_gb: float | None) -> None:
     """Run the server of model config NAME in a job; it publishes its state file for other jobs to find."""
     settings = load_settings()
     from hpc_agent.hpc.submit import submit_serve
 
-    record = submit_serve(settings, name, Placement(cluster, profile, time_min),  # type: ignore[arg-type]
+    record = submit_serve(settings, name, Placement(cluster, profile, time_min),
                           cpus_per_task=cpus, mem_gb=mem_gb)
     click.echo(record.job_id)
     click.echo(f"serve job {record.job_id} ({record.cluster}); state file {record.detail['state_file']} once ready; "
@@ -69,7 +69,7 @@ def submit_serve_cmd(name: str, cluster: str | None, profile: str | None, time_m
               help="memory per shard")
 @click.option("--after-serve", help="a `submit serve` job id: shards start after it and use its server")
 @click.option("--wait", "wait_", is_flag=True, help="wait for the shards and print their states")
-def submit_bench_cmd(data_root: Path | None, cluster: str | None, profile: str | None, time_min: int | None,
+def submit_bench_cmd(data_root: Path | None, cluster: ClusterKind | None, profile: str | None, time_min: int | None,
                      shards: int, cpus: int, mem_gb: float, after_serve: str | None, wait_: bool,
                      **opts: Any) -> None:
     """Run a benchmark sweep as a job array; results land in one sweep folder (`hpc-agent report` it)."""
@@ -77,7 +77,7 @@ def submit_bench_cmd(data_root: Path | None, cluster: str | None, profile: str |
     options = make_sweep_options(settings, **opts)
     from hpc_agent.hpc.submit import submit_bench, wait
 
-    records = submit_bench(settings, options, Placement(cluster, profile, time_min),  # type: ignore[arg-type]
+    records = submit_bench(settings, options, Placement(cluster, profile, time_min),
                            ShardPlan(shards, cpus, mem_gb, after_serve), progress=progress)
     for r in records:
         click.echo(r.job_id)

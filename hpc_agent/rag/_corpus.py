@@ -39,8 +39,10 @@ def _signature(obj: object) -> str:
     """The call signature without what changes from process to process in default values' reprs (memory
     addresses, `<function nansum at 0x7f..>`; import times, `<Time object: ... value=2026-...>`): the same
     Gammapy must give the same chunks."""
+    if not callable(obj):  # what inspect.signature refuses with a TypeError
+        return "(...)"
     try:
-        sig = str(inspect.signature(obj))  # type: ignore[arg-type]
+        sig = str(inspect.signature(obj))
     except (TypeError, ValueError):
         return "(...)"
     return re.sub(r"<([\w.]+) object[^<>]*>", r"<\1 object>", re.sub(r" at 0x[0-9a-fA-F]+>", ">", sig))
@@ -100,9 +102,9 @@ def api_documents(package: str = "gammapy") -> list[Document]:
     docs: list[Document] = []
     for module in _modules(package):
         if module.__name__.count(".") <= 1 and module.__doc__:  # the public subpackages' overviews
-            names = ", ".join(_exported(module)[:60])
+            exported = ", ".join(_exported(module)[:60])
             docs.append(Document("gammapy-api", module.__name__, "module",
-                                 f"module {module.__name__}\n{_doc(module)}\nPublic names: {names}".rstrip()))
+                                 f"module {module.__name__}\n{_doc(module)}\nPublic names: {exported}".rstrip()))
     names = public_names(package)
     for dotted, obj in sorted(names.values(), key=lambda x: x[0]):
         if inspect.isclass(obj):

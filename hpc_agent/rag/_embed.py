@@ -9,10 +9,13 @@ from __future__ import annotations
 import math
 import os
 import threading
-from typing import Protocol, Sequence
+from typing import TYPE_CHECKING, Protocol, Sequence
 
 from hpc_agent.config import Backend
 from hpc_agent.errors import ConfigError, InfrastructureError
+
+if TYPE_CHECKING:  # imported when the local embedder first runs (torch: seconds)
+    from sentence_transformers import SentenceTransformer
 
 LOCAL = "local"
 LOCAL_MODEL = "all-MiniLM-L6-v2"
@@ -35,14 +38,14 @@ class LocalEmbedder:
 
     name = f"{LOCAL}-{LOCAL_MODEL}"
     dim = 384
-    _shared: object | None = None
+    _shared: SentenceTransformer | None = None
     _load_lock = threading.Lock()
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
 
     @classmethod
-    def _model(cls) -> object:
+    def _model(cls) -> SentenceTransformer:
         with cls._load_lock:  # one copy per process, whichever thread asks first
             if cls._shared is None:
                 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -59,7 +62,7 @@ class LocalEmbedder:
     def embed(self, texts: Sequence[str]) -> list[list[float]]:
         model = self._model()
         with self._lock:
-            vectors = model.encode(list(texts), batch_size=64, normalize_embeddings=True,  # type: ignore[attr-defined]
+            vectors = model.encode(list(texts), batch_size=64, normalize_embeddings=True,
                                    show_progress_bar=False, convert_to_numpy=True)
         return [v.tolist() for v in vectors]
 

@@ -220,7 +220,7 @@ def _pieces(units: list[Unit], max_chars: int) -> Iterator[tuple[str, str]]:
 def _documents(units: list[Unit], head: str, source: str, symbol: str, kind: str, max_chars: int) -> list[Document]:
     """The pieces that show code (prose alone is what the API docstrings already say), each headed by its
     page and, when it starts mid-section, the section."""
-    docs = []
+    docs: list[Document] = []
     for section, text in _pieces(units, max_chars):
         if "```" not in text:
             continue
@@ -273,9 +273,11 @@ def condensed_script(code_cells: Sequence[str]) -> str:
             text = ast.get_source_segment(cell, stmt) or ast.unparse(stmt)
             names = {n.id for n in ast.walk(stmt) if isinstance(n, ast.Name)}
             if _FILE_CALLS.search(text) or names & local_paths:
-                value = ast.unparse(stmt.value) if isinstance(stmt, ast.Assign) else ""
-                if _LOCAL_PATH.match(value) or (value and not isinstance(stmt.value, ast.Call)):  # a path, not a read
-                    local_paths.update(t.id for t in stmt.targets if isinstance(t, ast.Name))
+                if isinstance(stmt, ast.Assign):
+                    value = ast.unparse(stmt.value)
+                    # a path, not a read
+                    if _LOCAL_PATH.match(value) or (value and not isinstance(stmt.value, ast.Call)):
+                        local_paths.update(t.id for t in stmt.targets if isinstance(t, ast.Name))
                 continue
             if not (_shows_only(stmt) or names & _FIGURE_NAMES or _FIGURE.search(text)):
                 body.append(text)

@@ -46,8 +46,8 @@ class Sandbox(Protocol):
     ) -> ExecResult: ...
 
 
-_CLASSES: dict[SandboxName, type[Sandbox]] = {"bwrap": BwrapSandbox, "apptainer": ApptainerSandbox,
-                                              "process": ProcessSandbox}
+_CLASSES: dict[str, type[Sandbox]] = {"bwrap": BwrapSandbox, "apptainer": ApptainerSandbox,
+                                      "process": ProcessSandbox}
 assert set(_CLASSES) == set(SANDBOXES), "a sandbox in hpc_agent.choices without a class here, or the reverse"
 
 

@@ -22,7 +22,7 @@ import shutil
 import signal
 import subprocess
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -125,7 +125,8 @@ def _set_rlimits(rlimits: dict[int, int]) -> None:
         resource.setrlimit(key, (value, value))
 
 
-def _wrap(argv: Sequence[str], cgroup: Cgroup, rlimits: dict[int, int]) -> tuple[list[str], object]:
+def _wrap(argv: Sequence[str], cgroup: Cgroup,
+          rlimits: dict[int, int]) -> tuple[list[str], Callable[[], None] | None]:
     """The argv that joins the cgroups, sets the rlimits and execs ``argv``; plus a preexec_fn or None."""
     prlimit = shutil.which("prlimit", path="/usr/bin:/bin:/usr/sbin:/sbin")
     if prlimit:
@@ -225,7 +226,8 @@ class Launch:
 def start(launch: Launch, *, cwd: Path, limits: Limits, backend: str, isolated: bool,
           stdin: int = subprocess.DEVNULL) -> Spawned:
     """Spawn ``launch`` under ``limits`` (with its status pipe, when it has one)."""
-    argv, pass_fds, read_fd = list(launch.argv), (), None
+    argv, read_fd = list(launch.argv), None
+    pass_fds: tuple[int, ...] = ()
     if launch.status_fd_flag:
         read_fd, write_fd = os.pipe()
         argv[1:1] = [launch.status_fd_flag, str(write_fd)]

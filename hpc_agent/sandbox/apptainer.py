@@ -51,8 +51,8 @@ def apptainer_argv(
     ws = _bind_path(Path(workspace))
     argv = [binary, "exec", "--containall", "--no-home", "--cleanenv", "--net", "--network", "none"]
     for d in ro_binds:
-        d = _bind_path(Path(d))
-        argv += ["--bind", f"{d}:{d}:ro"]
+        bound = _bind_path(Path(d))
+        argv += ["--bind", f"{bound}:{bound}:ro"]
     argv += ["--bind", f"{ws}:{ws}", "--pwd", ws]
     for key, value in env.items():
         argv += ["--env", _env_item(key, value)]
@@ -95,6 +95,7 @@ class ApptainerSandbox:
         ok, why = self.available()
         if not ok:
             raise SandboxUnavailableError(why)
+        assert self.image is not None  # available() said so
         ws, binds = prepare_workspace(script, workspace, ro_binds)
         return run_launch(self.launch(ws, env=env, limits=limits, ro_binds=binds), cwd=ws, limits=limits,
                           backend=self.name, isolated=True)
@@ -103,6 +104,7 @@ class ApptainerSandbox:
                program: Sequence[str] = (SCRIPT_NAME,)) -> Launch:
         """``apptainer exec ... <python> <program>`` in ``ws`` (created, resolved; binds resolved)."""
         inner = scrubbed_env(ws, env, path=SYSTEM_PATH)
+        assert self.image is not None  # available() said so before any launch
         argv = apptainer_argv(self.image, ws, env=inner, ro_binds=ro_binds, python=self.python,
                               binary=self._binary_path() or self.binary, program=program)
         # the apptainer process itself (on the host) gets a minimal environment, nothing secret

@@ -99,8 +99,8 @@ def interpreter_paths(python: str) -> list[Path]:
         sites = [Path(p) for p in site.getsitepackages()]
         if site.ENABLE_USER_SITE:
             sites.append(Path(site.getusersitepackages()))
-        for p in (sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix):
-            found.append(Path(p))
+        for prefix in (sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix):
+            found.append(Path(prefix))
         for s in sites:
             if s.is_dir():
                 found.append(s)

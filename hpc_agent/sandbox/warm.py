@@ -246,7 +246,7 @@ class WarmSandbox:
         self._used = True
         limits = limits or self.limits
         if hasattr(self.backend, "warn") and not self.backend.isolated:
-            self.backend.warn()  # type: ignore[attr-defined]
+            self.backend.warn()
         sp = self._spawned
         try:
             if self.ready():
