@@ -13,7 +13,7 @@ from hpc_agent.agent import RunSpec
 from hpc_agent.config import Backend, Settings
 from hpc_agent.llm import ChatClient
 from hpc_agent.records import Limits
-from hpc_agent.sandbox import warm_modules_from
+from hpc_agent.sandbox.warm import DEFAULT_MODULES
 from hpc_agent.validate import Validator
 
 
@@ -22,6 +22,13 @@ def limits_for(settings: Settings, wall_s: float | None = None) -> Limits:
     memory and process caps."""
     return Limits(wall_s=wall_s or settings.exec_timeout_s, memory_mb=settings.memory_mb,
                   max_procs=settings.max_procs)
+
+
+def warm_modules_from(settings: Settings) -> tuple[str, ...]:
+    """The modules warm sandboxes import ahead; empty when warm sandboxes are off."""
+    if not settings.warm_sandbox:
+        return ()
+    return tuple(settings.warm_modules) if settings.warm_modules is not None else DEFAULT_MODULES
 
 
 def chat_client(settings: Settings, backend: Backend) -> ChatClient:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import ast
 
-from hpc_agent.request_facts import SourceModel
+from hpc_agent.request_facts import SourceModel, makes_named
 
 
 def _estimator_calls(tree: ast.Module, name: str) -> dict[str, ast.Call]:
@@ -46,12 +46,6 @@ def _run_target(stmt: ast.stmt, estimators: dict[str, ast.Call], name: str) -> s
     return None
 
 
-def _makes_named_model(tree: ast.Module, name: str) -> bool:
-    return any(isinstance(n, ast.Call) and any(kw.arg == "name" and isinstance(kw.value, ast.Constant)
-                                               and kw.value.value == name for kw in n.keywords)
-               and "SkyModel" in ast.unparse(n.func) for n in ast.walk(tree))
-
-
 def _sets_models(tree: ast.Module, target: str) -> bool:
     return any(isinstance(n, ast.Attribute) and n.attr == "models" and isinstance(n.value, ast.Name)
                and n.value.id == target and isinstance(n.ctx, ast.Store) for n in ast.walk(tree))
@@ -71,7 +65,7 @@ def attach_source_model(script: str, model: SourceModel | None) -> tuple[str, tu
         tree = ast.parse(script)
     except SyntaxError:
         return script, ()
-    if _makes_named_model(tree, model.name):
+    if makes_named(tree, "SkyModel", model.name):
         return script, ()
     estimators = _estimator_calls(tree, model.name)
     stmt, target = next(((s, t) for s in tree.body if (t := _run_target(s, estimators, model.name))), (None, None))

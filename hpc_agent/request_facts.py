@@ -16,7 +16,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from hpc_agent.sources import named_sources
-from hpc_agent.tutorial_definitions import from_request, request_calls, tutorial_definitions
+from hpc_agent.tutorial_definitions import from_request, name_keyword, request_calls, tutorial_definitions
 
 # Names a script gives the one sky position a request is about.
 POSITION_NAMES = frozenset(f"{who}{what}" for who in ("source", "target", "src")
@@ -135,6 +135,11 @@ def _callee(call: ast.Call) -> str:
     return call.func.attr if isinstance(call.func, ast.Attribute) else ast.unparse(call.func)
 
 
+def makes_named(tree: ast.AST, cls: str, name: str) -> bool:
+    """Whether the script calls `cls(..., name="<name>")` somewhere."""
+    return any(isinstance(n, ast.Call) and _callee(n) == cls and name_keyword(n) == name for n in ast.walk(tree))
+
+
 def missing_call_hints(script: str | None, prompt: str) -> tuple[str, ...]:
     """Steps the request writes out that the script never takes: a call it spells out (`PowerLawSpectralModel(
     index=2.6, ...)`) whose callee the script never calls, or an object it names (`SkyModel named "source"`)
@@ -153,10 +158,7 @@ def missing_call_hints(script: str | None, prompt: str) -> tuple[str, ...]:
         if name not in called and not any(name in h for h in hints):
             hints.append(f"your request asks for `{ast.unparse(call)}`; your script never calls `{name}`")
     for cls, name in dict.fromkeys(_NAMED.findall(" ".join(prompt.split()))):
-        named = any(isinstance(n, ast.Call) and _callee(n) == cls and any(
-            kw.arg == "name" and isinstance(kw.value, ast.Constant) and kw.value.value == name for kw in n.keywords)
-            for n in ast.walk(tree))
-        if not named:
+        if not makes_named(tree, cls, name):
             hints.append(f'your request asks for a `{cls}` named "{name}"; your script never makes one: '
                          f'`{cls}(..., name="{name}")`')
     return tuple(hints[:MAX_MISSING])

@@ -35,7 +35,7 @@ from typing import Any, Callable, Iterator
 
 from hpc_agent._files import atomic_write_text
 from hpc_agent.agent import package_version, run_agent
-from hpc_agent.assemble import candidates_for, chat_client, limits_for, run_spec
+from hpc_agent.assemble import candidates_for, chat_client, limits_for, run_spec, warm_modules_from
 from hpc_agent.bench.cells import AttemptRow, CellRecord, read_cell
 from hpc_agent.bench.options import SweepOptions
 from hpc_agent.bench.oracle import ORACLE, OracleModel
@@ -49,7 +49,7 @@ from hpc_agent.errors import ConfigError, HpcAgentError, UsageError
 from hpc_agent.llm import ChatModel
 from hpc_agent.records import RunResult
 from hpc_agent.preflight import check_release, check_sweep_out
-from hpc_agent.sandbox import Sandbox, warm_modules_from
+from hpc_agent.sandbox import Sandbox
 from hpc_agent.sandbox import from_settings as sandbox_from_settings
 from hpc_agent.sandbox.warm import WarmPool
 from hpc_agent.serve.configs import find_model_config, get_model_config

@@ -82,7 +82,6 @@ __all__ = [
     "apptainer_argv",
     "default_sandbox_name",
     "get_sandbox",
-    "warm_modules_from",
 ]
 
 
@@ -93,13 +92,3 @@ def from_settings(settings: Settings, name: str | None = None) -> Sandbox:
     if chosen == "apptainer" and settings.apptainer_image:
         options["image"] = settings.apptainer_image
     return get_sandbox(chosen, **options)
-
-
-def warm_modules_from(settings: Settings) -> tuple[str, ...]:
-    """The modules warm sandboxes import ahead; empty when warm sandboxes are off."""
-    from .warm import DEFAULT_MODULES
-
-    if not settings.warm_sandbox:
-        return ()
-    return tuple(settings.warm_modules) if settings.warm_modules is not None else DEFAULT_MODULES
-
