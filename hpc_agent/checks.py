@@ -57,6 +57,48 @@ def selects(tree: ast.AST) -> bool:
     return False
 
 
+def _maker_class(node: ast.expr, makers: dict[str, str]) -> str | None:
+    """The Maker class `node` is an instance of: `SafeMaskMaker(...)` or a name assigned from one."""
+    if isinstance(node, ast.Call):
+        func = node.func
+        name = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else ""
+        return name if name.endswith("Maker") else None
+    return makers.get(node.id) if isinstance(node, ast.Name) else None
+
+
+def _assigned(stmt: ast.stmt) -> set[str]:
+    return {n.id for n in ast.walk(stmt) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
+
+
+def unchained_makers(tree: ast.AST) -> list[str]:
+    """Two different makers run on the same dataset, each result kept apart: the second loses the first's step
+    (background without safe mask, or `a + b`, which builds a two-dataset list). Gammapy's makers return the
+    dataset with their step added, so each must start from the previous one's result."""
+    makers = {t.id: cls for node in ast.walk(tree) if isinstance(node, ast.Assign)
+              for cls in [_maker_class(node.value, {})] if cls for t in node.targets if isinstance(t, ast.Name)}
+    errors = []
+    for body in (b for node in ast.walk(tree) for field in ("body", "orelse") if isinstance(b := getattr(node, field, None), list)):
+        last: dict[str, tuple[str, int]] = {}  # dataset name -> (maker class, line) of the latest run on it
+        for stmt in body:
+            call = stmt.value if isinstance(stmt, ast.Assign) else None
+            if (isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute) and call.func.attr == "run"
+                    and call.args and isinstance(call.args[0], ast.Name)):
+                cls, source = _maker_class(call.func.value, makers), call.args[0].id
+                if cls and source not in _assigned(stmt):
+                    if source in last and last[source][0] != cls:
+                        before, line = last[source]
+                        errors.append(
+                            f"line {stmt.lineno}: `{cls}` runs on `{source}`, like `{before}` on line {line}, so one of "
+                            f"their steps is lost (and `a + b` of two datasets is a list of two). Each maker returns the "
+                            f"dataset with its step added: chain them, `dataset = maker.run(dataset, observation)`, e.g. "
+                            f"`dataset = bkg_maker.run(dataset, obs)` then `dataset = safe_mask_maker.run(dataset, obs)`")
+                    last[source] = (cls, stmt.lineno)
+                    continue
+            for name in _assigned(stmt):
+                last.pop(name, None)
+    return errors
+
+
 def static_errors(script: str, *, require_result: bool = True, cone_radius: float | None = None) -> list[str]:
     """Rule violations of `script`, each naming the line and the fix. `cone_radius`: the request selects the
     observations within this many degrees of its source, so a script that selects nothing is wrong (it would
@@ -96,6 +138,8 @@ def static_errors(script: str, *, require_result: bool = True, cone_radius: floa
     if cone_radius is not None and not selects(tree):
         errors.append(f"{NO_SELECTION}: the request asks for the observations pointing within {cone_radius:g} deg "
                       "of the source, and the script never computes a separation or calls a select method")
+
+    errors += unchained_makers(tree)
 
     for msg in pyflakes_checker.Checker(tree, filename="script.py").messages:
         if isinstance(msg, pyflakes_messages.UndefinedName):
