@@ -10,9 +10,11 @@ loop checks and runs it like any answer and keeps whichever got further.
 from __future__ import annotations
 
 import ast
-import builtins
 import re
 from difflib import SequenceMatcher
+
+from pyflakes import checker as pyflakes_checker
+from pyflakes import messages as pyflakes_messages
 
 from hpc_agent.prompts import ERROR_LINE, SCRIPT_FRAME, traceback_tail
 from hpc_agent.records import Attempt
@@ -58,20 +60,16 @@ def _statement_spans(tree: ast.Module, lines: set[int]) -> set[int]:
     return spans
 
 
-def _names_by_line(tree: ast.Module) -> tuple[dict[int, set[str]], dict[int, set[str]]]:
-    """Per line: the names statements starting there assign, and the names read on it."""
+def _stored_by_line(tree: ast.Module) -> dict[int, set[str]]:
+    """Per line: the names statements starting there assign (imports included)."""
     stored: dict[int, set[str]] = {}
-    loaded: dict[int, set[str]] = {}
     for node in ast.walk(tree):
-        if isinstance(node, ast.Name):
-            (stored if isinstance(node.ctx, ast.Store) else loaded).setdefault(node.lineno, set()).add(node.id)
+        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+            stored.setdefault(node.lineno, set()).add(node.id)
         elif isinstance(node, (ast.Import, ast.ImportFrom)):
             for alias in node.names:
                 stored.setdefault(node.lineno, set()).add((alias.asname or alias.name).split(".")[0])
-    return stored, loaded
-
-
-BUILTINS = frozenset(dir(builtins))
+    return stored
 
 
 def _key(line: str) -> str:
@@ -96,32 +94,38 @@ def focused_merge(base: str, lines: set[int], answer: str) -> str | None:
         return None
     # A fix may need a name the answer assigns elsewhere (`geom` for `create(geom=geom)`), or one whose base
     # assignment the taken lines replaced: take the answer's lines that assign it too, until nothing is missing.
-    stored, loaded = _names_by_line(ast.parse(answer))
-    base_stored, base_loaded = _names_by_line(ast.parse(base))
-
-    def names(table: dict[int, set[str]], start: int, stop: int) -> set[str]:
-        return set().union(*(table.get(n + 1, set()) for n in range(start, stop)))
-
+    # "Missing" is pyflakes' reading, which knows order: a list the taken loop appends to must exist before it.
+    stored = _stored_by_line(ast.parse(answer))
     for _ in range(len(chunks)):
-        from_answer = [k for k, c in enumerate(chunks) if c[0] == "insert" or k in taken]
-        defined = set().union(*(names(stored, c[3], c[4]) if k in from_answer else names(base_stored, c[1], c[2])
-                                for k, c in enumerate(chunks)))
-        used = set().union(*(names(loaded, c[3], c[4]) if k in from_answer else names(base_loaded, c[1], c[2])
-                             for k, c in enumerate(chunks)))
-        missing = used - defined - BUILTINS
+        missing = _undefined(_assemble(chunks, taken, old, new)) - _undefined(base)
         more = {k for k, c in enumerate(chunks) if c[0] != "equal" and k not in taken
-                and missing & names(stored, c[3], c[4])}
+                and missing & set().union(*(stored.get(n + 1, set()) for n in range(c[3], c[4])))}
         if not more:
             break
         taken |= more
-    out: list[str] = []
-    for k, (tag, i1, i2, j1, j2) in enumerate(chunks):
-        out += new[j1:j2] if tag == "insert" or k in taken else old[i1:i2]
-    merged = "".join(out)
+    merged = _assemble(chunks, taken, old, new)
     if _key(merged) in (_key(base), _key(answer)):
         return None
     try:
         ast.parse(merged)
     except SyntaxError:
         return None
-    return merged
+    # A merge that leaves a name undefined the best script had is worse than either script: offer none.
+    return None if _undefined(merged) - _undefined(base) else merged
+
+
+def _assemble(chunks: list[tuple[str, int, int, int, int]], taken: set[int], old: list[str], new: list[str]) -> str:
+    out: list[str] = []
+    for k, (tag, i1, i2, j1, j2) in enumerate(chunks):
+        out += new[j1:j2] if tag == "insert" or k in taken else old[i1:i2]
+    return "".join(out)
+
+
+def _undefined(script: str) -> set[str]:
+    """The names pyflakes finds used where nothing defines them (the empty set when the script does not parse)."""
+    try:
+        tree = ast.parse(script)
+    except SyntaxError:
+        return set()
+    return {str(m.message_args[0]) for m in pyflakes_checker.Checker(tree, filename="script.py").messages
+            if isinstance(m, pyflakes_messages.UndefinedName)}

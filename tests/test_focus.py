@@ -42,6 +42,25 @@ def test_a_name_the_fix_needs_comes_with_it() -> None:
     assert merged == "x = 1\nimport math\nwidth = 3\nk = 5\nresult = str(x * width)\nprint(result)\n"
 
 
+def test_order_counts_when_a_taken_loop_needs_a_name() -> None:
+    """s26, light-curve-crab: the taken loop appended to `datasets`, whose base list was in the replaced lines;
+    a later `datasets = Datasets(datasets)` assigns the name too, but after the loop needs it."""
+    base = ("x = 1\nimport math\ndatasets = []\nfor o in range(3):\n    datasets.append(o + b)\n"
+            "datasets = tuple(datasets)\nprint(datasets)\n")
+    answer = ("datasets = list()\nimport math\nfor p in range(3):\n    datasets.append(p)\n"
+              "datasets = tuple(datasets)\nprint(datasets, math.pi)\n")
+    merged = focused_merge(base, {5}, answer)
+    assert merged is not None and merged.startswith("datasets = list()\n") and "math.pi" not in merged
+    exec(compile(merged, "merged", "exec"), {})  # every name is defined before its use
+
+
+def test_no_merge_that_leaves_a_name_undefined() -> None:
+    base = "x = 1\nimport math\ny = x + z\nprint(y)\n"
+    answer = "x = 2\nimport math\ny = x + dataset_empty\nprint(y)\n"  # the fix uses a name nothing defines
+    assert focused_merge(base, {3}, answer) is None
+    assert focused_merge(base, {3}, answer.replace("dataset_empty", "math.pi")) == base.replace("z", "math.pi")
+
+
 def test_nothing_to_take_when_the_failing_statement_is_unchanged() -> None:
     answer = BROKEN.replace("DataStore.from_dir(", "DataStore.from_directory(")
     assert focused_merge(BROKEN, {11}, answer) is None
