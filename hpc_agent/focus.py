@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ast
 import re
+from collections.abc import Sequence
 from difflib import SequenceMatcher
 
 from pyflakes import checker as pyflakes_checker
@@ -114,7 +115,7 @@ def focused_merge(base: str, lines: set[int], answer: str) -> str | None:
     return None if _undefined(merged) - _undefined(base) else merged
 
 
-def _assemble(chunks: list[tuple[str, int, int, int, int]], taken: set[int], old: list[str], new: list[str]) -> str:
+def _assemble(chunks: Sequence[tuple[str, int, int, int, int]], taken: set[int], old: list[str], new: list[str]) -> str:
     out: list[str] = []
     for k, (tag, i1, i2, j1, j2) in enumerate(chunks):
         out += new[j1:j2] if tag == "insert" or k in taken else old[i1:i2]
