@@ -112,7 +112,8 @@ class Settings(BaseSettings):
     candidates: int | None = Field(None, ge=1, le=16, description="answers generated per turn; None: the model "
                                    "config's `candidates`, else 1")
     exec_timeout_s: float = Field(300.0, gt=0, description="wall-clock limit of one sandboxed run")
-    llm_timeout_s: float = Field(600.0, gt=0, description="timeout of one model request")
+    llm_timeout_s: float = Field(600.0, gt=0, description="timeout of one model request (a local llama.cpp server, which "
+                                 "answers one request at a time, gets (llm_retries + 1) times this in one request)")
     llm_retries: int = Field(5, ge=0, description="retries of 429/5xx/timeouts before giving up")
     server_ready_timeout_s: float = Field(600.0, gt=0, description="how long a model server may take to start")
     memory_mb: int = Field(6144, gt=0)

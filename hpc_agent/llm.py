@@ -143,6 +143,12 @@ class ChatClient:
         self.max_backoff_s = max_backoff_s
         self._sleep = sleep
         self._use_tools = backend.use_tools
+        # llama.cpp's Python server answers one request at a time and finishes a request whose client gave up:
+        # a retry after a timeout would only queue behind it (seen on loaded CPUs: every retry timed out too).
+        # So one request gets the whole budget, and only other failures are retried.
+        self._retry_timeouts = backend.engine != "llama.cpp"
+        if not self._retry_timeouts:
+            timeout_s *= retries + 1
         # The SDK's own retries are off: ours classify failures and honour Retry-After.
         self._client = openai.OpenAI(
             base_url=backend.base_url, api_key=backend.api_key(), timeout=timeout_s, max_retries=0
@@ -198,6 +204,10 @@ class ChatClient:
                 status = getattr(exc, "status_code", None)
                 if isinstance(exc, openai.APIStatusError) and status is not None and status < 500 and status != 429:
                     raise LLMUnavailableError(f"backend {self.backend.name!r}: HTTP {status}: {exc.message}") from exc
+                if isinstance(exc, openai.APITimeoutError) and not self._retry_timeouts:
+                    raise LLMUnavailableError(
+                        f"backend {self.backend.name!r} at {self.backend.base_url} gave no answer in "
+                        f"{self._client.timeout} s (the `llm_timeout_s` budget of all its retries)") from exc
                 if attempt >= self.retries:
                     raise LLMUnavailableError(
                         f"backend {self.backend.name!r} at {self.backend.base_url} failed "

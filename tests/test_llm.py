@@ -85,6 +85,19 @@ def test_timeout_is_retried_then_infrastructure_error() -> None:
             ChatClient(backend, timeout_s=0.3, retries=1, backoff_s=0.01).complete(MSGS)
 
 
+def test_a_single_slot_llamacpp_server_gets_the_whole_budget_in_one_request() -> None:
+    """A retry would queue behind the request the server is still finishing: one request, retries' time."""
+    with ScriptedOpenAIServer([Reply(code=CODE, delay_s=0.8)] * 3) as srv:
+        backend = Backend(name="local", base_url=srv.base_url, model=srv.model, engine="llama.cpp")
+        answer = ChatClient(backend, timeout_s=0.3, retries=3, backoff_s=0.01).complete(MSGS)
+        assert answer.script is not None and len(srv.requests) == 1
+    with ScriptedOpenAIServer([Reply(code=CODE, delay_s=1.5)] * 3) as srv:
+        backend = Backend(name="local", base_url=srv.base_url, model=srv.model, engine="llama.cpp")
+        with pytest.raises(LLMUnavailableError, match="no answer in 0.6"):
+            ChatClient(backend, timeout_s=0.3, retries=1, backoff_s=0.01).complete(MSGS)
+        assert len(srv.requests) == 1
+
+
 def test_404_is_a_config_error_naming_the_backend() -> None:
     with ScriptedOpenAIServer([Reply(status=404, text="model does not exist")]) as srv:
         with pytest.raises(ConfigError, match="backend 't'.*HTTP 404"):
