@@ -92,3 +92,31 @@ def attach_source_model(script: str, model: SourceModel | None) -> tuple[str, tu
     note = (f"attached the source model your request describes before the estimator runs on `{target}` "
             f"(line {stmt.lineno}): " + "; ".join(f"`{line}`" for line in lines))
     return "".join(source[:at]) + added + "".join(source[at:]), (note,)
+
+
+def freeze_as_requested(script: str, model: SourceModel | None) -> tuple[str, tuple[str, ...]]:
+    """`PowerLawSpectralModel(index=2.6, ..., frozen=True)`: Gammapy models take no `frozen` keyword, and when
+    the request says which of this model's parameters are frozen, the keyword has one reading: it is dropped
+    and those parameters are frozen on the next lines (`model.index.frozen = True`)."""
+    if model is None or not model.frozen:
+        return script, ()
+    try:
+        tree = ast.parse(script)
+    except SyntaxError:
+        return script, ()
+    kind = model.spectral.split("(", 1)[0]
+    rows = script.splitlines(keepends=True)
+    notes = []
+    for stmt in sorted((n for n in ast.walk(tree) if isinstance(n, ast.Assign)), key=lambda n: n.lineno, reverse=True):
+        call, target = stmt.value, stmt.targets[0]
+        if not (len(stmt.targets) == 1 and isinstance(target, ast.Name) and isinstance(call, ast.Call)
+                and ast.unparse(call.func).split(".")[-1] == kind and any(k.arg == "frozen" for k in call.keywords)):
+            continue
+        call.keywords = [k for k in call.keywords if k.arg != "frozen"]
+        indent = " " * stmt.col_offset
+        lines = [f"{indent}{target.id} = {ast.unparse(call)}"]
+        lines += [f"{indent}{target.id}.{p}.frozen = True" for p in model.frozen]
+        rows[stmt.lineno - 1:stmt.end_lineno or stmt.lineno] = [line + "\n" for line in lines]
+        notes.append(f"line {stmt.lineno}: `{kind}` takes no `frozen` keyword; froze what your request says is frozen "
+                     "after making it: " + "; ".join(f"`{line.strip()}`" for line in lines[1:]))
+    return "".join(rows), tuple(reversed(notes))

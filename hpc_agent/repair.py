@@ -18,7 +18,7 @@ from pyflakes import checker as pyflakes_checker
 from pyflakes import messages as pyflakes_messages
 
 from hpc_agent.checks import DISPLAY_METHODS, selects
-from hpc_agent.model_wiring import attach_source_model
+from hpc_agent.model_wiring import attach_source_model, freeze_as_requested
 from hpc_agent.names import NameIndex, flat_name
 from hpc_agent.request_facts import SourceModel
 from hpc_agent.prompts import OBS_TABLE, OPEN_RELEASE, POINTING, RELEASE, RELEASE_PATH, SCRIPT_FRAME, release_path
@@ -916,6 +916,8 @@ def repair(script: str, index: NameIndex, result_keys: tuple[str, ...] = (),
     notes += defined
     script, asked = use_the_requests_calls(script, request_calls, index)
     notes += asked
+    script, frozen = freeze_as_requested(script, source_model)
+    notes += frozen
     script, attached = attach_source_model(script, source_model)
     notes += attached
     script, defined = define_as_tutorials_do(script, tutorial_made_from_names())

@@ -5,7 +5,7 @@ from __future__ import annotations
 import ast
 
 from hpc_agent.bench.tasks import load_tasks, reference_script
-from hpc_agent.model_wiring import attach_source_model
+from hpc_agent.model_wiring import attach_source_model, freeze_as_requested
 from hpc_agent.request_facts import SourceModel, request_source_model
 from hpc_agent.static import static_stage
 
@@ -67,3 +67,22 @@ def test_no_reference_solution_is_changed() -> None:
         script = reference_script(task)
         assert attach_source_model(script, request_source_model(task.prompt)) == (script, ()), task.id
         ast.parse(script)
+
+
+def test_a_frozen_keyword_freezes_what_the_request_says() -> None:
+    """s26, light-curve-pks2155: `PowerLawSpectralModel(..., frozen=True)` raises in Gammapy; the request says
+    the index is frozen, so that is what the keyword meant."""
+    made = SKIPPED.replace("estimator =", "if True:\n    pwl = PowerLawSpectralModel(index=2.3, amplitude=2e-12 * "
+                           "u.Unit('cm-2 s-1 TeV-1'), frozen=True)\nestimator =")
+    fixed, notes = freeze_as_requested(made, request_source_model(REQUEST))
+    assert "    pwl = PowerLawSpectralModel(index=2.3, amplitude=2e-12 * u.Unit('cm-2 s-1 TeV-1'))\n" \
+           "    pwl.index.frozen = True\n" in fixed
+    assert len(notes) == 1 and notes[0].startswith("line 9: `PowerLawSpectralModel` takes no `frozen` keyword")
+    namespace: dict[str, object] = {}
+    exec(compile("from gammapy.modeling.models import PowerLawSpectralModel\n" + fixed.replace("lc = estimator.run(datasets)\n", ""),
+                 "<fixed>", "exec"), namespace)
+    pwl = namespace["pwl"]
+    assert pwl.index.frozen and not pwl.amplitude.frozen  # type: ignore[attr-defined]
+    # no frozen parameter in the request, or no keyword: nothing to read
+    assert freeze_as_requested(made, request_source_model(REQUEST.replace("the index FROZEN", "nothing frozen"))) == (made, ())
+    assert freeze_as_requested(SKIPPED, request_source_model(REQUEST)) == (SKIPPED, ())
