@@ -214,6 +214,16 @@ def _item_class(owner: Any) -> type | None:
     return item if inspect.isclass(item) and _collection_of(owner, item) else None
 
 
+# How a result object's numbers are read, for an attribute invented on one: small models guess a list-like
+# attribute (`lc.flux_points`, `lc.bins`), and a name spelt like theirs (`get_flux_points`) sends them further off.
+READING: dict[str, str] = {
+    "gammapy.estimators.points.core.FluxPoints":
+        'its numbers are rows of its table: `table = {var}.to_table(format="lightcurve", sed_type="flux")` (one row per '
+        'time bin; `format="gadf-sed"` for flux points, one row per energy bin), then `len(table)` and '
+        '`np.ravel(table["flux"].quantity.to_value("cm-2 s-1"))`',
+}
+
+
 def _suggest(owner_label: str, owner: Any, attr: str, candidates: list[str]) -> str:
     elsewhere = _elsewhere(owner, attr)
     if elsewhere and not any(_flat(attr) in _flat(c) or _flat(c) in _flat(attr) for c in candidates):
@@ -477,7 +487,12 @@ class _Grounder(ast.NodeVisitor):
             candidates = sorted(set(_public_dir(cls)) | {k for k in known if not k.startswith("_")})
             only = _only_reading(attr, candidates)
             rename = Rename(node.end_lineno or node.lineno, node.end_col_offset or 0, attr, only) if only else None
-            self.report(node.lineno, _suggest(owner, cls, attr, candidates) + _subclasses_with(cls, attr), rename)
+            reading = READING.get(f"{cls.__module__}.{cls.__qualname__}") if only is None else None
+            message = _suggest(owner, cls, attr, candidates) + _subclasses_with(cls, attr)
+            if reading and base.kind == "instance":  # a misspelling keeps its "did you mean"; a guess gets the idiom
+                spelt = [c for c in difflib.get_close_matches(attr, candidates, cutoff=0.8) if abs(len(c) - len(attr)) <= 2]
+                message = (message + "; or, " if spelt else f"`{owner}` has no `{attr}`; ") + reading.format(var=base.label)
+            self.report(node.lineno, message, rename)
             return None
         return None
 

@@ -117,3 +117,17 @@ def test_an_invented_flux_points_attribute_gets_the_table_idiom() -> None:
     found = [str(f) for f in ground(ast.parse(script), name_index())]
     assert any("`FluxPoints` has no `flux_points`" in f for f in found), found
     assert any('to_table(format="lightcurve"' in h for h in hints_for("\n".join(found)))
+
+
+def test_the_grounding_message_itself_reads_the_scripts_own_flux_points() -> None:
+    """s26, light-curve-pks2155: told "did you mean `get_flux_points`", the 1.5B kept `lc_1d.flux_points` for
+    three turns. A guessed attribute now gets the table idiom on the script's own variable; a misspelling
+    keeps its "did you mean"."""
+    script = ("from gammapy.estimators import LightCurveEstimator\n"
+              "lc_1d = LightCurveEstimator(energy_edges=[1, 100], source='source').run([])\n"
+              "n = len(lc_1d.flux_points)\nerr = lc_1d.flux_erro\n")
+    guessed, misspelt = (str(f) for f in ground(ast.parse(script), name_index()))
+    assert guessed.startswith("line 3: `FluxPoints` has no `flux_points`; its numbers are rows of its table: "
+                              '`table = lc_1d.to_table(format="lightcurve", sed_type="flux")`')
+    assert "get_flux_points" not in guessed
+    assert "did you mean `FluxPoints.flux_err`" in misspelt and "lc_1d.to_table(" in misspelt
