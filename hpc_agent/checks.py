@@ -84,16 +84,20 @@ def unchained_makers(tree: ast.AST) -> list[str]:
             if (isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute) and call.func.attr == "run"
                     and call.args and isinstance(call.args[0], ast.Name)):
                 cls, source = _maker_class(call.func.value, makers), call.args[0].id
-                if cls and source not in _assigned(stmt):
-                    if source in last and last[source][0] != cls:
-                        before, line = last[source]
-                        errors.append(
-                            f"line {stmt.lineno}: `{cls}` runs on `{source}`, like `{before}` on line {line}, so one of "
-                            f"their steps is lost (and `a + b` of two datasets is a list of two). Each maker returns the "
-                            f"dataset with its step added: chain them, `dataset = maker.run(dataset, observation)`, e.g. "
-                            f"`dataset = bkg_maker.run(dataset, obs)` then `dataset = safe_mask_maker.run(dataset, obs)`")
+                if cls and source in last and last[source][0] != cls:
+                    before, line = last[source]
+                    errors.append(
+                        f"line {stmt.lineno}: `{cls}` runs on `{source}`, like `{before}` on line {line}, so the "
+                        f"step `{before}` added is lost (and `a + b` of two datasets is a list of two). Each maker "
+                        f"returns the dataset with its step added: chain them, `dataset = maker.run(dataset, "
+                        f"observation)`, e.g. `dataset = bkg_maker.run(dataset, obs)` then "
+                        f"`dataset = safe_mask_maker.run(dataset, obs)`")
+                assigned = _assigned(stmt)
+                for name in assigned:
+                    last.pop(name, None)
+                if cls and source not in assigned:  # the result went elsewhere: `source` lacks this step
                     last[source] = (cls, stmt.lineno)
-                    continue
+                continue
             for name in _assigned(stmt):
                 last.pop(name, None)
     return errors

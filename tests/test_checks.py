@@ -94,3 +94,11 @@ def test_gammapy_tutorials_chain_their_makers() -> None:
     assert runs >= 20  # the tutorials do chain makers: the check below has something to pass
     assert {name: unchained_makers(ast.parse(text)) for name, text in scripts.items()
             if unchained_makers(ast.parse(text))} == {}
+
+
+def test_a_maker_result_left_aside_is_rejected_even_when_the_next_one_chains() -> None:
+    """s26, reflected-significance-crab: `background = bkg_maker.run(dataset, obs)`, then
+    `dataset = safe_mask_maker.run(dataset, obs)`: the background never reaches the stacked dataset."""
+    aside = UNCHAINED.replace("safe = SafeMaskMaker(", "dataset = SafeMaskMaker(").replace("background + safe", "dataset")
+    errors = [e for e in static_errors(aside) if "Maker" in e]
+    assert len(errors) == 1 and "step `ReflectedRegionsBackgroundMaker` added is lost" in errors[0]
