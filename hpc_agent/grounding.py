@@ -491,7 +491,11 @@ class _Grounder(ast.NodeVisitor):
             message = _suggest(owner, cls, attr, candidates) + _subclasses_with(cls, attr)
             if reading and base.kind == "instance":  # a misspelling keeps its "did you mean"; a guess gets the idiom
                 spelt = [c for c in difflib.get_close_matches(attr, candidates, cutoff=0.8) if abs(len(c) - len(attr)) <= 2]
+                reduced = _REDUCED.match(attr)
                 message = (message + "; or, " if spelt else f"`{owner}` has no `{attr}`; ") + reading.format(var=base.label)
+                if reduced and not spelt:  # `lc.mean_flux`: computed by no attribute, so say where the numbers are
+                    message = (f"`{owner}` has no `{attr}`: no attribute computes it for you; "
+                               f"{reading.format(var=base.label)}, reduced yourself (`{_REDUCERS[reduced.group(1)]}(...)`)")
             self.report(node.lineno, message, rename)
             return None
         return None

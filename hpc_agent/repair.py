@@ -226,6 +226,37 @@ def fix_import_homes(text: str, index: NameIndex) -> tuple[str, list[str]]:
     return (_splice(text, edits), notes) if edits else (text, [])
 
 
+def list_as_datasets(text: str, _: NameIndex) -> tuple[str, list[str]]:
+    """`datasets = []`, appended to, then `datasets.stack_reduce()`: a method only Gammapy's `Datasets` has (and a
+    plain list lacks) says which list was meant; `Datasets()` appends like a list. Only a name assigned once."""
+    from gammapy.datasets import Datasets  # the installed class: its own method names, not a list of ours
+
+    tree = ast.parse(text)
+    only_datasets = {a for a in dir(Datasets) if not a.startswith("_")} - set(dir(list))
+    assigned: dict[str, list[ast.Assign]] = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Assign):
+            for t in node.targets:
+                if isinstance(t, ast.Name):
+                    assigned.setdefault(t.id, []).append(node)
+    rows = text.splitlines(keepends=True)
+    notes = []
+    used = {n.value.id for n in ast.walk(tree) if isinstance(n, ast.Attribute) and isinstance(n.value, ast.Name)
+            and n.attr in only_datasets}
+    for name in sorted(used):
+        nodes = assigned.get(name, [])
+        if len(nodes) != 1 or not isinstance(value := nodes[0].value, (ast.List, ast.Call)) or value.lineno != value.end_lineno:
+            continue
+        if isinstance(value, ast.List) and value.elts or isinstance(value, ast.Call) and (ast.unparse(value) != "list()"):
+            continue
+        row = rows[value.lineno - 1]
+        raw = row.encode()
+        rows[value.lineno - 1] = (raw[:value.col_offset] + b"Datasets()" + raw[value.end_col_offset or 0:]).decode()
+        notes.append(f"line {value.lineno}: `{name}` is used as Gammapy's `Datasets` (`.stack_reduce()`, "
+                     f"`.models`, ...), so it is made as one: `{name} = Datasets()` (it appends like a list)")
+    return "".join(rows), notes
+
+
 def fix_imported_names(text: str, _: NameIndex) -> tuple[str, list[str]]:
     """`import gammapy.data.DataStore` (a class, not a module) -> `from gammapy.data import DataStore`, and
     `import gammapy.data` too when the script spells the full path."""
@@ -810,6 +841,7 @@ def fix_misspelt_variables(text: str, index: NameIndex) -> tuple[str, list[str]]
 REPAIRS: tuple[Callable[[str, NameIndex], tuple[str, list[str]]], ...] = (
     fix_units_alias,
     unit_names_as_units,
+    list_as_datasets,
     fix_import_homes,
     fix_imported_names,
     drop_unused_missing_imports,
