@@ -1,5 +1,5 @@
 """Each s26 answer through this commit's static stage (with its request's facts), no model, no sandbox."""
-import glob, json
+import glob
 from hpc_agent.static import static_stage
 from hpc_agent.bench.tasks import load_tasks
 from hpc_agent.request_facts import request_source_model
