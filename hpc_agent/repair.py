@@ -777,6 +777,46 @@ def index_columns_of_observations(text: str, _: NameIndex) -> tuple[str, list[st
     return (_splice(text, edits), notes) if edits else (text, [])
 
 
+def ids_not_rows(text: str, _: NameIndex) -> tuple[str, list[str]]:
+    """`data_store.get_observations(table[mask])`: the method takes observation ids, and rows of the observation
+    index can only mean their `OBS_ID` column ("Cannot compare structured or void to non-void arrays" at run
+    time). The rows are a subscript of `<x>.obs_table` or of a name bound once to it, or a name bound once to
+    such a subscript."""
+    tree = ast.parse(text)
+    bound: dict[str, list[ast.expr]] = {}
+    for n in ast.walk(tree):
+        if isinstance(n, ast.Assign):
+            for t in n.targets:
+                if isinstance(t, ast.Name):
+                    bound.setdefault(t.id, []).append(n.value)
+
+    def once(name: str) -> ast.expr | None:
+        values = bound.get(name, [])
+        return values[0] if len(values) == 1 else None
+
+    def index_table(node: ast.expr) -> bool:
+        if isinstance(node, ast.Attribute):
+            return node.attr == "obs_table"
+        return isinstance(node, ast.Name) and (value := once(node.id)) is not None and index_table(value)
+
+    def rows(node: ast.expr) -> bool:
+        if isinstance(node, ast.Subscript):  # table[mask], not table["OBS_ID"]
+            return index_table(node.value) and not (isinstance(node.slice, ast.Constant) and isinstance(node.slice.value, str))
+        return isinstance(node, ast.Name) and (value := once(node.id)) is not None and isinstance(value, ast.Subscript) \
+            and rows(value)
+
+    edits, notes = [], []
+    for n in ast.walk(tree):
+        if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute) and n.func.attr == "get_observations" \
+                and n.args and rows(n.args[0]):
+            arg = n.args[0]
+            new = f'list({ast.unparse(arg)}["OBS_ID"])'
+            edits.append((arg, new))
+            notes.append(f"line {n.lineno}: `get_observations` takes observation ids, not rows of the observation "
+                         f"index: passed `{new}`")
+    return (_splice(text, edits), notes) if edits else (text, [])
+
+
 _PLACEHOLDER = re.compile(r"""(?:["']?(\w+)["']?\s*[:=]\s*)?\{(\w+)\}""")
 
 
@@ -854,6 +894,7 @@ REPAIRS: tuple[Callable[[str, NameIndex], tuple[str, list[str]]], ...] = (
     unwrap_nested_result_keys,
     remove_display_calls,
     define_idiom_variables,
+    ids_not_rows,  # after the idiom's `table` may have been defined
     fix_misspelt_variables,
     add_missing_imports,
     add_submodule_imports,

@@ -865,3 +865,27 @@ def test_a_list_used_as_datasets_is_made_as_one() -> None:
     # a list that is only a list is left alone
     plain = script.replace("names = datasets.names\n", "names = datasets\n")
     assert "datasets = []" in static_stage(plain).script
+
+
+def test_rows_of_the_observation_index_given_as_ids_pass_their_obs_id(data_root: Path) -> None:
+    """s26, reflected-spectrum-crab: `get_observations(table[mask])` ("Cannot compare structured or void")."""
+    from hpc_agent.static import static_stage
+
+    head = ("import json\nimport os\nimport astropy.units as u\nfrom astropy.coordinates import SkyCoord\n"
+            "from gammapy.data import DataStore\n"
+            "store = DataStore.from_dir(os.path.join(os.environ['PHOTON_STORAGE'], 'hess-dl3-dr1'))\n"
+            "table = store.obs_table\n"
+            "pointing = SkyCoord(table['RA_PNT'], table['DEC_PNT'], unit='deg', frame='icrs')\n"
+            "near = pointing.separation(SkyCoord(83.6331, 22.0145, unit='deg')) < 2 * u.deg\n")
+    inline = head + "observations = store.get_observations(\n    table[near]\n)\n"
+    named = head + "selected = table[near]\nobservations = store.get_observations(selected)\n"
+    tail = "print('RESULT ' + json.dumps({'n_obs': len(observations)}))\n"
+    for script in (inline, named):
+        result = static_stage(script + tail)
+        assert result.ok, result.errors
+        assert any("takes observation ids, not rows" in r for r in result.repairs), result.repairs
+        run = subprocess.run([sys.executable, "-c", result.script], capture_output=True, text=True, timeout=300,
+                             env={**os.environ, "PHOTON_STORAGE": str(data_root)})
+        assert run.returncode == 0 and 'RESULT {"n_obs": ' in run.stdout, run.stderr[-500:]
+    ids = head + "observations = store.get_observations(list(table[near]['OBS_ID']))\n"
+    assert not [r for r in static_stage(ids + tail).repairs if "not rows" in r]  # ids already: left alone
