@@ -57,6 +57,17 @@ def selects(tree: ast.AST) -> bool:
     return False
 
 
+def undefined_uses(tree: ast.AST) -> list[tuple[int, str]]:
+    """(line, name) of every use pyflakes finds where nothing defines the name yet (it reads in order)."""
+    return [(m.lineno, str(m.message_args[0])) for m in pyflakes_checker.Checker(tree, filename="script.py").messages
+            if isinstance(m, pyflakes_messages.UndefinedName)]
+
+
+def undefined_names(tree: ast.AST) -> list[str]:
+    """Names the script uses and never defines, in order of first use."""
+    return list(dict.fromkeys(name for _, name in undefined_uses(tree)))
+
+
 def _maker_class(node: ast.expr, makers: dict[str, str]) -> str | None:
     """The Maker class `node` is an instance of: `SafeMaskMaker(...)` or a name assigned from one."""
     if isinstance(node, ast.Call):
@@ -145,8 +156,6 @@ def static_errors(script: str, *, require_result: bool = True, cone_radius: floa
 
     errors += unchained_makers(tree)
 
-    for msg in pyflakes_checker.Checker(tree, filename="script.py").messages:
-        if isinstance(msg, pyflakes_messages.UndefinedName):
-            name = msg.message_args[0]
-            errors.append(f"line {msg.lineno}: undefined name '{name}' (missing import or typo)")
+    for line, name in undefined_uses(tree):
+        errors.append(f"line {line}: undefined name '{name}' (missing import or typo)")
     return list(dict.fromkeys(errors))  # one message per line and problem

@@ -14,9 +14,7 @@ import re
 from collections.abc import Sequence
 from difflib import SequenceMatcher
 
-from pyflakes import checker as pyflakes_checker
-from pyflakes import messages as pyflakes_messages
-
+from hpc_agent.checks import undefined_names
 from hpc_agent.prompts import ERROR_LINE, SCRIPT_FRAME, traceback_tail
 from hpc_agent.records import Attempt
 
@@ -128,5 +126,4 @@ def _undefined(script: str) -> set[str]:
         tree = ast.parse(script)
     except SyntaxError:
         return set()
-    return {str(m.message_args[0]) for m in pyflakes_checker.Checker(tree, filename="script.py").messages
-            if isinstance(m, pyflakes_messages.UndefinedName)}
+    return set(undefined_names(tree))

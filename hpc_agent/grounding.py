@@ -490,12 +490,16 @@ class _Grounder(ast.NodeVisitor):
             reading = READING.get(f"{cls.__module__}.{cls.__qualname__}") if only is None else None
             message = _suggest(owner, cls, attr, candidates) + _subclasses_with(cls, attr)
             if reading and base.kind == "instance":  # a misspelling keeps its "did you mean"; a guess gets the idiom
+                idiom = reading.format(var=base.label)
                 spelt = [c for c in difflib.get_close_matches(attr, candidates, cutoff=0.8) if abs(len(c) - len(attr)) <= 2]
                 reduced = _REDUCED.match(attr)
-                message = (message + "; or, " if spelt else f"`{owner}` has no `{attr}`; ") + reading.format(var=base.label)
-                if reduced and not spelt:  # `lc.mean_flux`: computed by no attribute, so say where the numbers are
-                    message = (f"`{owner}` has no `{attr}`: no attribute computes it for you; "
-                               f"{reading.format(var=base.label)}, reduced yourself (`{_REDUCERS[reduced.group(1)]}(...)`)")
+                if spelt:
+                    message += f"; or, {idiom}"
+                elif reduced:  # `lc.mean_flux`: computed by no attribute, so say where the numbers are
+                    message = (f"`{owner}` has no `{attr}`: no attribute computes it for you; {idiom}, reduced "
+                               f"yourself (`{_REDUCERS[reduced.group(1)]}(...)`)")
+                else:
+                    message = f"`{owner}` has no `{attr}`; {idiom}"
             self.report(node.lineno, message, rename)
             return None
         return None

@@ -14,10 +14,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
-from pyflakes import checker as pyflakes_checker
-from pyflakes import messages as pyflakes_messages
-
-from hpc_agent.checks import DISPLAY_METHODS, selects
+from hpc_agent.checks import DISPLAY_METHODS, selects, undefined_names
 from hpc_agent.model_wiring import attach_source_model, freeze_as_requested
 from hpc_agent.names import NameIndex, flat_name
 from hpc_agent.request_facts import SourceModel
@@ -226,6 +223,17 @@ def fix_import_homes(text: str, index: NameIndex) -> tuple[str, list[str]]:
     return (_splice(text, edits), notes) if edits else (text, [])
 
 
+def _bindings(tree: ast.AST) -> dict[str, list[ast.expr]]:
+    """name -> every value assigned to it (plain `name = value` statements, anywhere)."""
+    bound: dict[str, list[ast.expr]] = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Assign):
+            for t in node.targets:
+                if isinstance(t, ast.Name):
+                    bound.setdefault(t.id, []).append(node.value)
+    return bound
+
+
 def list_as_datasets(text: str, _: NameIndex) -> tuple[str, list[str]]:
     """`datasets = []`, appended to, then `datasets.stack_reduce()`: a method only Gammapy's `Datasets` has (and a
     plain list lacks) says which list was meant; `Datasets()` appends like a list. Only a name assigned once."""
@@ -233,28 +241,21 @@ def list_as_datasets(text: str, _: NameIndex) -> tuple[str, list[str]]:
 
     tree = ast.parse(text)
     only_datasets = {a for a in dir(Datasets) if not a.startswith("_")} - set(dir(list))
-    assigned: dict[str, list[ast.Assign]] = {}
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Assign):
-            for t in node.targets:
-                if isinstance(t, ast.Name):
-                    assigned.setdefault(t.id, []).append(node)
-    rows = text.splitlines(keepends=True)
-    notes = []
+    bound = _bindings(tree)
     used = {n.value.id for n in ast.walk(tree) if isinstance(n, ast.Attribute) and isinstance(n.value, ast.Name)
             and n.attr in only_datasets}
+    edits: list[Edit] = []
+    notes = []
     for name in sorted(used):
-        nodes = assigned.get(name, [])
-        if len(nodes) != 1 or not isinstance(value := nodes[0].value, (ast.List, ast.Call)) or value.lineno != value.end_lineno:
+        values = bound.get(name, [])
+        if len(values) != 1 or not isinstance(value := values[0], (ast.List, ast.Call)) or value.lineno != value.end_lineno:
             continue
         if isinstance(value, ast.List) and value.elts or isinstance(value, ast.Call) and (ast.unparse(value) != "list()"):
             continue
-        row = rows[value.lineno - 1]
-        raw = row.encode()
-        rows[value.lineno - 1] = (raw[:value.col_offset] + b"Datasets()" + raw[value.end_col_offset or 0:]).decode()
+        edits.append((value, "Datasets()"))
         notes.append(f"line {value.lineno}: `{name}` is used as Gammapy's `Datasets` (`.stack_reduce()`, "
                      f"`.models`, ...), so it is made as one: `{name} = Datasets()` (it appends like a list)")
-    return "".join(rows), notes
+    return (_splice(text, edits), notes) if edits else (text, [])
 
 
 def fix_imported_names(text: str, _: NameIndex) -> tuple[str, list[str]]:
@@ -471,12 +472,6 @@ def _module_assignments(tree: ast.Module) -> dict[str, int]:
     return found
 
 
-def _undefined_names(tree: ast.Module) -> list[str]:
-    """Names the script uses and never defines, in order of first use."""
-    return list(dict.fromkeys(m.message_args[0] for m in pyflakes_checker.Checker(tree, filename="script.py").messages
-                              if isinstance(m, pyflakes_messages.UndefinedName)))
-
-
 def _after_imports(tree: ast.Module) -> int:
     """The line after the script's last top-level import (0: none)."""
     return max([n.end_lineno or 0 for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom))], default=0)
@@ -486,7 +481,7 @@ def define_idiom_variables(text: str, _: NameIndex) -> tuple[str, list[str]]:
     """`data_store`, `table`, `pointing` (names of the prompts' idiom) used but never assigned: their
     definitions are added after the imports, or after the script's own definition of what they need."""
     tree = ast.parse(text)
-    undefined = set(_undefined_names(tree))
+    undefined = set(undefined_names(tree))
     assigned = _module_assignments(tree)
     wanted: list[str] = []  # in dependency order
 
@@ -521,7 +516,7 @@ def define_from_request(text: str, definitions: dict[str, str]) -> tuple[str, li
     if not definitions:
         return text, []
     tree = ast.parse(text)
-    wanted = [definitions[n] for n in _undefined_names(tree) if n in definitions]
+    wanted = [definitions[n] for n in undefined_names(tree) if n in definitions]
     if not wanted:
         return text, []
     at = _after_imports(tree)
@@ -665,7 +660,7 @@ def define_as_tutorials_do(text: str, made: dict[str, dict[str, str]]) -> tuple[
                 if isinstance(n, (ast.Import, ast.ImportFrom)) for a in n.names}
     inserts: dict[int, list[str]] = {}
     notes: list[str] = []
-    for name in _undefined_names(tree):
+    for name in undefined_names(tree):
         statement = made_from_names(name, bound, made)
         first = next((n for n in tree.body if any(isinstance(x, ast.Name) and x.id == name for x in ast.walk(n))),
                      None)
@@ -691,7 +686,7 @@ def add_missing_imports(text: str, index: NameIndex) -> tuple[str, list[str]]:
     """An undefined name with exactly one import that defines it (`json`, `np`, `SkyCoord`, `DataStore`)."""
     tree = ast.parse(text)
     lines: list[str] = []
-    for name in _undefined_names(tree):
+    for name in undefined_names(tree):
         line = index.import_for(name)
         if line and line not in lines:
             lines.append(line)
@@ -783,12 +778,7 @@ def ids_not_rows(text: str, _: NameIndex) -> tuple[str, list[str]]:
     time). The rows are a subscript of `<x>.obs_table` or of a name bound once to it, or a name bound once to
     such a subscript."""
     tree = ast.parse(text)
-    bound: dict[str, list[ast.expr]] = {}
-    for n in ast.walk(tree):
-        if isinstance(n, ast.Assign):
-            for t in n.targets:
-                if isinstance(t, ast.Name):
-                    bound.setdefault(t.id, []).append(n.value)
+    bound = _bindings(tree)
 
     def once(name: str) -> ast.expr | None:
         values = bound.get(name, [])
@@ -867,7 +857,7 @@ def fix_misspelt_variables(text: str, index: NameIndex) -> tuple[str, list[str]]
     assigned = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
     edits: list[Edit] = []
     notes: list[str] = []
-    for name in _undefined_names(tree):
+    for name in undefined_names(tree):
         if index.import_for(name):
             continue
         same = [a for a in sorted(assigned) if a != name and flat_name(a) == flat_name(name)]
