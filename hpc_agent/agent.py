@@ -50,7 +50,7 @@ from hpc_agent.request_facts import (missing_call_hints, request_call_texts, req
 from hpc_agent.sources import positions_context, without_source_names
 from hpc_agent.grounding import runtime_suggestion
 from hpc_agent.names import name_index
-from hpc_agent.repair import repair_after_run
+from hpc_agent.repair_after_run import repair_after_run
 from hpc_agent.static import static_stage
 from hpc_agent.tutorial_definitions import undefined_name_hints, usage_hints
 from hpc_agent.validate import Validator, default_validators, validate

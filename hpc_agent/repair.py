@@ -3,24 +3,25 @@
 Each repair returns the new script and one line per change ("added `import json`"), recorded on the
 attempt and told to the model in the next turn so it learns the fix. A repair never guesses: a name
 with two possible imports, or a path that is not the release's, is left to the model and the checks.
+The repairs a run's outcome calls for are in `repair_after_run.py`.
 """
 
 from __future__ import annotations
 
 import ast
 import inspect
-import json
 import re
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any, Callable
 
 from hpc_agent.checks import DISPLAY_METHODS, selects, undefined_names
 from hpc_agent.model_wiring import attach_source_model, freeze_as_requested
 from hpc_agent.names import NameIndex, flat_name
 from hpc_agent.request_facts import SourceModel
-from hpc_agent.prompts import OBS_TABLE, OPEN_RELEASE, POINTING, RELEASE, RELEASE_PATH, SCRIPT_FRAME, release_path
+from hpc_agent.prompts import OBS_TABLE, OPEN_RELEASE, POINTING, RELEASE, RELEASE_PATH, release_path
 from hpc_agent.names import import_quietly as _import_quiet
 from hpc_agent.names import module_exists as _is_module
+from hpc_agent.source_edits import Edit, add_imports, drop_statements, splice
 from hpc_agent.syntax_repair import make_it_parse
 from hpc_agent.tutorial_definitions import made_from_names, name_keyword as _name_keyword, tutorial_made_from_names
 
@@ -32,80 +33,6 @@ SUBMODULE_PACKAGES = ("gammapy", "astropy", "scipy")  # `pkg.sub.X` used: `impor
 class Repaired:
     script: str
     repairs: tuple[str, ...]
-
-
-# --- text edits on AST positions ----------------------------------------------------------------------------
-
-
-def _offsets(text: str) -> list[int]:
-    starts, pos = [0], 0
-    for line in text.splitlines(keepends=True):
-        pos += len(line)
-        starts.append(pos)
-    return starts
-
-
-Edit = tuple[ast.stmt | ast.expr, str]  # a node with a source span, and its new text
-
-
-def _splice(text: str, edits: Sequence[Edit]) -> str:
-    """Replace each node's exact source span (bottom-up, so earlier spans keep their offsets)."""
-    starts = _offsets(text)
-
-    def span(node: ast.stmt | ast.expr) -> tuple[int, int]:
-        end = node.end_lineno
-        assert end is not None  # set on every node ast.parse makes
-        return (starts[node.lineno - 1] + _col(text, starts, node.lineno, node.col_offset),
-                starts[end - 1] + _col(text, starts, end, node.end_col_offset))
-
-    for node, new in sorted(edits, key=lambda e: span(e[0]), reverse=True):
-        a, b = span(node)
-        text = text[:a] + new + text[b:]
-    return text
-
-
-def _col(text: str, starts: list[int], lineno: int, col: int | None) -> int:
-    """AST columns count UTF-8 bytes; string offsets count characters."""
-    line = text[starts[lineno - 1]:starts[lineno] if lineno < len(starts) else len(text)]
-    return len(line.encode()[:col or 0].decode(errors="ignore"))
-
-
-def _drop(tree: ast.Module, statements: Sequence[ast.stmt]) -> list[Edit]:
-    """Edits removing `statements`: an empty line, or `pass` where the block would be left empty."""
-    doomed = {id(s) for s in statements}
-    edits: list[Edit] = []
-    for parent in ast.walk(tree):
-        for name in ("body", "orelse", "finalbody"):
-            block = getattr(parent, name, None)
-            if not isinstance(block, list) or not block or not isinstance(block[0], ast.stmt):
-                continue
-            gone = [s for s in block if id(s) in doomed]
-            for i, stmt in enumerate(gone):
-                edits.append((stmt, "pass" if len(gone) == len(block) and i == 0 else ""))
-    return edits
-
-
-def _insertion_line(tree: ast.Module) -> int:
-    """After the module docstring and `from __future__` imports (0-based line index)."""
-    line = 0
-    for node in tree.body:
-        is_doc = isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant) and isinstance(node.value.value, str)
-        if (is_doc and line == 0) or (isinstance(node, ast.ImportFrom) and node.module == "__future__"):
-            line = node.end_lineno or line
-        else:
-            break
-    return line
-
-
-def add_imports(text: str, lines: list[str]) -> str:
-    tree = ast.parse(text)
-    at = _insertion_line(tree)
-    rows = text.splitlines(keepends=True)
-    block = "".join(f"{line}\n" for line in lines)
-    return "".join(rows[:at]) + block + "".join(rows[at:])
-
-
-# --- the repairs, each (script, index) -> (script, messages) ------------------------------------------------
 
 
 def _display_name(node: ast.stmt) -> str | None:
@@ -128,7 +55,7 @@ def remove_display_calls(text: str, _: NameIndex) -> tuple[str, list[str]]:
     tree = ast.parse(text)
     shown = [s for s in ast.walk(tree) if isinstance(s, ast.Expr) and _display_name(s)]  # only an Expr has one
     notes = [f"removed the display call `{ast.unparse(s.value)[:60]}` (line {s.lineno})" for s in shown]
-    return (_splice(text, _drop(tree, shown)), notes) if shown else (text, [])
+    return (splice(text, drop_statements(tree, shown)), notes) if shown else (text, [])
 
 
 def fix_units_alias(text: str, _: NameIndex) -> tuple[str, list[str]]:
@@ -147,7 +74,7 @@ def fix_units_alias(text: str, _: NameIndex) -> tuple[str, list[str]]:
                 edits.append((node, new))
                 notes.append("replaced `from astropy.units import u` (the atomic mass unit) by "
                              "`import astropy.units as u`")
-    return (_splice(text, edits), notes) if edits else (text, [])
+    return (splice(text, edits), notes) if edits else (text, [])
 
 
 def unit_names_as_units(text: str, _: NameIndex) -> tuple[str, list[str]]:
@@ -166,7 +93,7 @@ def unit_names_as_units(text: str, _: NameIndex) -> tuple[str, list[str]]:
                 edits.append((node, f"u.{name}"))
                 notes.append(f"line {node.lineno}: `{ast.unparse(node)}` has no number, so it cannot be made; "
                              f"the unit is `u.{name}`")
-    return (_splice(text, edits), notes) if edits else (text, [])
+    return (splice(text, edits), notes) if edits else (text, [])
 
 
 def fix_data_paths(text: str, _: NameIndex) -> tuple[str, list[str]]:
@@ -185,7 +112,7 @@ def fix_data_paths(text: str, _: NameIndex) -> tuple[str, list[str]]:
         edits.append((node, release_path(rest) if rest else RELEASE_PATH))
         notes.append(f"replaced the hard-coded path {value!r} by os.path.join(os.environ['PHOTON_STORAGE'], "
                      f"'{RELEASE}'{', ' + repr(rest) if rest else ''}) (line {node.lineno})")
-    return (_splice(text, edits), notes) if edits else (text, [])
+    return (splice(text, edits), notes) if edits else (text, [])
 
 
 def fix_import_homes(text: str, index: NameIndex) -> tuple[str, list[str]]:
@@ -220,7 +147,7 @@ def fix_import_homes(text: str, index: NameIndex) -> tuple[str, list[str]]:
             for a in aliases:
                 notes.append(f"`{a.name}` is not in `{node.module}`: imported it from `{home}` "
                              f"(`from {home} import {a.name}`)")
-    return (_splice(text, edits), notes) if edits else (text, [])
+    return (splice(text, edits), notes) if edits else (text, [])
 
 
 def _bindings(tree: ast.AST) -> dict[str, list[ast.expr]]:
@@ -255,7 +182,7 @@ def list_as_datasets(text: str, _: NameIndex) -> tuple[str, list[str]]:
         edits.append((value, "Datasets()"))
         notes.append(f"line {value.lineno}: `{name}` is used as Gammapy's `Datasets` (`.stack_reduce()`, "
                      f"`.models`, ...), so it is made as one: `{name} = Datasets()` (it appends like a list)")
-    return (_splice(text, edits), notes) if edits else (text, [])
+    return (splice(text, edits), notes) if edits else (text, [])
 
 
 def fix_imported_names(text: str, _: NameIndex) -> tuple[str, list[str]]:
@@ -281,7 +208,7 @@ def fix_imported_names(text: str, _: NameIndex) -> tuple[str, list[str]]:
                 lines.append(f"import {alias.name}" + (f" as {alias.asname}" if alias.asname else ""))
         if changed:
             edits.append((node, f"\n{' ' * node.col_offset}".join(lines)))
-    return (_splice(text, edits), notes) if edits else (text, [])
+    return (splice(text, edits), notes) if edits else (text, [])
 
 
 def drop_unused_missing_imports(text: str, index: NameIndex) -> tuple[str, list[str]]:
@@ -310,8 +237,8 @@ def drop_unused_missing_imports(text: str, index: NameIndex) -> tuple[str, list[
             dropped.append(node)
         notes += [f"removed `from {node.module} import {a.name}`: no such name in the installed packages, and "
                   "the script never uses it" for a in gone]
-    edits += _drop(tree, dropped)
-    return (_splice(text, edits), notes) if edits else (text, [])
+    edits += drop_statements(tree, dropped)
+    return (splice(text, edits), notes) if edits else (text, [])
 
 
 CONTRACT_VARIABLES = ("PHOTON_STORAGE", "GAMMAPY_DATA")
@@ -330,7 +257,7 @@ def keep_contract_environment(text: str, _: NameIndex) -> tuple[str, list[str]]:
             doomed.append(node)
             notes.append(f"removed `{ast.unparse(node)[:70]}` (line {node.lineno}): the harness sets "
                          f"{target.slice.value} to the data root; never overwrite it")
-    return (_splice(text, _drop(tree, doomed)), notes) if doomed else (text, [])
+    return (splice(text, drop_statements(tree, doomed)), notes) if doomed else (text, [])
 
 
 _ROOT_FORMS = tuple(form for var in CONTRACT_VARIABLES for form in (
@@ -362,7 +289,7 @@ def open_the_release_not_the_root(text: str, _: NameIndex) -> tuple[str, list[st
             edits.append((node.args[0], RELEASE_PATH))
             notes.append(f"`from_dir({ast.unparse(node.args[0])})` opens the data root; opened its release "
                          f"instead: {RELEASE_PATH} (line {node.lineno})")
-    return (_splice(text, edits), notes) if edits else (text, [])
+    return (splice(text, edits), notes) if edits else (text, [])
 
 
 SKY_METHODS = ("separation", "separation_3d", "match_to_catalog_sky", "search_around_sky", "transform_to",
@@ -411,7 +338,7 @@ def pair_to_skycoord(text: str, _: NameIndex) -> tuple[str, list[str]]:
             edits.append((node.value, f'SkyCoord({lon}, {lat}, unit="deg", frame="icrs")'))
             notes.append(f"`{node.targets[0].id}` (line {node.lineno}) was a pair of coordinates used as a sky position: "
                          f'made it `SkyCoord({lon}, {lat}, unit="deg", frame="icrs")`')
-    return (_splice(text, edits), notes) if edits else (text, [])
+    return (splice(text, edits), notes) if edits else (text, [])
 
 
 PLAIN_NUMBERS = "lambda o: o.tolist()"  # numpy scalars and arrays -> Python numbers and lists; a Quantity refuses
@@ -443,7 +370,7 @@ def json_numpy_numbers(text: str, _: NameIndex | None) -> tuple[str, list[str]]:
             continue
         edits.append((call, src[:-1].rstrip().rstrip(",") + f", default={PLAIN_NUMBERS})"))
     lines = sorted({c.lineno for c, _ in edits})
-    return (_splice(text, edits), [f"`json.dumps` (line {', '.join(map(str, lines))}) writes numpy numbers as plain "
+    return (splice(text, edits), [f"`json.dumps` (line {', '.join(map(str, lines))}) writes numpy numbers as plain "
                                    f"numbers: added `default={PLAIN_NUMBERS}`"]) if edits else (text, [])
 
 
@@ -642,7 +569,7 @@ def use_the_requests_calls(text: str, calls: tuple[str, ...], index: NameIndex) 
             edits.append((node, new))
             notes.append(f"line {node.lineno}: called `{new}` with the values your request gives, "
                          f"not `{ast.unparse(node)[:90]}`")
-    return (_splice(text, edits), notes) if edits else (text, [])
+    return (splice(text, edits), notes) if edits else (text, [])
 
 
 def define_as_tutorials_do(text: str, made: dict[str, dict[str, str]]) -> tuple[str, list[str]]:
@@ -769,7 +696,7 @@ def index_columns_of_observations(text: str, _: NameIndex) -> tuple[str, list[st
             notes.append(f"`{obs}[{col!r}]` (line {n.lineno}): `{obs}` is an `Observations` (a list of observations, "
                          f"indexed by position or id), not a table: read the column from the observation index, "
                          f"`{new}`")
-    return (_splice(text, edits), notes) if edits else (text, [])
+    return (splice(text, edits), notes) if edits else (text, [])
 
 
 def ids_not_rows(text: str, _: NameIndex) -> tuple[str, list[str]]:
@@ -804,7 +731,7 @@ def ids_not_rows(text: str, _: NameIndex) -> tuple[str, list[str]]:
             edits.append((arg, new))
             notes.append(f"line {n.lineno}: `get_observations` takes observation ids, not rows of the observation "
                          f"index: passed `{new}`")
-    return (_splice(text, edits), notes) if edits else (text, [])
+    return (splice(text, edits), notes) if edits else (text, [])
 
 
 _PLACEHOLDER = re.compile(r"""(?:["']?(\w+)["']?\s*[:=]\s*)?\{(\w+)\}""")
@@ -830,7 +757,7 @@ def format_result_placeholders(text: str, _: NameIndex) -> tuple[str, list[str]]
         new = f'print("RESULT " + json.dumps({{{body}}}, default=float))'
         edits.append((call, new))
         notes.append(f"the RESULT line `{ast.unparse(call)}` printed its placeholders as text: it now prints `{new}`")
-    return (_splice(text, edits), notes) if edits else (text, [])  # `import json`: add_missing_imports, later
+    return (splice(text, edits), notes) if edits else (text, [])  # `import json`: add_missing_imports, later
 
 
 def unwrap_nested_result_keys(text: str, _: NameIndex) -> tuple[str, list[str]]:
@@ -838,7 +765,7 @@ def unwrap_nested_result_keys(text: str, _: NameIndex) -> tuple[str, list[str]]:
     models echo `RESULT {"n_obs": <int>}`) is its inner value."""
     tree = ast.parse(text)
     edits, notes = [], []
-    for d in _result_dicts(tree):
+    for d in result_dicts(tree):
         for key, value in zip(d.keys, d.values):
             if isinstance(key, ast.Constant) and isinstance(value, ast.Dict) and len(value.keys) == 1 \
                     and isinstance(value.keys[0], ast.Constant) and value.keys[0].value == key.value:
@@ -846,7 +773,7 @@ def unwrap_nested_result_keys(text: str, _: NameIndex) -> tuple[str, list[str]]:
                 edits.append((value, inner))
                 name = str(key.value)  # the text `{key.value}` gives, bytes included (mypy: str-bytes-safe)
                 notes.append(f"the RESULT value of `{name}` was a dict of `{name}` again: it is now `{inner}`")
-    return (_splice(text, edits), notes) if edits else (text, [])
+    return (splice(text, edits), notes) if edits else (text, [])
 
 
 def fix_misspelt_variables(text: str, index: NameIndex) -> tuple[str, list[str]]:
@@ -865,7 +792,7 @@ def fix_misspelt_variables(text: str, index: NameIndex) -> tuple[str, list[str]]
             continue
         edits += [(n, same[0]) for n in ast.walk(tree) if isinstance(n, ast.Name) and n.id == name]
         notes.append(f"renamed `{name}` to `{same[0]}`, the variable your script assigns (spelt two ways)")
-    return (_splice(text, edits), notes) if edits else (text, [])
+    return (splice(text, edits), notes) if edits else (text, [])
 
 
 REPAIRS: tuple[Callable[[str, NameIndex], tuple[str, list[str]]], ...] = (
@@ -953,7 +880,7 @@ def select_in_the_cone(text: str, cone: tuple[float, float, float] | None) -> tu
             edits.append((call, f"{store}.get_observations(list({cone_ids(store)}))"))
     if not edits:
         return text, []
-    return _splice(text, edits), [f"the script selected no observations: it now loads those pointing within "
+    return splice(text, edits), [f"the script selected no observations: it now loads those pointing within "
                                   f"{radius:g} deg of ({ra:g}, {dec:g}), as your request asks"]
 
 
@@ -992,23 +919,7 @@ def repair(script: str, index: NameIndex, result_keys: tuple[str, ...] = (),
         notes += done
     return Repaired(script, tuple(notes))
 
-
-# Units a RESULT key names by its suffix (`livetime_hours`, `ontime_h`, `offset_deg`): a Quantity under such a
-# key can only mean its value in that unit.
-KEY_UNITS: tuple[tuple[re.Pattern[str], str], ...] = tuple((re.compile(rf"(?:^|_)(?:{p})$", re.IGNORECASE), unit) for p, unit in (
-    ("hours?|hrs?|h", "h"), ("minutes?|mins?", "min"), ("seconds?|secs?|s", "s"), ("days?", "d"),
-    ("degrees?|degs?", "deg"), ("arcmin", "arcmin"), ("arcsec", "arcsec"), ("rad|radians?", "rad"),
-    ("tev", "TeV"), ("gev", "GeV"), ("mev", "MeV"), ("kev", "keV"), ("erg", "erg")))
-IN_UNIT = "_in_unit"
-IN_UNIT_DEF = (f"def {IN_UNIT}(value, unit):  # added by the harness: a Quantity in the unit its RESULT key names\n"
-               "    return value.to_value(unit) if hasattr(value, \"to_value\") else value\n")
-
-
-def key_unit(key: str) -> str | None:
-    return next((unit for pattern, unit in KEY_UNITS if pattern.search(key)), None)
-
-
-def _result_dicts(tree: ast.Module) -> list[ast.Dict]:
+def result_dicts(tree: ast.Module) -> list[ast.Dict]:
     """Dict literals that reach `json.dumps`: written in the call, or assigned once to the name it dumps."""
     assigned = {n.targets[0].id: n.value for n in tree.body if isinstance(n, ast.Assign) and len(n.targets) == 1
                 and isinstance(n.targets[0], ast.Name) and isinstance(n.value, ast.Dict)}
@@ -1021,233 +932,3 @@ def _result_dicts(tree: ast.Module) -> list[ast.Dict]:
             if target is not None:
                 found.append(target)
     return found
-
-
-def _unwrapped(node: ast.expr) -> ast.expr:
-    """`float(x)` / `int(x)` -> `x`: the conversion is what failed on a Quantity."""
-    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in ("float", "int") \
-            and len(node.args) == 1 and not node.keywords:
-        return node.args[0]
-    return node
-
-
-def _scaled_by_number(expr: ast.expr, assigns: dict[str, ast.expr], depth: int = 3) -> bool:
-    """`seconds / 3600` (here or in what a name in it was assigned): a unit converted by hand. Dividing a
-    Quantity by a number keeps its unit, so converting the result again would be wrong: left to the model."""
-    def number(side: ast.expr) -> bool:
-        return isinstance(side, ast.Constant) and isinstance(side.value, (int, float)) and side.value not in (0, 1)
-
-    def unit(side: ast.expr) -> bool:  # `u.s`, `u.Unit("h")`: `7200 * u.s` makes a Quantity, converts nothing
-        base = side.func if isinstance(side, ast.Call) else side
-        return isinstance(base, ast.Attribute) and isinstance(base.value, ast.Name) and base.value.id in ("u", "units")
-
-    for node in ast.walk(expr):
-        if isinstance(node, ast.BinOp) and isinstance(node.op, (ast.Div, ast.Mult, ast.FloorDiv)) and (
-                (number(node.right) and not unit(node.left)) or (number(node.left) and not unit(node.right))):
-            return True
-        if depth and isinstance(node, ast.Name) and node.id in assigns and assigns[node.id] is not expr:
-            if _scaled_by_number(assigns[node.id], assigns, depth - 1):
-                return True
-    return False
-
-
-def quantities_in_key_units(text: str, stderr: str) -> tuple[str, list[str]]:
-    """After a run failed writing a Quantity into the RESULT json (`float(q)` of a non-dimensionless Quantity,
-    or json refusing a Quantity): each value under a key that names a unit is written in that unit. Applied
-    only when the traceback left the script at the line that failed (the json call or the dict it dumps)."""
-    tree = ast.parse(text)
-    frames = SCRIPT_FRAME.findall(stderr)
-    failed_at = int(frames[-1]) if frames else None
-    edits, keys = [], []
-    assigns = {t.id: n.value for n in ast.walk(tree) if isinstance(n, ast.Assign) for t in n.targets
-               if isinstance(t, ast.Name)}
-    for d in _result_dicts(tree):
-        for key, value in zip(d.keys, d.values):
-            name = key.value if isinstance(key, ast.Constant) and isinstance(key.value, str) else None
-            unit = key_unit(name) if name is not None else None
-            if unit is None or IN_UNIT in ast.unparse(value) or _scaled_by_number(value, assigns):
-                continue
-            inner = ast.get_source_segment(text, _unwrapped(value))
-            edits.append((value, f'float({IN_UNIT}({inner}, "{unit}"))'))
-            keys.append((name, unit, value.lineno, value.end_lineno or value.lineno))
-    if not edits or failed_at is None:
-        return text, []
-    calls = [n for n in ast.walk(tree) if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute)
-             and n.func.attr == "dumps"]
-    spans = [(k[2], k[3]) for k in keys] + [(c.lineno, c.end_lineno or c.lineno) for c in calls]
-    if not any(a <= failed_at <= b for a, b in spans):
-        return text, []
-    fixed = _splice(text, edits)
-    at = _insertion_line(ast.parse(fixed))
-    rows = fixed.splitlines(keepends=True)
-    fixed = "".join(rows[:at]) + IN_UNIT_DEF + "".join(rows[at:])
-    return fixed, [f"the RESULT values of {', '.join(f'`{k}`' for k, *_ in keys)} were Quantities: wrote each in "
-                   f"the unit its key names ({', '.join(sorted({u for _, u, *_ in keys}))}) with `.to_value(unit)`"]
-
-
-_PAIR = re.compile(r"""\s*["']?([A-Za-z_]\w*)["']?\s*[:=]\s*(-?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*[,;]?""")
-
-
-def _key_value_pairs(payload: str) -> dict[str, Any] | None:
-    """`n_obs: 5`, `n_obs=5, livetime_hours=3.2`: plain key/number pairs and nothing else, as a dict."""
-    found, at = {}, 0
-    for m in _PAIR.finditer(payload):
-        if m.start() != at:
-            return None
-        found[m.group(1)] = ast.literal_eval(m.group(2))
-        at = m.end()
-    return found if found and at == len(payload) else None
-
-
-def _literal_result(stdout: str) -> dict[str, Any] | None:
-    """The one `RESULT ...` line of a run when it is a Python dict literal of numbers, or `key: number`
-    pairs, but not JSON."""
-    lines = [ln.strip() for ln in stdout.splitlines() if ln.strip().startswith("RESULT")]
-    if len(lines) != 1:
-        return None
-    payload = lines[0][len("RESULT"):].strip().lstrip(":").strip()
-    escaped = payload.startswith("{{") and payload.endswith("}}")  # f-string braces where nothing unescapes them
-    if escaped:
-        payload = payload[1:-1]
-    try:
-        value = json.loads(payload)
-        if not escaped:
-            return None  # already JSON: nothing to repair
-    except ValueError:
-        try:
-            value = ast.literal_eval(payload)
-        except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):  # a set of a dict: TypeError
-            value = _key_value_pairs(payload)
-    ok = isinstance(value, dict) and value and all(isinstance(k, str) for k in value) \
-        and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value.values())
-    return value if ok else None
-
-
-def _formatted(arg: ast.expr) -> list[ast.expr]:
-    """The values a printed argument formats into its text: `"..." % (a, b)` and `"...".format(a, b)` give
-    their values, anything else itself."""
-    if isinstance(arg, ast.BinOp) and isinstance(arg.op, ast.Mod) and isinstance(arg.left, ast.Constant):
-        return list(arg.right.elts) if isinstance(arg.right, ast.Tuple) else [arg.right]
-    if isinstance(arg, ast.Call) and isinstance(arg.func, ast.Attribute) and arg.func.attr == "format" \
-            and isinstance(arg.func.value, ast.Constant) and not arg.keywords:
-        return list(arg.args)
-    return [arg]
-
-
-def result_as_json(text: str, stdout: str) -> tuple[str, list[str]]:
-    """A RESULT line written by hand as a Python dict (`print("RESULT {'n':", n, "}")`, an f-string, or
-    `print("RESULT", result)`): the one print that wrote it prints `json.dumps` of the same keys and values.
-    The values are the print's expressions in order, so their count must equal the keys'."""
-    printed = _literal_result(stdout)
-    if printed is None:
-        return text, []
-    tree = ast.parse(text)
-    prints = [n for n in ast.walk(tree) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)
-              and n.func.id == "print" and "RESULT" in ast.unparse(n)]
-    if len(prints) != 1:
-        return text, []
-    call = prints[0]
-    parts = [v for a in call.args for v in (a.values if isinstance(a, ast.JoinedStr) else _formatted(a))]
-    values = [p.value if isinstance(p, ast.FormattedValue) else p for p in parts
-              if not (isinstance(p, ast.Constant) and isinstance(p.value, str))]
-    dicts = {n.targets[0].id for n in ast.walk(tree) if isinstance(n, ast.Assign) and len(n.targets) == 1
-             and isinstance(n.targets[0], ast.Name) and isinstance(n.value, ast.Dict)}
-    if len(values) == 1 and isinstance(values[0], ast.Name) and values[0].id in dicts:  # `print("RESULT", result)`
-        new = f'print("RESULT " + json.dumps({values[0].id}, default=float))'
-    elif len(values) == 1 and isinstance(values[0], ast.Dict):  # `print("RESULT", {"n_obs": n})`
-        new = f'print("RESULT " + json.dumps({ast.get_source_segment(text, values[0])}, default=float))'
-    elif len(values) == len(printed):
-        body = ", ".join(f"{k!r}: {ast.get_source_segment(text, v) or ast.unparse(v)}" for k, v in zip(printed, values))
-        new = f'print("RESULT " + json.dumps({{{body}}}, default=float))'
-    else:
-        return text, []
-    fixed = _splice(text, [(call, new)])
-    if "json" not in {a.asname or a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}:
-        fixed = add_imports(fixed, ["import json"])
-    return fixed, [f"the RESULT line (line {call.lineno}) was a Python dict, not JSON: it now prints `{new}`"]
-
-
-_COLUMN_ATTRIBUTE = re.compile(r"AttributeError: '(?:Masked)?Column' object has no attribute '(\w+)'")
-
-
-def column_as_quantity(text: str, stderr: str) -> tuple[str, list[str]]:
-    """`table["RA_PNT"].to_value(u.deg)` raised: a Column is no Quantity, but its `.quantity` is (with the
-    column's unit). On the line the traceback names, each column read then given a Quantity-only attribute
-    goes through `.quantity`."""
-    from astropy.table import Column
-    from astropy.units import Quantity
-
-    attrs, lines = _COLUMN_ATTRIBUTE.findall(stderr), SCRIPT_FRAME.findall(stderr)
-    if not attrs or not lines or not hasattr(Quantity, attrs[-1]) or hasattr(Column, attrs[-1]):
-        return text, []
-    attr, line = attrs[-1], int(lines[-1])
-    edits = [(n.value, f"{ast.get_source_segment(text, n.value)}.quantity") for n in ast.walk(ast.parse(text))
-             if isinstance(n, ast.Attribute) and n.attr == attr and n.lineno == line
-             and isinstance(n.value, ast.Subscript)]
-    if not edits:
-        return text, []
-    return _splice(text, edits), [f"a table column has no `.{attr}` (line {line}): read it as a Quantity, "
-                                  f"`column.quantity.{attr}`"]
-
-
-# Repairs that only a run can show to be needed (a correct script would be changed by them otherwise):
-# the run's error -> the repair (given the script and the run's stderr); the script is re-run once, in the
-# same attempt, when one applies.
-_NO_ATTRIBUTE = re.compile(r"AttributeError: '\w+' object has no attribute '(\w+)'")
-
-
-def read_the_requests_keys(text: str, stderr: str, returned: dict[str, str]) -> tuple[str, list[str]]:
-    """A run failed on `x.sqrt_ts` where the request says `sqrt_ts` is a key of what `info_dict()` returns
-    (`returned`: key -> method): every `x.<key>` of that request (on the same `x`) reads it from `x.info_dict()`."""
-    found = _NO_ATTRIBUTE.findall(stderr)
-    frames = SCRIPT_FRAME.findall(stderr)
-    if not found or found[-1] not in returned or not frames:
-        return text, []
-    tree = ast.parse(text)
-    line = int(frames[-1])
-    failing = [n for n in ast.walk(tree) if isinstance(n, ast.Attribute) and n.attr == found[-1]
-               and n.lineno <= line <= (n.end_lineno or n.lineno)]
-    if len(failing) != 1:
-        return text, []
-    owner = ast.unparse(failing[0].value)
-    # a read used as it is (`x.counts`, not `x.counts.data.sum()`, which is the object's own attribute at work)
-    deeper = {id(p.value) for p in ast.walk(tree) if isinstance(p, (ast.Attribute, ast.Subscript))}
-    reads = [n for n in ast.walk(tree) if isinstance(n, ast.Attribute) and isinstance(n.ctx, ast.Load)
-             and n.attr in returned and ast.unparse(n.value) == owner and id(n) not in deeper]
-    edits = [(n, f'{owner}.{returned[n.attr]}()["{n.attr}"]') for n in reads]
-    notes = [f"line {n.lineno}: read `{owner}.{returned[n.attr]}()[\"{n.attr}\"]`, as your request says, "
-             f"not `{owner}.{n.attr}`" for n in reads]
-    return _splice(text, edits), notes
-
-
-AFTER_RUN: tuple[tuple[re.Pattern[str], Callable[[str, str], tuple[str, list[str]]]], ...] = (
-    (re.compile(r"TypeError: Object of type (float|int|uint|bool_|ndarray|complex)\w* is not JSON serializable"),
-     lambda text, _: json_numpy_numbers(text, None)),
-    (re.compile(r"Object of type (Quantity|Angle|Latitude|Longitude|Distance|TimeDelta)\b is not JSON serializable|"
-                r"only dimensionless scalar quantities can be converted"), quantities_in_key_units),
-    (_COLUMN_ATTRIBUTE, column_as_quantity),
-)
-
-
-def repair_after_run(script: str, stderr: str, index: NameIndex, stdout: str = "", ok: bool = False,
-                     returned: dict[str, str] | None = None) -> Repaired | None:
-    """The repair a run's outcome calls for, or None when none applies (or it changes nothing): a failed
-    run's error (`stderr`), or a run that succeeded (`ok`) but printed its RESULT line as a Python dict.
-    `returned`: key -> method, the keys the request says a method returns (`request_facts.returned_keys`)."""
-    try:
-        ast.parse(script)
-    except SyntaxError:
-        return None
-    if ok:
-        fixed, notes = result_as_json(script, stdout)
-        return Repaired(fixed, tuple(notes)) if notes and fixed != script else None
-    if returned:
-        fixed, notes = read_the_requests_keys(script, stderr, returned)
-        if notes and fixed != script:
-            return Repaired(fixed, tuple(notes))
-    for pattern, step in AFTER_RUN:
-        if pattern.search(stderr):
-            fixed, notes = step(script, stderr)
-            if notes and fixed != script:
-                return Repaired(fixed, tuple(notes))
-    return None

@@ -325,7 +325,7 @@ def test_a_pair_of_coordinates_used_as_a_sky_position_becomes_a_skycoord() -> No
 
 
 def test_numpy_numbers_in_json_are_repaired_only_after_a_run_failed_on_them() -> None:
-    from hpc_agent.repair import repair_after_run
+    from hpc_agent.repair_after_run import repair_after_run
 
     code = ("import json\nimport numpy as np\nfrom json import dumps as d\nx = np.float32(1.5)\n"
             "print('RESULT ' + json.dumps({'x': x},))\nprint(d([x], indent=1))\nprint(json.dumps(1, default=str))\n")
@@ -377,7 +377,7 @@ def _run(code: str, tmp_path) -> subprocess.CompletedProcess[str]:
 
 
 def test_quantities_in_result_are_written_in_the_unit_their_key_names(tmp_path) -> None:
-    from hpc_agent.repair import repair_after_run
+    from hpc_agent.repair_after_run import repair_after_run
 
     code = ("import json\nimport astropy.units as u\nlive = 7200.0 * u.s\noff = 30 * u.arcmin\n"
             "result = {'livetime_hours': float(live), 'offset_deg': off, 'n_obs': 3}\n"
@@ -505,7 +505,7 @@ def test_an_observations_list_indexed_by_a_column_name_reads_the_observation_ind
     'print("RESULT", {"ontime_h": total / 3600})',  # the dict itself printed (the 1.5B, practice question 1)
 ])
 def test_a_result_printed_as_a_python_dict_is_printed_as_json_after_the_run(printing: str, tmp_path) -> None:
-    from hpc_agent.repair import repair_after_run
+    from hpc_agent.repair_after_run import repair_after_run
 
     code = f"total = 32874.0\n{printing}\n"
     first = _run(code, tmp_path)
@@ -529,7 +529,7 @@ def test_a_result_printed_as_a_python_dict_is_printed_as_json_after_the_run(prin
 ])
 def test_a_result_printed_through_percent_or_format_is_printed_as_json(printing: str, tmp_path) -> None:
     """The 0.5B printed `RESULT {{"n_obs": 5, ...}}` (braces escaped for an f-string, written with `%`)."""
-    from hpc_agent.repair import repair_after_run
+    from hpc_agent.repair_after_run import repair_after_run
 
     code = f"n = 5\nt = 1.5\n{printing}\n"
     first = _run(code, tmp_path)
@@ -642,7 +642,7 @@ def test_a_column_given_a_quantity_method_is_read_as_a_quantity_after_the_run(tm
     through `.quantity` on the line the traceback names, and the script runs."""
     import os
 
-    from hpc_agent.repair import repair_after_run
+    from hpc_agent.repair_after_run import repair_after_run
 
     code = (f"import json\nimport os\nimport astropy.units as u\nfrom gammapy.data import DataStore\n"
             f"ds = DataStore.from_dir({DATA})\nra = ds.obs_table['RA_PNT'].to_value(u.rad)\n"
@@ -784,7 +784,7 @@ def test_a_value_the_request_says_a_method_returns_is_read_from_it(data_root: Pa
     """The 1.5B ran a whole reflected-regions reduction, then read `stacked.sqrt_ts` (AttributeError) where
     the request says `info_dict()` returns "counts", "excess" and "sqrt_ts": read from it, the run passes."""
     from hpc_agent.grounding import request_source, runtime_suggestion
-    from hpc_agent.repair import repair_after_run
+    from hpc_agent.repair_after_run import repair_after_run
     from hpc_agent.request_facts import returned_key_hints, returned_keys
 
     task = load_tasks()["reflected-significance-crab"]

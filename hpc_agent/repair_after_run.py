@@ -1,0 +1,265 @@
+"""Repairs a run's outcome calls for: a failed run's error (json refusing numpy numbers or Quantities, a table
+column read as a Quantity, a key the request says a method returns), or a RESULT line printed as a Python dict.
+
+Like the repairs before a run, each has exactly one reading, returns the new script and one line per change,
+and is told to the model; the script is run again before a model turn is spent.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import re
+from typing import Any, Callable
+
+from hpc_agent.names import NameIndex
+from hpc_agent.prompts import SCRIPT_FRAME
+from hpc_agent.repair import Repaired, json_numpy_numbers, result_dicts
+from hpc_agent.source_edits import add_imports, insertion_line, splice
+
+
+# Units a RESULT key names by its suffix (`livetime_hours`, `ontime_h`, `offset_deg`): a Quantity under such a
+# key can only mean its value in that unit.
+KEY_UNITS: tuple[tuple[re.Pattern[str], str], ...] = tuple((re.compile(rf"(?:^|_)(?:{p})$", re.IGNORECASE), unit) for p, unit in (
+    ("hours?|hrs?|h", "h"), ("minutes?|mins?", "min"), ("seconds?|secs?|s", "s"), ("days?", "d"),
+    ("degrees?|degs?", "deg"), ("arcmin", "arcmin"), ("arcsec", "arcsec"), ("rad|radians?", "rad"),
+    ("tev", "TeV"), ("gev", "GeV"), ("mev", "MeV"), ("kev", "keV"), ("erg", "erg")))
+IN_UNIT = "_in_unit"
+IN_UNIT_DEF = (f"def {IN_UNIT}(value, unit):  # added by the harness: a Quantity in the unit its RESULT key names\n"
+               "    return value.to_value(unit) if hasattr(value, \"to_value\") else value\n")
+
+
+def key_unit(key: str) -> str | None:
+    return next((unit for pattern, unit in KEY_UNITS if pattern.search(key)), None)
+
+
+
+
+def _unwrapped(node: ast.expr) -> ast.expr:
+    """`float(x)` / `int(x)` -> `x`: the conversion is what failed on a Quantity."""
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in ("float", "int") \
+            and len(node.args) == 1 and not node.keywords:
+        return node.args[0]
+    return node
+
+
+def _scaled_by_number(expr: ast.expr, assigns: dict[str, ast.expr], depth: int = 3) -> bool:
+    """`seconds / 3600` (here or in what a name in it was assigned): a unit converted by hand. Dividing a
+    Quantity by a number keeps its unit, so converting the result again would be wrong: left to the model."""
+    def number(side: ast.expr) -> bool:
+        return isinstance(side, ast.Constant) and isinstance(side.value, (int, float)) and side.value not in (0, 1)
+
+    def unit(side: ast.expr) -> bool:  # `u.s`, `u.Unit("h")`: `7200 * u.s` makes a Quantity, converts nothing
+        base = side.func if isinstance(side, ast.Call) else side
+        return isinstance(base, ast.Attribute) and isinstance(base.value, ast.Name) and base.value.id in ("u", "units")
+
+    for node in ast.walk(expr):
+        if isinstance(node, ast.BinOp) and isinstance(node.op, (ast.Div, ast.Mult, ast.FloorDiv)) and (
+                (number(node.right) and not unit(node.left)) or (number(node.left) and not unit(node.right))):
+            return True
+        if depth and isinstance(node, ast.Name) and node.id in assigns and assigns[node.id] is not expr:
+            if _scaled_by_number(assigns[node.id], assigns, depth - 1):
+                return True
+    return False
+
+
+def quantities_in_key_units(text: str, stderr: str) -> tuple[str, list[str]]:
+    """After a run failed writing a Quantity into the RESULT json (`float(q)` of a non-dimensionless Quantity,
+    or json refusing a Quantity): each value under a key that names a unit is written in that unit. Applied
+    only when the traceback left the script at the line that failed (the json call or the dict it dumps)."""
+    tree = ast.parse(text)
+    frames = SCRIPT_FRAME.findall(stderr)
+    failed_at = int(frames[-1]) if frames else None
+    edits, keys = [], []
+    assigns = {t.id: n.value for n in ast.walk(tree) if isinstance(n, ast.Assign) for t in n.targets
+               if isinstance(t, ast.Name)}
+    for d in result_dicts(tree):
+        for key, value in zip(d.keys, d.values):
+            name = key.value if isinstance(key, ast.Constant) and isinstance(key.value, str) else None
+            unit = key_unit(name) if name is not None else None
+            if unit is None or IN_UNIT in ast.unparse(value) or _scaled_by_number(value, assigns):
+                continue
+            inner = ast.get_source_segment(text, _unwrapped(value))
+            edits.append((value, f'float({IN_UNIT}({inner}, "{unit}"))'))
+            keys.append((name, unit, value.lineno, value.end_lineno or value.lineno))
+    if not edits or failed_at is None:
+        return text, []
+    calls = [n for n in ast.walk(tree) if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute)
+             and n.func.attr == "dumps"]
+    spans = [(k[2], k[3]) for k in keys] + [(c.lineno, c.end_lineno or c.lineno) for c in calls]
+    if not any(a <= failed_at <= b for a, b in spans):
+        return text, []
+    fixed = splice(text, edits)
+    at = insertion_line(ast.parse(fixed))
+    rows = fixed.splitlines(keepends=True)
+    fixed = "".join(rows[:at]) + IN_UNIT_DEF + "".join(rows[at:])
+    return fixed, [f"the RESULT values of {', '.join(f'`{k}`' for k, *_ in keys)} were Quantities: wrote each in "
+                   f"the unit its key names ({', '.join(sorted({u for _, u, *_ in keys}))}) with `.to_value(unit)`"]
+
+
+_PAIR = re.compile(r"""\s*["']?([A-Za-z_]\w*)["']?\s*[:=]\s*(-?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*[,;]?""")
+
+
+def _key_value_pairs(payload: str) -> dict[str, Any] | None:
+    """`n_obs: 5`, `n_obs=5, livetime_hours=3.2`: plain key/number pairs and nothing else, as a dict."""
+    found, at = {}, 0
+    for m in _PAIR.finditer(payload):
+        if m.start() != at:
+            return None
+        found[m.group(1)] = ast.literal_eval(m.group(2))
+        at = m.end()
+    return found if found and at == len(payload) else None
+
+
+def _literal_result(stdout: str) -> dict[str, Any] | None:
+    """The one `RESULT ...` line of a run when it is a Python dict literal of numbers, or `key: number`
+    pairs, but not JSON."""
+    lines = [ln.strip() for ln in stdout.splitlines() if ln.strip().startswith("RESULT")]
+    if len(lines) != 1:
+        return None
+    payload = lines[0][len("RESULT"):].strip().lstrip(":").strip()
+    escaped = payload.startswith("{{") and payload.endswith("}}")  # f-string braces where nothing unescapes them
+    if escaped:
+        payload = payload[1:-1]
+    try:
+        value = json.loads(payload)
+        if not escaped:
+            return None  # already JSON: nothing to repair
+    except ValueError:
+        try:
+            value = ast.literal_eval(payload)
+        except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):  # a set of a dict: TypeError
+            value = _key_value_pairs(payload)
+    ok = isinstance(value, dict) and value and all(isinstance(k, str) for k in value) \
+        and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value.values())
+    return value if ok else None
+
+
+def _formatted(arg: ast.expr) -> list[ast.expr]:
+    """The values a printed argument formats into its text: `"..." % (a, b)` and `"...".format(a, b)` give
+    their values, anything else itself."""
+    if isinstance(arg, ast.BinOp) and isinstance(arg.op, ast.Mod) and isinstance(arg.left, ast.Constant):
+        return list(arg.right.elts) if isinstance(arg.right, ast.Tuple) else [arg.right]
+    if isinstance(arg, ast.Call) and isinstance(arg.func, ast.Attribute) and arg.func.attr == "format" \
+            and isinstance(arg.func.value, ast.Constant) and not arg.keywords:
+        return list(arg.args)
+    return [arg]
+
+
+def result_as_json(text: str, stdout: str) -> tuple[str, list[str]]:
+    """A RESULT line written by hand as a Python dict (`print("RESULT {'n':", n, "}")`, an f-string, or
+    `print("RESULT", result)`): the one print that wrote it prints `json.dumps` of the same keys and values.
+    The values are the print's expressions in order, so their count must equal the keys'."""
+    printed = _literal_result(stdout)
+    if printed is None:
+        return text, []
+    tree = ast.parse(text)
+    prints = [n for n in ast.walk(tree) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)
+              and n.func.id == "print" and "RESULT" in ast.unparse(n)]
+    if len(prints) != 1:
+        return text, []
+    call = prints[0]
+    parts = [v for a in call.args for v in (a.values if isinstance(a, ast.JoinedStr) else _formatted(a))]
+    values = [p.value if isinstance(p, ast.FormattedValue) else p for p in parts
+              if not (isinstance(p, ast.Constant) and isinstance(p.value, str))]
+    dicts = {n.targets[0].id for n in ast.walk(tree) if isinstance(n, ast.Assign) and len(n.targets) == 1
+             and isinstance(n.targets[0], ast.Name) and isinstance(n.value, ast.Dict)}
+    if len(values) == 1 and isinstance(values[0], ast.Name) and values[0].id in dicts:  # `print("RESULT", result)`
+        new = f'print("RESULT " + json.dumps({values[0].id}, default=float))'
+    elif len(values) == 1 and isinstance(values[0], ast.Dict):  # `print("RESULT", {"n_obs": n})`
+        new = f'print("RESULT " + json.dumps({ast.get_source_segment(text, values[0])}, default=float))'
+    elif len(values) == len(printed):
+        body = ", ".join(f"{k!r}: {ast.get_source_segment(text, v) or ast.unparse(v)}" for k, v in zip(printed, values))
+        new = f'print("RESULT " + json.dumps({{{body}}}, default=float))'
+    else:
+        return text, []
+    fixed = splice(text, [(call, new)])
+    if "json" not in {a.asname or a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}:
+        fixed = add_imports(fixed, ["import json"])
+    return fixed, [f"the RESULT line (line {call.lineno}) was a Python dict, not JSON: it now prints `{new}`"]
+
+
+_COLUMN_ATTRIBUTE = re.compile(r"AttributeError: '(?:Masked)?Column' object has no attribute '(\w+)'")
+
+
+def column_as_quantity(text: str, stderr: str) -> tuple[str, list[str]]:
+    """`table["RA_PNT"].to_value(u.deg)` raised: a Column is no Quantity, but its `.quantity` is (with the
+    column's unit). On the line the traceback names, each column read then given a Quantity-only attribute
+    goes through `.quantity`."""
+    from astropy.table import Column
+    from astropy.units import Quantity
+
+    attrs, lines = _COLUMN_ATTRIBUTE.findall(stderr), SCRIPT_FRAME.findall(stderr)
+    if not attrs or not lines or not hasattr(Quantity, attrs[-1]) or hasattr(Column, attrs[-1]):
+        return text, []
+    attr, line = attrs[-1], int(lines[-1])
+    edits = [(n.value, f"{ast.get_source_segment(text, n.value)}.quantity") for n in ast.walk(ast.parse(text))
+             if isinstance(n, ast.Attribute) and n.attr == attr and n.lineno == line
+             and isinstance(n.value, ast.Subscript)]
+    if not edits:
+        return text, []
+    return splice(text, edits), [f"a table column has no `.{attr}` (line {line}): read it as a Quantity, "
+                                  f"`column.quantity.{attr}`"]
+
+
+# Repairs that only a run can show to be needed (a correct script would be changed by them otherwise):
+# the run's error -> the repair (given the script and the run's stderr); the script is re-run once, in the
+# same attempt, when one applies.
+_NO_ATTRIBUTE = re.compile(r"AttributeError: '\w+' object has no attribute '(\w+)'")
+
+
+def read_the_requests_keys(text: str, stderr: str, returned: dict[str, str]) -> tuple[str, list[str]]:
+    """A run failed on `x.sqrt_ts` where the request says `sqrt_ts` is a key of what `info_dict()` returns
+    (`returned`: key -> method): every `x.<key>` of that request (on the same `x`) reads it from `x.info_dict()`."""
+    found = _NO_ATTRIBUTE.findall(stderr)
+    frames = SCRIPT_FRAME.findall(stderr)
+    if not found or found[-1] not in returned or not frames:
+        return text, []
+    tree = ast.parse(text)
+    line = int(frames[-1])
+    failing = [n for n in ast.walk(tree) if isinstance(n, ast.Attribute) and n.attr == found[-1]
+               and n.lineno <= line <= (n.end_lineno or n.lineno)]
+    if len(failing) != 1:
+        return text, []
+    owner = ast.unparse(failing[0].value)
+    # a read used as it is (`x.counts`, not `x.counts.data.sum()`, which is the object's own attribute at work)
+    deeper = {id(p.value) for p in ast.walk(tree) if isinstance(p, (ast.Attribute, ast.Subscript))}
+    reads = [n for n in ast.walk(tree) if isinstance(n, ast.Attribute) and isinstance(n.ctx, ast.Load)
+             and n.attr in returned and ast.unparse(n.value) == owner and id(n) not in deeper]
+    edits = [(n, f'{owner}.{returned[n.attr]}()["{n.attr}"]') for n in reads]
+    notes = [f"line {n.lineno}: read `{owner}.{returned[n.attr]}()[\"{n.attr}\"]`, as your request says, "
+             f"not `{owner}.{n.attr}`" for n in reads]
+    return splice(text, edits), notes
+
+
+AFTER_RUN: tuple[tuple[re.Pattern[str], Callable[[str, str], tuple[str, list[str]]]], ...] = (
+    (re.compile(r"TypeError: Object of type (float|int|uint|bool_|ndarray|complex)\w* is not JSON serializable"),
+     lambda text, _: json_numpy_numbers(text, None)),
+    (re.compile(r"Object of type (Quantity|Angle|Latitude|Longitude|Distance|TimeDelta)\b is not JSON serializable|"
+                r"only dimensionless scalar quantities can be converted"), quantities_in_key_units),
+    (_COLUMN_ATTRIBUTE, column_as_quantity),
+)
+
+
+def repair_after_run(script: str, stderr: str, index: NameIndex, stdout: str = "", ok: bool = False,
+                     returned: dict[str, str] | None = None) -> Repaired | None:
+    """The repair a run's outcome calls for, or None when none applies (or it changes nothing): a failed
+    run's error (`stderr`), or a run that succeeded (`ok`) but printed its RESULT line as a Python dict.
+    `returned`: key -> method, the keys the request says a method returns (`request_facts.returned_keys`)."""
+    try:
+        ast.parse(script)
+    except SyntaxError:
+        return None
+    if ok:
+        fixed, notes = result_as_json(script, stdout)
+        return Repaired(fixed, tuple(notes)) if notes and fixed != script else None
+    if returned:
+        fixed, notes = read_the_requests_keys(script, stderr, returned)
+        if notes and fixed != script:
+            return Repaired(fixed, tuple(notes))
+    for pattern, step in AFTER_RUN:
+        if pattern.search(stderr):
+            fixed, notes = step(script, stderr)
+            if notes and fixed != script:
+                return Repaired(fixed, tuple(notes))
+    return None
