@@ -253,7 +253,7 @@ def _error_text(attempt: Attempt) -> str:
     """What went wrong, for the retrieval query: static errors, failed checks, the traceback's tail."""
     parts = list(attempt.static_errors)
     if attempt.execution is not None:
-        parts.append(prompts.traceback_tail(attempt.execution.stderr, 12))
+        parts.append(prompts.traceback_tail(attempt.execution.stderr, 40))
     parts += [c.message for c in attempt.validation.checks if not c.passed and c.name not in ("static",)]
     return "\n".join(p for p in parts if p)
 

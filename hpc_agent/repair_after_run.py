@@ -25,14 +25,34 @@ KEY_UNITS: tuple[tuple[re.Pattern[str], str], ...] = tuple((re.compile(rf"(?:^|_
     ("degrees?|degs?", "deg"), ("arcmin", "arcmin"), ("arcsec", "arcsec"), ("rad|radians?", "rad"),
     ("tev", "TeV"), ("gev", "GeV"), ("mev", "MeV"), ("kev", "keV"), ("erg", "erg")))
 IN_UNIT = "_in_unit"
-IN_UNIT_DEF = (f"def {IN_UNIT}(value, unit):  # added by the harness: a Quantity in the unit its RESULT key names\n"
-               "    return value.to_value(unit) if hasattr(value, \"to_value\") else value\n")
+IN_UNIT_DEF = (f"def {IN_UNIT}(value, unit, by_hand=1):  # added by the harness: a Quantity in the unit its RESULT "
+               "key names\n"
+               "    return value.to_value(unit) if hasattr(value, \"to_value\") else value / by_hand\n")
+# Units of the same kind as a key's unit, for a conversion written by hand (`seconds / 3600` for hours).
+SAME_KIND = (("s", "min", "h", "d"), ("arcsec", "arcmin", "deg"), ("eV", "keV", "MeV", "GeV", "TeV"))
 
 
 def key_unit(key: str) -> str | None:
     return next((unit for pattern, unit in KEY_UNITS if pattern.search(key)), None)
 
 
+def _hand_conversions(expr: ast.expr, assigns: dict[str, ast.expr], unit: str, depth: int = 3) -> list[ast.BinOp]:
+    """`x / 3600` under an hours key (here or in what a name in it was assigned): the factor from a unit of the
+    same kind (s) to the key's unit (h), so the division was the model's conversion, and `x.to_value("h")` is
+    what it meant when `x` is a Quantity (dividing one keeps its unit: 7200 s / 3600 is 2 s, not 2 h)."""
+    import astropy.units as u
+
+    kind = next((k for k in SAME_KIND if unit in k), ())
+    factors = [u.Unit(unit).to(other) for other in kind if other != unit]
+    found: list[ast.BinOp] = []
+    for node in ast.walk(expr):
+        if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Div) and isinstance(node.right, ast.Constant) \
+                and isinstance(node.right.value, (int, float)) and node.right.value > 1 \
+                and any(abs(node.right.value / f - 1) < 1e-9 for f in factors):
+            found.append(node)
+        elif depth and isinstance(node, ast.Name) and node.id in assigns and assigns[node.id] is not expr:
+            found += _hand_conversions(assigns[node.id], assigns, unit, depth - 1)
+    return found
 
 
 def _unwrapped(node: ast.expr) -> ast.expr:
@@ -73,14 +93,25 @@ def quantities_in_key_units(text: str, stderr: str) -> tuple[str, list[str]]:
     edits, keys = [], []
     assigns = {t.id: n.value for n in ast.walk(tree) if isinstance(n, ast.Assign) for t in n.targets
                if isinstance(t, ast.Name)}
+    by_hand: dict[int, ast.BinOp] = {}
     for d in result_dicts(tree):
         for key, value in zip(d.keys, d.values):
             name = key.value if isinstance(key, ast.Constant) and isinstance(key.value, str) else None
             unit = key_unit(name) if name is not None else None
-            if unit is None or IN_UNIT in ast.unparse(value) or _scaled_by_number(value, assigns):
+            if unit is None or IN_UNIT in ast.unparse(value):
                 continue
-            inner = ast.get_source_segment(text, _unwrapped(value))
-            edits.append((value, f'float({IN_UNIT}({inner}, "{unit}"))'))
+            hand = _hand_conversions(value, assigns, unit)
+            if hand:  # the model's own conversion, made with the unit: `_in_unit(x, "h", 3600)`
+                for div in hand:
+                    if id(div) not in by_hand:
+                        by_hand[id(div)] = div
+                        edits.append((div, f'{IN_UNIT}({ast.get_source_segment(text, div.left)}, "{unit}", '
+                                           f'{ast.get_source_segment(text, div.right)})'))
+            elif _scaled_by_number(value, assigns):
+                continue  # scaled by some other number: which unit it ends in is not known
+            else:
+                inner = ast.get_source_segment(text, _unwrapped(value))
+                edits.append((value, f'float({IN_UNIT}({inner}, "{unit}"))'))
             keys.append((name, unit, value.lineno, value.end_lineno or value.lineno))
     if not edits or failed_at is None:
         return text, []
@@ -93,8 +124,11 @@ def quantities_in_key_units(text: str, stderr: str) -> tuple[str, list[str]]:
     at = insertion_line(ast.parse(fixed))
     rows = fixed.splitlines(keepends=True)
     fixed = "".join(rows[:at]) + IN_UNIT_DEF + "".join(rows[at:])
-    return fixed, [f"the RESULT values of {', '.join(f'`{k}`' for k, *_ in keys)} were Quantities: wrote each in "
-                   f"the unit its key names ({', '.join(sorted({u for _, u, *_ in keys}))}) with `.to_value(unit)`"]
+    notes = [f"the RESULT values of {', '.join(f'`{k}`' for k, *_ in keys)} were Quantities: wrote each in "
+             f"the unit its key names ({', '.join(sorted({u for _, u, *_ in keys}))}) with `.to_value(unit)`"]
+    notes += [f"line {d.lineno}: `{ast.get_source_segment(text, d)}` divides a Quantity, which keeps its unit "
+              f"(7200 s / 3600 is 2 s, not 2 h): converted with `.to_value(unit)` instead" for d in by_hand.values()]
+    return fixed, notes
 
 
 _PAIR = re.compile(r"""\s*["']?([A-Za-z_]\w*)["']?\s*[:=]\s*(-?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*[,;]?""")

@@ -534,6 +534,22 @@ def test_repair_query_leads_with_what_the_error_names() -> None:
     assert rag.error_symbols("undefined name 'SkyCoord'") == ["SkyCoord"]
 
 
+def test_a_run_failing_in_the_scripts_own_python_gets_no_snippets() -> None:
+    """json refusing a Quantity is no API question: the request's nearest snippets (s27: `DataStore.copy_obs`)
+    only led the 1.5B off. An error through library code, one naming a symbol, and static findings still may."""
+    own = ('Traceback (most recent call last):\n  File "/w/script.py", line 31, in <module>\n'
+           '  File "/usr/lib/python3.11/json/encoder.py", line 180, in default\n'
+           "TypeError: Object of type Quantity is not JSON serializable")
+    assert not rag.concerns_the_library(own)
+    assert not rag.concerns_the_library(own.replace("TypeError: Object of type Quantity is not JSON serializable",
+                                                    "ZeroDivisionError: division by zero"))
+    library = own.replace("/usr/lib/python3.11/json/encoder.py", "/venv/site-packages/gammapy/data/data_store.py")
+    assert rag.concerns_the_library(library)
+    assert rag.concerns_the_library('  File "/w/script.py", line 3\nAttributeError: \'Observation\' object has '
+                                    "no attribute 'livetime'")
+    assert rag.concerns_the_library("line 34: `Observations` has no `livetime`")
+
+
 # --- the agent and sweeps --------------------------------------------------------------------------------------------
 
 

@@ -392,9 +392,20 @@ def test_quantities_in_result_are_written_in_the_unit_their_key_names(tmp_path) 
     ran = _run(fixed.script, tmp_path)
     assert ran.returncode == 0, ran.stderr
     assert json.loads(ran.stdout.split("RESULT ", 1)[1]) == {"livetime_hours": 2.0, "offset_deg": 0.5, "n_obs": 3}
-    # a Quantity divided by hand (`seconds / 3600` keeps the unit s): converting it again would be wrong
-    by_hand = code.replace("float(live)", "float(live / 3600)")
-    assert repair_after_run(by_hand, _run(by_hand, tmp_path).stderr, name_index()).repairs == (
+    # a Quantity divided by hand (`seconds / 3600` keeps the unit s): the division becomes the conversion it meant
+    by_hand = code.replace("live = 7200.0 * u.s\n", "total_s = 7200.0 * u.s\nlive = total_s / 3600\n")
+    fixed = repair_after_run(by_hand, _run(by_hand, tmp_path).stderr, name_index())
+    assert fixed is not None and fixed.repairs[1] == (
+        "line 4: `total_s / 3600` divides a Quantity, which keeps its unit (7200 s / 3600 is 2 s, not 2 h): "
+        "converted with `.to_value(unit)` instead")
+    ran = _run(fixed.script, tmp_path)
+    assert json.loads(ran.stdout.split("RESULT ", 1)[1]) == {"livetime_hours": 2.0, "offset_deg": 0.5, "n_obs": 3}
+    # ... and a plain number divided by hand stays the model's own conversion
+    plain = fixed.script.replace("total_s = 7200.0 * u.s", "total_s = 7200.0")
+    assert json.loads(_run(plain, tmp_path).stdout.split("RESULT ", 1)[1])["livetime_hours"] == 2.0
+    # scaled by a number that converts no unit (`/ 2`): which unit it ends in is not known, so left to the model
+    halved = code.replace("float(live)", "float(live / 2)")
+    assert repair_after_run(halved, _run(halved, tmp_path).stderr, name_index()).repairs == (
         "the RESULT values of `offset_deg` were Quantities: wrote each in the unit its key names (deg) with "
         "`.to_value(unit)`",)
     # the same error raised elsewhere in the script is not this repair's to fix

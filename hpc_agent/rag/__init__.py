@@ -22,7 +22,8 @@ from hpc_agent.rag._chunks import Chunk, chunk_documents, chunk_id
 from hpc_agent.rag._corpus import Document, api_documents
 from hpc_agent.rag._embed import Embedder, LocalEmbedder, OpenAIEmbedder, make_embedder
 from hpc_agent.rag._index import Hit, Index, build_index, fingerprint, open_index
-from hpc_agent.rag._retrieve import Retrieval, Retriever, error_query, error_symbols, is_example, render
+from hpc_agent.rag._retrieve import (Retrieval, Retriever, concerns_the_library, error_query, error_symbols,
+                                      is_example, render)
 from hpc_agent.rag._sdist import Sdist, SdistMissing, fetch_sdist, read_sdist, sdist_path
 from hpc_agent.rag._tutorials import clean_code, sdist_documents, tutorial_documents
 
@@ -51,6 +52,7 @@ __all__ = [
     "describe_parts",
     "error_query",
     "error_symbols",
+    "concerns_the_library",
     "fetch_sdist",
     "fingerprint",
     "index_location",

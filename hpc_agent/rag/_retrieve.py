@@ -145,7 +145,10 @@ class Retriever:
         return [*[h for h in hits if h.symbol.rsplit("#", 1)[0] != page][:self.k - 1], script]
 
     def for_error(self, prompt: str, error_text: str) -> Retrieval:
-        return self.search(error_query(prompt, error_text))
+        """Snippets for a failed attempt; none for a run that failed in the script's own Python (see
+        `concerns_the_library`)."""
+        query = error_query(prompt, error_text)
+        return self.search(query) if concerns_the_library(error_text) else Retrieval(query, ())
 
 
 _CLASS_NAME = re.compile(r"\b[A-Z][a-z0-9]+(?:[A-Z][A-Za-z0-9]*)+\b")  # DataStore, SpectrumDatasetMaker, TeV
@@ -198,6 +201,19 @@ def error_symbols(error_text: str) -> list[str]:
                     if name not in found:
                         found.append(name)
     return found
+
+
+_TRACEBACK_FRAME = re.compile(r'File "([^"]+)", line \d+')
+_LIBRARY_PATH = re.compile(r"[/\\](?:gammapy|astropy|regions)[/\\]")
+
+
+def concerns_the_library(error_text: str) -> bool:
+    """Whether documentation can help: a traceback that names a symbol or passes through Gammapy, astropy or
+    regions code does; one raised in the script or the standard library (json refusing a Quantity, a
+    ZeroDivisionError) does not, and the request's nearest snippets only lead a small model off (it took
+    `DataStore.copy_obs` from them). Findings without a traceback (static errors, checks) always may."""
+    frames = _TRACEBACK_FRAME.findall(error_text)
+    return not frames or bool(error_symbols(error_text)) or any(_LIBRARY_PATH.search(f) for f in frames)
 
 
 def error_query(prompt: str, error_text: str) -> str:
