@@ -15,7 +15,7 @@ from typing import Any, Callable
 from hpc_agent.names import NameIndex
 from hpc_agent.prompts import SCRIPT_FRAME
 from hpc_agent.repair import Repaired, json_numpy_numbers, result_dicts
-from hpc_agent.source_edits import add_imports, insertion_line, splice
+from hpc_agent.source_edits import Edit, add_imports, insertion_line, splice
 
 
 # Units a RESULT key names by its suffix (`livetime_hours`, `ontime_h`, `offset_deg`): a Quantity under such a
@@ -90,7 +90,8 @@ def quantities_in_key_units(text: str, stderr: str) -> tuple[str, list[str]]:
     tree = ast.parse(text)
     frames = SCRIPT_FRAME.findall(stderr)
     failed_at = int(frames[-1]) if frames else None
-    edits, keys = [], []
+    edits: list[Edit] = []
+    keys = []
     assigns = {t.id: n.value for n in ast.walk(tree) if isinstance(n, ast.Assign) for t in n.targets
                if isinstance(t, ast.Name)}
     by_hand: dict[int, ast.BinOp] = {}
