@@ -214,27 +214,60 @@ def result_as_json(text: str, stdout: str) -> tuple[str, list[str]]:
     return fixed, [f"the RESULT line (line {call.lineno}) was a Python dict, not JSON: it now prints `{new}`"]
 
 
-_COLUMN_ATTRIBUTE = re.compile(r"AttributeError: '(?:Masked)?Column' object has no attribute '(\w+)'")
+_COLUMN_ATTRIBUTE = re.compile(r"AttributeError: '((?:Masked)?Column|numpy\.\w+)' object has no attribute '(\w+)'")
+_REDUCTIONS = ("sum", "mean", "median", "min", "max", "std")
+
+
+def _reduced_column(node: ast.expr, once: dict[str, ast.expr]) -> ast.Subscript | None:
+    """The column a number was reduced from: `t["LIVETIME"].sum()`, `np.sum(t["LIVETIME"])`, or a name assigned
+    once from either."""
+    if isinstance(node, ast.Name) and node.id in once:
+        node = once[node.id]
+    if not isinstance(node, ast.Call) or not isinstance(node.func, ast.Attribute) or node.func.attr not in _REDUCTIONS:
+        return None
+    if isinstance(node.func.value, ast.Subscript):  # `t["LIVETIME"].sum()`
+        return node.func.value
+    if isinstance(node.func.value, ast.Name) and node.func.value.id in ("np", "numpy") and len(node.args) == 1 \
+            and isinstance(node.args[0], ast.Subscript):  # `np.sum(t["LIVETIME"])`
+        return node.args[0]
+    return None
 
 
 def column_as_quantity(text: str, stderr: str) -> tuple[str, list[str]]:
     """`table["RA_PNT"].to_value(u.deg)` raised: a Column is no Quantity, but its `.quantity` is (with the
     column's unit). On the line the traceback names, each column read then given a Quantity-only attribute
-    goes through `.quantity`."""
+    goes through `.quantity`; so does a column reduced to a plain number first (`t["LIVETIME"].sum().to(u.h)`,
+    or through a name assigned once from that reduction: numpy's sum keeps no unit, the Quantity's does)."""
     from astropy.table import Column
     from astropy.units import Quantity
 
-    attrs, lines = _COLUMN_ATTRIBUTE.findall(stderr), SCRIPT_FRAME.findall(stderr)
-    if not attrs or not lines or not hasattr(Quantity, attrs[-1]) or hasattr(Column, attrs[-1]):
+    found, lines = _COLUMN_ATTRIBUTE.findall(stderr), SCRIPT_FRAME.findall(stderr)
+    if not found or not lines:
         return text, []
-    attr, line = attrs[-1], int(lines[-1])
-    edits = [(n.value, f"{ast.get_source_segment(text, n.value)}.quantity") for n in ast.walk(ast.parse(text))
-             if isinstance(n, ast.Attribute) and n.attr == attr and n.lineno == line
-             and isinstance(n.value, ast.Subscript)]
+    (owner, attr), line = found[-1], int(lines[-1])
+    if not hasattr(Quantity, attr) or (owner.endswith("Column") and hasattr(Column, attr)):
+        return text, []
+    tree = ast.parse(text)
+    reads = [n.value for n in ast.walk(tree) if isinstance(n, ast.Attribute) and n.attr == attr and n.lineno == line]
+    if owner.endswith("Column"):
+        columns = [r for r in reads if isinstance(r, ast.Subscript)]
+    else:
+        assigned: dict[str, list[ast.expr]] = {}
+        for n in ast.walk(tree):
+            if isinstance(n, ast.Assign):
+                for t in n.targets:
+                    if isinstance(t, ast.Name):
+                        assigned.setdefault(t.id, []).append(n.value)
+        once = {name: values[0] for name, values in assigned.items() if len(values) == 1}
+        columns = [c for r in reads if (c := _reduced_column(r, once)) is not None]
+    edits: list[Edit] = list({id(c): (c, f"{ast.get_source_segment(text, c)}.quantity") for c in columns}.values())
     if not edits:
         return text, []
-    return splice(text, edits), [f"a table column has no `.{attr}` (line {line}): read it as a Quantity, "
-                                  f"`column.quantity.{attr}`"]
+    if owner.endswith("Column"):
+        return splice(text, edits), [f"a table column has no `.{attr}` (line {line}): read it as a Quantity, "
+                                      f"`column.quantity.{attr}`"]
+    return splice(text, edits), [f"a column reduced to a plain number has no `.{attr}` (line {line}): reduced "
+                                  f"the column's `.quantity` instead (`t[\"LIVETIME\"].quantity.sum()`), which keeps its unit"]
 
 
 # Repairs that only a run can show to be needed (a correct script would be changed by them otherwise):

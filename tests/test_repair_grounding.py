@@ -672,6 +672,21 @@ def test_a_column_given_a_quantity_method_is_read_as_a_quantity_after_the_run(tm
     again = run(fixed.script)
     assert again.returncode == 0, again.stderr
     assert 0 <= json.loads(again.stdout.split("RESULT ", 1)[1])["ra0"] < 6.3
+    # a column reduced to a plain number, then given a unit (s27, total-livetime-pks2155 attempt 1): numpy's
+    # float32 has no `.to`, the Quantity's sum has, in the column's own unit (LIVETIME is in s)
+    for reduced in ("ds.obs_table['LIVETIME'].sum()", "np.sum(ds.obs_table['LIVETIME'])"):
+        summed = code.replace("ra = ds.obs_table['RA_PNT'].to_value(u.rad)\n",
+                              f"import numpy as np\nlive = {reduced}\nra = [live.to(u.h).value]\n")
+        failed = run(summed)
+        assert "'numpy.float32' object has no attribute 'to'" in failed.stderr
+        fixed = repair_after_run(summed, failed.stderr, name_index())
+        assert fixed is not None and "ds.obs_table['LIVETIME'].quantity" in fixed.script
+        assert fixed.repairs[0].startswith("a column reduced to a plain number has no `.to` (line 8)")
+        total_h = json.loads(run(fixed.script).stdout.split("RESULT ", 1)[1])["ra0"]
+        assert abs(total_h - 161236.98 / 3600) < 0.01  # the release's 105 observations
+    # a number that was never a column is no column's to fix
+    plain = code.replace("ra = ds.obs_table['RA_PNT'].to_value(u.rad)\n", "import numpy as np\nra = [np.float32(2).to(u.h)]\n")
+    assert repair_after_run(plain, run(plain).stderr, name_index()) is None
 
 
 def test_an_invented_reduced_attribute_points_at_the_real_one_and_the_reduction() -> None:
