@@ -150,7 +150,7 @@ def fix_import_homes(text: str, index: NameIndex) -> tuple[str, list[str]]:
     return (splice(text, edits), notes) if edits else (text, [])
 
 
-def _bindings(tree: ast.AST) -> dict[str, list[ast.expr]]:
+def bindings(tree: ast.AST) -> dict[str, list[ast.expr]]:
     """name -> every value assigned to it (plain `name = value` statements, anywhere)."""
     bound: dict[str, list[ast.expr]] = {}
     for node in ast.walk(tree):
@@ -168,7 +168,7 @@ def list_as_datasets(text: str, _: NameIndex) -> tuple[str, list[str]]:
 
     tree = ast.parse(text)
     only_datasets = {a for a in dir(Datasets) if not a.startswith("_")} - set(dir(list))
-    bound = _bindings(tree)
+    bound = bindings(tree)
     used = {n.value.id for n in ast.walk(tree) if isinstance(n, ast.Attribute) and isinstance(n.value, ast.Name)
             and n.attr in only_datasets}
     edits: list[Edit] = []
@@ -705,7 +705,7 @@ def ids_not_rows(text: str, _: NameIndex) -> tuple[str, list[str]]:
     time). The rows are a subscript of `<x>.obs_table` or of a name bound once to it, or a name bound once to
     such a subscript."""
     tree = ast.parse(text)
-    bound = _bindings(tree)
+    bound = bindings(tree)
 
     def once(name: str) -> ast.expr | None:
         values = bound.get(name, [])

@@ -14,7 +14,7 @@ from typing import Any, Callable
 
 from hpc_agent.names import NameIndex
 from hpc_agent.prompts import SCRIPT_FRAME
-from hpc_agent.repair import Repaired, json_numpy_numbers, result_dicts
+from hpc_agent.repair import Repaired, bindings, json_numpy_numbers, result_dicts
 from hpc_agent.source_edits import Edit, add_imports, insertion_line, splice
 
 
@@ -252,13 +252,7 @@ def column_as_quantity(text: str, stderr: str) -> tuple[str, list[str]]:
     if owner.endswith("Column"):
         columns = [r for r in reads if isinstance(r, ast.Subscript)]
     else:
-        assigned: dict[str, list[ast.expr]] = {}
-        for n in ast.walk(tree):
-            if isinstance(n, ast.Assign):
-                for t in n.targets:
-                    if isinstance(t, ast.Name):
-                        assigned.setdefault(t.id, []).append(n.value)
-        once = {name: values[0] for name, values in assigned.items() if len(values) == 1}
+        once = {name: values[0] for name, values in bindings(tree).items() if len(values) == 1}
         columns = [c for r in reads if (c := _reduced_column(r, once)) is not None]
     edits: list[Edit] = list({id(c): (c, f"{ast.get_source_segment(text, c)}.quantity") for c in columns}.values())
     if not edits:
