@@ -529,9 +529,29 @@ def test_a_result_printed_as_a_python_dict_is_printed_as_json_after_the_run(prin
     # JSON already, or a line that is no dict of numbers: nothing to do
     assert repair_after_run(code, "", name_index(), 'RESULT {"ontime_h": 9.1}\n', ok=True) is None
     assert repair_after_run(code, "", name_index(), "RESULT {'ontime_h': 'many'}\n", ok=True) is None
-    assert repair_after_run(code, "", name_index(), "RESULT ontime_h: 9.1 hours\n", ok=True) is None
+    assert repair_after_run(code, "", name_index(), "RESULT ontime_h: 9.1 hours of data\n", ok=True) is None
     # a set holding a dict: not a dict of numbers, and no crash
     assert repair_after_run(code, "", name_index(), "RESULT {{'ontime_h': 9.1}, 3}\n", ok=True) is None
+
+
+def test_a_quantity_formatted_into_the_result_line_is_printed_as_json_in_its_keys_unit(tmp_path) -> None:
+    """`print(f'RESULT {{"ontime_h": {q}}}')` of a Quantity prints `9.13 h`, no JSON (the 1.5B, practice question 2):
+    the line is rewritten with json.dumps, whose float() fails on the Quantity, which the key's unit then reads."""
+    from hpc_agent.repair_after_run import repair_after_run
+
+    code = ("import astropy.units as u\nq = (32874.0 * u.s).to(u.h)\nprint(f'RESULT {{\"ontime_h\": {q}}}')\n")
+    ran = _run(code, tmp_path)
+    assert ran.stdout.strip() == 'RESULT {"ontime_h": 9.131666666666666 h}'
+    notes: list[str] = []
+    for _ in range(3):  # the agent's after-run loop: each fix is run again
+        fixed = repair_after_run(code, ran.stderr, name_index(), ran.stdout, ok=ran.returncode == 0)
+        if fixed is None:
+            break
+        notes += fixed.repairs
+        code, ran = fixed.script, _run(fixed.script, tmp_path)
+    assert [n.split(":")[0] for n in notes] == ["the RESULT line (line 3) was a Python dict, not JSON",
+                                                "the RESULT values of `ontime_h` were Quantities"]
+    assert json.loads(ran.stdout.split("RESULT ", 1)[1]) == {"ontime_h": 9.131666666666666}
 
 
 @pytest.mark.parametrize("printing", [
