@@ -548,6 +548,10 @@ def test_a_run_failing_in_the_scripts_own_python_gets_no_snippets() -> None:
     assert rag.concerns_the_library('  File "/w/script.py", line 3\nAttributeError: \'Observation\' object has '
                                     "no attribute 'livetime'")
     assert rag.concerns_the_library("line 34: `Observations` has no `livetime`")
+    # an attribute asked of a numpy number is no API question either (s27: the snippets then offered
+    # `make_observation_time_map`, and the 1.5B invented `ObservationTimeMap`)
+    assert not rag.concerns_the_library('  File "/w/script.py", line 22, in <module>\n'
+                                        "AttributeError: 'numpy.float32' object has no attribute 'to'")
 
 
 # --- the agent and sweeps --------------------------------------------------------------------------------------------

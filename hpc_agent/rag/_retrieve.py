@@ -205,15 +205,18 @@ def error_symbols(error_text: str) -> list[str]:
 
 _TRACEBACK_FRAME = re.compile(r'File "([^"]+)", line \d+')
 _LIBRARY_PATH = re.compile(r"[/\\](?:gammapy|astropy|regions)[/\\]")
+_PLAIN_OWNER = re.compile(r"'(?:numpy\.\w+|int|float|str|list|dict|tuple|set|bool|NoneType)' object has no attribute '\w+'")
 
 
 def concerns_the_library(error_text: str) -> bool:
     """Whether documentation can help: a traceback that names a symbol or passes through Gammapy, astropy or
     regions code does; one raised in the script or the standard library (json refusing a Quantity, a
-    ZeroDivisionError) does not, and the request's nearest snippets only lead a small model off (it took
+    ZeroDivisionError, an attribute asked of a numpy number or a list) does not, and the request's nearest snippets only lead a small model off (it took
     `DataStore.copy_obs` from them). Findings without a traceback (static errors, checks) always may."""
     frames = _TRACEBACK_FRAME.findall(error_text)
-    return not frames or bool(error_symbols(error_text)) or any(_LIBRARY_PATH.search(f) for f in frames)
+    if not frames or any(_LIBRARY_PATH.search(f) for f in frames):
+        return True
+    return bool(error_symbols(_PLAIN_OWNER.sub("", error_text)))  # `'numpy.float32' object has no attribute 'to'`: no API
 
 
 def error_query(prompt: str, error_text: str) -> str:
