@@ -341,6 +341,60 @@ def pair_to_skycoord(text: str, _: NameIndex) -> tuple[str, list[str]]:
     return (splice(text, edits), notes) if edits else (text, [])
 
 
+_SEPARATION_NAME = re.compile(r"sep|dist", re.IGNORECASE)
+
+
+def _column_of(node: ast.expr, names: tuple[str, ...]) -> ast.Subscript | None:
+    """The first `<table>["RA_PNT"]`-like read in `node` of one of the columns `names`."""
+    for n in ast.walk(node):
+        if isinstance(n, ast.Subscript) and isinstance(n.slice, ast.Constant) and n.slice.value in names:
+            return n
+    return None
+
+
+def _has_unit(node: ast.expr, bound: dict[str, list[ast.expr]]) -> bool:
+    """`2 * u.deg`, `Angle(2, "deg")`, or a name assigned once from one: a Quantity, not a plain number."""
+    if isinstance(node, ast.Name) and len(bound.get(node.id, [])) == 1:
+        node = bound[node.id][0]
+    return any(isinstance(n, ast.Attribute) and isinstance(n.value, ast.Name) and n.value.id in ("u", "units")
+               or isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id in ("Angle", "Quantity")
+               for n in ast.walk(node))
+
+
+def true_separation(text: str, _: NameIndex) -> tuple[str, list[str]]:
+    """`separation = table["RA_PNT"] - source.ra + (table["DEC_PNT"] - source.dec) ...` (or any arithmetic of the
+    pointing columns and a position's `.ra`/`.dec`) assigned to a name that says separation or distance, with no
+    `.separation()` anywhere: an angular separation on the sky was meant, and coordinate differences are not one
+    (RA shrinks with cos(Dec) and wraps at 360). It becomes `SkyCoord(<ra column>, <dec column>).separation(<position>)`,
+    in degrees unless it is compared with a Quantity."""
+    tree = ast.parse(text)
+    if selects(tree):
+        return text, []
+    bound = bindings(tree)
+    edits: list[Edit] = []
+    notes: list[str] = []
+    for node in ast.walk(tree):
+        if not (isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name)
+                and _SEPARATION_NAME.search(node.targets[0].id)):
+            continue
+        ra, dec = _column_of(node.value, ("RA_PNT",)), _column_of(node.value, ("DEC_PNT",))
+        positions = {n.value.id for n in ast.walk(node.value) if isinstance(n, ast.Attribute)
+                     and n.attr in ("ra", "dec") and isinstance(n.value, ast.Name)}
+        if ra is None or dec is None or len(positions) != 1:
+            continue
+        name, position = node.targets[0].id, positions.pop()
+        others = [x for c in ast.walk(tree) if isinstance(c, ast.Compare)
+                  and any(isinstance(x, ast.Name) and x.id == name for x in (c.left, *c.comparators))
+                  for x in (c.left, *c.comparators) if not (isinstance(x, ast.Name) and x.id == name)]
+        with_unit = bool(others) and all(_has_unit(x, bound) for x in others)
+        value = (f'SkyCoord({ast.get_source_segment(text, ra)}, {ast.get_source_segment(text, dec)}, unit="deg", '
+                 f'frame="icrs").separation({position})' + ("" if with_unit else ".deg"))
+        edits.append((node.value, value))
+        notes.append(f"line {node.lineno}: `{name}` was arithmetic on the pointing columns, which is no angle on the "
+                     f"sky (RA shrinks with cos(Dec)): it is now `{value}`")
+    return (splice(text, edits), notes) if edits else (text, [])
+
+
 PLAIN_NUMBERS = "lambda o: o.tolist()"  # numpy scalars and arrays -> Python numbers and lists; a Quantity refuses
 
 
@@ -806,6 +860,7 @@ REPAIRS: tuple[Callable[[str, NameIndex], tuple[str, list[str]]], ...] = (
     open_the_release_not_the_root,
     fix_data_paths,
     pair_to_skycoord,
+    true_separation,
     index_columns_of_observations,
     format_result_placeholders,
     unwrap_nested_result_keys,

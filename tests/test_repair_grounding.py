@@ -324,6 +324,44 @@ def test_a_pair_of_coordinates_used_as_a_sky_position_becomes_a_skycoord() -> No
     assert len(fixed.repairs) == 1 and static_stage(code).errors == ()
 
 
+@pytest.mark.parametrize("hand, cut", [
+    # the 1.5B without retrieval (s27 observation-list-pks2155, attempts 1 and 2): a plain number in degrees
+    ('table["RA_PNT"] - source.ra + (table["DEC_PNT"] - source.dec) * Angle(180, "deg")', "radius_deg"),
+    # the flat-sky distance, compared with a Quantity bound to a name
+    ('np.sqrt((table["RA_PNT"] - source.ra.deg) ** 2 + (table["DEC_PNT"] - source.dec.deg) ** 2)', "radius"),
+])
+def test_coordinate_arithmetic_named_a_separation_becomes_the_angular_separation(hand: str, cut: str,
+                                                                                 data_root, tmp_path) -> None:
+    import os
+
+    code = (f"import json\nimport os\nimport numpy as np\nimport astropy.units as u\n"
+            "from astropy.coordinates import SkyCoord, Angle\nfrom gammapy.data import DataStore\n"
+            f"data_store = DataStore.from_dir({DATA})\ntable = data_store.obs_table\n"
+            "source = SkyCoord(329.7169, -30.2256, unit='deg', frame='icrs')\nradius_deg = 2.0\nradius = 2 * u.deg\n"
+            f"separation = {hand}\nnear = table[separation < {cut}]\n"
+            "print('RESULT ' + json.dumps({'n_obs': len(near)}))\n")
+    cone = (329.7169, -30.2256, 2.0)
+    assert any("selects no observations by position" in e
+               for e in static_stage(code, repairs=False, cone_radius=2.0, cone=cone).errors)
+    fixed = static_stage(code, cone_radius=2.0, cone=cone)
+    assert fixed.errors == () and fixed.repairs[0].startswith("line 12: `separation` was arithmetic on the pointing")
+    line = fixed.script.splitlines()[11]
+    assert line.startswith('separation = SkyCoord(table["RA_PNT"], table["DEC_PNT"], unit="deg", frame="icrs")'
+                           ".separation(source)")
+    assert line.endswith(".deg") == (cut == "radius_deg")  # a plain number in degrees, or an Angle beside a Quantity
+    path = tmp_path / "script.py"
+    path.write_text(fixed.script)
+    ran = subprocess.run([sys.executable, str(path)], capture_output=True, text=True, timeout=300,
+                         env={**os.environ, "PHOTON_STORAGE": str(data_root)})
+    assert json.loads(ran.stdout.split("RESULT ", 1)[1]) == {"n_obs": 21}, ran.stderr  # the reference count
+    # a script that computes a separation, or arithmetic under another name, is left alone
+    real = code.replace(f"separation = {hand}", "separation = SkyCoord(table['RA_PNT'], table['DEC_PNT'], "
+                        "unit='deg').separation(source).deg")
+    assert repair(real, name_index()).script == real
+    other = code.replace("separation", "offset")
+    assert not any("pointing columns" in r for r in repair(other, name_index()).repairs)
+
+
 def test_numpy_numbers_in_json_are_repaired_only_after_a_run_failed_on_them() -> None:
     from hpc_agent.repair_after_run import repair_after_run
 
