@@ -361,6 +361,43 @@ def _has_unit(node: ast.expr, bound: dict[str, list[ast.expr]]) -> bool:
                for n in ast.walk(node))
 
 
+_RA_NAME = re.compile(r"^(\w*?)(_?)ra$", re.IGNORECASE)  # `source_ra`, `ra`, `srcRA`
+
+
+def _stored(tree: ast.AST) -> set[str]:
+    return {n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
+
+
+def _pair_position(name: str, stored: set[str]) -> str | None:
+    """`source_ra` with a `source_dec` the script assigns too: the sky position the pair is, written out."""
+    m = _RA_NAME.match(name)
+    if m is None:
+        return None
+    dec = next((f"{m.group(1)}{m.group(2)}{d}" for d in ("dec", "DEC", "Dec")
+                if f"{m.group(1)}{m.group(2)}{d}" in stored), None)
+    if dec is None or name not in stored:
+        return None
+    return f'SkyCoord({name}, {dec}, unit="deg", frame="icrs")'
+
+
+def pair_as_position(text: str, _: NameIndex) -> tuple[str, list[str]]:
+    """`pointing.separation(source_ra)` where the script assigns `source_ra` and `source_dec`: one coordinate given
+    where a sky position is taken ("Tried to do is_equivalent_frame on something that isn't a frame") can only mean
+    the position the pair makes."""
+    tree = ast.parse(text)
+    stored = _stored(tree)
+    edits: list[Edit] = []
+    notes: list[str] = []
+    for call in ast.walk(tree):
+        if isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute) and call.func.attr == "separation" \
+                and len(call.args) == 1 and isinstance(arg := call.args[0], ast.Name) \
+                and (position := _pair_position(arg.id, stored)) is not None:
+            edits.append((arg, position))
+            notes.append(f"line {call.lineno}: `.{call.func.attr}()` takes a sky position, not the one coordinate "
+                         f"`{arg.id}`: gave it `{position}`")
+    return (splice(text, edits), notes) if edits else (text, [])
+
+
 def true_separation(text: str, _: NameIndex) -> tuple[str, list[str]]:
     """`separation = table["RA_PNT"] - source.ra + (table["DEC_PNT"] - source.dec) ...` (or any arithmetic of the
     pointing columns and a position's `.ra`/`.dec`) assigned to a name that says separation or distance, with no
@@ -370,7 +407,7 @@ def true_separation(text: str, _: NameIndex) -> tuple[str, list[str]]:
     tree = ast.parse(text)
     if selects(tree):
         return text, []
-    bound = bindings(tree)
+    bound, stored = bindings(tree), _stored(tree)
     edits: list[Edit] = []
     notes: list[str] = []
     for node in ast.walk(tree):
@@ -380,6 +417,7 @@ def true_separation(text: str, _: NameIndex) -> tuple[str, list[str]]:
         ra, dec = _column_of(node.value, ("RA_PNT",)), _column_of(node.value, ("DEC_PNT",))
         positions = {n.value.id for n in ast.walk(node.value) if isinstance(n, ast.Attribute)
                      and n.attr in ("ra", "dec") and isinstance(n.value, ast.Name)}
+        positions |= {_pair_position(n.id, stored) or "" for n in ast.walk(node.value) if isinstance(n, ast.Name)} - {""}
         if ra is None or dec is None or len(positions) != 1:
             continue
         name, position = node.targets[0].id, positions.pop()
@@ -860,6 +898,7 @@ REPAIRS: tuple[Callable[[str, NameIndex], tuple[str, list[str]]], ...] = (
     open_the_release_not_the_root,
     fix_data_paths,
     pair_to_skycoord,
+    pair_as_position,
     true_separation,
     index_columns_of_observations,
     format_result_placeholders,

@@ -329,6 +329,8 @@ def test_a_pair_of_coordinates_used_as_a_sky_position_becomes_a_skycoord() -> No
     ('table["RA_PNT"] - source.ra + (table["DEC_PNT"] - source.dec) * Angle(180, "deg")', "radius_deg"),
     # the flat-sky distance, compared with a Quantity bound to a name
     ('np.sqrt((table["RA_PNT"] - source.ra.deg) ** 2 + (table["DEC_PNT"] - source.dec.deg) ** 2)', "radius"),
+    # the position as two names, not a SkyCoord (s27 rag-off total-livetime-crab)
+    ('table["RA_PNT"] - source_ra + (table["DEC_PNT"] - source_dec) * Angle(180, "deg")', "radius_deg"),
 ])
 def test_coordinate_arithmetic_named_a_separation_becomes_the_angular_separation(hand: str, cut: str,
                                                                                  data_root, tmp_path) -> None:
@@ -338,16 +340,18 @@ def test_coordinate_arithmetic_named_a_separation_becomes_the_angular_separation
             "from astropy.coordinates import SkyCoord, Angle\nfrom gammapy.data import DataStore\n"
             f"data_store = DataStore.from_dir({DATA})\ntable = data_store.obs_table\n"
             "source = SkyCoord(329.7169, -30.2256, unit='deg', frame='icrs')\nradius_deg = 2.0\nradius = 2 * u.deg\n"
+            "source_ra, source_dec = 329.7169 * u.deg, -30.2256 * u.deg\n"
             f"separation = {hand}\nnear = table[separation < {cut}]\n"
             "print('RESULT ' + json.dumps({'n_obs': len(near)}))\n")
     cone = (329.7169, -30.2256, 2.0)
     assert any("selects no observations by position" in e
                for e in static_stage(code, repairs=False, cone_radius=2.0, cone=cone).errors)
     fixed = static_stage(code, cone_radius=2.0, cone=cone)
-    assert fixed.errors == () and fixed.repairs[0].startswith("line 12: `separation` was arithmetic on the pointing")
-    line = fixed.script.splitlines()[11]
+    assert fixed.errors == () and fixed.repairs[0].startswith("line 13: `separation` was arithmetic on the pointing")
+    line = fixed.script.splitlines()[12]
+    position = "source" if "source.ra" in hand else 'SkyCoord(source_ra, source_dec, unit="deg", frame="icrs")'
     assert line.startswith('separation = SkyCoord(table["RA_PNT"], table["DEC_PNT"], unit="deg", frame="icrs")'
-                           ".separation(source)")
+                           f".separation({position})")
     assert line.endswith(".deg") == (cut == "radius_deg")  # a plain number in degrees, or an Angle beside a Quantity
     path = tmp_path / "script.py"
     path.write_text(fixed.script)
@@ -360,6 +364,24 @@ def test_coordinate_arithmetic_named_a_separation_becomes_the_angular_separation
     assert repair(real, name_index()).script == real
     other = code.replace("separation", "offset")
     assert not any("pointing columns" in r for r in repair(other, name_index()).repairs)
+
+
+def test_one_coordinate_given_as_the_position_of_a_separation_becomes_the_pair() -> None:
+    """`pointing.separation(source_ra)` (s27 rag-off total-livetime-msh1552, three attempts: "Tried to do
+    is_equivalent_frame on something that isn't a frame"): the script's `source_ra` and `source_dec` are the position."""
+    code = ("import astropy.units as u\nfrom astropy.coordinates import SkyCoord, Angle\n"
+            "source_ra = Angle(228.529, unit='deg')\nsource_dec = Angle(-59.1575, unit='deg')\n"
+            "pointing = SkyCoord([228.0, 100.0], [-59.0, 0.0], unit='deg')\nd = pointing.separation(source_ra)\n"
+            "print('RESULT {\"n\": %d}' % int((d < 2 * u.deg).sum()))\n")
+    fixed = repair(code, name_index())
+    assert fixed.repairs == ("line 6: `.separation()` takes a sky position, not the one coordinate `source_ra`: gave it "
+                             '`SkyCoord(source_ra, source_dec, unit="deg", frame="icrs")`',)
+    namespace: dict = {}
+    exec(compile(fixed.script.replace("print(", "n = ("), "script.py", "exec"), namespace)
+    assert namespace["n"].startswith('RESULT {"n": 1}')
+    # no `source_dec` beside it: no pair to read
+    lone = code.replace("source_dec = Angle(-59.1575, unit='deg')\n", "")
+    assert repair(lone, name_index()).script == lone
 
 
 def test_numpy_numbers_in_json_are_repaired_only_after_a_run_failed_on_them() -> None:
