@@ -433,6 +433,41 @@ def true_separation(text: str, _: NameIndex) -> tuple[str, list[str]]:
     return (splice(text, edits), notes) if edits else (text, [])
 
 
+def _plain_number(node: ast.expr, bound: dict[str, list[ast.expr]]) -> bool:
+    """`2.0`, or a name assigned once, from a number literal (`radius_deg = 2.0`)."""
+    if isinstance(node, ast.Name) and len(bound.get(node.id, [])) == 1:
+        node = bound[node.id][0]
+    return isinstance(node, ast.Constant) and isinstance(node.value, (int, float)) and not isinstance(node.value, bool)
+
+
+def separation_in_degrees(text: str, _: NameIndex) -> tuple[str, list[str]]:
+    """`pointing.separation(source) < radius_deg` with `radius_deg = 2.0`: an Angle compared with a plain number
+    raises UnitConversionError; the number is in degrees, the unit of every position and radius in the release
+    and the requests. It becomes `radius_deg * u.deg` (also for a name assigned once from a `.separation()`)."""
+    tree = ast.parse(text)
+    bound = bindings(tree)
+
+    def is_separation(node: ast.expr) -> bool:
+        if isinstance(node, ast.Name) and len(bound.get(node.id, [])) == 1:
+            node = bound[node.id][0]
+        return isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "separation"
+
+    edits: list[Edit] = []
+    notes: list[str] = []
+    for cmp in ast.walk(tree):
+        if not isinstance(cmp, ast.Compare) or len(cmp.comparators) != 1 \
+                or not isinstance(cmp.ops[0], (ast.Lt, ast.LtE, ast.Gt, ast.GtE)):
+            continue
+        left, right = cmp.left, cmp.comparators[0]
+        for angle, number in ((left, right), (right, left)):
+            if is_separation(angle) and _plain_number(number, bound):
+                shown = ast.get_source_segment(text, number) or ast.unparse(number)
+                edits.append((number, f"{shown} * u.deg"))
+                notes.append(f"line {cmp.lineno}: a separation is an Angle, so the plain number it is compared with "
+                             f"is given its unit: `{shown} * u.deg`")
+    return (splice(text, edits), notes) if edits else (text, [])
+
+
 PLAIN_NUMBERS = "lambda o: o.tolist()"  # numpy scalars and arrays -> Python numbers and lists; a Quantity refuses
 
 
@@ -900,6 +935,7 @@ REPAIRS: tuple[Callable[[str, NameIndex], tuple[str, list[str]]], ...] = (
     pair_to_skycoord,
     pair_as_position,
     true_separation,
+    separation_in_degrees,
     index_columns_of_observations,
     format_result_placeholders,
     unwrap_nested_result_keys,

@@ -384,6 +384,22 @@ def test_one_coordinate_given_as_the_position_of_a_separation_becomes_the_pair()
     assert repair(lone, name_index()).script == lone
 
 
+def test_a_separation_compared_with_a_plain_number_is_compared_in_degrees() -> None:
+    """`pointing.separation(src) < radius_deg` with `radius_deg = 2.0` (s27 rag-off total-livetime-pks2155, two
+    runs: UnitConversionError): the number is in degrees."""
+    code = ("import astropy.units as u\nfrom astropy.coordinates import SkyCoord\nradius_deg = 2.0\n"
+            "pointing = SkyCoord([228.0, 100.0], [-59.0, 0.0], unit='deg')\nsrc = SkyCoord(228.529, -59.1575, unit='deg')\n"
+            "sep = pointing.separation(src)\nn = int((sep < radius_deg).sum()) + int((pointing.separation(src) >= 3).sum())\n"
+            "near_deg = pointing.separation(src).deg < radius_deg\n")
+    fixed = repair(code, name_index())
+    assert fixed.script.splitlines()[6] == "n = int((sep < radius_deg * u.deg).sum()) + int((pointing.separation(src) >= 3 * u.deg).sum())"
+    assert fixed.script.splitlines()[7] == "near_deg = pointing.separation(src).deg < radius_deg"  # in degrees already
+    namespace: dict = {}
+    exec(compile(fixed.script, "script.py", "exec"), namespace)
+    assert namespace["n"] == 2
+    assert repair(fixed.script, name_index()).script == fixed.script  # and a compared Quantity is left alone
+
+
 def test_numpy_numbers_in_json_are_repaired_only_after_a_run_failed_on_them() -> None:
     from hpc_agent.repair_after_run import repair_after_run
 
