@@ -219,6 +219,40 @@ def result_as_json(text: str, stdout: str) -> tuple[str, list[str]]:
     return fixed, [f"the RESULT line (line {call.lineno}) was a Python dict, not JSON: it now prints `{new}`"]
 
 
+_FORMAT_KEY = re.compile(r"""KeyError: "'(\w+)'\"""")
+
+
+def result_format_braces(text: str, stderr: str) -> tuple[str, list[str]]:
+    """`print("RESULT {'ontime_h': {:.2f}}".format(t))` raised KeyError: "'ontime_h'" (`.format` reads the dict's
+    own braces as a field): the line on which it failed prints `json.dumps` of the keys written in the string
+    and the `.format` arguments, in order; their counts must match."""
+    lines = SCRIPT_FRAME.findall(stderr)
+    if not lines or not _FORMAT_KEY.search(stderr):
+        return text, []
+    line = int(lines[-1])
+    tree = ast.parse(text)
+    for call in ast.walk(tree):
+        if not (isinstance(call, ast.Call) and isinstance(call.func, ast.Name) and call.func.id == "print"
+                and call.lineno <= line <= (call.end_lineno or call.lineno) and len(call.args) == 1):
+            continue
+        fmt = call.args[0]
+        if not (isinstance(fmt, ast.Call) and isinstance(fmt.func, ast.Attribute) and fmt.func.attr == "format"
+                and isinstance(fmt.func.value, ast.Constant) and isinstance(fmt.func.value.value, str)
+                and fmt.func.value.value.lstrip().startswith("RESULT") and not fmt.keywords):
+            continue
+        keys = re.findall(r"""["'](\w+)["']\s*:""", fmt.func.value.value)
+        if not keys or len(keys) != len(fmt.args):
+            continue
+        body = ", ".join(f"{k!r}: {ast.get_source_segment(text, v) or ast.unparse(v)}" for k, v in zip(keys, fmt.args))
+        new = f'print("RESULT " + json.dumps({{{body}}}, default=float))'
+        fixed = splice(text, [(call, new)])
+        if "json" not in {a.asname or a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}:
+            fixed = add_imports(fixed, ["import json"])
+        return fixed, [f"line {call.lineno}: `.format` read the RESULT dict's own braces as fields (KeyError): it now "
+                       f"prints `{new}`"]
+    return text, []
+
+
 _COLUMN_ATTRIBUTE = re.compile(r"AttributeError: '((?:Masked)?Column|numpy\.\w+)' object has no attribute '(\w+)'")
 _REDUCTIONS = ("sum", "mean", "median", "min", "max", "std")
 
@@ -305,6 +339,7 @@ AFTER_RUN: tuple[tuple[re.Pattern[str], Callable[[str, str], tuple[str, list[str
     (re.compile(r"Object of type (Quantity|Angle|Latitude|Longitude|Distance|TimeDelta)\b is not JSON serializable|"
                 r"only dimensionless scalar quantities can be converted"), quantities_in_key_units),
     (_COLUMN_ATTRIBUTE, column_as_quantity),
+    (_FORMAT_KEY, result_format_braces),
 )
 
 

@@ -630,6 +630,22 @@ def test_a_quantity_formatted_into_the_result_line_is_printed_as_json_in_its_key
     assert json.loads(ran.stdout.split("RESULT ", 1)[1]) == {"ontime_h": 9.131666666666666}
 
 
+def test_a_result_dict_written_into_a_format_string_is_printed_as_json_after_its_keyerror(tmp_path) -> None:
+    """`print("RESULT {'ontime_h': {:.2f}}".format(t))` raises KeyError: "'ontime_h'" (practice question 2, the
+    1.5B at 12361b7, twice): the line prints json.dumps of the keys the string names and the arguments."""
+    from hpc_agent.repair_after_run import repair_after_run
+
+    code = "t = 32874.0 / 3600\nn = 3\nprint(\"RESULT {'ontime_h': {:.2f}, 'n': {}}\".format(t, n))\n"
+    failed = _run(code, tmp_path)
+    assert "KeyError: \"'ontime_h'\"" in failed.stderr
+    fixed = repair_after_run(code, failed.stderr, name_index())
+    assert fixed is not None and fixed.repairs[0].startswith("line 3: `.format` read the RESULT dict's own braces")
+    assert json.loads(_run(fixed.script, tmp_path).stdout.split("RESULT ", 1)[1]) == {"ontime_h": 9.131666666666666, "n": 3}
+    # one key, two arguments: no reading
+    odd = code.replace(", 'n': {}", "")
+    assert repair_after_run(odd, _run(odd, tmp_path).stderr, name_index()) is None
+
+
 @pytest.mark.parametrize("printing", [
     """print('RESULT {{"n_obs": %d, "livetime_hours": %.3f}}' % (n, t))""",  # `%` leaves `{{` as it is
     """print("RESULT {{'n_obs': {}, 'livetime_hours': {}}}".format(n, t))""",  # `.format` unescapes it
