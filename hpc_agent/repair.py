@@ -161,6 +161,13 @@ def bindings(tree: ast.AST) -> dict[str, list[ast.expr]]:
     return bound
 
 
+def assigned_once(node: ast.expr, bound: dict[str, list[ast.expr]]) -> ast.expr:
+    """The value a name assigned exactly once stands for (`bound` from `bindings`); any other node as it is."""
+    if isinstance(node, ast.Name) and len(bound.get(node.id, [])) == 1:
+        return bound[node.id][0]
+    return node
+
+
 def list_as_datasets(text: str, _: NameIndex) -> tuple[str, list[str]]:
     """`datasets = []`, appended to, then `datasets.stack_reduce()`: a method only Gammapy's `Datasets` has (and a
     plain list lacks) says which list was meant; `Datasets()` appends like a list. Only a name assigned once."""
@@ -344,27 +351,26 @@ def pair_to_skycoord(text: str, _: NameIndex) -> tuple[str, list[str]]:
 _SEPARATION_NAME = re.compile(r"sep|dist", re.IGNORECASE)
 
 
-def _column_of(node: ast.expr, names: tuple[str, ...]) -> ast.Subscript | None:
-    """The first `<table>["RA_PNT"]`-like read in `node` of one of the columns `names`."""
+def _column_of(node: ast.expr, column: str) -> ast.Subscript | None:
+    """The first `<table>["RA_PNT"]` read of `column` in `node`."""
     for n in ast.walk(node):
-        if isinstance(n, ast.Subscript) and isinstance(n.slice, ast.Constant) and n.slice.value in names:
+        if isinstance(n, ast.Subscript) and isinstance(n.slice, ast.Constant) and n.slice.value == column:
             return n
     return None
 
 
 def _has_unit(node: ast.expr, bound: dict[str, list[ast.expr]]) -> bool:
     """`2 * u.deg`, `Angle(2, "deg")`, or a name assigned once from one: a Quantity, not a plain number."""
-    if isinstance(node, ast.Name) and len(bound.get(node.id, [])) == 1:
-        node = bound[node.id][0]
     return any(isinstance(n, ast.Attribute) and isinstance(n.value, ast.Name) and n.value.id in ("u", "units")
                or isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id in ("Angle", "Quantity")
-               for n in ast.walk(node))
+               for n in ast.walk(assigned_once(node, bound)))
 
 
 _RA_NAME = re.compile(r"^(\w*?)(_?)ra$", re.IGNORECASE)  # `source_ra`, `ra`, `srcRA`
 
 
 def _stored(tree: ast.AST) -> set[str]:
+    """Every name the script assigns, in any form (tuple targets, loops, `with ... as`)."""
     return {n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
 
 
@@ -414,7 +420,7 @@ def true_separation(text: str, _: NameIndex) -> tuple[str, list[str]]:
         if not (isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name)
                 and _SEPARATION_NAME.search(node.targets[0].id)):
             continue
-        ra, dec = _column_of(node.value, ("RA_PNT",)), _column_of(node.value, ("DEC_PNT",))
+        ra, dec = _column_of(node.value, "RA_PNT"), _column_of(node.value, "DEC_PNT")
         positions = {n.value.id for n in ast.walk(node.value) if isinstance(n, ast.Attribute)
                      and n.attr in ("ra", "dec") and isinstance(n.value, ast.Name)}
         positions |= {_pair_position(n.id, stored) or "" for n in ast.walk(node.value) if isinstance(n, ast.Name)} - {""}
@@ -435,8 +441,7 @@ def true_separation(text: str, _: NameIndex) -> tuple[str, list[str]]:
 
 def _plain_number(node: ast.expr, bound: dict[str, list[ast.expr]]) -> bool:
     """`2.0`, or a name assigned once, from a number literal (`radius_deg = 2.0`)."""
-    if isinstance(node, ast.Name) and len(bound.get(node.id, [])) == 1:
-        node = bound[node.id][0]
+    node = assigned_once(node, bound)
     return isinstance(node, ast.Constant) and isinstance(node.value, (int, float)) and not isinstance(node.value, bool)
 
 
@@ -448,8 +453,7 @@ def separation_in_degrees(text: str, _: NameIndex) -> tuple[str, list[str]]:
     bound = bindings(tree)
 
     def is_separation(node: ast.expr) -> bool:
-        if isinstance(node, ast.Name) and len(bound.get(node.id, [])) == 1:
-            node = bound[node.id][0]
+        node = assigned_once(node, bound)
         return isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "separation"
 
     edits: list[Edit] = []
@@ -908,7 +912,7 @@ def fix_misspelt_variables(text: str, index: NameIndex) -> tuple[str, list[str]]
     assigns (`datastore` beside `data_store = ...`): that variable. A name something can be imported as
     (`DataStore` beside `data_store`) is an import, not a variable."""
     tree = ast.parse(text)
-    assigned = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
+    assigned = _stored(tree)
     edits: list[Edit] = []
     notes: list[str] = []
     for name in undefined_names(tree):

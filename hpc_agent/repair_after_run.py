@@ -14,7 +14,7 @@ from typing import Any, Callable
 
 from hpc_agent.names import NameIndex
 from hpc_agent.prompts import SCRIPT_FRAME
-from hpc_agent.repair import Repaired, bindings, json_numpy_numbers, result_dicts
+from hpc_agent.repair import Repaired, assigned_once, bindings, json_numpy_numbers, result_dicts
 from hpc_agent.source_edits import Edit, add_imports, insertion_line, splice
 
 
@@ -205,18 +205,30 @@ def result_as_json(text: str, stdout: str) -> tuple[str, list[str]]:
     dicts = {n.targets[0].id for n in ast.walk(tree) if isinstance(n, ast.Assign) and len(n.targets) == 1
              and isinstance(n.targets[0], ast.Name) and isinstance(n.value, ast.Dict)}
     if len(values) == 1 and isinstance(values[0], ast.Name) and values[0].id in dicts:  # `print("RESULT", result)`
-        new = f'print("RESULT " + json.dumps({values[0].id}, default=float))'
+        payload = values[0].id
     elif len(values) == 1 and isinstance(values[0], ast.Dict):  # `print("RESULT", {"n_obs": n})`
-        new = f'print("RESULT " + json.dumps({ast.get_source_segment(text, values[0])}, default=float))'
+        payload = ast.get_source_segment(text, values[0]) or ast.unparse(values[0])
     elif len(values) == len(printed):
-        body = ", ".join(f"{k!r}: {ast.get_source_segment(text, v) or ast.unparse(v)}" for k, v in zip(printed, values))
-        new = f'print("RESULT " + json.dumps({{{body}}}, default=float))'
+        payload = _dict_text(text, list(printed), values)
     else:
         return text, []
+    fixed, new = _print_as_json(text, tree, call, payload)
+    return fixed, [f"the RESULT line (line {call.lineno}) was a Python dict, not JSON: it now prints `{new}`"]
+
+
+def _dict_text(text: str, keys: list[str], values: list[ast.expr]) -> str:
+    """`{'key': <value's source>, ...}`: keys paired with the script's expressions, in order."""
+    return "{" + ", ".join(f"{k!r}: {ast.get_source_segment(text, v) or ast.unparse(v)}" for k, v in zip(keys, values)) + "}"
+
+
+def _print_as_json(text: str, tree: ast.Module, call: ast.Call, payload: str) -> tuple[str, str]:
+    """The RESULT print `call` replaced by one printing `json.dumps(payload)` (`import json` added when missing);
+    the new script and the new line."""
+    new = f'print("RESULT " + json.dumps({payload}, default=float))'
     fixed = splice(text, [(call, new)])
     if "json" not in {a.asname or a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}:
         fixed = add_imports(fixed, ["import json"])
-    return fixed, [f"the RESULT line (line {call.lineno}) was a Python dict, not JSON: it now prints `{new}`"]
+    return fixed, new
 
 
 _FORMAT_KEY = re.compile(r"""KeyError: "'(\w+)'\"""")
@@ -243,11 +255,7 @@ def result_format_braces(text: str, stderr: str) -> tuple[str, list[str]]:
         keys = re.findall(r"""["'](\w+)["']\s*:""", fmt.func.value.value)
         if not keys or len(keys) != len(fmt.args):
             continue
-        body = ", ".join(f"{k!r}: {ast.get_source_segment(text, v) or ast.unparse(v)}" for k, v in zip(keys, fmt.args))
-        new = f'print("RESULT " + json.dumps({{{body}}}, default=float))'
-        fixed = splice(text, [(call, new)])
-        if "json" not in {a.asname or a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}:
-            fixed = add_imports(fixed, ["import json"])
+        fixed, new = _print_as_json(text, tree, call, _dict_text(text, keys, list(fmt.args)))
         return fixed, [f"line {call.lineno}: `.format` read the RESULT dict's own braces as fields (KeyError): it now "
                        f"prints `{new}`"]
     return text, []
@@ -257,11 +265,10 @@ _COLUMN_ATTRIBUTE = re.compile(r"AttributeError: '((?:Masked)?Column|numpy\.\w+)
 _REDUCTIONS = ("sum", "mean", "median", "min", "max", "std")
 
 
-def _reduced_column(node: ast.expr, once: dict[str, ast.expr]) -> ast.Subscript | None:
+def _reduced_column(node: ast.expr, bound: dict[str, list[ast.expr]]) -> ast.Subscript | None:
     """The column a number was reduced from: `t["LIVETIME"].sum()`, `np.sum(t["LIVETIME"])`, or a name assigned
     once from either."""
-    if isinstance(node, ast.Name) and node.id in once:
-        node = once[node.id]
+    node = assigned_once(node, bound)
     if not isinstance(node, ast.Call) or not isinstance(node.func, ast.Attribute) or node.func.attr not in _REDUCTIONS:
         return None
     if isinstance(node.func.value, ast.Subscript):  # `t["LIVETIME"].sum()`
@@ -291,8 +298,8 @@ def column_as_quantity(text: str, stderr: str) -> tuple[str, list[str]]:
     if owner.endswith("Column"):
         columns = [r for r in reads if isinstance(r, ast.Subscript)]
     else:
-        once = {name: values[0] for name, values in bindings(tree).items() if len(values) == 1}
-        columns = [c for r in reads if (c := _reduced_column(r, once)) is not None]
+        bound = bindings(tree)
+        columns = [c for r in reads if (c := _reduced_column(r, bound)) is not None]
     edits: list[Edit] = list({id(c): (c, f"{ast.get_source_segment(text, c)}.quantity") for c in columns}.values())
     if not edits:
         return text, []

@@ -211,8 +211,9 @@ _PLAIN_OWNER = re.compile(r"'(?:numpy\.\w+|int|float|str|list|dict|tuple|set|boo
 def concerns_the_library(error_text: str) -> bool:
     """Whether documentation can help: a traceback that names a symbol or passes through Gammapy, astropy or
     regions code does; one raised in the script or the standard library (json refusing a Quantity, a
-    ZeroDivisionError, an attribute asked of a numpy number or a list) does not, and the request's nearest snippets only lead a small model off (it took
-    `DataStore.copy_obs` from them). Findings without a traceback (static errors, checks) always may."""
+    ZeroDivisionError, an attribute asked of a numpy number or a list) does not, and the request's nearest
+    snippets only lead a small model off (it took `DataStore.copy_obs` from them). Findings without a
+    traceback (static errors, checks) always may."""
     frames = _TRACEBACK_FRAME.findall(error_text)
     if not frames or any(_LIBRARY_PATH.search(f) for f in frames):
         return True
