@@ -766,6 +766,21 @@ def runtime_suggestion(stderr: str, index: NameIndex, request: str = "") -> str 
     return _suggest(owner, cls, attr, sorted(names))
 
 
+def keyword_meant(owner: str, method: str, keyword: str, index: NameIndex) -> str | None:
+    """The one parameter of `owner.method` (a public library class; `__init__` for its constructor) that a
+    keyword it does not take can only mean (`selection` -> `selections`), for a run's "got an unexpected
+    keyword argument" where the receiver's class was not known before the run."""
+    home = index.home(owner)
+    cls = getattr(_import(home), owner, None) if home else None
+    func = getattr(cls, method, None) if inspect.isclass(cls) else None
+    try:
+        params = inspect.signature(func).parameters.values() if func is not None else ()
+    except (TypeError, ValueError):
+        return None
+    names = [p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name != "self"]
+    return None if keyword in names else _only_reading(keyword, names)
+
+
 def _ref_for(obj: Any, label: str) -> _Ref | None:
     if obj is None:
         return None

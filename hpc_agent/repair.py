@@ -389,19 +389,30 @@ def _pair_position(name: str, stored: set[str]) -> str | None:
 def pair_as_position(text: str, _: NameIndex) -> tuple[str, list[str]]:
     """`pointing.separation(source_ra)` where the script assigns `source_ra` and `source_dec`: one coordinate given
     where a sky position is taken ("Tried to do is_equivalent_frame on something that isn't a frame") can only mean
-    the position the pair makes."""
+    the position the pair makes. So can `pointing.separation(ra, dec)`, two coordinates where one position is
+    taken (its second parameter is a string option): `SkyCoord(ra, dec, unit="deg")`."""
     tree = ast.parse(text)
     stored = _stored(tree)
     edits: list[Edit] = []
     notes: list[str] = []
     for call in ast.walk(tree):
-        if isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute) and call.func.attr == "separation" \
-                and len(call.args) == 1 and isinstance(arg := call.args[0], ast.Name) \
+        if not (isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute) and call.func.attr == "separation"):
+            continue
+        if len(call.args) == 1 and isinstance(arg := call.args[0], ast.Name) \
                 and (position := _pair_position(arg.id, stored)) is not None:
             edits.append((arg, position))
             notes.append(f"line {call.lineno}: `.{call.func.attr}()` takes a sky position, not the one coordinate "
                          f"`{arg.id}`: gave it `{position}`")
-    return (splice(text, edits), notes) if edits else (text, [])
+        elif len(call.args) == 2 and not call.keywords and not any(
+                isinstance(a, (ast.Constant, ast.Starred)) for a in call.args):
+            pair = ", ".join(ast.get_source_segment(text, a) or ast.unparse(a) for a in call.args)
+            position = f'SkyCoord({pair}, unit="deg")'
+            edits.append((ast.Tuple(call.args, lineno=call.args[0].lineno, col_offset=call.args[0].col_offset,
+                                    end_lineno=call.args[1].end_lineno, end_col_offset=call.args[1].end_col_offset),
+                          position))
+            notes.append(f"line {call.lineno}: `.{call.func.attr}()` takes one sky position, not two coordinates: "
+                         f"gave it `{position}`")
+    return (splice(text, edits), notes) if edits else (text, [])  # `add_missing_imports` imports SkyCoord
 
 
 def true_separation(text: str, _: NameIndex) -> tuple[str, list[str]]:

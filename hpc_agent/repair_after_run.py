@@ -12,6 +12,7 @@ import json
 import re
 from typing import Any, Callable
 
+from hpc_agent.grounding import keyword_meant
 from hpc_agent.names import NameIndex
 from hpc_agent.prompts import SCRIPT_FRAME
 from hpc_agent.repair import Repaired, assigned_once, bindings, json_numpy_numbers, result_dicts
@@ -310,6 +311,36 @@ def column_as_quantity(text: str, stderr: str) -> tuple[str, list[str]]:
                                   f"the column's `.quantity` instead (`t[\"LIVETIME\"].quantity.sum()`), which keeps its unit"]
 
 
+_UNEXPECTED_KEYWORD = re.compile(r"TypeError: (?:[\w.]+\.)?(\w+)\.(\w+)\(\) got an unexpected keyword argument '(\w+)'")
+
+
+def renamed_keyword(text: str, stderr: str, index: NameIndex) -> tuple[str, list[str]]:
+    """`ObservationTable.select_observations() got an unexpected keyword argument 'selection'` where the
+    receiver's class was unknown before the run (a function's parameter, a name bound twice): on the line the
+    traceback names, that keyword of a call to that method becomes the one parameter it can only mean."""
+    found, frames = _UNEXPECTED_KEYWORD.findall(stderr), SCRIPT_FRAME.findall(stderr)
+    if not found or not frames:
+        return text, []
+    (owner, method, keyword), line = found[-1], int(frames[-1])
+    meant = keyword_meant(owner, method, keyword, index)
+    if meant is None:
+        return text, []
+    called = owner if method == "__init__" else method
+    edits: list[Edit] = []
+    for call in ast.walk(ast.parse(text)):
+        name = call.func.attr if isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute) else \
+            call.func.id if isinstance(call, ast.Call) and isinstance(call.func, ast.Name) else None
+        if name != called or not isinstance(call, ast.Call) or not call.lineno <= line <= (call.end_lineno or call.lineno):
+            continue
+        edits += [(ast.Name(keyword, lineno=kw.lineno, col_offset=kw.col_offset, end_lineno=kw.lineno,
+                            end_col_offset=kw.col_offset + len(keyword)), meant)
+                  for kw in call.keywords if kw.arg == keyword]
+    if not edits:
+        return text, []
+    return splice(text, edits), [f"line {line}: `{owner}.{method}()` takes no keyword `{keyword}`: renamed it "
+                                 f"`{meant}` (the only parameter it can mean)"]
+
+
 # Repairs that only a run can show to be needed (a correct script would be changed by them otherwise):
 # the run's error -> the repair (given the script and the run's stderr); the script is re-run once, in the
 # same attempt, when one applies.
@@ -371,4 +402,5 @@ def repair_after_run(script: str, stderr: str, index: NameIndex, stdout: str = "
             fixed, notes = step(script, stderr)
             if notes and fixed != script:
                 return Repaired(fixed, tuple(notes))
-    return None
+    fixed, notes = renamed_keyword(script, stderr, index)
+    return Repaired(fixed, tuple(notes)) if notes and fixed != script else None
