@@ -355,7 +355,7 @@ def run_agent(
                 hints = _hints(attempt, spec.prompt)
                 learned += prompts.lessons(attempt, hints, keys)
                 way = prompts.failure_signature(attempt)
-                stuck = repeats is not None or way in failed_ways
+                stuck = repeats is not None or way in failed_ways or prompts.echoes_feedback(own)
                 failed_ways.add(way)
                 if stuck:
                     temperature = min(REPEAT_MAX_TEMPERATURE, (temperature or backend.temperature or 0.0) + REPEAT_STEP)

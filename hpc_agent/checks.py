@@ -11,6 +11,7 @@ import re
 from pyflakes import checker as pyflakes_checker
 from pyflakes import messages as pyflakes_messages
 
+SYNTAX_ERROR = "SyntaxError at line"  # how a script that does not parse is reported (retrieval reads it too)
 FORBIDDEN_COLUMNS = ("TARGET_NAME", "OBJECT")
 DISPLAY_METHODS = ("show", "peek")
 DISPLAY_FUNCTIONS = ("display", "input")
@@ -121,7 +122,7 @@ def static_errors(script: str, *, require_result: bool = True, cone_radius: floa
     try:
         tree = ast.parse(script)
     except SyntaxError as exc:
-        return [f"SyntaxError at line {exc.lineno}: {exc.msg} (return plain Python, no notebook magics or prose)"]
+        return [f"{SYNTAX_ERROR} {exc.lineno}: {exc.msg} (return plain Python, no notebook magics or prose)"]
 
     errors: list[str] = []
     for node in ast.walk(tree):

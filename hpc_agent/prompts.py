@@ -59,6 +59,7 @@ Non-negotiable rules:
 """
 
 ASK = "Return the complete script now."
+REPAIR_ASK = "Return the complete corrected script."
 USER_TEMPLATE = "{prompt}\n\n" + ASK
 
 
@@ -303,8 +304,21 @@ def repair_message(attempt: Attempt, max_stderr_lines: int = 15, repeats: int | 
     hints = [*extra_hints, *hints_for(text_for_hints), *(script_hints(attempt.script) if ex is not None else [])]
     if hints:
         parts.append("Hints:\n" + "\n".join(f"- {h}" for h in hints))
-    parts.append("Return the complete corrected script.")
+    parts.append(REPAIR_ASK)
     return "\n\n".join(parts)
+
+
+# Lines only the harness writes (and a traceback's caret markers): a script holding one is the model copying
+# its feedback instead of answering it; kept in the conversation, that answer is copied again (the 0.5B did,
+# twice), so the loop restarts instead.
+HARNESS_LINES = frozenset({ASK, REPAIR_ASK, REFERENCE_HEADER, "Validation failed:", "Traceback (last lines):",
+                           "Traceback (most recent call last):"})
+_ECHOED = re.compile(r"^(?:~*\^[~^]{2,}|--- (?:end of )?snippet \d+\b.*)$")  # `~~^^^^~~` marks a traceback's span
+
+
+def echoes_feedback(script: str | None) -> bool:
+    """Whether the script holds a line of the harness's own feedback (a heading, a snippet marker, carets)."""
+    return any(line in HARNESS_LINES or _ECHOED.match(line) for line in (r.strip() for r in (script or "").splitlines()))
 
 
 # --- lessons: what a restarted conversation keeps of the failed attempts -----------------------------------

@@ -10,6 +10,7 @@ from click.testing import CliRunner
 
 from conftest import script
 from doubles.openai_server import Reply, ScriptedOpenAIServer
+from hpc_agent import prompts
 from hpc_agent.cli import main
 
 PROMPT = "How many H.E.S.S. DR1 observations point within 2 degrees of MSH 15-52?"
@@ -137,6 +138,29 @@ def test_a_stuck_model_gets_a_fresh_conversation_with_lessons(tmp_path: Path, da
     summaries = json.loads((out / "run.json").read_text())["attempt_summaries"]
     assert [a.get("restart") for a in summaries[:2]] == [False, True]
     assert json.loads((out / "attempt-2" / "validation.json").read_text())["restart"] is True
+
+
+def test_an_answer_copying_the_feedback_restarts_the_conversation(tmp_path: Path, data_root: Path) -> None:
+    """The 0.5B answered a traceback with its script cut at the failing line, then the traceback's carets and
+    the feedback's headings; kept in the conversation, it was copied again. It counts as stuck: the next
+    request is the first one with the lessons, holding neither that answer nor the feedback it copied."""
+    bad = "import json\nprint('RESULT ' + json.dumps({'n': n_obs}))\n"
+    echo = ("import json\nn = len(\n      ^^^^^^^\nNameError: name 'n_obs' is not defined\n\n"
+            "Return the complete corrected script.\n")
+    replies = [Reply(code=bad), Reply(code=echo), Reply(code=script("msh1552_count_ok.py"))]
+    out = tmp_path / "b"
+    with ScriptedOpenAIServer(replies) as srv:
+        code, _ = _run(_base(srv, out, data_root, "--attempts", "3"))
+        first, _, third = (r["messages"] for r in srv.requests)
+    assert code == 0
+    assert [m["role"] for m in third] == [m["role"] for m in first]  # no assistant turn left to copy
+    assert "Earlier scripts for this request failed" in third[-1]["content"]
+    assert "^^^^" not in third[-1]["content"]
+    summaries = json.loads((out / "run.json").read_text())["attempt_summaries"]
+    assert [a.get("restart") for a in summaries[:2]] == [False, True]
+    assert prompts.echoes_feedback(echo) and not prompts.echoes_feedback(script("msh1552_count_ok.py"))
+    assert prompts.echoes_feedback("x = 1\n--- snippet 2: gammapy.data.DataStore (class) ---\n")
+    assert not prompts.echoes_feedback("s = '^^^'\nprint(s)\n")  # carets inside code are code
 
 
 def test_a_numpy_number_in_json_is_repaired_after_the_run_in_the_same_attempt(

@@ -176,6 +176,10 @@ def test_api_corpus_is_the_installed_gammapy(api_docs: list[rag.Document]) -> No
     # a class chunk doubles as an overview of its members
     assert "- select_sky_circle(): " in by_symbol["gammapy.data.ObservationTable"].text
     assert {"module", "class", "function", "method", "property"} <= {d.kind for d in api_docs}
+    # a default value's long repr gives way to the parameters (AnalysisConfig's ran to 2,000 characters)
+    config = by_symbol["gammapy.analysis.AnalysisConfig"].text.splitlines()[0]
+    assert len(config) < 700 and "observations: gammapy.analysis.config.ObservationsConfig = ..." in config
+    assert "offset_max='3 deg'" in by_symbol["gammapy.makers.SafeMaskMaker"].text  # a short one stays
 
 
 def test_tutorials_are_cleaned_to_the_prompt_contract(tmp_path: Path) -> None:
@@ -368,7 +372,8 @@ def test_chunk_ids_are_stable_and_content_addressed(api_docs: list[rag.Document]
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     here = rag.chunk_documents(rag.api_documents("gammapy.datasets"))
     assert res.returncode == 0 and res.stdout.strip() == str(sorted(c.id for c in here)), res.stderr[-500:]
-    assert "date=<Time object>" in next(d.text for d in api_docs if d.symbol == "gammapy.datasets.MapDatasetMetaData")
+    meta = next(d.text for d in api_docs if d.symbol == "gammapy.datasets.MapDatasetMetaData")
+    assert "creation: Optional[gammapy.utils.metadata.CreatorMetaData] = ...," in meta  # its date: the import time
     long = rag.Document("x", "gammapy.x", "class", "class gammapy.x()\n" + "\n\n".join(["word " * 100] * 10))
     pieces = rag.chunk_documents([long])
     assert len(pieces) > 1 and all(len(p.text) <= 1700 for p in pieces)
@@ -552,6 +557,11 @@ def test_a_run_failing_in_the_scripts_own_python_gets_no_snippets() -> None:
     # `make_observation_time_map`, and the 1.5B invented `ObservationTimeMap`)
     assert not rag.concerns_the_library('  File "/w/script.py", line 22, in <module>\n'
                                         "AttributeError: 'numpy.float32' object has no attribute 'to'")
+    # nor is a script that does not parse (the 0.5B pasted the snippets' reprs and numpydoc into its next one)
+    syntax = ("SyntaxError at line 10: invalid syntax (return plain Python, no notebook magics or prose)\n"
+              "SyntaxError at line 10: invalid syntax (return plain Python, no notebook magics or prose)")
+    assert not rag.concerns_the_library(syntax)
+    assert rag.concerns_the_library(syntax + "\nline 4: undefined name 'DataStore'")
 
 
 # --- the agent and sweeps --------------------------------------------------------------------------------------------

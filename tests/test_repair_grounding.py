@@ -716,6 +716,27 @@ def test_an_unclosed_call_and_bare_units_are_repaired_so_the_script_runs(tmp_pat
     assert result["flux"] == pytest.approx(2e-12 * 1e4 / 1e3)
 
 
+def test_a_result_print_that_does_not_parse_prints_the_dict_it_wrote(tmp_path) -> None:
+    """`print("RESULT {" + json.dumps({...})) + "}")` (the 0.5B, twice: "unmatched ')'"): the dict literal on
+    the line is the result; the line prints it as the contract says, and the script runs."""
+    code = ("import numpy as np\nlive = np.array([1800.0, 5400.0])\n"
+            "    \n"
+            "if live.size:\n"
+            "    print(\"RESULT {\" + json.dumps({\"n_obs\": len(live), \"livetime_hours\": live.sum() / 3600}, "
+            "default=float)) + \"}\")\n")
+    fixed = static_stage(code)
+    assert fixed.errors == (), fixed.errors
+    assert fixed.repairs[0] == ('line 5 did not parse: it now prints the RESULT dict it wrote, `print("RESULT " + '
+                                'json.dumps({"n_obs": len(live), "livetime_hours": live.sum() / 3600}, default=float))`')
+    assert "added `import json`" in fixed.repairs
+    ran = _run(fixed.script, tmp_path)
+    assert json.loads(ran.stdout.split("RESULT ", 1)[1]) == {"n_obs": 2, "livetime_hours": 2.0}, ran.stderr
+    # a line with no dict literal in it is the model's to rewrite
+    from hpc_agent.syntax_repair import make_it_parse
+    broken = "x = 1\nprint('RESULT ' + json.dumps(x)))\n"
+    assert make_it_parse(broken) == (broken, [])
+
+
 @pytest.mark.parametrize("code", [
     "x = (1 +\n",            # nothing after the opener to close over: closing it still does not parse
     "x = 5 foo\n",           # `foo` is no unit

@@ -17,6 +17,7 @@ from hpc_agent.names import exported as _exported
 from hpc_agent.names import public_names
 from hpc_agent.names import walk_modules as _modules
 
+MAX_DEFAULT_CHARS = 60  # a longer default value's repr is shown as `...` (AnalysisConfig's ran to 2,000 characters)
 MAX_DOC_CHARS = 1500  # a docstring beyond this is cut: the summary and parameters come first in numpydoc
 
 SCRIPT_KIND = "script"  # a tutorial's whole code, condensed: shown whole, found through its page's pieces
@@ -35,6 +36,14 @@ class Document:
 # --- the installed Gammapy's public API ----------------------------------------------------------------------
 
 
+class _Elided:
+    """A default value too long to show: the snippet's room goes to the parameters and the docstring (the
+    0.5B copied a whole config repr, `<Angle 0.02 deg>` and all, into its script)."""
+
+    def __repr__(self) -> str:
+        return "..."
+
+
 def _signature(obj: object) -> str:
     """The call signature without what changes from process to process in default values' reprs (memory
     addresses, `<function nansum at 0x7f..>`; import times, `<Time object: ... value=2026-...>`): the same
@@ -42,10 +51,17 @@ def _signature(obj: object) -> str:
     if not callable(obj):  # what inspect.signature refuses with a TypeError
         return "(...)"
     try:
-        sig = str(inspect.signature(obj))
+        signature = inspect.signature(obj)
     except (TypeError, ValueError):
         return "(...)"
-    return re.sub(r"<([\w.]+) object[^<>]*>", r"<\1 object>", re.sub(r" at 0x[0-9a-fA-F]+>", ">", sig))
+    sig = str(signature.replace(parameters=[
+        p.replace(default=_Elided()) if p.default is not p.empty and len(_stable(repr(p.default))) > MAX_DEFAULT_CHARS
+        else p for p in signature.parameters.values()]))
+    return _stable(sig)
+
+
+def _stable(text: str) -> str:
+    return re.sub(r"<([\w.]+) object[^<>]*>", r"<\1 object>", re.sub(r" at 0x[0-9a-fA-F]+>", ">", text))
 
 
 def _doc(obj: object, limit: int = MAX_DOC_CHARS) -> str:

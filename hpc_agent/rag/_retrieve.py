@@ -21,6 +21,7 @@ from collections import Counter
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
+from hpc_agent.checks import SYNTAX_ERROR
 from hpc_agent.rag._corpus import SCRIPT_KIND
 from hpc_agent.rag._embed import Embedder
 from hpc_agent.rag._index import Hit, Index
@@ -212,8 +213,12 @@ def concerns_the_library(error_text: str) -> bool:
     """Whether documentation can help: a traceback that names a symbol or passes through Gammapy, astropy or
     regions code does; one raised in the script or the standard library (json refusing a Quantity, a
     ZeroDivisionError, an attribute asked of a numpy number or a list) does not, and the request's nearest
-    snippets only lead a small model off (it took `DataStore.copy_obs` from them). Findings without a
-    traceback (static errors, checks) always may."""
+    snippets only lead a small model off (it took `DataStore.copy_obs` from them). Nor does a script that does
+    not parse: the 0.5B copied the snippets' signatures and numpydoc sections into its next script. Other
+    findings without a traceback (static errors, checks) may."""
+    findings = [line for line in error_text.splitlines() if line.strip()]
+    if findings and all(line.startswith(SYNTAX_ERROR) for line in findings):
+        return False
     frames = _TRACEBACK_FRAME.findall(error_text)
     if not frames or any(_LIBRARY_PATH.search(f) for f in frames):
         return True
