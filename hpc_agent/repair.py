@@ -918,6 +918,52 @@ def unwrap_nested_result_keys(text: str, _: NameIndex) -> tuple[str, list[str]]:
     return (splice(text, edits), notes) if edits else (text, [])
 
 
+def braces_around_json(text: str, _: NameIndex) -> tuple[str, list[str]]:
+    """`print("RESULT {" + json.dumps({...}) + "}")`: json.dumps writes the object's braces itself, so the
+    extra pair prints `{{...}}`, which is no JSON object (the 0.5B, three tasks)."""
+    tree = ast.parse(text)
+    edits: list[Edit] = []
+    for call in ast.walk(tree):
+        if not (isinstance(call, ast.Call) and isinstance(call.func, ast.Name) and call.func.id == "print"
+                and len(call.args) == 1 and isinstance(call.args[0], ast.BinOp)):
+            continue
+        outer = call.args[0]
+        if not (isinstance(outer.op, ast.Add) and isinstance(outer.left, ast.BinOp) and isinstance(outer.left.op, ast.Add)):
+            continue
+        head, dumps, tail = outer.left.left, outer.left.right, outer.right
+        if isinstance(head, ast.Constant) and isinstance(head.value, str) and head.value.startswith("RESULT") \
+                and head.value.rstrip().endswith("{") and isinstance(tail, ast.Constant) and tail.value == "}" \
+                and isinstance(dumps, ast.Call) and isinstance(dumps.func, ast.Attribute) and dumps.func.attr == "dumps":
+            edits.append((outer, f'"RESULT " + {ast.get_source_segment(text, dumps)}'))
+    notes = ["the RESULT line wrapped json.dumps in braces of its own (`{{...}}` is no JSON object): removed them"
+             for _ in edits[:1]]
+    return (splice(text, edits), notes) if edits else (text, [])
+
+
+def count_the_selection_not_its_criteria(text: str, _: NameIndex) -> tuple[str, list[str]]:
+    """`len(selection)` where `selection` is the dict of criteria given to `select_observations(selection)`:
+    the number of criteria is never the count wanted; the selected table's length is (the 0.5B counted 5
+    observations, the dict's keys, three times)."""
+    tree = ast.parse(text)
+    bound = bindings(tree)
+    selected: dict[str, str] = {}  # criteria dict's name -> the selected table (a name assigned once, else the call)
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) \
+                and node.func.attr == "select_observations" and len(node.args) == 1 \
+                and isinstance(arg := node.args[0], ast.Name) and len(bound.get(arg.id, [])) == 1 \
+                and isinstance(criteria := bound[arg.id][0], (ast.Dict, ast.Call)) \
+                and (isinstance(criteria, ast.Dict) or ast.unparse(criteria.func) == "dict"):
+            names = [t.id for a in ast.walk(tree) if isinstance(a, ast.Assign) and a.value is node
+                     for t in a.targets if isinstance(t, ast.Name) and len(bound.get(t.id, [])) == 1]
+            selected[arg.id] = names[0] if names else (ast.get_source_segment(text, node) or ast.unparse(node))
+    edits: list[Edit] = [(c.args[0], selected[c.args[0].id]) for c in ast.walk(tree)
+                         if isinstance(c, ast.Call) and isinstance(c.func, ast.Name) and c.func.id == "len"
+                         and len(c.args) == 1 and isinstance(c.args[0], ast.Name) and c.args[0].id in selected]
+    notes = [f"line {node.lineno}: `len({node.id})` counted the selection's criteria: it now counts the selected "
+             f"observations, `len({new})`" for node, new in edits if isinstance(node, ast.Name)]
+    return (splice(text, edits), notes) if edits else (text, [])
+
+
 def fix_misspelt_variables(text: str, index: NameIndex) -> tuple[str, list[str]]:
     """A name used but never defined that is, but for case and underscores, exactly one variable the script
     assigns (`datastore` beside `data_store = ...`): that variable. A name something can be imported as
@@ -954,6 +1000,8 @@ REPAIRS: tuple[Callable[[str, NameIndex], tuple[str, list[str]]], ...] = (
     index_columns_of_observations,
     format_result_placeholders,
     unwrap_nested_result_keys,
+    braces_around_json,
+    count_the_selection_not_its_criteria,
     remove_display_calls,
     define_idiom_variables,
     ids_not_rows,  # after the idiom's `table` may have been defined

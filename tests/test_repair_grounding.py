@@ -737,6 +737,38 @@ def test_a_result_print_that_does_not_parse_prints_the_dict_it_wrote(tmp_path) -
     assert make_it_parse(broken) == (broken, [])
 
 
+def test_a_count_of_the_criteria_and_braces_around_json_are_repaired(data_root: Path, tmp_path) -> None:
+    """The 0.5B's total-livetime answer: `len(selection)` (the criteria dict: 5) as `n_obs`, and
+    `"RESULT {" + json.dumps(...) + "}"`. Repaired, it prints the reference's values for PKS 2155-304."""
+    code = ("import json, os\nimport astropy.units as u\nfrom gammapy.data import DataStore\n"
+            "data_store = DataStore.from_dir(os.path.join(os.environ['PHOTON_STORAGE'], 'hess-dl3-dr1'))\n"
+            "selection = dict(type='sky_circle', frame='icrs', lon=329.7169 * u.deg, lat=-30.2256 * u.deg,\n"
+            "                 radius=2 * u.deg)\n"
+            "livetime = sum(obs['LIVETIME'] for obs in data_store.obs_table.select_observations(selection))\n"
+            "print('RESULT {' + json.dumps({'n_obs': len(selection), 'livetime_hours': livetime / 3600}, "
+            "default=float) + '}')\n")
+    fixed = repair(code, name_index())
+    assert fixed.repairs == (
+        "the RESULT line wrapped json.dumps in braces of its own (`{{...}}` is no JSON object): removed them",
+        "line 8: `len(selection)` counted the selection's criteria: it now counts the selected observations, "
+        "`len(data_store.obs_table.select_observations(selection))`")
+    (tmp_path / "script.py").write_text(fixed.script)
+    ran = subprocess.run([sys.executable, str(tmp_path / "script.py")], capture_output=True, text=True, timeout=300,
+                         env={**os.environ, "PHOTON_STORAGE": str(data_root)})
+    got = json.loads(ran.stdout.split("RESULT ", 1)[1])
+    theirs = subprocess.run([sys.executable, "-c", reference_script(load_tasks()["total-livetime-pks2155"])],
+                            capture_output=True, text=True, timeout=300, env={**os.environ, "PHOTON_STORAGE": str(data_root)})
+    reference = json.loads(theirs.stdout.strip().splitlines()[-1].removeprefix("RESULT "))
+    assert got["n_obs"] == reference["n_obs"] and got["livetime_hours"] == pytest.approx(reference["livetime_hours"])
+    # a selection assigned to a name first is counted through that name; a list's length is left alone
+    named = code.replace("livetime = sum(obs['LIVETIME'] for obs in data_store.obs_table.select_observations("
+                         "selection))", "chosen = data_store.obs_table.select_observations(selection)\n"
+                         "livetime = sum(chosen['LIVETIME'])")
+    assert "`len(chosen)`" in repair(named, name_index()).repairs[1]
+    listed = code.replace("len(selection)", "len([1, 2])")
+    assert not any("criteria" in r for r in repair(listed, name_index()).repairs)
+
+
 @pytest.mark.parametrize("code", [
     "x = (1 +\n",            # nothing after the opener to close over: closing it still does not parse
     "x = 5 foo\n",           # `foo` is no unit
