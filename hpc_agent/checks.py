@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import ast
 import re
+from dataclasses import dataclass
 
 from pyflakes import checker as pyflakes_checker
 from pyflakes import messages as pyflakes_messages
@@ -82,37 +83,54 @@ def _assigned(stmt: ast.stmt) -> set[str]:
     return {n.id for n in ast.walk(stmt) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
 
 
-def unchained_makers(tree: ast.AST) -> list[str]:
-    """Two different makers run on the same dataset, each result kept apart: the second loses the first's step
-    (background without safe mask, or `a + b`, which builds a two-dataset list). Gammapy's makers return the
-    dataset with their step added, so each must start from the previous one's result."""
+@dataclass(frozen=True)
+class UnchainedRun:
+    """`second = MakerB.run(x, obs)` after `first = MakerA.run(x, obs)`: both on `x`, so B's result lacks A's step."""
+
+    call: ast.Call  # the second run
+    maker: str  # its Maker class
+    source: str  # the dataset both ran on
+    before: str  # the first run's Maker class
+    line: int  # the first run's line
+    first: str | None  # the name the first run's result went to (one name), if any
+
+
+def unchained_runs(tree: ast.AST) -> list[UnchainedRun]:
+    """Two different makers run on the same dataset, each result kept apart, in one block."""
     makers = {t.id: cls for node in ast.walk(tree) if isinstance(node, ast.Assign)
               for cls in [_maker_class(node.value, {})] if cls for t in node.targets if isinstance(t, ast.Name)}
-    errors = []
+    found = []
     for body in (b for node in ast.walk(tree) for field in ("body", "orelse") if isinstance(b := getattr(node, field, None), list)):
-        last: dict[str, tuple[str, int]] = {}  # dataset name -> (maker class, line) of the latest run on it
+        last: dict[str, tuple[str, int, str | None]] = {}  # dataset -> (maker class, line, result name) of its latest run
         for stmt in body:
             call = stmt.value if isinstance(stmt, ast.Assign) else None
             if (isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute) and call.func.attr == "run"
                     and call.args and isinstance(call.args[0], ast.Name)):
                 cls, source = _maker_class(call.func.value, makers), call.args[0].id
                 if cls and source in last and last[source][0] != cls:
-                    before, line = last[source]
-                    errors.append(
-                        f"line {stmt.lineno}: `{cls}` runs on `{source}`, like `{before}` on line {line}, so the "
-                        f"step `{before}` added is lost (and `a + b` of two datasets is a list of two). Each maker "
-                        f"returns the dataset with its step added: chain them, `dataset = maker.run(dataset, "
-                        f"observation)`, e.g. `dataset = bkg_maker.run(dataset, obs)` then "
-                        f"`dataset = safe_mask_maker.run(dataset, obs)`")
+                    found.append(UnchainedRun(call, cls, source, *last[source]))
                 assigned = _assigned(stmt)
                 for name in assigned:
                     last.pop(name, None)
                 if cls and source not in assigned:  # the result went elsewhere: `source` lacks this step
-                    last[source] = (cls, stmt.lineno)
+                    result = stmt.targets[0].id if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 \
+                        and isinstance(stmt.targets[0], ast.Name) else None
+                    last[source] = (cls, stmt.lineno, result)
                 continue
             for name in _assigned(stmt):
                 last.pop(name, None)
-    return errors
+    return found
+
+
+def unchained_makers(tree: ast.AST) -> list[str]:
+    """Two different makers run on the same dataset, each result kept apart: the second loses the first's step
+    (background without safe mask, or `a + b`, which builds a two-dataset list). Gammapy's makers return the
+    dataset with their step added, so each must start from the previous one's result."""
+    return [f"line {r.call.lineno}: `{r.maker}` runs on `{r.source}`, like `{r.before}` on line {r.line}, so the "
+            f"step `{r.before}` added is lost (and `a + b` of two datasets is a list of two). Each maker "
+            f"returns the dataset with its step added: chain them, `dataset = maker.run(dataset, "
+            f"observation)`, e.g. `dataset = bkg_maker.run(dataset, obs)` then "
+            f"`dataset = safe_mask_maker.run(dataset, obs)`" for r in unchained_runs(tree)]
 
 
 def static_errors(script: str, *, require_result: bool = True, cone_radius: float | None = None) -> list[str]:

@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from hpc_agent.checks import DISPLAY_METHODS, selects, undefined_names
+from hpc_agent.checks import DISPLAY_METHODS, selects, unchained_runs, undefined_names
 from hpc_agent.model_wiring import attach_source_model, freeze_as_requested
 from hpc_agent.names import NameIndex, flat_name
 from hpc_agent.request_facts import SourceModel
@@ -918,6 +918,28 @@ def unwrap_nested_result_keys(text: str, _: NameIndex) -> tuple[str, list[str]]:
     return (splice(text, edits), notes) if edits else (text, [])
 
 
+def chain_makers(text: str, _: NameIndex) -> tuple[str, list[str]]:
+    """`bkg = ReflectedRegionsBackgroundMaker().run(ds, obs)` then `safe = SafeMaskMaker(...).run(ds, obs)`, and
+    `ds = bkg + safe`: each maker returns the dataset with its step added, so the second runs on the first's
+    result, and the sum of the two (a list of two datasets) is the second's result (the 1.5B, light curves)."""
+    tree = ast.parse(text)
+    edits: list[Edit] = []
+    notes: list[str] = []
+    for run in unchained_runs(tree):
+        if run.first is None:
+            continue
+        edits.append((run.call.args[0], run.first))
+        second = next((t.id for a in ast.walk(tree) if isinstance(a, ast.Assign) and a.value is run.call
+                       for t in a.targets if isinstance(t, ast.Name)), None)
+        summed = [b for b in ast.walk(tree) if second and isinstance(b, ast.BinOp) and isinstance(b.op, ast.Add)
+                  and {ast.unparse(b.left), ast.unparse(b.right)} == {run.first, second}]
+        edits += [(b, second or "") for b in summed]
+        notes.append(f"line {run.call.lineno}: `{run.maker}` now runs on `{run.first}`, the result of `{run.before}` "
+                     f"(line {run.line}), so the dataset keeps both steps"
+                     + (f"; `{ast.unparse(summed[0])}` (a list of two datasets) is now `{second}`" if summed else ""))
+    return (splice(text, edits), notes) if edits else (text, [])
+
+
 def braces_around_json(text: str, _: NameIndex) -> tuple[str, list[str]]:
     """`print("RESULT {" + json.dumps({...}) + "}")`: json.dumps writes the object's braces itself, so the
     extra pair prints `{{...}}`, which is no JSON object (the 0.5B, three tasks)."""
@@ -1001,6 +1023,7 @@ REPAIRS: tuple[Callable[[str, NameIndex], tuple[str, list[str]]], ...] = (
     format_result_placeholders,
     unwrap_nested_result_keys,
     braces_around_json,
+    chain_makers,
     count_the_selection_not_its_criteria,
     remove_display_calls,
     define_idiom_variables,

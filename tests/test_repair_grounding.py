@@ -769,6 +769,46 @@ def test_a_count_of_the_criteria_and_braces_around_json_are_repaired(data_root: 
     assert not any("criteria" in r for r in repair(listed, name_index()).repairs)
 
 
+UNCHAINED_MAKERS = """\
+import json, os
+import astropy.units as u
+from astropy.coordinates import SkyCoord
+from regions import CircleSkyRegion
+from gammapy.data import DataStore
+from gammapy.datasets import SpectrumDataset
+from gammapy.makers import ReflectedRegionsBackgroundMaker, SafeMaskMaker, SpectrumDatasetMaker
+from gammapy.maps import MapAxis, RegionGeom
+
+store = DataStore.from_dir(os.path.join(os.environ["PHOTON_STORAGE"], "hess-dl3-dr1"))
+observation = store.get_observations([23523])[0]
+region = CircleSkyRegion(SkyCoord(83.6331, 22.0145, unit="deg"), 0.11 * u.deg)
+energy = MapAxis.from_energy_bounds(0.5, 50, nbin=6, unit="TeV")
+true = MapAxis.from_energy_bounds(0.3, 100, nbin=10, unit="TeV", name="energy_true")
+empty = SpectrumDataset.create(geom=RegionGeom.create(region, axes=[energy]), energy_axis_true=true)
+dataset = SpectrumDatasetMaker(selection=["counts", "exposure", "edisp"]).run(empty, observation)
+background = ReflectedRegionsBackgroundMaker().run(dataset, observation)
+safe = SafeMaskMaker(methods=["aeff-max"], aeff_percent=10).run(dataset, observation)
+dataset = background + safe
+print("RESULT " + json.dumps({"counts_off": int(dataset.counts_off.data.sum()), "safe_bins": int(dataset.mask_safe.data.sum())}))
+"""
+
+
+def test_makers_run_side_by_side_are_chained_and_their_sum_is_the_last_result(data_root: Path, tmp_path) -> None:
+    """The 1.5B's light curve (s29, attempts 1-2, both rejected by the check): background and safe mask each
+    from the same dataset, then `background + safe` ("Dataset names must be unique"). Chained, the real run
+    gives one dataset with both steps: OFF counts from the reflected regions and a safe mask."""
+    fixed = static_stage(UNCHAINED_MAKERS)
+    assert fixed.errors == ()
+    assert fixed.repairs == ("line 18: `SafeMaskMaker` now runs on `background`, the result of "
+                             "`ReflectedRegionsBackgroundMaker` (line 17), so the dataset keeps both steps; "
+                             "`background + safe` (a list of two datasets) is now `safe`",)
+    (tmp_path / "script.py").write_text(fixed.script)
+    ran = subprocess.run([sys.executable, str(tmp_path / "script.py")], capture_output=True, text=True, timeout=300,
+                         env={**os.environ, "PHOTON_STORAGE": str(data_root)})
+    got = json.loads(ran.stdout.split("RESULT ", 1)[1])
+    assert got["counts_off"] > 0 and 0 < got["safe_bins"] <= 6, ran.stderr
+
+
 @pytest.mark.parametrize("code", [
     "x = (1 +\n",            # nothing after the opener to close over: closing it still does not parse
     "x = 5 foo\n",           # `foo` is no unit
