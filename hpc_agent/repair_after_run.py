@@ -16,7 +16,7 @@ from hpc_agent.grounding import keyword_meant
 from hpc_agent.names import NameIndex
 from hpc_agent.prompts import SCRIPT_FRAME
 from hpc_agent.repair import Repaired, assigned_once, bindings, json_numpy_numbers, result_dicts
-from hpc_agent.source_edits import Edit, add_imports, insertion_line, splice
+from hpc_agent.source_edits import Edit, add_imports, drop_statements, insertion_line, splice
 
 
 # Units a RESULT key names by its suffix (`livetime_hours`, `ontime_h`, `offset_deg`): a Quantity under such a
@@ -197,6 +197,8 @@ def result_as_json(text: str, stdout: str) -> tuple[str, list[str]]:
     tree = ast.parse(text)
     prints = [n for n in ast.walk(tree) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)
               and n.func.id == "print" and "RESULT" in ast.unparse(n)]
+    if not prints:
+        return _result_string_as_json(text, tree, printed)
     if len(prints) != 1:
         return text, []
     call = prints[0]
@@ -215,6 +217,29 @@ def result_as_json(text: str, stdout: str) -> tuple[str, list[str]]:
         return text, []
     fixed, new = _print_as_json(text, tree, call, payload)
     return fixed, [f"the RESULT line (line {call.lineno}) was a Python dict, not JSON: it now prints `{new}`"]
+
+
+def _result_string_as_json(text: str, tree: ast.Module, printed: dict[str, Any]) -> tuple[str, list[str]]:
+    """The RESULT text built away from the print (`lines = [f"RESULT n_obs: {n_obs}"]`, printed later through a
+    name): the one f-string that starts with RESULT and formats as many values as the line has keys becomes
+    `"RESULT " + json.dumps({...})` of the same keys and values."""
+    strings = [n for n in ast.walk(tree) if isinstance(n, ast.JoinedStr) and n.values
+               and isinstance(first := n.values[0], ast.Constant) and str(first.value).lstrip().startswith("RESULT")]
+    values = [v.value for v in strings[0].values if isinstance(v, ast.FormattedValue)] if len(strings) == 1 else []
+    if not values or len(values) != len(printed):
+        return text, []
+    new = f'"RESULT " + json.dumps({_dict_text(text, list(printed), values)}, default=float)'
+    # an `import json` inside a function makes `json` local to all of it, unbound before that line: imported
+    # once at the top instead
+    local = [n for f in ast.walk(tree) if isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef))
+             for n in ast.walk(f) if isinstance(n, ast.Import) and [a.name for a in n.names] == ["json"]
+             and n.names[0].asname is None]
+    fixed = splice(text, [(strings[0], new), *drop_statements(tree, local)])
+    if "json" not in {a.asname or a.name for n in tree.body if isinstance(n, ast.Import) for a in n.names}:
+        fixed = add_imports(fixed, ["import json"])
+    return fixed, [f"the RESULT text (line {strings[0].lineno}) was not JSON: it is now `{new}`"
+                   + ("; the `import json` inside a function (it made `json` unbound there) is now at the top" if local
+                      else "")]
 
 
 def _dict_text(text: str, keys: list[str], values: list[ast.expr]) -> str:

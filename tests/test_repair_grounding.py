@@ -1032,6 +1032,26 @@ def test_two_coordinate_columns_used_as_a_sky_position_become_a_skycoord(columns
     assert static_stage(code.replace(".separation(source)", ".colnames"), cone_radius=2.0).repairs == ()  # a table use
 
 
+def test_a_result_text_built_away_from_the_print_is_written_as_json(tmp_path) -> None:
+    """The 0.5B (s30, observation-list-crab attempt 3) built `f"RESULT n_obs: {n_obs}"` in a function, joined it
+    into the text it returned, and printed that; the function also imported json after using it. The run printed
+    the right count as `RESULT n_obs: 4`: the f-string becomes JSON, and the script prints it."""
+    from hpc_agent.repair_after_run import repair_after_run
+
+    code = ("def count(rows):\n    n_obs = len(rows)\n    lines = [f\"RESULT n_obs: {n_obs}\"]\n"
+            "    import json\n    return '\\n'.join(lines)\n\nresult = count([1, 2, 3, 4])\nprint(result)\n")
+    first = _run(code, tmp_path)
+    assert first.stdout.strip() == "RESULT n_obs: 4"
+    fixed = repair_after_run(code, first.stderr, name_index(), first.stdout, ok=True)
+    assert fixed is not None and fixed.repairs == (
+        "the RESULT text (line 3) was not JSON: it is now `\"RESULT \" + json.dumps({'n_obs': n_obs}, default=float)`; "
+        "the `import json` inside a function (it made `json` unbound there) is now at the top",)
+    assert json.loads(_run(fixed.script, tmp_path).stdout.split("RESULT ", 1)[1]) == {"n_obs": 4}
+    # two such strings: which one printed is not known, so nothing is changed
+    two = code.replace("    return", "    other = f\"RESULT n_obs: {n_obs + 1}\"\n    return")
+    assert repair_after_run(two, "", name_index(), first.stdout, ok=True) is None
+
+
 def test_a_value_the_request_says_a_method_returns_is_read_from_it(data_root: Path) -> None:
     """The 1.5B ran a whole reflected-regions reduction, then read `stacked.sqrt_ts` (AttributeError) where
     the request says `info_dict()` returns "counts", "excess" and "sqrt_ts": read from it, the run passes."""
