@@ -70,7 +70,7 @@ def undefined_names(tree: ast.AST) -> list[str]:
     return list(dict.fromkeys(name for _, name in undefined_uses(tree)))
 
 
-def _maker_class(node: ast.expr, makers: dict[str, str]) -> str | None:
+def maker_class(node: ast.expr, makers: dict[str, str]) -> str | None:
     """The Maker class `node` is an instance of: `SafeMaskMaker(...)` or a name assigned from one."""
     if isinstance(node, ast.Call):
         func = node.func
@@ -98,7 +98,7 @@ class UnchainedRun:
 def unchained_runs(tree: ast.AST) -> list[UnchainedRun]:
     """Two different makers run on the same dataset, each result kept apart, in one block."""
     makers = {t.id: cls for node in ast.walk(tree) if isinstance(node, ast.Assign)
-              for cls in [_maker_class(node.value, {})] if cls for t in node.targets if isinstance(t, ast.Name)}
+              for cls in [maker_class(node.value, {})] if cls for t in node.targets if isinstance(t, ast.Name)}
     found = []
     for body in (b for node in ast.walk(tree) for field in ("body", "orelse") if isinstance(b := getattr(node, field, None), list)):
         last: dict[str, tuple[str, int, str | None]] = {}  # dataset -> (maker class, line, result name) of its latest run
@@ -106,7 +106,7 @@ def unchained_runs(tree: ast.AST) -> list[UnchainedRun]:
             call = stmt.value if isinstance(stmt, ast.Assign) else None
             if (isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute) and call.func.attr == "run"
                     and call.args and isinstance(call.args[0], ast.Name)):
-                cls, source = _maker_class(call.func.value, makers), call.args[0].id
+                cls, source = maker_class(call.func.value, makers), call.args[0].id
                 if cls and source in last and last[source][0] != cls:
                     found.append(UnchainedRun(call, cls, source, *last[source]))
                 assigned = _assigned(stmt)

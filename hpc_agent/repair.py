@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from hpc_agent.checks import DISPLAY_METHODS, selects, unchained_runs, undefined_names
+from hpc_agent.checks import DISPLAY_METHODS, maker_class, selects, unchained_runs, undefined_names
 from hpc_agent.model_wiring import attach_source_model, freeze_as_requested
 from hpc_agent.names import NameIndex, flat_name
 from hpc_agent.request_facts import SourceModel
@@ -714,6 +714,46 @@ def use_the_requests_calls(text: str, calls: tuple[str, ...], index: NameIndex) 
     return (splice(text, edits), notes) if edits else (text, [])
 
 
+FILL_MAKERS = ("SpectrumDatasetMaker", "MapDatasetMaker")  # the makers that fill an empty dataset from an observation
+
+
+def fill_before_reducing(text: str, calls: tuple[str, ...]) -> tuple[str, list[str]]:
+    """A dataset made empty (`SpectrumDataset.create(...)`) given straight to the background or safe-mask maker,
+    in a script that never runs the maker that fills it (the 1.5B: `KeyError: 'livetime'` deep in
+    SafeMaskMaker): the filling maker runs on it first, with the request's arguments (or the script's own
+    instance of it, made and never run), on the same observation."""
+    tree = ast.parse(text)
+    makers = {t.id: (cls, n.lineno) for n in ast.walk(tree) if isinstance(n, ast.Assign)
+              for cls in [maker_class(n.value, {})] if cls for t in n.targets if isinstance(t, ast.Name)}
+    runs = [(stmt, stmt.value, cls, first.id) for stmt in ast.walk(tree) if isinstance(stmt, ast.Assign)
+            and isinstance(stmt.value, ast.Call) and isinstance(stmt.value.func, ast.Attribute)
+            and stmt.value.func.attr == "run" and len(stmt.value.args) == 2 and isinstance(first := stmt.value.args[0], ast.Name)
+            and (cls := maker_class(stmt.value.func.value, {k: v[0] for k, v in makers.items()}))]
+    if not runs or any(cls in FILL_MAKERS for _, _, cls, _ in runs):
+        return text, []
+    created = {t.id for n in ast.walk(tree) if isinstance(n, ast.Assign) and isinstance(n.value, ast.Call)
+               and isinstance(n.value.func, ast.Attribute) and n.value.func.attr == "create"
+               and ast.unparse(n.value.func.value).endswith("Dataset") for t in n.targets if isinstance(t, ast.Name)}
+    asked = [c for c in calls if c.split("(", 1)[0] in FILL_MAKERS]
+    edits: list[Edit] = []
+    notes: list[str] = []
+    seen: set[str] = set()
+    for stmt, call, cls, source in sorted(runs, key=lambda r: r[0].lineno):
+        if source not in created or source in seen:
+            continue
+        seen.add(source)
+        own = [name for name, (c, line) in makers.items() if c in FILL_MAKERS and line < stmt.lineno]
+        fill = own[0] if len(own) == 1 else asked[0] if len(asked) == 1 and not own else None
+        if fill is None:
+            return text, []
+        observation = ast.get_source_segment(text, call.args[1]) or ast.unparse(call.args[1])
+        line = f"{source} = {fill}.run({source}, {observation})"
+        edits.append((stmt, f"{line}\n{' ' * stmt.col_offset}{ast.get_source_segment(text, stmt)}"))
+        notes.append(f"line {stmt.lineno}: `{cls}` ran on `{source}`, an empty dataset: it is filled from the "
+                     f"observation first, `{line}`")
+    return (splice(text, edits), notes) if edits else (text, [])
+
+
 def define_as_tutorials_do(text: str, made: dict[str, dict[str, str]]) -> tuple[str, list[str]]:
     """A variable used but never assigned that Gammapy's tutorials make in one way from variables the
     script already has (`dataset_empty = SpectrumDataset.create(geom=geom, energy_axis_true=energy_axis_true)`
@@ -1122,6 +1162,8 @@ def repair(script: str, index: NameIndex, result_keys: tuple[str, ...] = (),
     notes += defined
     script, asked = use_the_requests_calls(script, request_calls, index)
     notes += asked
+    script, filled = fill_before_reducing(script, request_calls)
+    notes += filled
     script, frozen = freeze_as_requested(script, source_model)
     notes += frozen
     script, attached = attach_source_model(script, source_model)

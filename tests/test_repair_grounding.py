@@ -809,6 +809,37 @@ def test_makers_run_side_by_side_are_chained_and_their_sum_is_the_last_result(da
     assert got["counts_off"] > 0 and 0 < got["safe_bins"] <= 6, ran.stderr
 
 
+def test_an_empty_dataset_is_filled_before_the_background_and_safe_mask_makers(data_root: Path, tmp_path) -> None:
+    """The 1.5B's light curve (s29 attempt 3) imported SpectrumDatasetMaker and never ran it: the background
+    and safe-mask makers got the empty dataset (`KeyError: 'livetime'` in SafeMaskMaker). The request's own
+    SpectrumDatasetMaker call fills it first, and the real run gives OFF counts and a safe mask."""
+    from hpc_agent.repair import fill_before_reducing
+
+    empty = (UNCHAINED_MAKERS
+             .replace('dataset = SpectrumDatasetMaker(selection=["counts", "exposure", "edisp"]).run(empty, observation)\n'
+                      'background = ReflectedRegionsBackgroundMaker().run(dataset, observation)\n'
+                      'safe = SafeMaskMaker(methods=["aeff-max"], aeff_percent=10).run(dataset, observation)\n'
+                      'dataset = background + safe\n',
+                      'dataset = ReflectedRegionsBackgroundMaker().run(empty, observation)\n'
+                      'dataset = SafeMaskMaker(methods=["aeff-max"], aeff_percent=10).run(dataset, observation)\n'))
+    assert "SpectrumDatasetMaker(" not in empty
+    calls = ("SpectrumDatasetMaker(selection=['counts', 'exposure', 'edisp'], containment_correction=True)",
+             "SafeMaskMaker(methods=['aeff-max'], aeff_percent=10)")
+    fixed, notes = fill_before_reducing(empty, calls)
+    assert notes == ["line 16: `ReflectedRegionsBackgroundMaker` ran on `empty`, an empty dataset: it is filled from "
+                     "the observation first, `empty = SpectrumDatasetMaker(selection=['counts', 'exposure', 'edisp'], "
+                     "containment_correction=True).run(empty, observation)`"]
+    (tmp_path / "script.py").write_text(fixed)
+    ran = subprocess.run([sys.executable, str(tmp_path / "script.py")], capture_output=True, text=True, timeout=300,
+                         env={**os.environ, "PHOTON_STORAGE": str(data_root)})
+    got = json.loads(ran.stdout.split("RESULT ", 1)[1])
+    assert got["counts_off"] > 0 and 0 < got["safe_bins"] <= 6, ran.stderr
+    # the request names no filling maker and the script made none: nothing to fill it with
+    assert fill_before_reducing(empty, calls[1:]) == (empty, [])
+    # a script that fills its dataset is left alone
+    assert fill_before_reducing(UNCHAINED_MAKERS, calls) == (UNCHAINED_MAKERS, [])
+
+
 @pytest.mark.parametrize("code", [
     "x = (1 +\n",            # nothing after the opener to close over: closing it still does not parse
     "x = 5 foo\n",           # `foo` is no unit
