@@ -13,7 +13,7 @@ import re
 from typing import Any, Callable
 
 from hpc_agent.grounding import keyword_meant
-from hpc_agent.names import NameIndex
+from hpc_agent.names import NameIndex, import_quietly
 from hpc_agent.prompts import SCRIPT_FRAME
 from hpc_agent.repair import Repaired, assigned_once, bindings, json_numpy_numbers, result_dicts
 from hpc_agent.source_edits import Edit, add_imports, drop_statements, insertion_line, splice
@@ -336,6 +336,37 @@ def column_as_quantity(text: str, stderr: str) -> tuple[str, list[str]]:
                                   f"the column's `.quantity` instead (`t[\"LIVETIME\"].quantity.sum()`), which keeps its unit"]
 
 
+_OBJECT_ATTRIBUTE = re.compile(r"AttributeError: '(\w+)' object has no attribute '(\w+)'")
+
+
+def map_data_attribute(text: str, stderr: str, index: NameIndex) -> tuple[str, list[str]]:
+    """`stacked.counts.sum()` raised "'RegionNDMap' object has no attribute 'sum'": a Gammapy map is no array,
+    its `.data` is. Where the attribute is an array's and not the map's, each read of it on the line the
+    traceback names goes through `.data` (the 1.5B, reflected-significance-pks2155, two attempts)."""
+    import numpy as np
+
+    found, frames = _OBJECT_ATTRIBUTE.findall(stderr), SCRIPT_FRAME.findall(stderr)
+    if not found or not frames:
+        return text, []
+    (owner, attr), line = found[-1], int(frames[-1])
+    home = index.home(owner)
+    if home is None or not home.startswith("gammapy.maps"):
+        return text, []
+    from gammapy.maps import Map
+
+    cls = getattr(import_quietly(home), owner, None)
+    if not (isinstance(cls, type) and issubclass(cls, Map)) or hasattr(cls, attr) or not hasattr(np.ndarray, attr):
+        return text, []
+    tree = ast.parse(text)
+    reads = [n.value for n in ast.walk(tree) if isinstance(n, ast.Attribute) and n.attr == attr
+             and n.lineno <= line <= (n.end_lineno or n.lineno)]
+    edits: list[Edit] = [(r, f"{ast.get_source_segment(text, r) or ast.unparse(r)}.data") for r in reads]
+    if not edits:
+        return text, []
+    return splice(text, edits), [f"line {line}: a `{owner}` has no `.{attr}`; its array, `.data`, has: "
+                                 f"read `{ast.unparse(reads[0])}.data.{attr}`"]
+
+
 _UNEXPECTED_KEYWORD = re.compile(r"TypeError: (?:[\w.]+\.)?(\w+)\.(\w+)\(\) got an unexpected keyword argument '(\w+)'")
 
 
@@ -427,5 +458,8 @@ def repair_after_run(script: str, stderr: str, index: NameIndex, stdout: str = "
             fixed, notes = step(script, stderr)
             if notes and fixed != script:
                 return Repaired(fixed, tuple(notes))
-    fixed, notes = renamed_keyword(script, stderr, index)
-    return Repaired(fixed, tuple(notes)) if notes and fixed != script else None
+    for needs_index in (renamed_keyword, map_data_attribute):
+        fixed, notes = needs_index(script, stderr, index)
+        if notes and fixed != script:
+            return Repaired(fixed, tuple(notes))
+    return None

@@ -1083,6 +1083,27 @@ def test_a_result_text_built_away_from_the_print_is_written_as_json(tmp_path) ->
     assert repair_after_run(two, "", name_index(), first.stdout, ok=True) is None
 
 
+def test_an_array_reduction_asked_of_a_map_reads_its_data(tmp_path) -> None:
+    """`stacked.counts.sum()` (the 1.5B, reflected-significance-pks2155, two attempts): "'RegionNDMap' object has
+    no attribute 'sum'". The map's `.data` is the array: summed, the run prints the counts."""
+    from hpc_agent.repair_after_run import repair_after_run
+
+    code = ("import json\nimport astropy.units as u\nfrom astropy.coordinates import SkyCoord\n"
+            "from regions import CircleSkyRegion\nfrom gammapy.maps import MapAxis, RegionNDMap\n"
+            "axis = MapAxis.from_energy_bounds(1, 10, nbin=3, unit='TeV')\n"
+            "counts = RegionNDMap.create(region=CircleSkyRegion(SkyCoord(0, 0, unit='deg'), 0.1 * u.deg), axes=[axis])\n"
+            "counts.data += 2\nprint('RESULT ' + json.dumps({'counts_on': float(counts.sum())}))\n")
+    first = _run(code, tmp_path)
+    assert "'RegionNDMap' object has no attribute 'sum'" in first.stderr
+    fixed = repair_after_run(code, first.stderr, name_index())
+    assert fixed is not None and fixed.repairs == (
+        "line 9: a `RegionNDMap` has no `.sum`; its array, `.data`, has: read `counts.data.sum`",)
+    assert json.loads(_run(fixed.script, tmp_path).stdout.split("RESULT ", 1)[1]) == {"counts_on": 6.0}
+    # an attribute no array has either is the model's to fix
+    other = first.stderr.replace("attribute 'sum'", "attribute 'excess'")
+    assert repair_after_run(code.replace("counts.sum()", "counts.excess()"), other, name_index()) is None
+
+
 def test_a_value_the_request_says_a_method_returns_is_read_from_it(data_root: Path) -> None:
     """The 1.5B ran a whole reflected-regions reduction, then read `stacked.sqrt_ts` (AttributeError) where
     the request says `info_dict()` returns "counts", "excess" and "sqrt_ts": read from it, the run passes."""
