@@ -186,6 +186,7 @@ def traceback_tail(stderr: str, lines: int = 30) -> str:
     return "\n".join(text.rstrip().splitlines()[-lines:])
 
 
+IDIOM_RA, IDIOM_DEC, IDIOM_RADIUS = "RA_DEG", "DEC_DEG", "RADIUS_DEG"  # numbers the idiom leaves to the request
 SELECTION_IDIOM = f"""\
 import os
 import astropy.units as u
@@ -194,9 +195,9 @@ from gammapy.data import DataStore
 
 {OPEN_RELEASE}
 {OBS_TABLE}
-source = SkyCoord(RA_DEG, DEC_DEG, unit="deg", frame="icrs")  # the source position, as numbers
+source = SkyCoord({IDIOM_RA}, {IDIOM_DEC}, unit="deg", frame="icrs")  # the source position, as numbers
 {POINTING}
-selected = table[pointing.separation(source) < RADIUS_DEG * u.deg]  # the radius the request asks for
+selected = table[pointing.separation(source) < {IDIOM_RADIUS} * u.deg]  # the radius the request asks for
 obs_ids = list(selected["OBS_ID"])
 observations = data_store.get_observations(obs_ids)"""
 

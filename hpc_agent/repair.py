@@ -17,11 +17,11 @@ from typing import Any, Callable
 from hpc_agent.checks import DISPLAY_METHODS, maker_class, selects, unchained_runs, undefined_names
 from hpc_agent.model_wiring import attach_source_model, freeze_as_requested
 from hpc_agent.names import NameIndex, flat_name
-from hpc_agent.request_facts import SourceModel
+from hpc_agent.request_facts import SourceModel, number_text
 from hpc_agent.prompts import OBS_TABLE, OPEN_RELEASE, POINTING, RELEASE, RELEASE_PATH, release_path
 from hpc_agent.names import import_quietly as _import_quiet
 from hpc_agent.names import module_exists as _is_module
-from hpc_agent.source_edits import Edit, add_imports, drop_statements, splice
+from hpc_agent.source_edits import Edit, add_imports, drop_statements, insertion_line, splice
 from hpc_agent.syntax_repair import make_it_parse
 from hpc_agent.tutorial_definitions import made_from_names, name_keyword as _name_keyword, tutorial_made_from_names
 
@@ -588,10 +588,21 @@ def define_from_request(text: str, definitions: dict[str, str]) -> tuple[str, li
     wanted = [definitions[n] for n in undefined_names(tree) if n in definitions]
     if not wanted:
         return text, []
-    at = _after_imports(tree)
+    at = _after_leading_imports(tree)  # an import at the end of the script would put them after their use
     rows = text.splitlines(keepends=True)
     rows[at:at] = [f"{line}\n" for line in wanted]
     return "".join(rows), [f"defined `{line}` from your request (used but never assigned)" for line in wanted]
+
+
+def _after_leading_imports(tree: ast.Module) -> int:
+    """The line after the imports the script opens with (and its docstring); 0 when it opens with code."""
+    at = insertion_line(tree)
+    for node in tree.body:
+        if isinstance(node, (ast.Import, ast.ImportFrom)) or (node.end_lineno or 0) <= at:
+            at = max(at, node.end_lineno or 0)
+        else:
+            break
+    return at
 
 
 def _free_names(node: ast.AST) -> set[str]:
@@ -1115,7 +1126,7 @@ def select_in_the_cone(text: str, cone: tuple[float, float, float] | None) -> tu
 
     def cone_ids(store: str) -> str:
         return (f'{store}.obs_table[SkyCoord({store}.obs_table["RA_PNT"], {store}.obs_table["DEC_PNT"], unit="deg", '
-                f'frame="icrs").separation(SkyCoord({ra:g}, {dec:g}, unit="deg", frame="icrs")) < {radius:g} * u.deg]'
+                f'frame="icrs").separation(SkyCoord({number_text(ra)}, {number_text(dec)}, unit="deg", frame="icrs")) < {number_text(radius)} * u.deg]'
                 '["OBS_ID"]')
 
     edits: list[Edit] = []

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
+from hpc_agent.prompts import IDIOM_DEC, IDIOM_RA, IDIOM_RADIUS
 from hpc_agent.sources import named_sources
 from hpc_agent.tutorial_definitions import from_request, name_keyword, request_calls, tutorial_definitions
 
@@ -70,6 +71,11 @@ def request_call_texts(prompt: str) -> tuple[str, ...]:
     return tuple(ast.unparse(c) for c in request_calls(prompt))
 
 
+def number_text(x: float) -> str:
+    """A request's number as code: exact (329.7169, where `:g` wrote 329.717), without `.0` on a whole one."""
+    return str(int(x)) if x == int(x) else repr(x)
+
+
 @lru_cache(maxsize=64)
 def request_definitions(prompt: str, data_root: Path | None = None) -> dict[str, str]:
     """variable name -> the statement the request fixes for it: the request's own call for each variable
@@ -83,13 +89,19 @@ def request_definitions(prompt: str, data_root: Path | None = None) -> dict[str,
                 found[name] = asked
     position = request_position(prompt, data_root)
     if position is not None:
-        where = f'SkyCoord({position[0]:g}, {position[1]:g}, unit="deg", frame="icrs")'
+        where = f'SkyCoord({number_text(position[0])}, {number_text(position[1])}, unit="deg", frame="icrs")'
         for name in POSITION_NAMES:
             found.setdefault(name, f"{name} = {where}")
+        # the placeholders of the selection idiom the harness shows (`prompts.SELECTION_IDIOM`), copied as they are
+        found.setdefault(IDIOM_RA, f"{IDIOM_RA} = {number_text(position[0])}")
+        found.setdefault(IDIOM_DEC, f"{IDIOM_DEC} = {number_text(position[1])}")
         circle = request_circle(prompt)
         if circle is not None:  # "a circle of radius 0.11 deg centred on the source position"
             for name in REGION_NAMES:
-                found.setdefault(name, f"{name} = CircleSkyRegion(center={where}, radius={circle[0]:g} * u.{circle[1]})")
+                found.setdefault(name, f"{name} = CircleSkyRegion(center={where}, radius={number_text(circle[0])} * u.{circle[1]})")
+    radius = request_cone(prompt)
+    if radius is not None:
+        found.setdefault(IDIOM_RADIUS, f"{IDIOM_RADIUS} = {number_text(radius)}")
     return found
 
 

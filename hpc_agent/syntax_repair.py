@@ -104,6 +104,24 @@ def bare_units(text: str, err: SyntaxError) -> Edit | None:
     return None
 
 
+_FROM_AS = re.compile(r"^(\s*)from\s+([\w.]+)\s+as\s+(\w+)\s*$")
+
+
+def from_as_import(text: str, err: SyntaxError) -> Edit | None:
+    """`from astropy.units as u` (the 0.5B, twice): a module imported under a name, `import astropy.units as u`."""
+    if not err.lineno:
+        return None
+    rows = text.splitlines(keepends=True)
+    m = _FROM_AS.match(rows[err.lineno - 1].rstrip("\n"))
+    if m is None:
+        return None
+    new = f"{m.group(1)}import {m.group(2)} as {m.group(3)}"
+    old = rows[err.lineno - 1].strip()
+    rows[err.lineno - 1] = new + "\n"
+    return "".join(rows), f"line {err.lineno}: `{old}` is written `{new.strip()}` (a module under a name)", \
+        (err.lineno, len(new))
+
+
 def _result_dict(line: str) -> str | None:
     """The longest dict literal with string keys written in `line` (`{"n_obs": n, "livetime_h": t}`)."""
     best: str | None = None
@@ -142,7 +160,7 @@ def result_print(text: str, err: SyntaxError) -> Edit | None:
     return "".join(rows), note, (err.lineno, len(new))
 
 
-SYNTAX_REPAIRS = (close_bracket, bare_units, result_print)
+SYNTAX_REPAIRS = (close_bracket, bare_units, result_print, from_as_import)
 
 
 def make_it_parse(text: str) -> tuple[str, list[str]]:

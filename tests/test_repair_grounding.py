@@ -731,8 +731,12 @@ def test_a_result_print_that_does_not_parse_prints_the_dict_it_wrote(tmp_path) -
     assert "added `import json`" in fixed.repairs
     ran = _run(fixed.script, tmp_path)
     assert json.loads(ran.stdout.split("RESULT ", 1)[1]) == {"n_obs": 2, "livetime_hours": 2.0}, ran.stderr
-    # a line with no dict literal in it is the model's to rewrite
+    # `from astropy.units as u` (the 0.5B, s31, two attempts) is the module under a name
     from hpc_agent.syntax_repair import make_it_parse
+    assert make_it_parse("import json\nfrom astropy.units as u\nx = 1 * u.deg\n") == (
+        "import json\nimport astropy.units as u\nx = 1 * u.deg\n",
+        ["line 2: `from astropy.units as u` is written `import astropy.units as u` (a module under a name)"])
+    # a line with no dict literal in it is the model's to rewrite
     broken = "x = 1\nprint('RESULT ' + json.dumps(x)))\n"
     assert make_it_parse(broken) == (broken, [])
 

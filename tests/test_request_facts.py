@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import ast
 import json
+import os
 import subprocess
 import sys
 
+from conftest import _data_root
 from hpc_agent.bench.tasks import load_tasks, reference_script
 from hpc_agent.grounding import ground
 from hpc_agent.names import name_index
@@ -28,6 +30,32 @@ def test_a_request_fixes_its_written_out_calls_and_its_one_position() -> None:
     # two positions: which one a `source` means is not fixed
     assert request_position("RA = 1 deg, Dec = 2 deg or RA = 3 deg, Dec = 4 deg") is None
     assert "source" not in request_definitions("Compare RA = 1 deg, Dec = 2 deg with RA = 3 deg, Dec = 4 deg.")
+
+
+def test_the_selection_idioms_placeholders_copied_as_they_are_take_the_requests_numbers(tmp_path) -> None:
+    """The 0.5B copied the harness's own selection idiom with its placeholders (`SkyCoord(RA_DEG, DEC_DEG, ...)`,
+    `< RADIUS_DEG * u.deg`: s31 observation-list-pks2155, two attempts). They are the request's numbers, written
+    exactly (329.7169, where `:g` wrote 329.717)."""
+    from hpc_agent.prompts import SELECTION_IDIOM
+
+    prompt = load_tasks()["observation-list-pks2155"].prompt
+    found = request_definitions(prompt)
+    assert (found["RA_DEG"], found["DEC_DEG"], found["RADIUS_DEG"]) == (
+        "RA_DEG = 329.7169", "DEC_DEG = -30.2256", "RADIUS_DEG = 2")
+    assert found["source_position"] == 'source_position = SkyCoord(329.7169, -30.2256, unit="deg", frame="icrs")'
+    code = SELECTION_IDIOM + "\nimport json\nprint('RESULT ' + json.dumps({'n_obs': len(obs_ids)}))\n"  # json last
+    assert "RA_DEG" in code and "RADIUS_DEG" in code
+    fixed = static_stage(code, request_definitions=found)
+    assert fixed.errors == () and "defined `RADIUS_DEG = 2` from your request (used but never assigned)" in fixed.repairs
+    path = tmp_path / "script.py"
+    path.write_text(fixed.script)
+    ran = subprocess.run([sys.executable, str(path)], capture_output=True, text=True, timeout=300,
+                         env={**os.environ, "PHOTON_STORAGE": str(_data_root())})
+    reference = subprocess.run([sys.executable, "-c", reference_script(load_tasks()["observation-list-pks2155"])],
+                               capture_output=True, text=True, timeout=300,
+                               env={**os.environ, "PHOTON_STORAGE": str(_data_root())})
+    assert json.loads(ran.stdout.split("RESULT ", 1)[1])["n_obs"] == json.loads(
+        reference.stdout.strip().splitlines()[-1].removeprefix("RESULT "))["n_obs"], ran.stderr
 
 
 def test_unassigned_variables_are_defined_from_the_request_and_the_script_runs(tmp_path) -> None:
