@@ -95,10 +95,15 @@ class UnchainedRun:
     first: str | None  # the name the first run's result went to (one name), if any
 
 
+def maker_instances(tree: ast.AST) -> dict[str, tuple[str, int]]:
+    """name -> (Maker class, line) of each name assigned a maker instance (`bkg_maker = ReflectedRegions...()`)."""
+    return {t.id: (cls, node.lineno) for node in ast.walk(tree) if isinstance(node, ast.Assign)
+            for cls in [maker_class(node.value, {})] if cls for t in node.targets if isinstance(t, ast.Name)}
+
+
 def unchained_runs(tree: ast.AST) -> list[UnchainedRun]:
     """Two different makers run on the same dataset, each result kept apart, in one block."""
-    makers = {t.id: cls for node in ast.walk(tree) if isinstance(node, ast.Assign)
-              for cls in [maker_class(node.value, {})] if cls for t in node.targets if isinstance(t, ast.Name)}
+    makers = {name: cls for name, (cls, _) in maker_instances(tree).items()}
     found = []
     for body in (b for node in ast.walk(tree) for field in ("body", "orelse") if isinstance(b := getattr(node, field, None), list)):
         last: dict[str, tuple[str, int, str | None]] = {}  # dataset -> (maker class, line, result name) of its latest run

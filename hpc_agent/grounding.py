@@ -755,9 +755,8 @@ def runtime_suggestion(stderr: str, index: NameIndex, request: str = "") -> str 
     if not found:
         return None
     owner, attr = found[-1]
-    home = index.home(owner)
-    cls = getattr(_import(home), owner, None) if home else None
-    if not isinstance(cls, type):  # inspect.isclass, which mypy narrows to type[object] (not Hashable for lru_cache)
+    cls = library_class(owner, index)
+    if cls is None:
         return None
     said = request_source(owner, cls, attr, request) if request else None
     if said is not None:
@@ -766,13 +765,18 @@ def runtime_suggestion(stderr: str, index: NameIndex, request: str = "") -> str 
     return _suggest(owner, cls, attr, sorted(names))
 
 
+def library_class(name: str, index: NameIndex) -> type | None:
+    """The public library class a run's error names by its short name (`RegionNDMap`), or None."""
+    home = index.home(name)
+    cls = getattr(_import(home), name, None) if home else None
+    return cls if isinstance(cls, type) else None  # not inspect.isclass: mypy narrows that to type[object]
+
+
 def keyword_meant(owner: str, method: str, keyword: str, index: NameIndex) -> str | None:
     """The one parameter of `owner.method` (a public library class; `__init__` for its constructor) that a
     keyword it does not take can only mean (`selection` -> `selections`), for a run's "got an unexpected
     keyword argument" where the receiver's class was not known before the run."""
-    home = index.home(owner)
-    cls = getattr(_import(home), owner, None) if home else None
-    func = getattr(cls, method, None) if inspect.isclass(cls) else None
+    func = getattr(library_class(owner, index), method, None)
     try:
         params = inspect.signature(func).parameters.values() if func is not None else ()
     except (TypeError, ValueError):

@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from hpc_agent.checks import DISPLAY_METHODS, maker_class, selects, unchained_runs, undefined_names
+from hpc_agent.checks import DISPLAY_METHODS, maker_class, maker_instances, selects, unchained_runs, undefined_names
 from hpc_agent.model_wiring import attach_source_model, freeze_as_requested
 from hpc_agent.names import NameIndex, flat_name
 from hpc_agent.request_facts import SourceModel, number_text
@@ -734,12 +734,12 @@ def fill_before_reducing(text: str, calls: tuple[str, ...]) -> tuple[str, list[s
     SafeMaskMaker): the filling maker runs on it first, with the request's arguments (or the script's own
     instance of it, made and never run), on the same observation."""
     tree = ast.parse(text)
-    makers = {t.id: (cls, n.lineno) for n in ast.walk(tree) if isinstance(n, ast.Assign)
-              for cls in [maker_class(n.value, {})] if cls for t in n.targets if isinstance(t, ast.Name)}
+    makers = maker_instances(tree)
+    classes = {name: cls for name, (cls, _) in makers.items()}
     runs = [(stmt, stmt.value, cls, first.id) for stmt in ast.walk(tree) if isinstance(stmt, ast.Assign)
             and isinstance(stmt.value, ast.Call) and isinstance(stmt.value.func, ast.Attribute)
             and stmt.value.func.attr == "run" and len(stmt.value.args) == 2 and isinstance(first := stmt.value.args[0], ast.Name)
-            and (cls := maker_class(stmt.value.func.value, {k: v[0] for k, v in makers.items()}))]
+            and (cls := maker_class(stmt.value.func.value, classes))]
     if not runs or any(cls in FILL_MAKERS for _, _, cls, _ in runs):
         return text, []
     created = {t.id for n in ast.walk(tree) if isinstance(n, ast.Assign) and isinstance(n.value, ast.Call)

@@ -10,10 +10,10 @@ from __future__ import annotations
 import ast
 import json
 import re
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
-from hpc_agent.grounding import keyword_meant
-from hpc_agent.names import NameIndex, import_quietly
+from hpc_agent.grounding import keyword_meant, library_class
+from hpc_agent.names import NameIndex
 from hpc_agent.prompts import SCRIPT_FRAME
 from hpc_agent.repair import Repaired, assigned_once, bindings, json_numpy_numbers, result_dicts
 from hpc_agent.source_edits import Edit, add_imports, drop_statements, insertion_line, splice
@@ -234,9 +234,7 @@ def _result_string_as_json(text: str, tree: ast.Module, printed: dict[str, Any])
     local = [n for f in ast.walk(tree) if isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef))
              for n in ast.walk(f) if isinstance(n, ast.Import) and [a.name for a in n.names] == ["json"]
              and n.names[0].asname is None]
-    fixed = splice(text, [(strings[0], new), *drop_statements(tree, local)])
-    if "json" not in {a.asname or a.name for n in tree.body if isinstance(n, ast.Import) for a in n.names}:
-        fixed = add_imports(fixed, ["import json"])
+    fixed = _with_json(splice(text, [(strings[0], new), *drop_statements(tree, local)]), tree.body)
     return fixed, [f"the RESULT text (line {strings[0].lineno}) was not JSON: it is now `{new}`"
                    + ("; the `import json` inside a function (it made `json` unbound there) is now at the top" if local
                       else "")]
@@ -251,10 +249,14 @@ def _print_as_json(text: str, tree: ast.Module, call: ast.Call, payload: str) ->
     """The RESULT print `call` replaced by one printing `json.dumps(payload)` (`import json` added when missing);
     the new script and the new line."""
     new = f'print("RESULT " + json.dumps({payload}, default=float))'
-    fixed = splice(text, [(call, new)])
-    if "json" not in {a.asname or a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}:
-        fixed = add_imports(fixed, ["import json"])
-    return fixed, new
+    return _with_json(splice(text, [(call, new)]), ast.walk(tree)), new
+
+
+def _with_json(fixed: str, statements: Iterable[ast.AST]) -> str:
+    """`fixed` with `import json` added at the top unless one of `statements` (of the script before) imports it."""
+    if "json" in {a.asname or a.name for n in statements if isinstance(n, ast.Import) for a in n.names}:
+        return fixed
+    return add_imports(fixed, ["import json"])
 
 
 _FORMAT_KEY = re.compile(r"""KeyError: "'(\w+)'\"""")
@@ -349,13 +351,10 @@ def map_data_attribute(text: str, stderr: str, index: NameIndex) -> tuple[str, l
     if not found or not frames:
         return text, []
     (owner, attr), line = found[-1], int(frames[-1])
-    home = index.home(owner)
-    if home is None or not home.startswith("gammapy.maps"):
-        return text, []
     from gammapy.maps import Map
 
-    cls = getattr(import_quietly(home), owner, None)
-    if not (isinstance(cls, type) and issubclass(cls, Map)) or hasattr(cls, attr) or not hasattr(np.ndarray, attr):
+    cls = library_class(owner, index)
+    if not (cls is not None and issubclass(cls, Map)) or hasattr(cls, attr) or not hasattr(np.ndarray, attr):
         return text, []
     tree = ast.parse(text)
     reads = [n.value for n in ast.walk(tree) if isinstance(n, ast.Attribute) and n.attr == attr
