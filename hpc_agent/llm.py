@@ -150,6 +150,7 @@ class ChatClient:
         if not self._retry_timeouts:
             timeout_s *= retries + 1
         # The SDK's own retries are off: ours classify failures and honour Retry-After.
+        self._server_info: ServerInfo | None = None
         self._client = openai.OpenAI(
             base_url=backend.base_url, api_key=backend.api_key(), timeout=timeout_s, max_retries=0
         )
@@ -238,7 +239,13 @@ class ChatClient:
         raise LLMUnavailableError(f"backend {self.backend.name!r}: no usable answer")  # pragma: no cover
 
     def server_info(self) -> ServerInfo:
-        """Which server answers: the `/v1/models` payload (empty when the endpoint does not exist)."""
+        """Which server answers: the `/v1/models` payload (empty when the endpoint does not exist). Asked once
+        per client: a sweep's cells share their model's client."""
+        if self._server_info is None:
+            self._server_info = self._ask_server_info()
+        return self._server_info
+
+    def _ask_server_info(self) -> ServerInfo:
         try:
             models = [m.model_dump() for m in self._client.models.list().data]
         except openai.OpenAIError as exc:

@@ -124,7 +124,7 @@ class ExecFacts(Record):
     truncated: bool = False
     isolated: bool = True  # False only for the `process` backend
     start: SandboxStart = "cold"
-    start_note: str | None = None  # for a fallback: why the warm sandbox could not be used
+    start_note: str | None = None  # why a prepared warm sandbox was not used (unusable: fallback; not needed: cold)
 
     @property
     def ok(self) -> bool:

@@ -29,6 +29,7 @@ class Source:
     origin: str  # "table" or the obs-index file it was read from
 
 
+@lru_cache(maxsize=1024)
 def _pattern(alias: str) -> re.Pattern[str]:
     """`MSH 15-52` also matches `MSH15-52`, `msh 15 52`: separators between letter/digit runs are optional."""
     tokens = re.findall(r"[A-Za-z]+|\d+|[^\sA-Za-z\d_\-]", alias)

@@ -7,6 +7,7 @@ the reasons it may not (grounding findings, rule violations). It never runs the 
 from __future__ import annotations
 
 import ast
+import threading
 import time
 from dataclasses import dataclass
 
@@ -15,6 +16,7 @@ from hpc_agent.grounding import Rename, ground
 from hpc_agent.names import name_index
 from hpc_agent.repair import repair
 from hpc_agent.request_facts import SourceModel
+from hpc_agent.tutorial_definitions import tutorial_definitions, tutorial_made_from_names
 
 
 @dataclass(frozen=True)
@@ -29,6 +31,24 @@ class StaticResult:
         return not self.errors
 
 
+_PREPARED = threading.Event()
+_PREPARING = threading.Lock()
+
+
+def prepare() -> None:
+    """Build what the static stage reads, once per process: the name index (seconds of Gammapy imports) and
+    the tutorials' definitions. A sweep starts this in a thread beside its first model requests, so no cell
+    waits for it unless its answer arrives first; concurrent callers wait for one build, never start their own."""
+    if _PREPARED.is_set():
+        return
+    with _PREPARING:
+        if not _PREPARED.is_set():
+            name_index()
+            tutorial_definitions()
+            tutorial_made_from_names()
+            _PREPARED.set()
+
+
 def static_stage(answer: str, *, repairs: bool = True, require_result: bool = True,
                  result_keys: tuple[str, ...] = (), request_definitions: dict[str, str] | None = None,
                  cone_radius: float | None = None, cone: tuple[float, float, float] | None = None,
@@ -40,6 +60,7 @@ def static_stage(answer: str, *, repairs: bool = True, require_result: bool = Tr
     library calls the request writes out (the script's differing calls of those callees take their values);
     `source_model`: the named source model it writes out (attached for an estimator that needs it)."""
     t0 = time.perf_counter()
+    prepare()
     index = name_index()
     script = answer
     done: tuple[str, ...] = ()

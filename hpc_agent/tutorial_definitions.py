@@ -42,8 +42,29 @@ def _parse(source: str) -> ast.Module:
         return ast.parse(source)
 
 
+@lru_cache(maxsize=4)
+def _lines(source: str) -> tuple[str, ...]:
+    """The source's lines with their ends, split as `ast` splits them (no form feed)."""
+    return tuple(re.findall(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+$", source))
+
+
+def _segment(source: str, node: ast.AST) -> str:
+    """`ast.get_source_segment`, from lines split once per source: the stdlib splits the whole tutorial on
+    every call, which was most of the tutorials' parse time."""
+    lineno, end = getattr(node, "lineno", None), getattr(node, "end_lineno", None)
+    col, end_col = getattr(node, "col_offset", None), getattr(node, "end_col_offset", None)
+    if lineno is None or end is None or col is None or end_col is None:
+        return ""
+    lines = _lines(source)
+    if lineno == end:
+        return lines[lineno - 1].encode()[col:end_col].decode()
+    first = lines[lineno - 1].encode()[col:].decode()
+    last = lines[end - 1].encode()[:end_col].decode()
+    return "".join([first, *lines[lineno:end - 1], last])
+
+
 def _one_line(source: str, node: ast.AST) -> str:
-    text = " ".join((ast.get_source_segment(source, node) or "").split())
+    text = " ".join(_segment(source, node).split())
     return re.sub(r"([(\[{]) | ([)\]}])", r"\1\2", text)
 
 

@@ -114,8 +114,11 @@ def test_server_that_rejects_tools_falls_back_to_fences() -> None:
 
 def test_server_info_reports_models() -> None:
     with ScriptedOpenAIServer() as srv:
-        info = _client(srv).server_info()
+        client = _client(srv)
+        info = client.server_info()
     assert info.models[0]["id"] == "scripted-model"
+    # asked once per client (a sweep's cells share their model's client): the server is gone, the answer stays
+    assert client.server_info() == info
 
 
 def test_extract_script_variants() -> None:

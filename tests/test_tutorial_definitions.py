@@ -151,3 +151,17 @@ def test_the_installed_versions_tutorials_make_the_reflected_regions_empty_datas
         pytest.skip(f"the Gammapy {version('gammapy')} sdist is not cached here (`hpc-agent rag build` fetches it)")
     assert made_from_names("dataset_empty", {"SpectrumDataset", "geom", "energy_axis_true"}, made) == \
         "dataset_empty = SpectrumDataset.create(geom=geom, energy_axis_true=energy_axis_true)"
+
+
+def test_source_segments_are_the_stdlibs_for_every_node() -> None:
+    """The segments come from lines split once per source; they must be exactly `ast.get_source_segment`'s
+    (multi-byte text, CRLF and CR line ends, a form feed, nodes over several lines)."""
+    import ast
+
+    from hpc_agent.tutorial_definitions import _segment
+
+    source = ("# Überblick\r\nname = 'Ωμέγα'; x = f(a,\r\n      b=\"é\")\rif x:\n    y = [1,\n\x0c 2]\n"
+              "z = {'k': (x\n     + 1)}\n")
+    nodes = [n for n in ast.walk(ast.parse(source)) if hasattr(n, "end_col_offset")]
+    assert len(nodes) > 20
+    assert [_segment(source, n) for n in nodes] == [ast.get_source_segment(source, n) for n in nodes]

@@ -157,11 +157,11 @@ def test_pool_runs_prepared_workspaces_warm_and_cleans_up(tmp_path):
     a, b, unused = tmp_path / "a" / "workspace", tmp_path / "b" / "workspace", tmp_path / "c" / "workspace"
     pool.prepare([a, b, unused], env={"K": "1"}, limits=limits)
     assert a.is_dir() and unused.is_dir()
-    r = pool.run("print('a')", a, env={"K": "1"}, limits=limits)
+    r = pool.run("import json\nprint('a')", a, env={"K": "1"}, limits=limits)
     assert r.start == "warm" and r.stdout == "a\n"
-    r = pool.run("print('a again')", a, env={"K": "1"}, limits=limits)  # single use: the second run is cold
+    r = pool.run("import json\nprint('a again')", a, env={"K": "1"}, limits=limits)  # single use: now cold
     assert r.start == "cold" and r.stdout == "a again\n"
-    r = pool.run("print('b')", b, env={"K": "2"}, limits=limits)  # other settings than prepared: cold
+    r = pool.run("import json\nprint('b')", b, env={"K": "2"}, limits=limits)  # other settings than prepared
     assert r.start == "cold" and r.stdout == "b\n"
     pool.prepare([tmp_path / "d" / "workspace"], env={}, limits=limits)  # the unused ones of a turn are discarded
     assert not (tmp_path / "c").exists()  # ... with the folders made for them
@@ -169,6 +169,21 @@ def test_pool_runs_prepared_workspaces_warm_and_cleans_up(tmp_path):
     assert not (tmp_path / "d").exists()
     assert _processes_in(tmp_path) == []
     assert pool.run("print('after')", tmp_path / "e", env={}, limits=limits).stdout == "after\n"
+
+
+def test_pool_starts_cold_a_script_that_imports_none_of_the_warm_modules(tmp_path):
+    """Such a script gains nothing from the warm-up and would pay the teardown of the imported stack at exit."""
+    pool = WarmPool(get_sandbox(NAMES[0]), LIGHT)
+    limits = Limits(wall_s=10)
+    needs, plain = tmp_path / "needs" / "workspace", tmp_path / "plain" / "workspace"
+    pool.prepare([needs, plain], env={}, limits=limits)
+    r = pool.run("from json import dumps\nprint(dumps(1))", needs, env={}, limits=limits)
+    assert r.start == "warm" and r.stdout == "1\n"
+    r = pool.run("import os\nprint(os.getcwd() == str(__import__('pathlib').Path.cwd()))", plain, env={}, limits=limits)
+    assert r.start == "cold" and r.stdout == "True\n"
+    assert r.start_note == "cold: the script imports none of the warm modules"
+    pool.close()
+    assert _processes_in(tmp_path) == []
 
 
 def test_pool_spares_for_throwaway_workspaces(tmp_path):

@@ -70,12 +70,18 @@ def _pth_dirs(site_dir: Path) -> Iterable[Path]:
 
 
 def interpreter_paths(python: str) -> list[Path]:
-    """Directories the interpreter needs to start and import its packages (resolved, deduplicated).
+    """Directories the interpreter needs to start and import its packages (resolved, deduplicated; worked
+    out once per interpreter and process: every run's argv needs them).
 
     Follows the symlink chain of ``python`` (a venv's ``bin/python`` -> pyenv's real binary), adds each
     prefix, a venv's ``pyvenv.cfg`` home, and — when ``python`` is this very interpreter — ``sys.prefix``,
     ``sys.base_prefix`` and the site-packages directories (plus what their ``.pth`` files add).
     """
+    return list(_interpreter_paths(python))
+
+
+@functools.lru_cache(maxsize=8)
+def _interpreter_paths(python: str) -> tuple[Path, ...]:
     exe = python if os.path.isabs(python) else shutil.which(python)
     if not exe:
         raise UsageError(f"python interpreter not found: {python!r}")
@@ -109,7 +115,7 @@ def interpreter_paths(python: str) -> list[Path]:
     for p in sorted({p.resolve() for p in found if p.exists()}, key=lambda p: len(p.parts)):
         if not any(_under(p, q) for q in out):
             out.append(p)
-    return out
+    return tuple(out)
 
 
 @functools.lru_cache(maxsize=8)
