@@ -139,10 +139,51 @@ def _result_dict(line: str) -> str | None:
     return best
 
 
+_PRINTED_TEXT = re.compile(r"""print\(\s*[fF]?(["'])RESULT\b(?P<text>.*?)\1(?:\.format\((?P<args>.*?)\))?\s*\)+\s*$""")
+_PAIR = re.compile(r"([A-Za-z_]\w*)[\"']?\s*[:=]\s*\{([^{}]*)\}")
+
+
+def _result_pairs(line: str) -> str | None:
+    """The result a RESULT print lays out as `key: {value}` pairs, as a dict literal: an f-string's own
+    expressions (`{n_obs}`, `{t:.2f}`), or `.format`'s arguments in order: for every field when there are as
+    many as fields, else for the empty ones (`{}`, `{:.2f}`). None unless every field gets exactly one value
+    that parses."""
+    m = _PRINTED_TEXT.match(line)
+    if m is None:
+        return None
+    pairs = _PAIR.findall(m["text"])
+    if not pairs:
+        return None
+    args: list[str] = []
+    if m["args"] is not None:
+        try:
+            call = ast.parse(f"f({m['args']})", mode="eval").body
+        except SyntaxError:
+            return None
+        if not isinstance(call, ast.Call) or call.keywords or any(isinstance(a, ast.Starred) for a in call.args):
+            return None
+        args = [ast.unparse(a) for a in call.args]
+    items = []
+    in_order = len(args) == len(pairs)  # as many arguments as fields: `.format` was meant to fill them all
+    for key, field in pairs:
+        expr = re.split(r"!|:(?![^\[]*\])", field, maxsplit=1)[0].strip()  # `{t:.2f}`, `{x!r}`; not `{a[1:]}`
+        if in_order or not expr:
+            if not args:
+                return None
+            expr = args.pop(0)
+        try:
+            ast.parse(expr, mode="eval")
+        except SyntaxError:
+            return None
+        items.append(f"{key!r}: {expr}")
+    return None if args else "{" + ", ".join(items) + "}"
+
+
 def result_print(text: str, err: SyntaxError) -> Edit | None:
     """A one-line `print` of the RESULT that does not parse (`print("RESULT {" + json.dumps({...})) + "}")`,
-    a bracket too many around the JSON) but holds the result as a dict literal: that line prints the dict
-    the way the contract says, `print("RESULT " + json.dumps({...}, default=float))`."""
+    a bracket too many around the JSON; `f"RESULT n: {n}, t: {:.2f}".format(n, t)`) but holds the result as a
+    dict literal or as `key: {value}` pairs: that line prints the dict the way the contract says,
+    `print("RESULT " + json.dumps({...}, default=float))`."""
     if not err.lineno:
         return None
     rows = text.splitlines(keepends=True)
@@ -150,7 +191,7 @@ def result_print(text: str, err: SyntaxError) -> Edit | None:
     body = line.strip()
     if not (body.startswith("print(") and "RESULT" in body):
         return None
-    found = _result_dict(body)
+    found = _result_dict(body) or _result_pairs(body)
     if found is None:
         return None
     indent = line[:len(line) - len(line.lstrip())]

@@ -1251,3 +1251,27 @@ def test_a_keyword_a_method_does_not_take_is_renamed_after_the_run_when_only_the
     # a keyword with no single reading is left to the model
     vague = first.stderr.replace("argument 'selection'", "argument 'radius'")
     assert repair_after_run(code, vague, name_index()) is None
+
+
+@pytest.mark.parametrize("printing", [
+    # the 0.5B (s31, twice): an f-string with an empty field, filled by `.format` as if it were a plain string
+    'print(f"RESULT n_obs: {n_obs}, livetime_hours: {:.2f}".format(n_obs, hours))',
+    'print("RESULT n_obs = {}, livetime_hours = {:.3f}".format(n_obs, hours)))',
+    "print(f'RESULT n_obs: {n_obs}, livetime_hours: {hours:.2f}'))",
+])
+def test_a_result_print_laid_out_as_key_value_pairs_that_does_not_parse_prints_them_as_json(printing, tmp_path) -> None:
+    code = f"import numpy as np\nlive = np.array([1800.0, 5400.0])\nn_obs = len(live)\nhours = live.sum() / 3600\n{printing}\n"
+    fixed = static_stage(code)
+    assert fixed.errors == (), fixed.errors
+    assert fixed.repairs[0].startswith("line 5 did not parse: it now prints the RESULT dict it wrote")
+    ran = _run(fixed.script, tmp_path)
+    assert json.loads(ran.stdout.split("RESULT ", 1)[1]) == {"n_obs": 2, "livetime_hours": 2.0}, ran.stderr
+
+
+def test_a_result_print_whose_fields_and_values_do_not_pair_is_left_to_the_model() -> None:
+    from hpc_agent.syntax_repair import make_it_parse
+
+    for broken in ('print("RESULT n_obs: {}, hours: {}".format(n_obs)))',  # a field without a value
+                   'print("RESULT n_obs: {}".format(n_obs, hours)))',  # a value without a field
+                   'print(f"RESULT n_obs: {n_obs +}"))'):  # a value that does not parse
+        assert make_it_parse(f"n_obs = 1\nhours = 2\n{broken}\n") == (f"n_obs = 1\nhours = 2\n{broken}\n", [])
