@@ -264,6 +264,8 @@ class _Grounder(ast.NodeVisitor):
         self.refs: dict[str, _Ref] = {}
         self.network = _network_calls()
         self._reported: set[tuple[int, str]] = set()
+        self.table_reads = _table_reads(tree)
+        self.points_format = _points_format(tree)
 
     def report(self, line: int, message: str, rename: Rename | None = None) -> None:
         if (line, message) not in self._reported:
@@ -500,6 +502,13 @@ class _Grounder(ast.NodeVisitor):
                                f"yourself (`{_REDUCERS[reduced.group(1)]}(...)`)")
                 else:
                     message = f"`{owner}` has no `{attr}`; {idiom}"
+                sed = self.table_reads.get(id(node))
+                if sed is not None and self.points_format is not None and not spelt and not reduced:
+                    fmt, rows = self.points_format
+                    new = f'to_table(format="{fmt}", sed_type="{sed}")'
+                    rename = Rename(node.end_lineno or node.lineno, node.end_col_offset or 0, attr, new,
+                                    note=f"line {node.lineno}: read `{label}` from `{base.label}.{new}`: the numbers "
+                                         f"of a FluxPoints are rows of its table, one per {rows} bin")
             self.report(node.lineno, message, rename)
             return None
         return None
@@ -839,6 +848,37 @@ def _binding_counts(tree: ast.Module) -> dict[str, int]:
         if name in counts:
             counts[name] += 1  # shadowing a builtin: leave it alone
     return counts
+
+
+SED_TYPES = ("dnde", "e2dnde", "flux", "eflux")
+
+
+def _table_reads(tree: ast.Module) -> dict[int, str]:
+    """Attribute reads used as a table: `len(x.a)` or `x.a["flux"]` (a SED quantity). id(node) -> the
+    SED type read (a length reads the one the script subscripts elsewhere, else "flux")."""
+    counted: list[ast.Attribute] = []
+    read: dict[int, str] = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "len" \
+                and len(node.args) == 1 and isinstance(node.args[0], ast.Attribute):
+            counted.append(node.args[0])
+        elif isinstance(node, ast.Subscript) and isinstance(node.value, ast.Attribute) \
+                and isinstance(node.slice, ast.Constant) and node.slice.value in SED_TYPES:
+            read[id(node.value)] = str(node.slice.value)
+    kinds = set(read.values())
+    for node in counted:
+        read[id(node)] = kinds.pop() if len(kinds) == 1 else "flux"
+    return read
+
+
+def _points_format(tree: ast.Module) -> tuple[str, str] | None:
+    """The table format of the flux points the script makes, and what a row is: a light curve's when it
+    uses LightCurveEstimator alone, an SED's when FluxPointsEstimator alone; None for neither or both."""
+    used = {n.id if isinstance(n, ast.Name) else n.attr for n in ast.walk(tree) if isinstance(n, (ast.Name, ast.Attribute))}
+    lc, sed = "LightCurveEstimator" in used, "FluxPointsEstimator" in used
+    if lc == sed:
+        return None
+    return ("lightcurve", "time") if lc else ("gadf-sed", "energy")
 
 
 def ground(tree: ast.Module, index: NameIndex | None = None) -> list[Finding]:

@@ -11,6 +11,7 @@ estimator runs, reusing the script's own spectral model when it made exactly one
 from __future__ import annotations
 
 import ast
+import re
 
 from hpc_agent.request_facts import SourceModel, makes_named
 
@@ -119,4 +120,26 @@ def freeze_as_requested(script: str, model: SourceModel | None) -> tuple[str, tu
         rows[stmt.lineno - 1:stmt.end_lineno or stmt.lineno] = [line + "\n" for line in lines]
         notes.append(f"line {stmt.lineno}: `{kind}` takes no `frozen` keyword; froze what your request says is frozen "
                      "after making it: " + "; ".join(f"`{line.strip()}`" for line in lines[1:]))
-    return "".join(rows), tuple(reversed(notes))
+    if notes:
+        return "".join(rows), tuple(reversed(notes))
+    return _freeze_the_one_model(script, tree, kind, model.frozen)
+
+
+def _freeze_the_one_model(script: str, tree: ast.Module, kind: str, frozen: tuple[str, ...]) -> tuple[str, tuple[str, ...]]:
+    """The script makes the request's spectral model once (`spectral_model = PowerLawSpectralModel(...)`) and
+    freezes none of what the request says is frozen, anywhere: those parameters are frozen after it (a fit or
+    light curve would otherwise fit them too, and give other numbers)."""
+    made = [n for n in ast.walk(tree) if isinstance(n, ast.Assign) and len(n.targets) == 1
+            and isinstance(n.targets[0], ast.Name) and isinstance(n.value, ast.Call)
+            and ast.unparse(n.value.func).split(".")[-1] == kind]
+    if len(made) != 1 or re.search(r"\bfrozen\b|\bfreeze\w*\(", script):
+        return script, ()
+    stmt, name = made[0], made[0].targets[0].id  # type: ignore[attr-defined]
+    indent = " " * stmt.col_offset
+    lines = [f"{indent}{name}.{p}.frozen = True" for p in frozen]
+    rows = script.splitlines(keepends=True)
+    end = stmt.end_lineno or stmt.lineno
+    rows[end - 1] = rows[end - 1].rstrip("\r\n") + "\n"
+    rows[end:end] = [line + "\n" for line in lines]
+    return "".join(rows), (f"line {stmt.lineno}: froze what your request says is frozen, after `{name}` is made: "
+                           + "; ".join(f"`{line.strip()}`" for line in lines),)

@@ -86,3 +86,21 @@ def test_a_frozen_keyword_freezes_what_the_request_says() -> None:
     # no frozen parameter in the request, or no keyword: nothing to read
     assert freeze_as_requested(made, request_source_model(REQUEST.replace("the index FROZEN", "nothing frozen"))) == (made, ())
     assert freeze_as_requested(SKIPPED, request_source_model(REQUEST)) == (SKIPPED, ())
+
+
+def test_a_model_made_once_and_never_frozen_gets_what_the_request_says_is_frozen() -> None:
+    """s34, light-curve-crab: the 1.5B made the request's PowerLawSpectralModel and froze nothing, so the light
+    curve would fit the index per bin too. The request says the index is frozen: it is frozen after the model."""
+    made = SKIPPED.replace("estimator =", "pwl = PowerLawSpectralModel(\n    index=2.3, amplitude=2e-12 * "
+                           "u.Unit('cm-2 s-1 TeV-1'))\nestimator =")
+    fixed, notes = freeze_as_requested(made, request_source_model(REQUEST))
+    assert "u.Unit('cm-2 s-1 TeV-1'))\npwl.index.frozen = True\nestimator =" in fixed
+    assert notes == ("line 8: froze what your request says is frozen, after `pwl` is made: `pwl.index.frozen = True`",)
+    namespace: dict[str, object] = {}
+    exec(compile("from gammapy.modeling.models import PowerLawSpectralModel\n" + fixed.replace("lc = estimator.run(datasets)\n", ""),
+                 "<fixed>", "exec"), namespace)
+    assert namespace["pwl"].index.frozen and not namespace["pwl"].amplitude.frozen  # type: ignore[attr-defined]
+    # the script freezes something itself, or makes two such models: its own reading stands
+    for own in (made.replace("estimator =", "pwl.amplitude.frozen = False\nestimator ="),
+                made.replace("estimator =", "other = PowerLawSpectralModel()\nestimator =")):
+        assert freeze_as_requested(own, request_source_model(REQUEST)) == (own, ())

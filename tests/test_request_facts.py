@@ -159,3 +159,28 @@ def test_the_grounding_message_itself_reads_the_scripts_own_flux_points() -> Non
                               '`table = lc_1d.to_table(format="lightcurve", sed_type="flux")`')
     assert "get_flux_points" not in guessed
     assert "did you mean `FluxPoints.flux_err`" in misspelt and "lc_1d.to_table(" in misspelt
+
+
+def test_a_guessed_flux_points_attribute_read_as_a_table_reads_the_table() -> None:
+    """s34, light-curve-crab: `len(lc_1d.flux_points)` and `np.mean(lc_1d.flux_points["flux"])`. Read as a table
+    (a length, a SED column), the guess has one reading: the table of the estimator the script uses."""
+    from hpc_agent.static import static_stage
+
+    script = ("import json\nimport numpy as np\nfrom gammapy.estimators import LightCurveEstimator\n"
+              "lc_1d = LightCurveEstimator(energy_edges=[1, 100], source='source').run([])\n"
+              "n = len(lc_1d.flux_points)\nm = np.mean(lc_1d.flux_points['flux'])\n"
+              "print('RESULT ' + json.dumps({'n': n, 'm': m}))\n")
+    fixed = static_stage(script)
+    assert fixed.errors == ()
+    table = 'lc_1d.to_table(format="lightcurve", sed_type="flux")'
+    assert f"n = len({table})\nm = np.mean({table}['flux'])\n" in fixed.script
+    assert f"line 5: read `lc_1d.flux_points` from `{table}`: the numbers of a FluxPoints are rows of its table, " \
+           "one per time bin" in fixed.repairs
+    sed = static_stage(script.replace("LightCurveEstimator", "FluxPointsEstimator").replace("'flux'", "'e2dnde'"))
+    assert 'len(lc_1d.to_table(format="gadf-sed", sed_type="e2dnde"))' in sed.script, sed.errors
+    # no table read, or no one estimator to tell the format: the message with the idiom, no edit
+    for other in (script.replace("len(lc_1d.flux_points)", "lc_1d.flux_points.energy").replace("['flux']", ".flux"),
+                  script.replace("import LightCurveEstimator\n", "import FluxPointsEstimator, LightCurveEstimator\n"
+                                 "fpe = FluxPointsEstimator(energy_edges=[1, 10])\n")):
+        left = static_stage(other)
+        assert any("`FluxPoints` has no `flux_points`" in e for e in left.errors), left.errors
