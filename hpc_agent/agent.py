@@ -31,7 +31,7 @@ from hpc_agent.candidates import generate
 from hpc_agent.conversation import Conversation
 from hpc_agent.data import contract_env, data_binds, release_layout
 from hpc_agent.errors import ContextOverflowError
-from hpc_agent.focus import failure_lines, focused_merge, progress
+from hpc_agent.focus import drifted, failure_lines, focused_merge, progress
 from hpc_agent.llm import ChatModel, ModelAnswer
 from hpc_agent.records import (
     Attempt,
@@ -362,10 +362,11 @@ def run_agent(
                 failed_ways.add(way)
                 if stuck:
                     temperature = min(REPEAT_MAX_TEMPERATURE, (temperature or backend.temperature or 0.0) + REPEAT_STEP)
-                feedback = (prompts.lessons_text(learned) if stuck
+                restart = stuck or drifted(attempt, best)
+                feedback = (prompts.lessons_text(learned) if restart
                             else prompts.repair_message(attempt, repeats=repeats, extra_hints=hints,
                                                         result_keys=keys))
-                attempt = attempt.model_copy(update={"feedback": feedback, "restart": stuck})
+                attempt = attempt.model_copy(update={"feedback": feedback, "restart": restart})
             if len(candidates) > 1:
                 for cand, ans in zip(candidates, answers):
                     bundle.write_candidate(cand, ans.raw)

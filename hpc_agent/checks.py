@@ -47,6 +47,7 @@ def _only_reported(node: ast.AST, parents: dict[int, ast.AST]) -> bool:
 
 
 NO_SELECTION = "selects no observations by position"
+NO_RESULT = "no `RESULT {json}` line is printed"
 
 
 def selects(tree: ast.AST) -> bool:
@@ -171,7 +172,7 @@ def static_errors(script: str, *, require_result: bool = True, cone_radius: floa
                           "os.environ['PHOTON_STORAGE']")
 
     if require_result and not any("RESULT" in c.value for c in strings if isinstance(c.value, str)):
-        errors.append("no `RESULT {json}` line is printed; print the results as "
+        errors.append(f"{NO_RESULT}; print the results as "
                       "print('RESULT ' + json.dumps({...}))")
 
     if cone_radius is not None and not selects(tree):

@@ -14,6 +14,7 @@ import re
 from collections.abc import Sequence
 from difflib import SequenceMatcher
 
+from hpc_agent import checks
 from hpc_agent.checks import undefined_names
 from hpc_agent.prompts import ERROR_LINE, SCRIPT_FRAME, traceback_tail
 from hpc_agent.records import Attempt
@@ -31,6 +32,15 @@ def progress(attempt: Attempt) -> tuple[int, int, float]:
     if attempt.failure == "runtime" and lines and attempt.script:
         reached = max(lines) / max(1, len(attempt.script.splitlines()))
     return PROGRESS[attempt.failure], -len(attempt.static_errors), reached
+
+
+def drifted(attempt: Attempt, best: Attempt | None) -> bool:
+    """The answer no longer does what was asked (it prints no RESULT, or selects nothing by position) although
+    an earlier one got further: the feedback has led the model off the request (seen with the 0.5B, which
+    then answered other questions for the rest of its turns), so the next turn starts from the request again."""
+    if best is None or best is attempt or progress(attempt) >= progress(best):
+        return False
+    return any(e.startswith((checks.NO_RESULT, checks.NO_SELECTION)) for e in attempt.static_errors)
 
 
 def failure_lines(attempt: Attempt) -> set[int] | None:

@@ -186,7 +186,7 @@ class Attempt(Record):
     exception: str | None = None  # exception class raised by the script, if any
     validation_s: float = 0.0  # time spent validating (a variant-store re-run included)
     feedback: str | None = None  # the repair message sent back to the model after this attempt
-    restart: bool = False  # the model was stuck: the next turn started afresh, with lessons instead of scripts
+    restart: bool = False  # the model was stuck or drifted off the request: the next turn started afresh, with lessons instead of scripts
     context_ids: tuple[str, ...] = ()  # retrieved snippets (chunk ids) injected in the turn that asked for it
 
     @property

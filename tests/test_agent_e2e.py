@@ -140,6 +140,30 @@ def test_a_stuck_model_gets_a_fresh_conversation_with_lessons(tmp_path: Path, da
     assert json.loads((out / "attempt-2" / "validation.json").read_text())["restart"] is True
 
 
+def test_an_answer_that_drifts_off_the_request_restarts_the_conversation(tmp_path: Path, data_root: Path) -> None:
+    """The 0.5B (s31): after feedback on a script that ran, its next answers printed other things (the data
+    store's info, an event list's mean energy) for the rest of its turns. An answer that no longer prints a
+    RESULT, when an earlier one got further, sends the next turn back to the request with the lessons; it is not
+    a repeat, so the temperature stays."""
+    ran = script("msh1552_count_ok.py").replace("print(", "raise RuntimeError('lost the table')\nprint(")
+    drift = ("import os\nfrom gammapy.data import DataStore\n"
+             "data_store = DataStore.from_dir(os.path.join(os.environ['PHOTON_STORAGE'], 'hess-dl3-dr1'))\n"
+             "print(data_store.obs_table[:3])\n")
+    replies = [Reply(code=ran), Reply(code=drift), Reply(code=script("msh1552_count_ok.py"))]
+    out = tmp_path / "d"
+    with ScriptedOpenAIServer(replies) as srv:
+        code, _ = _run(_base(srv, out, data_root, "--attempts", "3"))
+        first, second, third = (r["messages"] for r in srv.requests)
+    assert code == 0
+    assert "RuntimeError: lost the table" in second[-1]["content"] and second[-2]["role"] == "assistant"
+    assert [m["role"] for m in third] == [m["role"] for m in first]  # the request again, no off-request answer
+    assert "Earlier scripts for this request failed" in third[-1]["content"]
+    assert "obs_table[:3]" not in third[-1]["content"]
+    assert [r["temperature"] for r in srv.requests] == [0.2, 0.2, 0.2]
+    summaries = json.loads((out / "run.json").read_text())["attempt_summaries"]
+    assert [a.get("restart") for a in summaries[:2]] == [False, True]
+
+
 def test_an_answer_copying_the_feedback_restarts_the_conversation(tmp_path: Path, data_root: Path) -> None:
     """The 0.5B answered a traceback with its script cut at the failing line, then the traceback's carets and
     the feedback's headings; kept in the conversation, it was copied again. It counts as stuck: the next
