@@ -21,6 +21,7 @@ from functools import lru_cache
 from types import ModuleType
 from typing import Any
 
+from hpc_agent.flux_points import points_format, table_reads
 from hpc_agent.names import NameIndex, describe, first_doc_line, signature
 from hpc_agent.names import flat_name as _flat
 from hpc_agent.names import import_quietly as _import
@@ -264,8 +265,8 @@ class _Grounder(ast.NodeVisitor):
         self.refs: dict[str, _Ref] = {}
         self.network = _network_calls()
         self._reported: set[tuple[int, str]] = set()
-        self.table_reads = _table_reads(tree)
-        self.points_format = _points_format(tree)
+        self.table_reads = table_reads(tree)
+        self.points_format = points_format(tree)
 
     def report(self, line: int, message: str, rename: Rename | None = None) -> None:
         if (line, message) not in self._reported:
@@ -848,37 +849,6 @@ def _binding_counts(tree: ast.Module) -> dict[str, int]:
         if name in counts:
             counts[name] += 1  # shadowing a builtin: leave it alone
     return counts
-
-
-SED_TYPES = ("dnde", "e2dnde", "flux", "eflux")
-
-
-def _table_reads(tree: ast.Module) -> dict[int, str]:
-    """Attribute reads used as a table: `len(x.a)` or `x.a["flux"]` (a SED quantity). id(node) -> the
-    SED type read (a length reads the one the script subscripts elsewhere, else "flux")."""
-    counted: list[ast.Attribute] = []
-    read: dict[int, str] = {}
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "len" \
-                and len(node.args) == 1 and isinstance(node.args[0], ast.Attribute):
-            counted.append(node.args[0])
-        elif isinstance(node, ast.Subscript) and isinstance(node.value, ast.Attribute) \
-                and isinstance(node.slice, ast.Constant) and node.slice.value in SED_TYPES:
-            read[id(node.value)] = str(node.slice.value)
-    kinds = set(read.values())
-    for node in counted:
-        read[id(node)] = kinds.pop() if len(kinds) == 1 else "flux"
-    return read
-
-
-def _points_format(tree: ast.Module) -> tuple[str, str] | None:
-    """The table format of the flux points the script makes, and what a row is: a light curve's when it
-    uses LightCurveEstimator alone, an SED's when FluxPointsEstimator alone; None for neither or both."""
-    used = {n.id if isinstance(n, ast.Name) else n.attr for n in ast.walk(tree) if isinstance(n, (ast.Name, ast.Attribute))}
-    lc, sed = "LightCurveEstimator" in used, "FluxPointsEstimator" in used
-    if lc == sed:
-        return None
-    return ("lightcurve", "time") if lc else ("gadf-sed", "energy")
 
 
 def ground(tree: ast.Module, index: NameIndex | None = None) -> list[Finding]:

@@ -21,6 +21,7 @@ from hpc_agent.request_facts import SourceModel, number_text
 from hpc_agent.prompts import OBS_TABLE, OPEN_RELEASE, POINTING, RELEASE, RELEASE_PATH, release_path
 from hpc_agent.names import import_quietly as _import_quiet
 from hpc_agent.names import module_exists as _is_module
+from hpc_agent.flux_points import bins_as_table
 from hpc_agent.source_edits import Edit, add_imports, drop_statements, insertion_line, splice
 from hpc_agent.syntax_repair import make_it_parse
 from hpc_agent.tutorial_definitions import made_from_names, name_keyword as _name_keyword, tutorial_made_from_names
@@ -1177,6 +1178,8 @@ def repair(script: str, index: NameIndex, result_keys: tuple[str, ...] = (),
     notes += filled
     script, frozen = freeze_as_requested(script, source_model)
     notes += frozen
+    script, read = bins_as_table(script)
+    notes += read
     script, attached = attach_source_model(script, source_model)
     notes += attached
     script, defined = define_as_tutorials_do(script, tutorial_made_from_names())
