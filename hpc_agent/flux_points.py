@@ -47,23 +47,25 @@ def table_reads(tree: ast.Module) -> dict[int, str]:
 
 def estimated(tree: ast.Module) -> set[str]:
     """Names bound once to what an estimator's `run` returns (`lc = estimator.run(datasets)`, the estimator
-    made by `LightCurveEstimator(...)` or `FluxPointsEstimator(...)`, or `LightCurveEstimator(...).run(...)`)."""
-    assigns = [n for n in ast.walk(tree) if isinstance(n, ast.Assign) and len(n.targets) == 1
-               and isinstance(n.targets[0], ast.Name)]
-    counts: dict[str, int] = {}
-    for a in assigns:
-        counts[a.targets[0].id] = counts.get(a.targets[0].id, 0) + 1  # type: ignore[attr-defined]
-    estimators = {a.targets[0].id for a in assigns  # type: ignore[attr-defined]
-                  if isinstance(a.value, ast.Call) and _name(a.value.func) in ESTIMATORS}
+    made once by `LightCurveEstimator(...)` or `FluxPointsEstimator(...)`, or `LightCurveEstimator(...).run(...)`).
+    The reading of `repair.bindings` and `repair.assigned_once`, written here: `repair` imports this module."""
+    bound: dict[str, list[ast.expr]] = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Assign):
+            for target in node.targets:
+                if isinstance(target, ast.Name):
+                    bound.setdefault(target.id, []).append(node.value)
     found = set()
-    for a in assigns:
-        call, name = a.value, a.targets[0].id  # type: ignore[attr-defined]
-        if counts[name] == 1 and isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute) \
-                and call.func.attr == "run":
-            made = call.func.value
-            if (isinstance(made, ast.Name) and made.id in estimators and counts[made.id] == 1) \
-                    or (isinstance(made, ast.Call) and _name(made.func) in ESTIMATORS):
-                found.add(name)
+    for name, values in bound.items():
+        call = values[0]
+        if len(values) != 1 or not (isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute)
+                                    and call.func.attr == "run"):
+            continue
+        made = call.func.value
+        if isinstance(made, ast.Name) and len(bound.get(made.id, [])) == 1:
+            made = bound[made.id][0]
+        if isinstance(made, ast.Call) and _name(made.func) in ESTIMATORS:
+            found.add(name)
     return found
 
 

@@ -116,27 +116,37 @@ def test_usage_errors_exit_2(tmp_path: Path, data_root: Path) -> None:
     assert code == 2 and "not a folder" in output
 
 
+def _three_turns(replies: list[Reply], out: Path, data_root: Path) -> tuple[int, list[dict], list[dict]]:
+    """Three turns against the scripted server: exit code, the requests sent, the attempt summaries."""
+    with ScriptedOpenAIServer(replies) as srv:
+        code, _ = _run(_base(srv, out, data_root, "--attempts", "3"))
+    return code, srv.requests, json.loads((out / "run.json").read_text())["attempt_summaries"]
+
+
+def _restarted(first: list[dict], third: list[dict], summaries: list[dict]) -> None:
+    """The third request is the first one again with the lessons: no assistant turn left to copy."""
+    assert [m["role"] for m in third] == [m["role"] for m in first]
+    assert "Earlier scripts for this request failed" in third[-1]["content"]
+    assert [a.get("restart") for a in summaries[:2]] == [False, True]
+
+
 def test_a_stuck_model_gets_a_fresh_conversation_with_lessons(tmp_path: Path, data_root: Path) -> None:
     bad = "import json\nprint('RESULT ' + json.dumps({'n': n_obs}))\n"
     replies = [Reply(code=bad), Reply(code=bad + "\n\n# same again\n"), Reply(code=script("msh1552_count_ok.py"))]
     out = tmp_path / "b"
-    with ScriptedOpenAIServer(replies) as srv:
-        code, _ = _run(_base(srv, out, data_root, "--attempts", "3"))
-        first, second, third = (r["messages"] for r in srv.requests)
+    code, requests, summaries = _three_turns(replies, out, data_root)
+    first, second, third = (r["messages"] for r in requests)
     assert code == 0
     assert "undefined name 'n_obs'" in second[-1]["content"] and second[-2]["role"] == "assistant"
     # attempt 2 repeated attempt 1 (layout and comments do not make a script new): the third request is the
     # first one again, its request followed by the lessons, with no failed script left to copy
-    assert [m["role"] for m in third] == [m["role"] for m in first]
+    _restarted(first, third, summaries)
     assert third[-1]["content"].startswith(first[-1]["content"].removesuffix("Return the complete script now."))
     assert third[-1]["content"].endswith("Return the complete script now.")
-    assert "Earlier scripts for this request failed" in third[-1]["content"]
     assert "`print('RESULT ' + json.dumps({'n': n_obs}))` was rejected: undefined name 'n_obs'" in third[-1]["content"]
     assert "n_obs}))\n```" not in third[-1]["content"]
-    temps = [r["temperature"] for r in srv.requests]
+    temps = [r["temperature"] for r in requests]
     assert temps[0] == temps[1] == 0.2 and temps[2] == pytest.approx(0.6)  # being stuck raises the temperature
-    summaries = json.loads((out / "run.json").read_text())["attempt_summaries"]
-    assert [a.get("restart") for a in summaries[:2]] == [False, True]
     assert json.loads((out / "attempt-2" / "validation.json").read_text())["restart"] is True
 
 
@@ -150,18 +160,13 @@ def test_an_answer_that_drifts_off_the_request_restarts_the_conversation(tmp_pat
              "data_store = DataStore.from_dir(os.path.join(os.environ['PHOTON_STORAGE'], 'hess-dl3-dr1'))\n"
              "print(data_store.obs_table[:3])\n")
     replies = [Reply(code=ran), Reply(code=drift), Reply(code=script("msh1552_count_ok.py"))]
-    out = tmp_path / "d"
-    with ScriptedOpenAIServer(replies) as srv:
-        code, _ = _run(_base(srv, out, data_root, "--attempts", "3"))
-        first, second, third = (r["messages"] for r in srv.requests)
+    code, requests, summaries = _three_turns(replies, tmp_path / "d", data_root)
+    first, second, third = (r["messages"] for r in requests)
     assert code == 0
     assert "RuntimeError: lost the table" in second[-1]["content"] and second[-2]["role"] == "assistant"
-    assert [m["role"] for m in third] == [m["role"] for m in first]  # the request again, no off-request answer
-    assert "Earlier scripts for this request failed" in third[-1]["content"]
+    _restarted(first, third, summaries)  # the request again, no off-request answer
     assert "obs_table[:3]" not in third[-1]["content"]
-    assert [r["temperature"] for r in srv.requests] == [0.2, 0.2, 0.2]
-    summaries = json.loads((out / "run.json").read_text())["attempt_summaries"]
-    assert [a.get("restart") for a in summaries[:2]] == [False, True]
+    assert [r["temperature"] for r in requests] == [0.2, 0.2, 0.2]
 
 
 def test_an_answer_copying_the_feedback_restarts_the_conversation(tmp_path: Path, data_root: Path) -> None:
@@ -172,16 +177,11 @@ def test_an_answer_copying_the_feedback_restarts_the_conversation(tmp_path: Path
     echo = ("import json\nn = len(\n      ^^^^^^^\nNameError: name 'n_obs' is not defined\n\n"
             "Return the complete corrected script.\n")
     replies = [Reply(code=bad), Reply(code=echo), Reply(code=script("msh1552_count_ok.py"))]
-    out = tmp_path / "b"
-    with ScriptedOpenAIServer(replies) as srv:
-        code, _ = _run(_base(srv, out, data_root, "--attempts", "3"))
-        first, _, third = (r["messages"] for r in srv.requests)
+    code, requests, summaries = _three_turns(replies, tmp_path / "b", data_root)
+    first, _, third = (r["messages"] for r in requests)
     assert code == 0
-    assert [m["role"] for m in third] == [m["role"] for m in first]  # no assistant turn left to copy
-    assert "Earlier scripts for this request failed" in third[-1]["content"]
+    _restarted(first, third, summaries)  # no assistant turn left to copy
     assert "^^^^" not in third[-1]["content"]
-    summaries = json.loads((out / "run.json").read_text())["attempt_summaries"]
-    assert [a.get("restart") for a in summaries[:2]] == [False, True]
     assert prompts.echoes_feedback(echo) and not prompts.echoes_feedback(script("msh1552_count_ok.py"))
     assert prompts.echoes_feedback("x = 1\n--- snippet 2: gammapy.data.DataStore (class) ---\n")
     assert not prompts.echoes_feedback("s = '^^^'\nprint(s)\n")  # carets inside code are code
