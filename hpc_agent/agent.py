@@ -46,8 +46,7 @@ from hpc_agent.records import (
 )
 from hpc_agent.sandbox import Sandbox
 from hpc_agent.sandbox.warm import WarmPool
-from hpc_agent.request_facts import (missing_call_hints, request_call_texts, request_cone, request_definitions,
-                                     request_selection, request_source_model, returned_key_hints, returned_keys)
+from hpc_agent.request_facts import missing_call_hints, read_request, returned_key_hints, returned_keys
 from hpc_agent.sources import positions_context, without_source_names
 from hpc_agent.grounding import runtime_suggestion
 from hpc_agent.names import name_index
@@ -135,12 +134,7 @@ def evaluate(index: int, answer: ModelAnswer, spec: RunSpec, sandbox: Sandbox, w
         return Attempt(index=index, script=None, usage=answer.usage, validation=validation, failure="no_code")
     with _AST_LOCK:
         static = static_stage(answer.script, repairs=spec.repairs, require_result=spec.require_result,
-                              result_keys=spec.result_keys,
-                              request_definitions=request_definitions(spec.prompt, spec.data_root) if spec.repairs
-                              else None, cone_radius=request_cone(spec.prompt),
-                              cone=request_selection(spec.prompt, spec.data_root),
-                              request_calls=request_call_texts(spec.prompt) if spec.repairs else (),
-                              source_model=request_source_model(spec.prompt) if spec.repairs else None)
+                              facts=read_request(spec.prompt, spec.data_root, spec.result_keys))
     common: dict[str, Any] = dict(index=index, script=static.script, usage=answer.usage, repairs=static.repairs,
                   answer=answer.script if static.script != answer.script else None, static_s=static.seconds)
     if not static.ok:

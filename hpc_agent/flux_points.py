@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ast
 
+from hpc_agent.bindings import assigned_once, bindings
 from hpc_agent.source_edits import Edit, splice
 
 SED_TYPES = ("dnde", "e2dnde", "flux", "eflux")
@@ -47,23 +48,15 @@ def table_reads(tree: ast.Module) -> dict[int, str]:
 
 def estimated(tree: ast.Module) -> set[str]:
     """Names bound once to what an estimator's `run` returns (`lc = estimator.run(datasets)`, the estimator
-    made once by `LightCurveEstimator(...)` or `FluxPointsEstimator(...)`, or `LightCurveEstimator(...).run(...)`).
-    The reading of `repair.bindings` and `repair.assigned_once`, written here: `repair` imports this module."""
-    bound: dict[str, list[ast.expr]] = {}
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Assign):
-            for target in node.targets:
-                if isinstance(target, ast.Name):
-                    bound.setdefault(target.id, []).append(node.value)
+    made once by `LightCurveEstimator(...)` or `FluxPointsEstimator(...)`, or `LightCurveEstimator(...).run(...)`)."""
+    bound = bindings(tree)
     found = set()
     for name, values in bound.items():
         call = values[0]
         if len(values) != 1 or not (isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute)
                                     and call.func.attr == "run"):
             continue
-        made = call.func.value
-        if isinstance(made, ast.Name) and len(bound.get(made.id, [])) == 1:
-            made = bound[made.id][0]
+        made = assigned_once(call.func.value, bound)
         if isinstance(made, ast.Call) and _name(made.func) in ESTIMATORS:
             found.add(name)
     return found

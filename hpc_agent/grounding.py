@@ -207,6 +207,41 @@ def _elsewhere(owner: Any, attr: str) -> str:
     return out
 
 
+def _close_method(attr: str, cls: type) -> str | None:
+    """The method of `cls` spelt like `attr`, or sharing its first word (`integrate_model` -> `integral`)."""
+    names = [n for n in _public_dir(cls) if inspect.isroutine(getattr(cls, n, None))]
+    close = difflib.get_close_matches(attr, names, n=1, cutoff=0.6)
+    if close:
+        return close[0]
+    word = attr.split("_")[0]
+    if len(word) < 5:
+        return None
+    first = difflib.get_close_matches(word, [n.split("_")[0] for n in names], n=1, cutoff=0.8)
+    return next(n for n in names if n.split("_")[0] == first[0]) if first else None
+
+
+def _script_classes_with(attr: str, owner: type, classes: list[type], limit: int = 2) -> str:
+    """`FitResult` has no `integrate_model`, and nothing on it is spelt like it, but the script's
+    `PowerLawSpectralModel` has `integral`: a name invented on one object is often a method of another object
+    the script made (the fit result asked for what the best-fit model computes)."""
+    found = [describe(cls.__name__, name, getattr(cls, name)) for cls in dict.fromkeys(classes)
+             if cls is not owner and _library_class(cls) and (name := _close_method(attr, cls))]
+    return f"; your script's other objects have {', '.join(found[:limit])}" if found else ""
+
+
+def _parts_with(label: str, cls: type, attr: str) -> str:
+    """`SkyModel` has no `integrate`, but its `spectral_model` (documented as a `SpectralModel`) has
+    `integral`: Gammapy objects are made of parts, and a method asked of the whole is often one of a part."""
+    found = []
+    for part in _public_dir(cls):
+        dotted = _attribute_doc_class(cls, part)
+        part_cls = _class_named(dotted) if dotted and "." in dotted else None
+        if part_cls is not None and (name := _close_method(attr, part_cls)):
+            found.append(f"`{label}.{part}.{name}{signature(getattr(part_cls, name))}` (its `{part}` is a "
+                         f"`{part_cls.__name__}`)")
+    return f"; a part of it has it: {', '.join(found[:2])}" if found else ""
+
+
 def _item_class(owner: Any) -> type | None:
     """The item class of a library collection (`Observations` -> `Observation`)."""
     if not inspect.isclass(owner) or not owner.__name__.endswith("s"):
@@ -492,6 +527,10 @@ class _Grounder(ast.NodeVisitor):
             rename = Rename(node.end_lineno or node.lineno, node.end_col_offset or 0, attr, only) if only else None
             reading = READING.get(f"{cls.__module__}.{cls.__qualname__}") if only is None else None
             message = _suggest(owner, cls, attr, candidates) + _subclasses_with(cls, attr)
+            if only is None:
+                message += _parts_with(base.label if base.kind == "instance" else owner, cls, attr)
+            if only is None and not difflib.get_close_matches(attr, candidates, cutoff=0.5):
+                message += _script_classes_with(attr, cls, [r.obj for r in self.refs.values() if r.kind == "class"])
             if reading and base.kind == "instance":  # a misspelling keeps its "did you mean"; a guess gets the idiom
                 idiom = reading.format(var=base.label)
                 spelt = [c for c in difflib.get_close_matches(attr, candidates, cutoff=0.8) if abs(len(c) - len(attr)) <= 2]
@@ -772,7 +811,7 @@ def runtime_suggestion(stderr: str, index: NameIndex, request: str = "") -> str 
     if said is not None:
         return said
     names = set(_public_dir(cls)) | {k for k in (_instance_attrs(cls) or ()) if not k.startswith("_")}
-    return _suggest(owner, cls, attr, sorted(names))
+    return _suggest(owner, cls, attr, sorted(names)) + _parts_with(owner, cls, attr)
 
 
 def library_class(name: str, index: NameIndex) -> type | None:

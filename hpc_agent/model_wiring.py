@@ -13,6 +13,7 @@ from __future__ import annotations
 import ast
 import re
 
+from hpc_agent.bindings import bindings
 from hpc_agent.request_facts import SourceModel, makes_named
 
 
@@ -143,3 +144,89 @@ def _freeze_the_one_model(script: str, tree: ast.Module, kind: str, frozen: tupl
     rows[end:end] = [line + "\n" for line in lines]
     return "".join(rows), (f"line {stmt.lineno}: froze what your request says is frozen, after `{name}` is made: "
                            + "; ".join(f"`{line.strip()}`" for line in lines),)
+
+
+def _fit_runs(tree: ast.Module) -> list[tuple[ast.stmt, ast.Call]]:
+    """(top-level statement, call) of each `Fit(...).run(datasets)` or `fit.run(...)` of a name bound once to
+    `Fit(...)`."""
+    fits = {t.id for n in ast.walk(tree) if isinstance(n, ast.Assign) and isinstance(n.value, ast.Call)
+            and ast.unparse(n.value.func).split(".")[-1] == "Fit" for t in n.targets if isinstance(t, ast.Name)}
+    found = []
+    for stmt in tree.body:
+        for node in ast.walk(stmt):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "run":
+                owner = node.func.value
+                if (isinstance(owner, ast.Name) and owner.id in fits) or \
+                        (isinstance(owner, ast.Call) and ast.unparse(owner.func).split(".")[-1] == "Fit"):
+                    found.append((stmt, node))
+    return found
+
+
+def _fitted_name(call: ast.Call) -> str | None:
+    """The datasets variable a fit runs on: `run(datasets)`, `run(datasets=datasets)` or `run([dataset])`."""
+    arg = call.args[0] if call.args else next((k.value for k in call.keywords if k.arg == "datasets"), None)
+    if isinstance(arg, ast.List) and len(arg.elts) == 1:
+        arg = arg.elts[0]
+    return arg.id if isinstance(arg, ast.Name) else None
+
+
+def _attaches_models(tree: ast.Module) -> bool:
+    """Whether the script puts models on anything: `x.models = ...`, `models=` to a call, `x.models.append(...)`."""
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and node.attr == "models" and isinstance(node.ctx, ast.Store):
+            return True
+        if isinstance(node, ast.keyword) and node.arg == "models":
+            return True
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in ("append", "extend") \
+                and isinstance(node.func.value, ast.Attribute) and node.func.value.attr == "models":
+            return True
+    return False
+
+
+def model_for_the_fit(script: str, request_calls: tuple[str, ...], model: SourceModel | None = None
+                      ) -> tuple[str, tuple[str, ...]]:
+    """A fit run on datasets that never get a model fails with `No free parameters for fitting`: when the
+    script puts no model on anything, the model is put on the fitted datasets right before the fit. The model
+    has one reading: the script's one `SkyModel`, else a `SkyModel` of its one spectral model of the request's
+    kind, else of the one spectral model the request writes out. Not for map datasets, whose source model also
+    needs a spatial part and a background model."""
+    try:
+        tree = ast.parse(script)
+    except SyntaxError:
+        return script, ()
+    runs = _fit_runs(tree)
+    if not runs or _attaches_models(tree) or re.search(r"\bMapDataset\b", script):
+        return script, ()
+    stmt, call = runs[0]
+    target = _fitted_name(call)
+    if target is None or not bindings(tree).get(target) or \
+            any(v.lineno >= stmt.lineno for v in bindings(tree)[target]):  # made before the fit's statement
+        return script, ()
+    assigned = _assigned(tree)
+    made = [v for v, value in assigned.items() if isinstance(value, ast.Call) and ast.unparse(value.func).endswith("SkyModel")]
+    spectral = [c for c in request_calls if c.split("(", 1)[0].endswith("SpectralModel")]
+    lines = []
+    if len(made) == 1:
+        sky = made[0]
+    else:
+        if made or len(spectral) != 1:
+            return script, ()
+        kind = spectral[0].split("(", 1)[0]
+        own = [v for v, value in assigned.items() if isinstance(value, ast.Call) and ast.unparse(value.func) == kind]
+        if len(own) == 1:
+            var = own[0]
+        else:
+            var = next(v for v in ("spectral_model", "source_spectral_model", "_source_spectral_model")
+                       if v not in assigned)
+            lines.append(f"{var} = {spectral[0]}")
+        named = f', name="{model.name}"' if model is not None else ""
+        sky = f"SkyModel(spectral_model={var}{named})"
+    value = assigned.get(target)
+    if isinstance(value, ast.List) or (isinstance(value, ast.Call) and ast.unparse(value.func) == "list"):
+        lines.append(f"{target} = Datasets({target})")  # a plain list has no `.models`
+    lines.append(f"{target}.models = [{sky}]")
+    rows = script.splitlines(keepends=True)
+    at = stmt.lineno - 1
+    note = (f"your fit (line {stmt.lineno}) ran on `{target}`, which never gets a model (Gammapy: `No free "
+            "parameters for fitting`); put the model on it before the fit: " + "; ".join(f"`{line}`" for line in lines))
+    return "".join(rows[:at]) + "".join(line + "\n" for line in lines) + "".join(rows[at:]), (note,)

@@ -12,12 +12,15 @@ import ast
 import inspect
 import re
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
+from hpc_agent.bindings import assigned_once, bindings
+from hpc_agent.request_regions import select_in_the_cone, use_the_circle_radius, use_the_cone_radius
 from hpc_agent.checks import DISPLAY_METHODS, maker_class, maker_instances, selects, unchained_runs, undefined_names
-from hpc_agent.model_wiring import attach_source_model, freeze_as_requested
+from hpc_agent.model_wiring import attach_source_model, freeze_as_requested, model_for_the_fit
 from hpc_agent.names import NameIndex, flat_name
-from hpc_agent.request_facts import SourceModel, number_text
+from hpc_agent.reduction_loop import append_each_dataset
+from hpc_agent.request_facts import RequestFacts
 from hpc_agent.prompts import OBS_TABLE, OPEN_RELEASE, POINTING, RELEASE, RELEASE_PATH, release_path
 from hpc_agent.names import import_quietly as _import_quiet
 from hpc_agent.names import module_exists as _is_module
@@ -149,24 +152,6 @@ def fix_import_homes(text: str, index: NameIndex) -> tuple[str, list[str]]:
                 notes.append(f"`{a.name}` is not in `{node.module}`: imported it from `{home}` "
                              f"(`from {home} import {a.name}`)")
     return (splice(text, edits), notes) if edits else (text, [])
-
-
-def bindings(tree: ast.AST) -> dict[str, list[ast.expr]]:
-    """name -> every value assigned to it (plain `name = value` statements, anywhere)."""
-    bound: dict[str, list[ast.expr]] = {}
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Assign):
-            for t in node.targets:
-                if isinstance(t, ast.Name):
-                    bound.setdefault(t.id, []).append(node.value)
-    return bound
-
-
-def assigned_once(node: ast.expr, bound: dict[str, list[ast.expr]]) -> ast.expr:
-    """The value a name assigned exactly once stands for (`bound` from `bindings`); any other node as it is."""
-    if isinstance(node, ast.Name) and len(bound.get(node.id, [])) == 1:
-        return bound[node.id][0]
-    return node
 
 
 def list_as_datasets(text: str, _: NameIndex) -> tuple[str, list[str]]:
@@ -1100,92 +1085,34 @@ def add_result_line(text: str, keys: tuple[str, ...]) -> tuple[str, list[str]]:
     return text.rstrip("\n") + "\n" + line + "\n", [f"printed the RESULT line from your variables: `{line}`"]
 
 
-def _receiver(call: ast.Call) -> str:
-    """`store` of a call `store.method(...)`."""
-    assert isinstance(call.func, ast.Attribute) and isinstance(call.func.value, ast.Name), ast.unparse(call)
-    return call.func.value.id
-
-
-def select_in_the_cone(text: str, cone: tuple[float, float, float] | None) -> tuple[str, list[str]]:
-    """A script that selects nothing (no separation, no `select*` call) for a request that selects the
-    observations in one cone around one position: each `<store>.get_observations(...)` of a variable made by
-    `DataStore.from_dir` loads the observations in that cone instead (the tutorials' ids, or all of them,
-    were not asked for)."""
-    if cone is None:
-        return text, []
-    tree = ast.parse(text)
-    if selects(tree):
-        return text, []
-    stores = {n.targets[0].id for n in ast.walk(tree) if isinstance(n, ast.Assign) and len(n.targets) == 1
-              and isinstance(n.targets[0], ast.Name) and isinstance(n.value, ast.Call)
-              and ast.unparse(n.value.func).endswith("DataStore.from_dir")}
-    calls = [n for n in ast.walk(tree) if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute)
-             and n.func.attr == "get_observations" and isinstance(n.func.value, ast.Name) and n.func.value.id in stores]
-    if not calls:
-        return text, []
-    ra, dec, radius = cone
-
-    def cone_ids(store: str) -> str:
-        return (f'{store}.obs_table[SkyCoord({store}.obs_table["RA_PNT"], {store}.obs_table["DEC_PNT"], unit="deg", '
-                f'frame="icrs").separation(SkyCoord({number_text(ra)}, {number_text(dec)}, unit="deg", frame="icrs")) < {number_text(radius)} * u.deg]'
-                '["OBS_ID"]')
-
-    edits: list[Edit] = []
-    per_item: set[int] = set()  # calls loading one observation of a loop: the loop's ids are what to select
-    for loop in (n for n in ast.walk(tree) if isinstance(n, ast.For)):
-        names = {t.id for t in ast.walk(loop.target) if isinstance(t, ast.Name)}
-        inner = [c for c in calls if any(c is x for x in ast.walk(loop))
-                 and names & {a.id for arg in c.args for a in ast.walk(arg) if isinstance(a, ast.Name)}]
-        if not inner:
-            continue
-        per_item.update(id(c) for c in inner)
-        store = _receiver(inner[0])
-        if ast.unparse(loop.iter).replace("'", '"') in (f'{store}.obs_table["OBS_ID"]', f"{store}.obs_ids"):
-            edits.append((loop.iter, cone_ids(store)))
-    for call in calls:
-        if id(call) not in per_item:
-            store = _receiver(call)
-            edits.append((call, f"{store}.get_observations(list({cone_ids(store)}))"))
-    if not edits:
-        return text, []
-    return splice(text, edits), [f"the script selected no observations: it now loads those pointing within "
-                                  f"{radius:g} deg of ({ra:g}, {dec:g}), as your request asks"]
-
-
-def repair(script: str, index: NameIndex, result_keys: tuple[str, ...] = (),
-           request_definitions: dict[str, str] | None = None,
-           cone: tuple[float, float, float] | None = None, request_calls: tuple[str, ...] = (),
-           source_model: SourceModel | None = None) -> Repaired:
+def repair(script: str, index: NameIndex, facts: RequestFacts = RequestFacts()) -> Repaired:
     """Every repair in turn on a script that parses (after the syntax repairs); one that does not is
-    returned unchanged.
-    `result_keys`: the RESULT keys the request names (for a script that forgot its RESULT line);
-    `request_definitions`: statements the request fixes for variables (`hpc_agent.request_facts`);
-    `cone`: (ra, dec, radius) the request selects observations in;
-    `request_calls`: the library calls the request writes out;
-    `source_model`: the named source model the request writes out (for an estimator that needs it)."""
+    returned unchanged. `facts`: what the request fixes (`request_facts.RequestFacts`): the RESULT keys (for a
+    script that forgot its RESULT line), statements for variables, the cone and the ON circle, the library
+    calls it writes out, and the named source model (for an estimator or a fit that needs one)."""
     script, notes = make_it_parse(script)
     try:
         ast.parse(script)
     except SyntaxError:
         return Repaired(script, ())
-    script, first = add_result_line(script, result_keys)
-    notes += first
-    script, defined = define_from_request(script, request_definitions or {})
-    notes += defined
-    script, asked = use_the_requests_calls(script, request_calls, index)
-    notes += asked
-    script, filled = fill_before_reducing(script, request_calls)
-    notes += filled
-    script, frozen = freeze_as_requested(script, source_model)
-    notes += frozen
-    script, read = bins_as_table(script)
-    notes += read
-    script, attached = attach_source_model(script, source_model)
-    notes += attached
-    script, defined = define_as_tutorials_do(script, tutorial_made_from_names())
-    notes += defined
-    script, selected = select_in_the_cone(script, cone)
-    notes += selected
+    request_steps: list[Callable[[str], tuple[str, Sequence[str]]]] = [  # in this order: each reads the last
+        lambda s: add_result_line(s, facts.result_keys),
+        lambda s: define_from_request(s, facts.definitions),
+        lambda s: use_the_requests_calls(s, facts.calls, index),
+        lambda s: fill_before_reducing(s, facts.calls),
+        lambda s: freeze_as_requested(s, facts.source_model),
+        bins_as_table,
+        lambda s: attach_source_model(s, facts.source_model),
+        append_each_dataset,
+        lambda s: model_for_the_fit(s, facts.calls, facts.source_model),
+        lambda s: define_as_tutorials_do(s, tutorial_made_from_names()),
+        lambda s: select_in_the_cone(s, facts.cone),
+        lambda s: use_the_cone_radius(s, facts.cone),
+        lambda s: use_the_circle_radius(s, facts.circle),
+    ]
+    for request_step in request_steps:
+        script, done = request_step(script)
+        notes += done
     for step in REPAIRS:
         script, done = step(script, index)
         notes += done

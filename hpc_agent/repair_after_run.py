@@ -15,7 +15,8 @@ from typing import Any, Callable, Iterable
 from hpc_agent.grounding import keyword_meant, library_class
 from hpc_agent.names import NameIndex
 from hpc_agent.prompts import SCRIPT_FRAME
-from hpc_agent.repair import Repaired, assigned_once, bindings, json_numpy_numbers, result_dicts
+from hpc_agent.bindings import assigned_once, bindings
+from hpc_agent.repair import Repaired, json_numpy_numbers, result_dicts
 from hpc_agent.source_edits import Edit, add_imports, drop_statements, insertion_line, splice
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import ast
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
@@ -201,3 +201,26 @@ def request_source_model(prompt: str) -> SourceModel | None:
     keywords = {kw.arg for kw in spectral[0].keywords}
     frozen = tuple(dict.fromkeys(p.lower() for p in _FROZEN.findall(text) if p.lower() in keywords))
     return SourceModel(next(iter(named)), ast.unparse(spectral[0]), frozen)
+
+
+@dataclass(frozen=True)
+class RequestFacts:
+    """Everything the static stage reads from a request, read once: the RESULT keys it names, the statements
+    it fixes for variables, the cone it selects observations in (its radius alone, and with the one position),
+    the ON circle it describes, the library calls it writes out, and its named source model."""
+
+    result_keys: tuple[str, ...] = ()
+    definitions: dict[str, str] = field(default_factory=dict)
+    cone_radius: float | None = None
+    cone: tuple[float, float, float] | None = None
+    circle: tuple[float, str] | None = None
+    calls: tuple[str, ...] = ()
+    source_model: SourceModel | None = None
+
+
+def read_request(prompt: str, data_root: Path | None = None, result_keys: tuple[str, ...] = ()) -> RequestFacts:
+    """The facts of one request (each reader is cached per prompt)."""
+    return RequestFacts(result_keys=result_keys, definitions=request_definitions(prompt, data_root),
+                        cone_radius=request_cone(prompt), cone=request_selection(prompt, data_root),
+                        circle=request_circle(prompt), calls=request_call_texts(prompt),
+                        source_model=request_source_model(prompt))

@@ -15,7 +15,7 @@ from hpc_agent import checks
 from hpc_agent.grounding import Rename, ground
 from hpc_agent.names import name_index
 from hpc_agent.repair import repair
-from hpc_agent.request_facts import SourceModel
+from hpc_agent.request_facts import RequestFacts
 from hpc_agent.tutorial_definitions import tutorial_definitions, tutorial_made_from_names
 
 
@@ -50,24 +50,19 @@ def prepare() -> None:
 
 
 def static_stage(answer: str, *, repairs: bool = True, require_result: bool = True,
-                 result_keys: tuple[str, ...] = (), request_definitions: dict[str, str] | None = None,
-                 cone_radius: float | None = None, cone: tuple[float, float, float] | None = None,
-                 request_calls: tuple[str, ...] = (), source_model: SourceModel | None = None) -> StaticResult:
-    """Repair (when on), then ground every import and attribute chain, then apply the rules.
-    `result_keys`: the RESULT keys the request names; `request_definitions`: what it fixes for variables;
-    `cone_radius`: the cone (deg) it selects observations in; `cone`: (ra, dec, radius), when it also names
-    the one position (the repairs may then select for a script that selects nothing); `request_calls`: the
-    library calls the request writes out (the script's differing calls of those callees take their values);
-    `source_model`: the named source model it writes out (attached for an estimator that needs it)."""
+                 facts: RequestFacts = RequestFacts()) -> StaticResult:
+    """Repair (when on), then ground every import and attribute chain, then apply the rules. `facts`: what the
+    request fixes (`request_facts.read_request`); its cone radius alone makes a script that selects nothing
+    wrong, and the rest guides the repairs."""
     t0 = time.perf_counter()
     prepare()
     index = name_index()
     script = answer
     done: tuple[str, ...] = ()
     if repairs:
-        fixed = repair(answer, index, result_keys, request_definitions, cone, request_calls, source_model)
+        fixed = repair(answer, index, facts)
         script, done = fixed.script, fixed.repairs
-    errors = checks.static_errors(script, require_result=require_result, cone_radius=cone_radius)
+    errors = checks.static_errors(script, require_result=require_result, cone_radius=facts.cone_radius)
     if not any(e.startswith("SyntaxError") for e in errors):
         findings = ground(ast.parse(script), index)
         renames = [f.rename for f in findings if f.rename is not None]
@@ -75,7 +70,7 @@ def static_stage(answer: str, *, repairs: bool = True, require_result: bool = Tr
             script = apply_renames(script, renames)
             done = (*done, *(r.note or f"renamed `{r.old}` to `{r.new}` on line {r.line} (the only name it can mean)"
                              for r in renames))
-            errors = checks.static_errors(script, require_result=require_result, cone_radius=cone_radius)
+            errors = checks.static_errors(script, require_result=require_result, cone_radius=facts.cone_radius)
             findings = ground(ast.parse(script), index)
         errors = list(dict.fromkeys([str(f) for f in findings] + errors))
     return StaticResult(script, tuple(done), tuple(errors), time.perf_counter() - t0)

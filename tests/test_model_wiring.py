@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import ast
 
+import pytest
+
 from hpc_agent.bench.tasks import load_tasks, reference_script
-from hpc_agent.model_wiring import attach_source_model, freeze_as_requested
+from hpc_agent.model_wiring import attach_source_model, freeze_as_requested, model_for_the_fit
 from hpc_agent.request_facts import SourceModel, request_source_model
 from hpc_agent.static import static_stage
 
@@ -104,3 +106,45 @@ def test_a_model_made_once_and_never_frozen_gets_what_the_request_says_is_frozen
     for own in (made.replace("estimator =", "pwl.amplitude.frozen = False\nestimator ="),
                 made.replace("estimator =", "other = PowerLawSpectralModel()\nestimator =")):
         assert freeze_as_requested(own, request_source_model(REQUEST)) == (own, ())
+
+
+FIT_WITHOUT_MODEL = ("import astropy.units as u\n"
+                     "from gammapy.datasets import SpectrumDataset\n"
+                     "from gammapy.maps import MapAxis, RegionGeom\n"
+                     "from gammapy.modeling import Fit\n"
+                     "axis = MapAxis.from_energy_bounds(1, 10, 3, unit='TeV')\n"
+                     "dataset = SpectrumDataset.create(RegionGeom.create('icrs;circle(83.6, 22.0, 0.1)', axes=[axis]))\n"
+                     "dataset.counts.data += 5\n"
+                     "dataset.exposure.data += 1e10\n"
+                     "datasets = []\n"
+                     "datasets.append(dataset)\n"
+                     "fit = Fit()\n"
+                     "result = fit.run(datasets=datasets)\n")
+FIT_REQUEST = ("PowerLawSpectralModel(index=2, amplitude=1e-12 * u.Unit('cm-2 s-1 TeV-1'), reference=1.0 * u.Unit('TeV'))",)
+
+
+def test_a_fit_on_datasets_without_a_model_gets_the_requests_model_and_runs() -> None:
+    """The 1.5B fitted reflected-region datasets it never gave a model: `No free parameters for fitting`."""
+    with pytest.raises(ValueError, match="No free parameters"):
+        exec(compile(FIT_WITHOUT_MODEL, "<as written>", "exec"), {})
+    fixed, notes = model_for_the_fit(FIT_WITHOUT_MODEL, FIT_REQUEST)
+    assert len(notes) == 1 and "never gets a model" in notes[0]
+    assert "datasets = Datasets(datasets)\ndatasets.models = [SkyModel(spectral_model=spectral_model)]\n" \
+           "result = fit.run(datasets=datasets)" in fixed  # right before the fit, a list made a Datasets
+    static = static_stage(fixed, require_result=False)
+    assert static.errors == (), static.errors  # `Datasets` and `SkyModel` imported by the repairs
+    namespace: dict[str, object] = {}
+    exec(compile(static.script, "<fixed>", "exec"), namespace)
+    assert namespace["result"].nfev > 0  # type: ignore[attr-defined]  # the fit ran, on the request's model
+    assert namespace["datasets"].models[0].spectral_model.tag[0] == "PowerLawSpectralModel"  # type: ignore[attr-defined]
+
+
+def test_the_scripts_own_sky_model_is_used_and_a_model_put_anywhere_is_left_alone() -> None:
+    own = FIT_WITHOUT_MODEL.replace("fit = Fit()", "sky = SkyModel(spectral_model=PowerLawSpectralModel())\nfit = Fit()")
+    fixed, _ = model_for_the_fit(own, FIT_REQUEST)
+    assert "datasets.models = [sky]\n" in fixed and "spectral_model = Power" not in fixed
+    put = FIT_WITHOUT_MODEL.replace("datasets.append(dataset)", "dataset.models = [m]\ndatasets.append(dataset)")
+    assert model_for_the_fit(put, FIT_REQUEST) == (put, ())
+    assert model_for_the_fit(FIT_WITHOUT_MODEL, ()) == (FIT_WITHOUT_MODEL, ())  # no model to read: the model's
+    cube = FIT_WITHOUT_MODEL.replace("SpectrumDataset", "MapDataset")
+    assert model_for_the_fit(cube, FIT_REQUEST) == (cube, ())  # a cube's model needs more than a spectrum

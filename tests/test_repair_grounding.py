@@ -17,7 +17,7 @@ from hpc_agent.grounding import ground
 from hpc_agent.names import name_index
 from hpc_agent.repair import repair
 from hpc_agent.static import static_stage
-from hpc_agent.request_facts import request_call_texts, request_cone
+from hpc_agent.request_facts import RequestFacts, read_request, request_call_texts, request_cone
 
 DATA = 'os.path.join(os.environ["PHOTON_STORAGE"], "hess-dl3-dr1")'
 
@@ -91,7 +91,8 @@ def test_names_rebound_or_of_unknown_type_are_left_alone() -> None:
 def test_every_reference_solution_passes_the_static_stage_unchanged(task_id: str) -> None:
     task = load_tasks()[task_id]
     code = reference_script(task)
-    result = static_stage(code, cone_radius=request_cone(task.prompt), request_calls=request_call_texts(task.prompt))
+    facts = read_request(task.prompt, None, tuple(task.outputs))  # every fact the agent reads, so every repair runs
+    result = static_stage(code, facts=facts)
     assert result.errors == () and result.repairs == () and result.script == code
 
 
@@ -141,14 +142,14 @@ def test_a_script_that_selects_nothing_for_a_cone_request_is_stopped_with_the_id
     assert request_cone("within 2 deg, or within 3 deg") is None  # two cones: no one reading
     every = ("import json\nfrom gammapy.data import DataStore\nds = DataStore.from_dir('x')\n"
              "observations = ds.get_observations()\nprint('RESULT ' + json.dumps({'n': len(observations)}))\n")
-    result = static_stage(every, cone_radius=2.0)
+    result = static_stage(every, facts=RequestFacts(cone_radius=2.0))
     assert result.errors == ("selects no observations by position: the request asks for the observations pointing "
                              "within 2 deg of the source, and the script never computes a separation or calls a "
                              "select method",)
     assert any(result.errors[0].startswith(needle) and "separation(source)" in idiom for needle, idiom in IDIOMS)
     assert static_stage(every).errors == ()  # no cone asked: nothing to select
     cone = every.replace("ds.get_observations()", "ds.get_observations(ds.obs_table.select_observations({})['OBS_ID'])")
-    assert static_stage(cone, cone_radius=2.0).errors == ()
+    assert static_stage(cone, facts=RequestFacts(cone_radius=2.0)).errors == ()
 
 
 def test_a_script_that_selects_nothing_loads_the_requested_cone_when_the_request_names_its_position(
@@ -163,7 +164,7 @@ def test_a_script_that_selects_nothing_loads_the_requested_cone_when_the_request
     tutorial_ids = ("import json\nfrom gammapy.data import DataStore\nds = DataStore.from_dir('x')\n"
                     "observations = ds.get_observations([20326, 20327])\n"
                     "print('RESULT ' + json.dumps({'n': len(observations)}))\n")
-    result = static_stage(tutorial_ids, cone_radius=2.0, cone=request_selection(prompt))
+    result = static_stage(tutorial_ids, facts=RequestFacts(cone_radius=2.0, cone=request_selection(prompt)))
     assert result.errors == () and result.repairs[0].startswith("the script selected no observations")
     assert ("observations = ds.get_observations(list(ds.obs_table[SkyCoord(ds.obs_table[\"RA_PNT\"], "
             "ds.obs_table[\"DEC_PNT\"], unit=\"deg\", frame=\"icrs\").separation(SkyCoord(228.529, -59.1575, "
@@ -183,17 +184,17 @@ def test_a_script_that_selects_nothing_loads_the_requested_cone_when_the_request
                      "print('RESULT ' + json.dumps({'n': len(observations)}))", ""), "s.py", "exec"), ns)
     assert len(ns["ids"]) == expected == 20
     # a script that selects keeps its own selection; no position, no repair
-    assert static_stage(tutorial_ids, cone_radius=2.0).errors[0].startswith("selects no observations")
+    assert static_stage(tutorial_ids, facts=RequestFacts(cone_radius=2.0)).errors[0].startswith("selects no observations")
     # one observation loaded per id of a loop over every id: the loop's ids are what the cone selects (the
     # 1.5B's light curve had each turn of the loop load the cone's first observation instead)
     looped = tutorial_ids.replace("observations = ds.get_observations([20326, 20327])\n",
                                   "observations = []\nfor obs_id in ds.obs_table['OBS_ID']:\n"
                                   "    observations.append(ds.get_observations([obs_id])[0])\n")
-    fixed = static_stage(looped, cone_radius=2.0, cone=request_selection(prompt))
+    fixed = static_stage(looped, facts=RequestFacts(cone_radius=2.0, cone=request_selection(prompt)))
     assert fixed.errors == () and "get_observations([obs_id])[0]" in fixed.script
     assert 'for obs_id in ds.obs_table[SkyCoord(ds.obs_table["RA_PNT"]' in fixed.script
     other = looped.replace("ds.obs_table['OBS_ID']", "range(3)")  # a loop over something else: left to the model
-    assert static_stage(other, cone_radius=2.0, cone=request_selection(prompt)).errors[0].startswith("selects no")
+    assert static_stage(other, facts=RequestFacts(cone_radius=2.0, cone=request_selection(prompt))).errors[0].startswith("selects no")
 
 
 @pytest.mark.parametrize(("code", "repaired", "note"), [
@@ -315,6 +316,22 @@ def test_an_attribute_error_of_a_run_is_grounded_after_the_fact() -> None:
     assert runtime_suggestion("AttributeError: 'tuple' object has no attribute 'x'", name_index()) is None
 
 
+def test_a_method_asked_of_the_wrong_object_names_the_object_that_has_it() -> None:
+    """The 1.5B asked the fit result for `integrate_model` four turns running, and the best-fit SkyModel for
+    `integrate`: the methods are the spectral model's (`integral`, `energy_flux`)."""
+    from hpc_agent.grounding import runtime_suggestion
+
+    code = ("from gammapy.modeling import Fit\nfrom gammapy.modeling.models import PowerLawSpectralModel\n"
+            "model = PowerLawSpectralModel()\nresult = Fit().run(datasets=[])\nflux = result.integrate_model(1, 10)\n")
+    (message,) = _ground(code)
+    assert message.startswith("line 5: `FitResult` has no `integrate_model`")
+    assert "your script's other objects have `PowerLawSpectralModel.integral(energy_min, energy_max" in message
+    assert "other objects" not in _ground(code.replace("integrate_model", "paramters"))[0]  # spelt like its own
+    stderr = "AttributeError: 'SkyModel' object has no attribute 'energy_flux'\n"
+    assert "a part of it has it: `SkyModel.spectral_model.energy_flux(energy_min, energy_max" in \
+        runtime_suggestion(stderr, name_index())
+
+
 def test_a_pair_of_coordinates_used_as_a_sky_position_becomes_a_skycoord() -> None:
     code = ("from astropy.coordinates import SkyCoord\nt = {}\nsrc = SkyCoord(1, 2, unit='deg')\n"
             "p = t['RA_PNT'], t['DEC_PNT']\nd = p.separation(src)\nq = 1, 2\nprint('RESULT {}', q[0], d)\n")
@@ -345,8 +362,8 @@ def test_coordinate_arithmetic_named_a_separation_becomes_the_angular_separation
             "print('RESULT ' + json.dumps({'n_obs': len(near)}))\n")
     cone = (329.7169, -30.2256, 2.0)
     assert any("selects no observations by position" in e
-               for e in static_stage(code, repairs=False, cone_radius=2.0, cone=cone).errors)
-    fixed = static_stage(code, cone_radius=2.0, cone=cone)
+               for e in static_stage(code, repairs=False, facts=RequestFacts(cone_radius=2.0, cone=cone)).errors)
+    fixed = static_stage(code, facts=RequestFacts(cone_radius=2.0, cone=cone))
     assert fixed.errors == () and fixed.repairs[0].startswith("line 13: `separation` was arithmetic on the pointing")
     line = fixed.script.splitlines()[12]
     position = "source" if "source.ra" in hand else 'SkyCoord(source_ra, source_dec, unit="deg", frame="icrs")'
@@ -550,14 +567,14 @@ def test_the_result_idiom_uses_the_requests_own_keys() -> None:
 
 def test_a_forgotten_result_line_is_printed_from_variables_named_like_the_keys() -> None:
     code = "import numpy as np\nn_obs = np.int64(4)\nlivetime_hours = 1.5\nprint(n_obs)\n"
-    fixed = static_stage(code, result_keys=("n_obs", "livetime_hours"))
+    fixed = static_stage(code, facts=RequestFacts(result_keys=("n_obs", "livetime_hours")))
     assert fixed.errors == ()
     assert fixed.script.splitlines()[-1] == \
         'print("RESULT " + json.dumps({"n_obs": n_obs, "livetime_hours": livetime_hours}, default=float))'
     assert "added `import json`" in fixed.repairs
     # a key with no variable of its name, or a script that prints RESULT itself, is left to the model
-    assert static_stage(code, result_keys=("n_obs", "ontime_h")).script == code
-    assert static_stage(code + "print('RESULT {}')\n", result_keys=("n_obs",)).repairs == ()
+    assert static_stage(code, facts=RequestFacts(result_keys=("n_obs", "ontime_h"))).script == code
+    assert static_stage(code + "print('RESULT {}')\n", facts=RequestFacts(result_keys=("n_obs",))).repairs == ()
 
 
 def test_what_a_method_returns_is_typed_from_its_documented_return_class() -> None:
@@ -868,7 +885,7 @@ def test_a_result_string_whose_placeholders_were_never_formatted_prints_json(tmp
     """`print("RESULT n_obs: {n_obs}")` (the 0.5B forgot the `f`): the values of the placeholders are printed
     as JSON under the labels written before them; a placeholder naming no variable is left to the model."""
     code = "import numpy as np\nn_obs = np.int64(4)\nt = 1.5\nprint(\"RESULT n_obs: {n_obs}, 'hours'={t}\")\n"
-    fixed = static_stage(code, result_keys=("n_obs", "hours"))
+    fixed = static_stage(code, facts=RequestFacts(result_keys=("n_obs", "hours")))
     assert fixed.errors == ()
     assert fixed.script.splitlines()[-1] == 'print("RESULT " + json.dumps({"n_obs": n_obs, "hours": t}, default=float))'
     ran = _run(fixed.script, tmp_path)
@@ -1056,7 +1073,7 @@ def test_two_coordinate_columns_used_as_a_sky_position_become_a_skycoord(columns
             "separations = pointing.separation(source)\n"
             'n_obs = len(data_store.obs_table[separations < 2 * u.deg]["OBS_ID"])\n'
             'print("RESULT " + json.dumps({"n_obs": n_obs}))\n')
-    fixed = static_stage(code, result_keys=("n_obs",), cone_radius=2.0)
+    fixed = static_stage(code, facts=RequestFacts(result_keys=("n_obs",), cone_radius=2.0))
     frame = "galactic" if "GLON" in columns else "icrs"
     assert fixed.errors == () and "was a table of two coordinate columns" in fixed.repairs[0]
     assert f'unit="deg", frame="{frame}")' in fixed.script.splitlines()[6]
@@ -1064,7 +1081,7 @@ def test_two_coordinate_columns_used_as_a_sky_position_become_a_skycoord(columns
                          env={**os.environ, "PHOTON_STORAGE": str(data_root)})
     assert run.returncode == 0, run.stderr[-2000:]
     assert run.stdout.strip().splitlines()[-1] == 'RESULT {"n_obs": 15}'  # RX J1713.7-3946, as the reference
-    assert static_stage(code.replace(".separation(source)", ".colnames"), cone_radius=2.0).repairs == ()  # a table use
+    assert static_stage(code.replace(".separation(source)", ".colnames"), facts=RequestFacts(cone_radius=2.0)).repairs == ()  # a table use
 
 
 def test_a_result_text_built_away_from_the_print_is_written_as_json(tmp_path) -> None:

@@ -13,7 +13,7 @@ from hpc_agent.bench.tasks import load_tasks, reference_script
 from hpc_agent.grounding import ground
 from hpc_agent.names import name_index
 from hpc_agent.prompts import hints_for
-from hpc_agent.request_facts import missing_call_hints, request_definitions, request_position
+from hpc_agent.request_facts import RequestFacts, missing_call_hints, request_definitions, request_position
 from hpc_agent.static import static_stage
 
 REQUEST = ("Bin the events of the source at RA = 83.6331 deg, Dec = 22.0145 deg in\n"
@@ -45,7 +45,7 @@ def test_the_selection_idioms_placeholders_copied_as_they_are_take_the_requests_
     assert found["source_position"] == 'source_position = SkyCoord(329.7169, -30.2256, unit="deg", frame="icrs")'
     code = SELECTION_IDIOM + "\nimport json\nprint('RESULT ' + json.dumps({'n_obs': len(obs_ids)}))\n"  # json last
     assert "RA_DEG" in code and "RADIUS_DEG" in code
-    fixed = static_stage(code, request_definitions=found)
+    fixed = static_stage(code, facts=RequestFacts(definitions=found))
     assert fixed.errors == () and "defined `RADIUS_DEG = 2` from your request (used but never assigned)" in fixed.repairs
     path = tmp_path / "script.py"
     path.write_text(fixed.script)
@@ -61,7 +61,7 @@ def test_the_selection_idioms_placeholders_copied_as_they_are_take_the_requests_
 def test_unassigned_variables_are_defined_from_the_request_and_the_script_runs(tmp_path) -> None:
     code = ("import json\nprint('RESULT ' + json.dumps({'nbin': energy_axis.nbin, 'nbin_true': energy_axis_true.nbin,\n"
             "    'ra': source_position.ra.deg, 'mine': energy_axis_true.name}))\n")
-    fixed = static_stage(code, request_definitions=request_definitions(REQUEST))
+    fixed = static_stage(code, facts=RequestFacts(definitions=request_definitions(REQUEST)))
     assert fixed.errors == ()
     assert any(r.startswith("defined `source_position = SkyCoord(83.6331") for r in fixed.repairs)
     path = tmp_path / "script.py"
@@ -72,14 +72,14 @@ def test_unassigned_variables_are_defined_from_the_request_and_the_script_runs(t
                                                               "mine": "energy_true"}
     # a variable the script assigns itself is its own; repairs off change nothing
     own = "import json\nenergy_axis = 3\nprint('RESULT ' + json.dumps({'n': energy_axis}))\n"
-    assert static_stage(own, request_definitions=request_definitions(REQUEST)).script == own
-    assert static_stage(code, repairs=False, request_definitions=request_definitions(REQUEST)).script == code
+    assert static_stage(own, facts=RequestFacts(definitions=request_definitions(REQUEST))).script == own
+    assert static_stage(code, repairs=False, facts=RequestFacts(definitions=request_definitions(REQUEST))).script == code
 
 
 def test_the_one_circle_a_request_describes_in_words_defines_an_unassigned_on_region(tmp_path) -> None:
     request = REQUEST + " The ON region is a circle of radius 0.11 deg centred on the source position."
     code = "import json\nprint('RESULT ' + json.dumps({'r': on_region.radius.to_value('arcmin'), 'ra': on_region.center.ra.deg}))\n"
-    fixed = static_stage(code, request_definitions=request_definitions(request))
+    fixed = static_stage(code, facts=RequestFacts(definitions=request_definitions(request)))
     assert fixed.errors == ()
     path = tmp_path / "script.py"
     path.write_text(fixed.script)

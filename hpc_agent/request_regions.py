@@ -1,0 +1,228 @@
+"""Where the request looks, kept as it says: the cone the observations are selected in, and the ON circle.
+
+A request that selects observations in one cone (`request_facts.request_selection`) fixes both where and how wide.
+Small models drop the selection (they load the tutorials' ids, or every observation) or select with another
+radius (the ON region's 0.2 deg reused for the 2 deg cone, which leaves nothing to reduce and fails deep in
+Gammapy: `Info table not supported for mixed dataset type` of an empty `Datasets`), or draw the ON circle with
+the cone's radius. When the request gives one cone and one circle, each has one reading.
+"""
+
+from __future__ import annotations
+
+import ast
+import math
+
+from hpc_agent.bindings import assigned_once, bindings
+from hpc_agent.checks import selects
+from hpc_agent.request_facts import number_text
+from hpc_agent.source_edits import Edit, splice
+
+Cone = tuple[float, float, float]  # ra, dec, radius in degrees
+
+# What marks a separation as one of the observations' pointings (not of events from the source).
+_POINTING_MARKS = ("RA_PNT", "DEC_PNT", "GLON_PNT", "GLAT_PNT", "pointing_radec", "get_pointing_icrs", "pointing")
+
+
+def _receiver(call: ast.Call) -> str:
+    """`store` of a call `store.method(...)`."""
+    assert isinstance(call.func, ast.Attribute) and isinstance(call.func.value, ast.Name), ast.unparse(call)
+    return call.func.value.id
+
+
+def select_in_the_cone(text: str, cone: tuple[float, float, float] | None) -> tuple[str, list[str]]:
+    """A script that selects nothing (no separation, no `select*` call) for a request that selects the
+    observations in one cone around one position: each `<store>.get_observations(...)` of a variable made by
+    `DataStore.from_dir` loads the observations in that cone instead (the tutorials' ids, or all of them,
+    were not asked for), and so does a loop that runs makers on the items of the store or of its index
+    (`for obs in data_store.obs_table:` hands each maker a table row, not an observation)."""
+    if cone is None:
+        return text, []
+    tree = ast.parse(text)
+    if selects(tree):
+        return text, []
+    stores = {n.targets[0].id for n in ast.walk(tree) if isinstance(n, ast.Assign) and len(n.targets) == 1
+              and isinstance(n.targets[0], ast.Name) and isinstance(n.value, ast.Call)
+              and ast.unparse(n.value.func).endswith("DataStore.from_dir")}
+    calls = [n for n in ast.walk(tree) if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute)
+             and n.func.attr == "get_observations" and isinstance(n.func.value, ast.Name) and n.func.value.id in stores]
+    ra, dec, radius = cone
+
+    def cone_ids(store: str) -> str:
+        return (f'{store}.obs_table[SkyCoord({store}.obs_table["RA_PNT"], {store}.obs_table["DEC_PNT"], unit="deg", '
+                f'frame="icrs").separation(SkyCoord({number_text(ra)}, {number_text(dec)}, unit="deg", frame="icrs")) < {number_text(radius)} * u.deg]'
+                '["OBS_ID"]')
+
+    edits: list[Edit] = []
+    per_item: set[int] = set()  # calls loading one observation of a loop: the loop's ids are what to select
+    for loop in (n for n in ast.walk(tree) if isinstance(n, ast.For)):
+        names = {t.id for t in ast.walk(loop.target) if isinstance(t, ast.Name)}
+        inner = [c for c in calls if any(c is x for x in ast.walk(loop))
+                 and names & {a.id for arg in c.args for a in ast.walk(arg) if isinstance(a, ast.Name)}]
+        if not inner:
+            continue
+        per_item.update(id(c) for c in inner)
+        store = _receiver(inner[0])
+        if ast.unparse(loop.iter).replace("'", '"') in (f'{store}.obs_table["OBS_ID"]', f"{store}.obs_ids"):
+            edits.append((loop.iter, cone_ids(store)))
+    for loop in (n for n in ast.walk(tree) if isinstance(n, ast.For)):
+        store = ast.unparse(loop.iter).removesuffix(".obs_table")
+        if store in stores and _runs_makers_on(loop):
+            edits.append((loop.iter, f"{store}.get_observations(list({cone_ids(store)}))"))
+    for call in calls:
+        if id(call) not in per_item:
+            store = _receiver(call)
+            edits.append((call, f"{store}.get_observations(list({cone_ids(store)}))"))
+    if not edits:
+        return text, []
+    return splice(text, edits), [f"the script selected no observations: it now loads those pointing within "
+                                  f"{radius:g} deg of ({ra:g}, {dec:g}), as your request asks"]
+
+
+def _runs_makers_on(loop: ast.For) -> bool:
+    """Whether the loop's variable is handed to a `.run(...)` call in its body (a maker's observation)."""
+    names = {t.id for t in ast.walk(loop.target) if isinstance(t, ast.Name)}
+    return any(isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute) and n.func.attr == "run"
+               and any(isinstance(a, ast.Name) and a.id in names for a in n.args)
+               for stmt in loop.body for n in ast.walk(stmt))
+
+
+def _names_in(node: ast.AST) -> set[str]:
+    return {n.id for n in ast.walk(node) if isinstance(n, ast.Name)}
+
+
+def _texts(node: ast.AST, bound: dict[str, list[ast.expr]]) -> str:
+    """The source of `node` with each name assigned once replaced by its value, one level deep: enough to see
+    that `sep < r` compares a separation of the pointings (`sep = SkyCoord(t["RA_PNT"], ...).separation(...)`)."""
+    parts = [ast.unparse(node)]
+    parts += [ast.unparse(bound[n][0]) for n in _names_in(node) if len(bound.get(n, [])) == 1]
+    return " ".join(parts)
+
+
+def _degrees(node: ast.expr, bound: dict[str, list[ast.expr]]) -> tuple[float, bool] | None:
+    """(value in degrees, whether it was a bare number) of a radius written with constants and astropy units
+    (`2`, `2 * u.deg`, `Angle("2 deg")`, `u.Quantity(0.2, "deg")`, a name assigned once to one); None for
+    anything else (computed from data, or not an angle)."""
+    import astropy.units as u
+    from astropy.coordinates import Angle
+
+    allowed = {"u", "units", "Angle", "Quantity"}
+
+    class _Inline(ast.NodeTransformer):  # names assigned once stand for their values (`radius_deg * u.deg`)
+        def visit_Name(self, name: ast.Name) -> ast.expr:
+            value = assigned_once(name, bound)
+            return name if value is name or name.id in allowed else ast.copy_location(value, name)
+
+    value = assigned_once(node, bound)
+    for _ in range(3):  # a radius is rarely more than a name or two away from its constant
+        value = _Inline().visit(ast.parse(ast.unparse(value), mode="eval")).body
+    if not all(_harmless(n, allowed) for n in ast.walk(value)):
+        return None
+    try:
+        result = eval(compile(ast.Expression(value), "<radius>", "eval"),  # constants and units only (above)
+                      {"__builtins__": {}}, {"u": u, "units": u, "Angle": Angle, "Quantity": u.Quantity})
+        if isinstance(result, (int, float)) and not isinstance(result, bool):
+            return float(result), True
+        return float(u.Quantity(result).to_value(u.deg)), False
+    except Exception:  # not an angle: nothing this repair can read
+        return None
+
+
+_HARMLESS = (ast.Constant, ast.Call, ast.keyword, ast.BinOp, ast.UnaryOp, ast.Mult, ast.Div, ast.Add, ast.Sub,
+             ast.USub, ast.UAdd, ast.Load)
+
+
+def _harmless(node: ast.AST, allowed: set[str]) -> bool:
+    """Whether a node of a radius may be evaluated in the harness's process: numbers and strings, arithmetic
+    without powers, and public attributes and calls of astropy's units and angles (the script is untrusted)."""
+    if isinstance(node, ast.Name):
+        return node.id in allowed
+    if isinstance(node, ast.Attribute):
+        return isinstance(node.value, ast.Name) and node.value.id in allowed and not node.attr.startswith("_")
+    if isinstance(node, ast.Constant):
+        return isinstance(node.value, (int, float, str)) and not (isinstance(node.value, str) and len(node.value) > 40)
+    if isinstance(node, ast.BinOp):  # no `"x" * 10000000000`
+        return not any(isinstance(side, ast.Constant) and isinstance(side.value, str) for side in (node.left, node.right))
+    return isinstance(node, _HARMLESS)
+
+
+def _selection_radii(tree: ast.Module, bound: dict[str, list[ast.expr]]) -> list[ast.expr]:
+    """The radius nodes of the script's cone selections of observations: the `radius` of a `sky_circle`
+    selection dict given to `select_observations`, the radius of `select_sky_circle`, and the right side of
+    `<separation of the pointings> < radius`."""
+    found: list[ast.expr] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+            if node.func.attr == "select_observations" and node.args:
+                found += _sky_circle_radius(assigned_once(node.args[0], bound))
+            elif node.func.attr == "select_sky_circle":
+                radius = node.args[1] if len(node.args) > 1 else \
+                    next((k.value for k in node.keywords if k.arg == "radius"), None)
+                found += [radius] if radius is not None else []
+        elif isinstance(node, ast.Compare) and len(node.ops) == 1 and isinstance(node.ops[0], (ast.Lt, ast.LtE)):
+            left = _texts(node.left, bound)
+            if "separation" in left and any(mark in left for mark in _POINTING_MARKS):
+                found.append(node.comparators[0])
+    return found
+
+
+def _sky_circle_radius(selection: ast.expr) -> list[ast.expr]:
+    """The `radius` of `dict(type="sky_circle", ..., radius=r)` or `{"type": "sky_circle", ..., "radius": r}`."""
+    if isinstance(selection, ast.Call) and ast.unparse(selection.func) == "dict":
+        items = {k.arg: k.value for k in selection.keywords if k.arg}
+    elif isinstance(selection, ast.Dict):
+        items = {k.value: v for k, v in zip(selection.keys, selection.values)
+                 if isinstance(k, ast.Constant) and isinstance(k.value, str)}
+    else:
+        return []
+    kind = items.get("type")
+    if isinstance(kind, ast.Constant) and kind.value == "sky_circle" and "radius" in items:
+        return [items["radius"]]
+    return []
+
+
+def use_the_cone_radius(text: str, cone: Cone | None) -> tuple[str, list[str]]:
+    """A cone selection of the observations whose radius is a constant other than the request's (the ON
+    region's radius reused, a tutorial's value copied) selects the request's radius instead, at that use only:
+    the same variable may still mean something else elsewhere."""
+    if cone is None:
+        return text, []
+    tree = ast.parse(text)
+    bound = bindings(tree)
+    radius = cone[2]
+    edits: list[Edit] = []
+    notes = []
+    for node in _selection_radii(tree, bound):
+        read = _degrees(node, bound)
+        if read is None or math.isclose(read[0], radius, rel_tol=1e-9):
+            continue
+        new = number_text(radius) if read[1] else f"{number_text(radius)} * u.deg"
+        edits.append((node, new))
+        notes.append(f"line {node.lineno}: selected the observations within {radius:g} deg of the source, as your "
+                     f"request asks, not within {read[0]:g} deg (`{ast.unparse(node)}` there is now `{new}`)")
+    if not edits:
+        return text, []
+    return splice(text, edits), notes
+
+
+def use_the_circle_radius(text: str, circle: tuple[float, str] | None) -> tuple[str, list[str]]:
+    """The script's one `CircleSkyRegion`, for a request that describes one circle around the source
+    (`request_facts.request_circle`), drawn with a constant radius other than the request's (the cone's 2 deg
+    reused): that use takes the request's radius."""
+    if circle is None:
+        return text, []
+    tree = ast.parse(text)
+    calls = [n for n in ast.walk(tree) if isinstance(n, ast.Call)
+             and ast.unparse(n.func).split(".")[-1] == "CircleSkyRegion"]
+    if len(calls) != 1:
+        return text, []
+    call = calls[0]
+    node = call.args[1] if len(call.args) > 1 else next((k.value for k in call.keywords if k.arg == "radius"), None)
+    read = _degrees(node, bindings(tree)) if node is not None else None
+    radius, unit = circle
+    wanted = radius / 60 if unit == "arcmin" else radius
+    if node is None or read is None or read[1] or math.isclose(read[0], wanted, rel_tol=1e-9):
+        return text, []
+    new = f"{number_text(radius)} * u.{unit}"
+    return splice(text, [(node, new)]), [f"line {node.lineno}: drew the circle with the radius your request gives, "
+                                         f"{radius:g} {unit}, not {read[0]:g} deg (`{ast.unparse(node)}` there is "
+                                         f"now `{new}`)"]

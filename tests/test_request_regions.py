@@ -1,0 +1,106 @@
+"""The request's cone and ON circle kept as it says (real DR1 index, real astropy units)."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import astropy.units as u
+from astropy.coordinates import SkyCoord
+from gammapy.data import DataStore
+
+from hpc_agent.bindings import bindings
+from hpc_agent.request_facts import read_request
+from hpc_agent.request_regions import _degrees, use_the_circle_radius, use_the_cone_radius
+from hpc_agent.static import static_stage
+
+MSH = ("Significance of MSH 15-52: select every observation whose pointing is within 2 deg of RA = 228.529 deg, "
+       "Dec = -59.1575 deg. ON region: a circle of radius 0.2 deg centred on the source position.")
+REUSED = ("import json\nimport os\n"
+          "from astropy.coordinates import Angle, SkyCoord\n"
+          "from regions import CircleSkyRegion\n"
+          "from gammapy.data import DataStore\n"
+          "datastore = DataStore.from_dir(os.path.join(os.environ['PHOTON_STORAGE'], 'hess-dl3-dr1'))\n"
+          "source_position = SkyCoord(228.529, -59.1575, unit='deg', frame='icrs')\n"
+          "radius = Angle('0.2 deg')\n"
+          "selection = dict(type='sky_circle', frame='icrs', lon=source_position.ra, lat=source_position.dec, "
+          "radius=radius)\n"
+          "obs_ids = datastore.obs_table.select_observations(selection)['OBS_ID']\n"
+          "on_region = CircleSkyRegion(source_position, radius)\n"
+          "print('RESULT ' + json.dumps({'n_obs': len(obs_ids)}))\n")
+
+
+def _n_obs(script: str, data_root: Path) -> int:
+    namespace: dict[str, object] = {}
+    exec(compile(script.replace("os.environ['PHOTON_STORAGE']", repr(str(data_root))), "<script>", "exec"), namespace)
+    return len(namespace["obs_ids"])  # type: ignore[arg-type]
+
+
+def test_the_on_regions_radius_reused_for_the_cone_selects_the_requests_cone(data_root: Path) -> None:
+    """The 1.5B selected MSH 15-52's observations with its 0.2 deg ON radius: none, then `Info table not
+    supported for mixed dataset type` from an empty `Datasets`."""
+    assert _n_obs(REUSED, data_root) == 0
+    fixed = static_stage(REUSED, facts=read_request(MSH))
+    assert fixed.errors == ()
+    assert "radius=2 * u.deg)" in fixed.script and "CircleSkyRegion(source_position, radius)" in fixed.script
+    assert any("within 2 deg of the source, as your request asks, not within 0.2 deg" in r for r in fixed.repairs)
+    t = DataStore.from_dir(data_root / "hess-dl3-dr1").obs_table
+    expected = int((SkyCoord(t["RA_PNT"], t["DEC_PNT"], unit="deg").separation(
+        SkyCoord(228.529, -59.1575, unit="deg")) < 2 * u.deg).sum())
+    assert _n_obs(fixed.script, data_root) == expected == 20
+    assert static_stage(fixed.script, facts=read_request(MSH)).repairs == ()  # and it is left alone then
+
+
+def test_a_separation_of_the_pointings_takes_the_cone_radius_and_other_separations_do_not() -> None:
+    code = ("t = ds.obs_table\n"
+            "sep = SkyCoord(t['RA_PNT'], t['DEC_PNT'], unit='deg').separation(target)\n"
+            "a = sep < 2.5 * u.deg\n"
+            "b = sep.deg < 2.5\n"
+            "c = events.radec.separation(target) < 0.2 * u.deg\n"
+            "d = sep < 2 * u.deg\n")
+    fixed, notes = use_the_cone_radius(code, (228.529, -59.1575, 2.0))
+    assert "a = sep < 2 * u.deg\nb = sep.deg < 2\nc = events.radec.separation(target) < 0.2 * u.deg\n" in fixed
+    assert len(notes) == 2
+    assert use_the_cone_radius(code, None) == (code, [])  # no cone asked
+    computed = code.replace("2.5 * u.deg", "max_offset").replace("sep.deg < 2.5", "sep.deg < limit")
+    assert use_the_cone_radius(computed, (228.529, -59.1575, 2.0))[1] == []  # not a constant: left to the model
+
+
+def test_the_on_circle_takes_the_requests_radius_when_it_is_the_only_circle() -> None:
+    """The 1.5B drew the ON region with the 2 deg of the cone (`radius=radius_deg * u.deg`)."""
+    code = ("radius_deg = 2.0\n"
+            "on_region = CircleSkyRegion(center=target_position, radius=radius_deg * u.deg)\n")
+    fixed, notes = use_the_circle_radius(code, (0.11, "deg"))
+    assert "CircleSkyRegion(center=target_position, radius=0.11 * u.deg)" in fixed
+    assert notes and "0.11 deg, not 2 deg" in notes[0]
+    assert use_the_circle_radius(fixed, (0.11, "deg")) == (fixed, [])
+    assert use_the_circle_radius(code.replace("2.0", "6.6"), (6.6, "arcmin"))[0] == code.replace("2.0", "6.6") \
+        .replace("radius_deg * u.deg", "6.6 * u.arcmin")  # 6.6 deg read against 6.6 arcmin
+    two = code + "exclusion = CircleSkyRegion(center=target_position, radius=0.3 * u.deg)\n"
+    assert use_the_circle_radius(two, (0.11, "deg")) == (two, [])  # which circle is the ON region: not certain
+
+
+def test_a_radius_is_read_only_from_constants_and_units() -> None:
+    def read(expr: str) -> tuple[float, bool] | None:
+        tree = ast.parse(f"r = 0.5 * u.deg\nx = {expr}")
+        return _degrees(tree.body[1].value, bindings(tree))  # type: ignore[attr-defined]
+
+    assert read("Angle('0.2 deg')") == (0.2, False) and read("u.Quantity(0.2, 'deg')") == (0.2, False)
+    assert read("120 * u.arcmin") == (2.0, False) and read("r") == (0.5, False) and read("2") == (2.0, True)
+    for harmful in ("'x' * 100000000", "u.__class__", "(1).__class__", "open('f')", "2 ** 2 * u.deg", "t['RADIUS']"):
+        assert read(harmful) is None, harmful  # the script is untrusted: never evaluated beyond units
+
+
+def test_a_loop_over_the_store_or_its_index_runs_on_the_cones_observations() -> None:
+    """`for obs in data_store.obs_table:` hands each maker a table row; `for obs in datastore:` fails to
+    iterate: for a request about one cone, the loop runs on the cone's observations."""
+    code = ("import json\nimport os\nfrom gammapy.data import DataStore\n"
+            "ds = DataStore.from_dir(os.path.join(os.environ['PHOTON_STORAGE'], 'hess-dl3-dr1'))\n"
+            "for obs in ds.obs_table:\n    dataset = maker.run(empty, obs)\n"
+            "print('RESULT ' + json.dumps({}))\n")
+    fixed = static_stage(code.replace("maker.run", "print"), facts=read_request(MSH))
+    assert fixed.errors and "for obs in ds.obs_table:" in fixed.script  # no maker runs on it: left alone
+    for loop in ("ds.obs_table", "ds"):
+        fixed = static_stage(code.replace("ds.obs_table:", f"{loop}:"), facts=read_request(MSH))
+        assert "for obs in ds.get_observations(list(ds.obs_table[SkyCoord(" in fixed.script, fixed.script
+        assert not [e for e in fixed.errors if "selects no observations" in e]
