@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 from hpc_agent.bindings import assigned_once, bindings
-from hpc_agent.request_regions import select_in_the_cone, use_the_circle_radius, use_the_cone_radius
+from hpc_agent.request_regions import cone_as_gammapy_takes_it, select_in_the_cone, use_the_circle_radius, use_the_cone
 from hpc_agent.checks import DISPLAY_METHODS, maker_class, maker_instances, selects, unchained_runs, undefined_names
 from hpc_agent.model_wiring import attach_source_model, freeze_as_requested, model_for_the_fit
 from hpc_agent.names import NameIndex, flat_name
@@ -1107,7 +1107,8 @@ def repair(script: str, index: NameIndex, facts: RequestFacts = RequestFacts()) 
         lambda s: model_for_the_fit(s, facts.calls, facts.source_model),
         lambda s: define_as_tutorials_do(s, tutorial_made_from_names()),
         lambda s: select_in_the_cone(s, facts.cone),
-        lambda s: use_the_cone_radius(s, facts.cone),
+        lambda s: cone_as_gammapy_takes_it(s, facts.cone),
+        lambda s: use_the_cone(s, facts.cone),
         lambda s: use_the_circle_radius(s, facts.circle),
     ]
     for request_step in request_steps:

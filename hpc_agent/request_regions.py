@@ -145,63 +145,88 @@ def _harmless(node: ast.AST, allowed: set[str]) -> bool:
     return isinstance(node, _HARMLESS)
 
 
-def _selection_radii(tree: ast.Module, bound: dict[str, list[ast.expr]]) -> list[ast.expr]:
-    """The radius nodes of the script's cone selections of observations: the `radius` of a `sky_circle`
-    selection dict given to `select_observations`, the radius of `select_sky_circle`, and the right side of
-    `<separation of the pointings> < radius`."""
-    found: list[ast.expr] = []
+def _cone_values(tree: ast.Module, bound: dict[str, list[ast.expr]], cone: Cone) -> list[tuple[ast.expr, float, str]]:
+    """(node, the request's value in degrees, what it is) for the constants of the script's cone selections of
+    observations: the `radius`, and in the ICRS frame the `lon` and `lat`, of a `sky_circle` selection dict given
+    to `select_observations`; the radius of `select_sky_circle`; the right side of `<separation of the pointings>
+    < radius`."""
+    ra, dec, radius = cone
+    found: list[tuple[ast.expr, float, str]] = []
     for node in ast.walk(tree):
         if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
             if node.func.attr == "select_observations" and node.args:
-                found += _sky_circle_radius(assigned_once(node.args[0], bound))
+                items = _sky_circle(assigned_once(node.args[0], bound))
+                frame = items.get("frame")
+                icrs = isinstance(frame, ast.Constant) and str(frame.value).lower() == "icrs"
+                found += [(items[key], value, what) for key, value, what in
+                          (("radius", radius, "radius"), ("lon", ra, "RA"), ("lat", dec, "Dec"))
+                          if key in items and (key == "radius" or icrs)]
             elif node.func.attr == "select_sky_circle":
-                radius = node.args[1] if len(node.args) > 1 else \
+                node_radius = node.args[1] if len(node.args) > 1 else \
                     next((k.value for k in node.keywords if k.arg == "radius"), None)
-                found += [radius] if radius is not None else []
+                found += [(node_radius, radius, "radius")] if node_radius is not None else []
         elif isinstance(node, ast.Compare) and len(node.ops) == 1 and isinstance(node.ops[0], (ast.Lt, ast.LtE)):
             left = _texts(node.left, bound)
             if "separation" in left and any(mark in left for mark in _POINTING_MARKS):
-                found.append(node.comparators[0])
+                found.append((node.comparators[0], radius, "radius"))
     return found
 
 
-def _sky_circle_radius(selection: ast.expr) -> list[ast.expr]:
-    """The `radius` of `dict(type="sky_circle", ..., radius=r)` or `{"type": "sky_circle", ..., "radius": r}`."""
+def _sky_circle(selection: ast.expr) -> dict[str, ast.expr]:
+    """The items of `dict(type="sky_circle", ...)` or `{"type": "sky_circle", ...}`; empty for anything else."""
     if isinstance(selection, ast.Call) and ast.unparse(selection.func) == "dict":
         items = {k.arg: k.value for k in selection.keywords if k.arg}
     elif isinstance(selection, ast.Dict):
         items = {k.value: v for k, v in zip(selection.keys, selection.values)
                  if isinstance(k, ast.Constant) and isinstance(k.value, str)}
     else:
-        return []
+        return {}
     kind = items.get("type")
-    if isinstance(kind, ast.Constant) and kind.value == "sky_circle" and "radius" in items:
-        return [items["radius"]]
-    return []
+    return items if isinstance(kind, ast.Constant) and kind.value == "sky_circle" else {}
 
 
-def use_the_cone_radius(text: str, cone: Cone | None) -> tuple[str, list[str]]:
-    """A cone selection of the observations whose radius is a constant other than the request's (the ON
-    region's radius reused, a tutorial's value copied) selects the request's radius instead, at that use only:
-    the same variable may still mean something else elsewhere."""
+def use_the_cone(text: str, cone: Cone | None) -> tuple[str, list[str]]:
+    """A cone selection of the observations whose radius or centre is a constant other than the request's (the
+    ON region's radius reused, a tutorial's Crab cone of 5 deg copied) selects the request's cone instead, at
+    that use only: the same variable may still mean something else elsewhere."""
     if cone is None:
         return text, []
     tree = ast.parse(text)
     bound = bindings(tree)
-    radius = cone[2]
     edits: list[Edit] = []
     notes = []
-    for node in _selection_radii(tree, bound):
+    for node, wanted, what in _cone_values(tree, bound, cone):
         read = _degrees(node, bound)
-        if read is None or math.isclose(read[0], radius, rel_tol=1e-9):
+        if read is None or math.isclose(read[0], wanted, rel_tol=1e-9):
             continue
-        new = number_text(radius) if read[1] else f"{number_text(radius)} * u.deg"
+        new = number_text(wanted) if read[1] else f"{number_text(wanted)} * u.deg"
         edits.append((node, new))
-        notes.append(f"line {node.lineno}: selected the observations within {radius:g} deg of the source, as your "
-                     f"request asks, not within {read[0]:g} deg (`{ast.unparse(node)}` there is now `{new}`)")
+        notes.append(f"line {node.lineno}: selected the observations with the cone's {what} your request gives, "
+                     f"{wanted:g} deg, not {read[0]:g} deg (`{ast.unparse(node)}` there is now `{new}`)")
     if not edits:
         return text, []
     return splice(text, edits), notes
+
+
+def cone_as_gammapy_takes_it(text: str, cone: Cone | None) -> tuple[str, list[str]]:
+    """`obs_table.select_observations(ra_pnt=..., dec_pnt=..., radius_deg=...)`: the method takes one selection
+    dict, and for a request about one cone the keywords it was given can only mean that cone's dict."""
+    if cone is None:
+        return text, []
+    tree = ast.parse(text)
+    ra, dec, radius = cone
+    wanted = (f'dict(type="sky_circle", frame="icrs", lon={number_text(ra)} * u.deg, lat={number_text(dec)} * u.deg, '
+              f'radius={number_text(radius)} * u.deg)')
+    calls = [node for node in ast.walk(tree)
+             if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+             and node.func.attr == "select_observations" and not node.args
+             and node.keywords and all(k.arg not in (None, "selections") for k in node.keywords)]
+    if not calls:
+        return text, []
+    edits: list[Edit] = [(call, f"{ast.unparse(call.func)}({wanted})") for call in calls]
+    return splice(text, edits), [f"line {call.lineno}: `select_observations` takes one selection dict, not keywords: "
+                                 f"it now selects your request's cone, `{ast.unparse(call.func)}({wanted})`"
+                                 for call in calls]
 
 
 def use_the_circle_radius(text: str, circle: tuple[float, str] | None) -> tuple[str, list[str]]:

@@ -11,7 +11,7 @@ from gammapy.data import DataStore
 
 from hpc_agent.bindings import bindings
 from hpc_agent.request_facts import read_request
-from hpc_agent.request_regions import _degrees, use_the_circle_radius, use_the_cone_radius
+from hpc_agent.request_regions import _degrees, use_the_circle_radius, use_the_cone
 from hpc_agent.static import static_stage
 
 MSH = ("Significance of MSH 15-52: select every observation whose pointing is within 2 deg of RA = 228.529 deg, "
@@ -43,7 +43,7 @@ def test_the_on_regions_radius_reused_for_the_cone_selects_the_requests_cone(dat
     fixed = static_stage(REUSED, facts=read_request(MSH))
     assert fixed.errors == ()
     assert "radius=2 * u.deg)" in fixed.script and "CircleSkyRegion(source_position, radius)" in fixed.script
-    assert any("within 2 deg of the source, as your request asks, not within 0.2 deg" in r for r in fixed.repairs)
+    assert any("the cone's radius your request gives, 2 deg, not 0.2 deg" in r for r in fixed.repairs)
     t = DataStore.from_dir(data_root / "hess-dl3-dr1").obs_table
     expected = int((SkyCoord(t["RA_PNT"], t["DEC_PNT"], unit="deg").separation(
         SkyCoord(228.529, -59.1575, unit="deg")) < 2 * u.deg).sum())
@@ -58,12 +58,12 @@ def test_a_separation_of_the_pointings_takes_the_cone_radius_and_other_separatio
             "b = sep.deg < 2.5\n"
             "c = events.radec.separation(target) < 0.2 * u.deg\n"
             "d = sep < 2 * u.deg\n")
-    fixed, notes = use_the_cone_radius(code, (228.529, -59.1575, 2.0))
+    fixed, notes = use_the_cone(code, (228.529, -59.1575, 2.0))
     assert "a = sep < 2 * u.deg\nb = sep.deg < 2\nc = events.radec.separation(target) < 0.2 * u.deg\n" in fixed
     assert len(notes) == 2
-    assert use_the_cone_radius(code, None) == (code, [])  # no cone asked
+    assert use_the_cone(code, None) == (code, [])  # no cone asked
     computed = code.replace("2.5 * u.deg", "max_offset").replace("sep.deg < 2.5", "sep.deg < limit")
-    assert use_the_cone_radius(computed, (228.529, -59.1575, 2.0))[1] == []  # not a constant: left to the model
+    assert use_the_cone(computed, (228.529, -59.1575, 2.0))[1] == []  # not a constant: left to the model
 
 
 def test_the_on_circle_takes_the_requests_radius_when_it_is_the_only_circle() -> None:
@@ -104,3 +104,21 @@ def test_a_loop_over_the_store_or_its_index_runs_on_the_cones_observations() -> 
         fixed = static_stage(code.replace("ds.obs_table:", f"{loop}:"), facts=read_request(MSH))
         assert "for obs in ds.get_observations(list(ds.obs_table[SkyCoord(" in fixed.script, fixed.script
         assert not [e for e in fixed.errors if "selects no observations" in e]
+
+
+def test_a_tutorials_cone_copied_whole_selects_the_requests_cone_and_keywords_become_the_dict(data_root: Path) -> None:
+    """The 0.5B copied the tutorial's Crab cone (`lon="83.633 deg"`, `radius="5 deg"`) for MSH 15-52, and
+    elsewhere called `select_observations(ra_pnt=..., dec_pnt=..., radius_deg=...)`, which takes no keywords."""
+    head = ("import json\nimport os\nfrom gammapy.data import DataStore\n"
+            "datastore = DataStore.from_dir(os.path.join(os.environ['PHOTON_STORAGE'], 'hess-dl3-dr1'))\n")
+    tail = "print('RESULT ' + json.dumps({'n_obs': len(obs_ids)}))\n"
+    copied = head + ("selection = dict(type='sky_circle', frame='icrs', lon='83.633 deg', lat='22.014 deg', "
+                     "radius='5 deg')\nobs_ids = datastore.obs_table.select_observations(selection)\n") + tail
+    keywords = head + ("obs_ids = datastore.obs_table.select_observations(ra_pnt=228.529, dec_pnt=-59.1575, "
+                       "radius_deg=2.0)\n") + tail
+    galactic = copied.replace("frame='icrs'", "frame='galactic'")
+    for code in (copied, keywords):
+        fixed = static_stage(code, facts=read_request(MSH))
+        assert fixed.errors == (), fixed.errors
+        assert _n_obs(fixed.script, data_root) == 20
+    assert "lon='83.633 deg'" in static_stage(galactic, facts=read_request(MSH)).script  # not the request's frame
