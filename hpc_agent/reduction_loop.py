@@ -4,14 +4,17 @@ Gammapy's tutorials reduce one observation at a time (`dataset = maker.run(empty
 safe mask and the background) and collect each result (`datasets.append(dataset)`) for the fit or the stack.
 Small models write the loop and drop the last line: the collection stays empty, and the run fails far from
 the slip (`No free parameters for fitting`, `Info table not supported for mixed dataset type`). When the
-script has one such collection and one such loop, the dropped line has one reading.
+script has one such collection and one such loop, the dropped line has one reading. The loop is also often
+written over observation ids (or the rows of the observation index) while its body hands the makers an
+`obs` it never loads: with one data store in the script, that observation has one reading too.
 """
 
 from __future__ import annotations
 
 import ast
 
-from hpc_agent.bindings import bindings
+from hpc_agent.bindings import assigned_once, bindings
+from hpc_agent.checks import undefined_names
 
 _MUTATORS = ("append", "extend", "insert", "stack", "__setitem__")
 
@@ -84,3 +87,67 @@ def append_each_dataset(text: str) -> tuple[str, list[str]]:
     return "".join(rows), [f"line {loop.lineno}: the loop made `{made}` for each observation and dropped it, so "
                            f"`{collection}` stayed empty for what follows; it now ends with "
                            f"`{collection}.append({made})`"]
+
+
+def _one_store(bound: dict[str, list[ast.expr]]) -> str | None:
+    """The one variable assigned from `DataStore.from_dir(...)`/`from_file(...)`, if the script has exactly one."""
+    stores = [n for n, values in bound.items() if len(values) == 1 and isinstance(values[0], ast.Call)
+              and ast.unparse(values[0].func).split(".")[-2:] in (["DataStore", "from_dir"], ["DataStore", "from_file"])]
+    return stores[0] if len(stores) == 1 else None
+
+
+def _rows_or_ids(iterable: ast.expr, bound: dict[str, list[ast.expr]], store: str) -> str | None:
+    """"rows" when the loop runs over the observation index or a selection of it (each item a table row),
+    "ids" over its `OBS_ID` column or a literal list of ids; None for anything else."""
+    value = assigned_once(iterable, bound)
+    if isinstance(value, ast.Call) and isinstance(value.func, ast.Attribute) and value.func.attr == "tolist":
+        value = assigned_once(value.func.value, bound)
+    if isinstance(value, ast.Call) and ast.unparse(value.func) in ("list", "np.array", "numpy.array") and value.args:
+        value = assigned_once(value.args[0], bound)
+    text = ast.unparse(value).replace("'", '"')
+    if text.endswith('["OBS_ID"]') or text == f"{store}.obs_ids" or (
+            isinstance(value, (ast.List, ast.Tuple)) and value.elts
+            and all(isinstance(e, ast.Constant) and isinstance(e.value, int) for e in value.elts)):
+        return "ids"
+    if text == f"{store}.obs_table" or (isinstance(value, ast.Call) and isinstance(value.func, ast.Attribute)
+                                        and value.func.attr == "select_observations"):
+        return "rows"
+    return None
+
+
+def _handed_to_makers(loop: ast.For, missing: set[str]) -> list[str]:
+    """Names of `missing` that the loop body hands to a `.run(dataset, <name>)` call as its observation."""
+    found = []
+    for node in (n for stmt in loop.body for n in ast.walk(stmt)):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "run" \
+                and len(node.args) == 2 and isinstance(node.args[1], ast.Name) and node.args[1].id in missing:
+            found.append(node.args[1].id)
+    return list(dict.fromkeys(found))
+
+
+def load_each_observation(text: str) -> tuple[str, list[str]]:
+    """A top-level loop over observation ids (or rows of the observation index) whose body runs makers on an
+    observation it never loads (`for obs_id in obs_ids: ... maker.run(dataset, obs)`, `obs` undefined): with
+    one data store in the script, the loop starts with `obs = <store>.obs(obs_id)` (`obs_id["OBS_ID"]` for a
+    row)."""
+    tree = ast.parse(text)
+    bound = bindings(tree)
+    store = _one_store(bound)
+    missing = set(undefined_names(tree))
+    if store is None or not missing:
+        return text, []
+    rows = text.splitlines(keepends=True)
+    notes = []
+    for loop in reversed([s for s in tree.body if isinstance(s, ast.For)]):
+        kind = _rows_or_ids(loop.iter, bound, store)
+        names = _handed_to_makers(loop, missing)
+        if kind is None or len(names) != 1 or loop.body[0].lineno == loop.lineno or \
+                not isinstance(loop.target, ast.Name):
+            continue
+        item = loop.target.id
+        load = f"{names[0]} = {store}.obs({item})" if kind == "ids" else f'{names[0]} = {store}.obs({item}["OBS_ID"])'
+        first = loop.body[0]
+        rows.insert(first.lineno - 1, " " * first.col_offset + load + "\n")
+        notes.append(f"line {loop.lineno}: the loop ran makers on `{names[0]}`, which it never loaded; it now "
+                     f"starts with `{load}`")
+    return "".join(rows), notes[::-1]

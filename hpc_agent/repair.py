@@ -19,7 +19,7 @@ from hpc_agent.request_regions import cone_as_gammapy_takes_it, select_in_the_co
 from hpc_agent.checks import DISPLAY_METHODS, maker_class, maker_instances, selects, unchained_runs, undefined_names
 from hpc_agent.model_wiring import attach_source_model, freeze_as_requested, model_for_the_fit
 from hpc_agent.names import NameIndex, flat_name
-from hpc_agent.reduction_loop import append_each_dataset
+from hpc_agent.reduction_loop import append_each_dataset, load_each_observation
 from hpc_agent.request_facts import RequestFacts
 from hpc_agent.prompts import OBS_TABLE, OPEN_RELEASE, POINTING, RELEASE, RELEASE_PATH, release_path
 from hpc_agent.names import import_quietly as _import_quiet
@@ -751,10 +751,43 @@ def fill_before_reducing(text: str, calls: tuple[str, ...]) -> tuple[str, list[s
     return (splice(text, edits), notes) if edits else (text, [])
 
 
-def define_as_tutorials_do(text: str, made: dict[str, dict[str, str]]) -> tuple[str, list[str]]:
+def _without_missing_defaults(call: ast.Call, missing: set[str], index: NameIndex | None) -> ast.Call | None:
+    """`call` without its keywords whose value is a name in `missing` and whose parameter has a default in the
+    installed callee's signature (`ReflectedRegionsBackgroundMaker(exclusion_mask=exclusion_mask)` for a script
+    with no mask is the maker with its default, no mask); None when a missing name is needed otherwise."""
+    if index is None:
+        return None
+    parts = ast.unparse(call.func).split(".")
+    home = index.home(parts[0])
+    module = _import_quiet(home) if home else None
+    target: object = module
+    for part in parts:
+        target = getattr(target, part, None)
+    try:
+        params = inspect.signature(target).parameters  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+    kept = []
+    for keyword in call.keywords:
+        names = {n.id for n in ast.walk(keyword.value) if isinstance(n, ast.Name)}
+        if not names & missing:
+            kept.append(keyword)
+        elif isinstance(keyword.value, ast.Name) and keyword.arg is not None and keyword.arg in params \
+                and params[keyword.arg].default is not inspect.Parameter.empty:
+            continue
+        else:
+            return None
+    if any(n.id in missing for a in call.args for n in ast.walk(a) if isinstance(n, ast.Name)):
+        return None
+    return ast.Call(func=call.func, args=call.args, keywords=kept)
+
+
+def define_as_tutorials_do(text: str, made: dict[str, dict[str, str]],
+                           index: NameIndex | None = None) -> tuple[str, list[str]]:
     """A variable used but never assigned that Gammapy's tutorials make in one way from variables the
     script already has (`dataset_empty = SpectrumDataset.create(geom=geom, energy_axis_true=energy_axis_true)`
-    when the script has `geom` and `energy_axis_true`): defined just before the statement that first uses it."""
+    when the script has `geom` and `energy_axis_true`): defined just before the statement that first uses it.
+    A keyword of theirs whose variable the script lacks is left out when the callee has a default for it."""
     if not made:
         return text, []
     tree = ast.parse(text)
@@ -777,8 +810,13 @@ def define_as_tutorials_do(text: str, made: dict[str, dict[str, str]]) -> tuple[
         call = made_by.value
         needs = {x.id for v in [*call.args, *(k.value for k in call.keywords)] for x in ast.walk(v)
                  if isinstance(x, ast.Name)}
-        if not all(assigned.get(n, imported.get(n, 1 << 30)) < first.lineno for n in needs):
-            continue  # what it is made from is not there before its first use
+        missing = {n for n in needs if assigned.get(n, imported.get(n, 1 << 30)) >= first.lineno}
+        if missing:  # what it is made from is not there before its first use: a name the script never
+            # binds at all may be an optional argument it does without; one bound later is its own slip
+            lighter = None if missing & bound else _without_missing_defaults(call, missing, index)
+            if lighter is None:
+                continue
+            statement = f"{name} = {ast.unparse(lighter)}"
         inserts.setdefault(first.lineno - 1, []).append(statement)
         notes.append(f"defined `{statement}` before line {first.lineno}, as Gammapy's tutorials make it "
                      "(used but never assigned)")
@@ -1103,9 +1141,10 @@ def repair(script: str, index: NameIndex, facts: RequestFacts = RequestFacts()) 
         lambda s: freeze_as_requested(s, facts.source_model),
         bins_as_table,
         lambda s: attach_source_model(s, facts.source_model),
+        load_each_observation,
         append_each_dataset,
         lambda s: model_for_the_fit(s, facts.calls, facts.source_model),
-        lambda s: define_as_tutorials_do(s, tutorial_made_from_names()),
+        lambda s: define_as_tutorials_do(s, tutorial_made_from_names(), index),
         lambda s: select_in_the_cone(s, facts.cone),
         lambda s: cone_as_gammapy_takes_it(s, facts.cone),
         lambda s: use_the_cone(s, facts.cone),

@@ -165,3 +165,20 @@ def test_source_segments_are_the_stdlibs_for_every_node() -> None:
     nodes = [n for n in ast.walk(ast.parse(source)) if hasattr(n, "end_col_offset")]
     assert len(nodes) > 20
     assert [_segment(source, n) for n in nodes] == [ast.get_source_segment(source, n) for n in nodes]
+
+
+def test_a_tutorial_keyword_the_script_never_has_is_left_to_its_default() -> None:
+    """The 1.5B used `bkg_maker` without making it, in a script with no exclusion mask at all: the tutorials'
+    `ReflectedRegionsBackgroundMaker(exclusion_mask=exclusion_mask)` is the maker with its default, no mask."""
+    from hpc_agent.names import name_index
+    from hpc_agent.repair import define_as_tutorials_do
+    from hpc_agent.tutorial_definitions import made_from_names_in
+
+    made = made_from_names_in(MADE)
+    script = ("from gammapy.makers import ReflectedRegionsBackgroundMaker\n"
+              "for obs in observations:\n    d = bkg_maker.run(d, obs)\n")
+    fixed, notes = define_as_tutorials_do(script, made, name_index())
+    assert fixed.splitlines()[1] == "bkg_maker = ReflectedRegionsBackgroundMaker()", fixed
+    assert define_as_tutorials_do(script, made) == (script, [])  # no index: the signature is unknown
+    later = script + "mask = make_mask()\n"  # the script has the variable, after the first use: its own slip
+    assert define_as_tutorials_do(later, made, name_index()) == (later, [])
