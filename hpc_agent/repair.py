@@ -372,11 +372,32 @@ def _pair_position(name: str, stored: set[str]) -> str | None:
     return f'SkyCoord({name}, {dec}, unit="deg", frame="icrs")'
 
 
+_PARTNER = {"RA": ("DEC", "icrs"), "GLON": ("GLAT", "galactic")}
+
+
+def _with_partner_column(node: ast.expr) -> str | None:
+    """`t["RA_PNT"]` given alone where a sky position is taken: the position of that column and its partner,
+    `SkyCoord(t["RA_PNT"], t["DEC_PNT"], unit="deg", frame="icrs")` (GLON/GLAT: galactic)."""
+    if not (isinstance(node, ast.Subscript) and isinstance(node.slice, ast.Constant)
+            and isinstance(node.slice.value, str)):
+        return None
+    head, _, tail = node.slice.value.partition("_")
+    if head not in _PARTNER:
+        return None
+    partner, frame = _PARTNER[head]
+    table = ast.unparse(node.value)
+    quote = '"'
+    other = f"{partner}_{tail}" if tail else partner
+    return (f'SkyCoord({table}[{quote}{node.slice.value}{quote}], {table}[{quote}{other}{quote}], unit="deg", '
+            f'frame="{frame}")')
+
+
 def pair_as_position(text: str, _: NameIndex) -> tuple[str, list[str]]:
     """`pointing.separation(source_ra)` where the script assigns `source_ra` and `source_dec`: one coordinate given
     where a sky position is taken ("Tried to do is_equivalent_frame on something that isn't a frame") can only mean
     the position the pair makes. So can `pointing.separation(ra, dec)`, two coordinates where one position is
-    taken (its second parameter is a string option): `SkyCoord(ra, dec, unit="deg")`."""
+    taken (its second parameter is a string option): `SkyCoord(ra, dec, unit="deg")`; and one coordinate column
+    of a table, `separation(t["RA_PNT"])`: the position of that column and its partner (`DEC_PNT`)."""
     tree = ast.parse(text)
     stored = _stored(tree)
     edits: list[Edit] = []
@@ -389,6 +410,10 @@ def pair_as_position(text: str, _: NameIndex) -> tuple[str, list[str]]:
             edits.append((arg, position))
             notes.append(f"line {call.lineno}: `.{call.func.attr}()` takes a sky position, not the one coordinate "
                          f"`{arg.id}`: gave it `{position}`")
+        elif len(call.args) == 1 and (position := _with_partner_column(call.args[0])) is not None:
+            edits.append((call.args[0], position))
+            notes.append(f"line {call.lineno}: `.{call.func.attr}()` takes a sky position, not the one column "
+                         f"`{ast.unparse(call.args[0])}`: gave it `{position}`")
         elif len(call.args) == 2 and not call.keywords and not any(
                 isinstance(a, (ast.Constant, ast.Starred)) for a in call.args):
             pair = ", ".join(ast.get_source_segment(text, a) or ast.unparse(a) for a in call.args)
