@@ -372,24 +372,21 @@ def _pair_position(name: str, stored: set[str]) -> str | None:
     return f'SkyCoord({name}, {dec}, unit="deg", frame="icrs")'
 
 
-_PARTNER = {"RA": ("DEC", "icrs"), "GLON": ("GLAT", "galactic")}
-
-
 def _with_partner_column(node: ast.expr) -> str | None:
     """`t["RA_PNT"]` given alone where a sky position is taken: the position of that column and its partner,
-    `SkyCoord(t["RA_PNT"], t["DEC_PNT"], unit="deg", frame="icrs")` (GLON/GLAT: galactic)."""
+    `SkyCoord(t["RA_PNT"], t["DEC_PNT"], unit="deg", frame="icrs")` (GLON/GLAT: galactic, as `_FRAMES`)."""
     if not (isinstance(node, ast.Subscript) and isinstance(node.slice, ast.Constant)
             and isinstance(node.slice.value, str)):
         return None
-    head, _, tail = node.slice.value.partition("_")
-    if head not in _PARTNER:
+    column = node.slice.value
+    head, _, tail = column.partition("_")
+    found = next(((lat, frame) for lon, lat, frame in _FRAMES if head == lon), None)
+    if found is None:
         return None
-    partner, frame = _PARTNER[head]
+    lat, frame = found
     table = ast.unparse(node.value)
-    quote = '"'
-    other = f"{partner}_{tail}" if tail else partner
-    return (f'SkyCoord({table}[{quote}{node.slice.value}{quote}], {table}[{quote}{other}{quote}], unit="deg", '
-            f'frame="{frame}")')
+    partner = f"{lat}_{tail}" if tail else lat
+    return f'SkyCoord({table}["{column}"], {table}["{partner}"], unit="deg", frame="{frame}")'
 
 
 def pair_as_position(text: str, _: NameIndex) -> tuple[str, list[str]]:
@@ -782,14 +779,8 @@ def _without_missing_defaults(call: ast.Call, missing: set[str], index: NameInde
     with no mask is the maker with its default, no mask); None when a missing name is needed otherwise."""
     if index is None:
         return None
-    parts = ast.unparse(call.func).split(".")
-    home = index.home(parts[0])
-    module = _import_quiet(home) if home else None
-    target: object = module
-    for part in parts:
-        target = getattr(target, part, None)
     try:
-        params = inspect.signature(target).parameters  # type: ignore[arg-type]
+        params = inspect.signature(_callee(call.func, index)).parameters
     except (TypeError, ValueError):
         return None
     kept = []
