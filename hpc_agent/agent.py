@@ -46,7 +46,10 @@ from hpc_agent.records import (
 )
 from hpc_agent.sandbox import Sandbox
 from hpc_agent.sandbox.warm import WarmPool
-from hpc_agent.request_facts import missing_call_hints, read_request, returned_key_hints, returned_keys
+from hpc_agent.named_observations import observations_context
+from hpc_agent.request_facts import (
+    missing_call_hints, read_request, request_position, request_radius, returned_key_hints, returned_keys,
+)
 from hpc_agent.sources import positions_context, without_source_names
 from hpc_agent.grounding import runtime_suggestion
 from hpc_agent.names import name_index
@@ -282,9 +285,12 @@ def _render(retrieval: Retrieval | None) -> str:
 
 
 def first_context(spec: RunSpec, retrieval: Retrieval | None) -> str | None:
-    """Source positions the prompt names, the caller's context, and retrieved material: the first turn's."""
+    """Source positions the prompt names, how the observations it names by id are loaded, the caller's
+    context, and retrieved material: the first turn's."""
     reference = _render(retrieval)
-    parts = (positions_context(spec.prompt, spec.data_root), spec.context,
+    named = observations_context(spec.prompt, spec.data_root, request_position(spec.prompt, spec.data_root),
+                                 request_radius(spec.prompt))
+    parts = (positions_context(spec.prompt, spec.data_root), named, spec.context,
              f"{prompts.REFERENCE_HEADER}\n\n{reference}" if reference else "")
     return "\n\n".join(p for p in parts if p) or None
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
+from hpc_agent.named_observations import request_obs_ids
 from hpc_agent.prompts import IDIOM_DEC, IDIOM_RA, IDIOM_RADIUS
 from hpc_agent.sources import named_sources
 from hpc_agent.tutorial_definitions import from_request, name_keyword, request_calls, tutorial_definitions
@@ -38,7 +39,15 @@ _CONE = re.compile(r"\b(?:within|separation\s+(?:of\s+)?(?:strictly\s+)?(?:less\
 
 def request_cone(prompt: str) -> float | None:
     """The radius (deg) of the one cone a request selects observations in (`point within 2 degrees of`,
-    `a separation of strictly less than 2.0 deg`), when it names exactly one."""
+    `a separation of strictly less than 2.0 deg`), when it names exactly one. A request that names its
+    observations by id selects none: its radius is about their events (`events of observation 23523 within
+    0.3 degrees of`)."""
+    return None if request_obs_ids(prompt) else request_radius(prompt)
+
+
+def request_radius(prompt: str) -> float | None:
+    """The one angular radius (deg) a request states with "within" or "separation less than", whatever it
+    bounds (pointings or events)."""
     found = {float(r) for r in _CONE.findall(prompt)}
     return next(iter(found)) if len(found) == 1 else None
 

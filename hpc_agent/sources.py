@@ -16,6 +16,7 @@ from pathlib import Path
 import yaml
 
 from hpc_agent.data import RELEASE
+from hpc_agent.named_observations import request_obs_ids
 from hpc_agent.prompts import POINTING
 
 TABLE = Path(__file__).with_name("sources.yaml")
@@ -95,8 +96,11 @@ def positions_context(prompt: str, data_root: Path | None = None) -> str | None:
         return None
     lines = [f"- {s.name}: RA = {s.ra:g} deg, Dec = {s.dec:g} deg (ICRS)" for s in found]
     first = found[0]
-    return ("Source positions (the sandbox has no network, so name resolvers such as SkyCoord.from_name fail; "
-            "use these numbers):\n" + "\n".join(lines) + "\n"
+    positions = ("Source positions (the sandbox has no network, so name resolvers such as SkyCoord.from_name "
+                 "fail; use these numbers):\n" + "\n".join(lines))
+    if request_obs_ids(prompt):  # the observations are given: `named_observations` shows how to load them
+        return positions
+    return (positions + "\n"
             "Observations near a source are selected by the angular separation of their pointing (RA_PNT, "
             "DEC_PNT) from its position, never by the OBJECT or TARGET_NAME columns:\n```python\n"
             f"source = SkyCoord({first.ra:g}, {first.dec:g}, unit=\"deg\", frame=\"icrs\")\n"
