@@ -207,9 +207,14 @@ def _elsewhere(owner: Any, attr: str) -> str:
     return out
 
 
-def _close_method(attr: str, cls: type) -> str | None:
-    """The method of `cls` spelt like `attr`, or sharing its first word (`integrate_model` -> `integral`)."""
+def _close_method(attr: str, cls: type, wanted: str = "") -> str | None:
+    """The method of `cls` whose name the value's own name contains (`energy_flux_1_10tev =
+    fit_result.integrate_model(...)` -> `energy_flux`: what the script calls the value says what it asked for),
+    else the one spelt like `attr`, or sharing its first word (`integrate_model` -> `integral`)."""
     names = [n for n in _public_dir(cls) if inspect.isroutine(getattr(cls, n, None))]
+    named = sorted((n for n in names if len(n) >= 5 and n in wanted.lower()), key=len)
+    if named:
+        return named[-1]
     close = difflib.get_close_matches(attr, names, n=1, cutoff=0.6)
     if close:
         return close[0]
@@ -220,26 +225,48 @@ def _close_method(attr: str, cls: type) -> str | None:
     return next(n for n in names if n.split("_")[0] == first[0]) if first else None
 
 
-def _script_classes_with(attr: str, owner: type, classes: list[type], limit: int = 2) -> str:
+def _script_classes_with(attr: str, owner: type, classes: list[type], wanted: str = "", limit: int = 2) -> str:
     """`FitResult` has no `integrate_model`, and nothing on it is spelt like it, but the script's
     `PowerLawSpectralModel` has `integral`: a name invented on one object is often a method of another object
     the script made (the fit result asked for what the best-fit model computes)."""
     found = [describe(cls.__name__, name, getattr(cls, name)) for cls in dict.fromkeys(classes)
-             if cls is not owner and _library_class(cls) and (name := _close_method(attr, cls))]
+             if cls is not owner and _library_class(cls) and (name := _close_method(attr, cls, wanted))]
+    found.sort(key=lambda text: not any(f".{n}(" in text for n in re.findall(r"[a-z_]{5,}", wanted.lower())))
     return f"; your script's other objects have {', '.join(found[:limit])}" if found else ""
 
 
-def _parts_with(label: str, cls: type, attr: str) -> str:
+def _parts_with(label: str, cls: type, attr: str, wanted: str = "") -> str:
     """`SkyModel` has no `integrate`, but its `spectral_model` (documented as a `SpectralModel`) has
     `integral`: Gammapy objects are made of parts, and a method asked of the whole is often one of a part."""
+    found = [f"`{label}.{part}.{name}{signature(getattr(part_cls, name))}` (its `{part}` is a `{part_cls.__name__}`)"
+             for part, part_cls in _parts(cls) if (name := _close_method(attr, part_cls, wanted))]
+    return f"; a part of it has it: {', '.join(found[:2])}" if found else ""
+
+
+def _parts(cls: type) -> list[tuple[str, type]]:
+    """(attribute, documented class) of each part of a Gammapy object (`SkyModel.spectral_model`)."""
     found = []
     for part in _public_dir(cls):
         dotted = _attribute_doc_class(cls, part)
         part_cls = _class_named(dotted) if dotted and "." in dotted else None
-        if part_cls is not None and (name := _close_method(attr, part_cls)):
-            found.append(f"`{label}.{part}.{name}{signature(getattr(part_cls, name))}` (its `{part}` is a "
-                         f"`{part_cls.__name__}`)")
-    return f"; a part of it has it: {', '.join(found[:2])}" if found else ""
+        if part_cls is not None:
+            found.append((part, part_cls))
+    return found
+
+
+def _named_part(label: str, cls: type, attr: str, wanted: str) -> str | None:
+    """The whole message when a part's method is what the value is called (`energy_flux_1_10tev =
+    model.integrate(...)`: `model.spectral_model.energy_flux`): one answer, before names spelt like `attr`
+    that would compute something else (`integrate_geom`)."""
+    for part, part_cls in _parts(cls):
+        names = [n for n in _public_dir(part_cls) if len(n) >= 5 and n in wanted.lower()
+                 and inspect.isroutine(getattr(part_cls, n, None))]
+        if names:
+            name = max(names, key=len)
+            shown = describe(f"{label}.{part}", name, getattr(part_cls, name))
+            return (f"`{cls.__name__}` has no `{attr}`; `{wanted}` is what a part of it computes: {shown} (its "
+                    f"`{part}` is a `{part_cls.__name__}`)")
+    return None
 
 
 def _item_class(owner: Any) -> type | None:
@@ -302,6 +329,7 @@ class _Grounder(ast.NodeVisitor):
         self._reported: set[tuple[int, str]] = set()
         self.table_reads = table_reads(tree)
         self.points_format = points_format(tree)
+        self.wanted = _value_names(tree)
 
     def report(self, line: int, message: str, rename: Rename | None = None) -> None:
         if (line, message) not in self._reported:
@@ -527,10 +555,12 @@ class _Grounder(ast.NodeVisitor):
             rename = Rename(node.end_lineno or node.lineno, node.end_col_offset or 0, attr, only) if only else None
             reading = READING.get(f"{cls.__module__}.{cls.__qualname__}") if only is None else None
             message = _suggest(owner, cls, attr, candidates) + _subclasses_with(cls, attr)
+            wanted, holder = self.wanted.get(id(node), ""), base.label if base.kind == "instance" else owner
             if only is None:
-                message += _parts_with(base.label if base.kind == "instance" else owner, cls, attr)
+                message = _named_part(holder, cls, attr, wanted) or message + _parts_with(holder, cls, attr, wanted)
             if only is None and not difflib.get_close_matches(attr, candidates, cutoff=0.5):
-                message += _script_classes_with(attr, cls, [r.obj for r in self.refs.values() if r.kind == "class"])
+                message += _script_classes_with(attr, cls, [r.obj for r in self.refs.values() if r.kind == "class"],
+                                                wanted)
             if reading and base.kind == "instance":  # a misspelling keeps its "did you mean"; a guess gets the idiom
                 idiom = reading.format(var=base.label)
                 spelt = [c for c in difflib.get_close_matches(attr, candidates, cutoff=0.8) if abs(len(c) - len(attr)) <= 2]
@@ -811,7 +841,28 @@ def runtime_suggestion(stderr: str, index: NameIndex, request: str = "") -> str 
     if said is not None:
         return said
     names = set(_public_dir(cls)) | {k for k in (_instance_attrs(cls) or ()) if not k.startswith("_")}
-    return _suggest(owner, cls, attr, sorted(names)) + _parts_with(owner, cls, attr)
+    wanted, holder = _failed_value_name(stderr), _receiver(stderr, attr) or owner
+    return _named_part(holder, cls, attr, wanted) or \
+        _suggest(owner, cls, attr, sorted(names)) + _parts_with(holder, cls, attr, wanted)
+
+
+_SCRIPT_LINE = re.compile(r'File "[^"]*script\.py", line \d+, in <module>\n(.*)\n')
+_VALUE_NAME = re.compile(r'^\s*(?:(\w+)\s*=[^=]|["\'](\w+)["\']\s*:)')
+
+
+def _receiver(stderr: str, attr: str) -> str | None:
+    """How the failing script line spells the object it asked for `attr` (`model` in `model.integrate(`)."""
+    lines = _SCRIPT_LINE.findall(stderr)
+    m = re.search(rf"([A-Za-z_][\w.]*(?:\[[^\]]*\])?)\.{re.escape(attr)}\b", lines[-1]) if lines else None
+    return m.group(1) if m else None
+
+
+def _failed_value_name(stderr: str) -> str:
+    """The name the failing script line gives its value (`energy_flux = model.integrate(...)` or a
+    `"energy_flux": ...` dict entry), read off the traceback's last line of the script."""
+    lines = _SCRIPT_LINE.findall(stderr)
+    m = _VALUE_NAME.match(lines[-1]) if lines else None
+    return (m.group(1) or m.group(2)) if m else ""
 
 
 def library_class(name: str, index: NameIndex) -> type | None:
@@ -888,6 +939,24 @@ def _binding_counts(tree: ast.Module) -> dict[str, int]:
         if name in counts:
             counts[name] += 1  # shadowing a builtin: leave it alone
     return counts
+
+
+def _value_names(tree: ast.Module) -> dict[int, str]:
+    """id of each attribute node -> the name the script gives the value it is part of: the variable it is
+    assigned to (`energy_flux = ...`) or the string key it is stored under (`{"energy_flux": ...}`)."""
+    found: dict[int, str] = {}
+    for node in ast.walk(tree):
+        pairs: list[tuple[str, ast.expr]] = []
+        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+            pairs.append((node.targets[0].id, node.value))
+        elif isinstance(node, ast.Dict):
+            pairs += [(k.value, v) for k, v in zip(node.keys, node.values)
+                      if isinstance(k, ast.Constant) and isinstance(k.value, str)]
+        for name, value in pairs:
+            for sub in ast.walk(value):
+                if isinstance(sub, ast.Attribute):
+                    found[id(sub)] = name  # walked outside in: the innermost dict key wins over the assignment
+    return found
 
 
 def ground(tree: ast.Module, index: NameIndex | None = None) -> list[Finding]:

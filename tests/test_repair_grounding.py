@@ -332,6 +332,31 @@ def test_a_method_asked_of_the_wrong_object_names_the_object_that_has_it() -> No
         runtime_suggestion(stderr, name_index())
 
 
+def test_what_the_script_calls_a_value_picks_the_method_that_computes_it() -> None:
+    """`energy_flux_1_10tev = result.integrate_model(...)`: the nearest spelling (`integral`) is the photon
+    flux; the value's own name says the energy flux was asked for, in the static stage (assignment or RESULT
+    key) and after a run (read off the traceback's script line)."""
+    from hpc_agent.grounding import runtime_suggestion
+
+    code = ("from gammapy.modeling import Fit\nfrom gammapy.modeling.models import PowerLawSpectralModel\n"
+            "model = PowerLawSpectralModel()\nresult = Fit().run(datasets=[])\n"
+            "energy_flux_1_10tev = result.integrate_model(1, 10)\n")
+    (message,) = _ground(code)
+    assert "your script's other objects have `PowerLawSpectralModel.energy_flux(energy_min, energy_max" in message
+    keyed = code.replace("energy_flux_1_10tev = result.integrate_model(1, 10)",
+                         "x = {'n': 1, 'energy_flux': result.integrate_model(1, 10)}")
+    assert "`PowerLawSpectralModel.energy_flux(" in _ground(keyed)[0]
+    stderr = ('Traceback (most recent call last):\n  File "/w/script.py", line 70, in <module>\n'
+              "    energy_flux_1_10tev = best.integrate(1.0 * u.TeV, 10.0 * u.TeV).value\n"
+              "AttributeError: 'SkyModel' object has no attribute 'integrate'\n")
+    assert runtime_suggestion(stderr, name_index()) == (
+        "`SkyModel` has no `integrate`; `energy_flux_1_10tev` is what a part of it computes: "
+        "`best.spectral_model.energy_flux(energy_min, energy_max, **kwargs)` (Compute energy flux in given energy "
+        "range) (its `spectral_model` is a `SpectralModel`)")
+    unnamed = runtime_suggestion(stderr.replace("energy_flux_1_10tev =", "x ="), name_index())
+    assert unnamed.startswith("`SkyModel` has no `integrate`; did you mean `SkyModel.integrate_geom(")
+
+
 def test_a_pair_of_coordinates_used_as_a_sky_position_becomes_a_skycoord() -> None:
     code = ("from astropy.coordinates import SkyCoord\nt = {}\nsrc = SkyCoord(1, 2, unit='deg')\n"
             "p = t['RA_PNT'], t['DEC_PNT']\nd = p.separation(src)\nq = 1, 2\nprint('RESULT {}', q[0], d)\n")
