@@ -330,6 +330,9 @@ class _Grounder(ast.NodeVisitor):
         self.table_reads = table_reads(tree)
         self.points_format = points_format(tree)
         self.wanted = _value_names(tree)
+        # id of an attribute node -> the attribute read from it next (`r.result` -> `models` in `r.result.models`)
+        self.next_attr = {id(n.value): n.attr for n in ast.walk(tree)
+                          if isinstance(n, ast.Attribute) and isinstance(n.value, ast.Attribute)}
 
     def report(self, line: int, message: str, rename: Rename | None = None) -> None:
         if (line, message) not in self._reported:
@@ -553,6 +556,12 @@ class _Grounder(ast.NodeVisitor):
             candidates = sorted(set(_public_dir(cls)) | {k for k in known if not k.startswith("_")})
             only = _only_reading(attr, candidates)
             rename = Rename(node.end_lineno or node.lineno, node.end_col_offset or 0, attr, only) if only else None
+            after = self.next_attr.get(id(node))
+            if only is None and after in candidates and after not in ("copy", "to_dict", "write"):
+                # `fit_result.result.models`: the invented link stands before what the owner itself has
+                rename = Rename(node.end_lineno or node.lineno, node.end_col_offset or 0, f".{attr}", "",
+                                note=f"line {node.lineno}: `{owner}` has no `{attr}` but has `{after}` itself: "
+                                     f"read `{base.label}.{after}`")
             reading = READING.get(f"{cls.__module__}.{cls.__qualname__}") if only is None else None
             message = _suggest(owner, cls, attr, candidates) + _subclasses_with(cls, attr)
             wanted, holder = self.wanted.get(id(node), ""), base.label if base.kind == "instance" else owner
@@ -905,16 +914,21 @@ def _binding_counts(tree: ast.Module) -> dict[str, int]:
         counts[name] = counts.get(name, 0) + 1
 
     package_roots: set[str] = set()  # `import a.b` and `import a.c` both bind `a` to the same module
+    imported: set[tuple[str, str, str]] = set()  # the same import written twice binds the same object once
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             for alias in node.names:
                 if alias.asname is None:
                     package_roots.add(alias.name.split(".")[0])
-                else:
+                elif ("", alias.name, alias.asname) not in imported:
+                    imported.add(("", alias.name, alias.asname))
                     add(alias.asname)
         elif isinstance(node, ast.ImportFrom):
             for alias in node.names:
-                add(alias.asname or alias.name)
+                key = ("." * node.level + (node.module or ""), alias.name, alias.asname or alias.name)
+                if key not in imported:
+                    imported.add(key)
+                    add(alias.asname or alias.name)
         elif isinstance(node, ast.Name) and isinstance(node.ctx, (ast.Store, ast.Del)):
             add(node.id)
         elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):

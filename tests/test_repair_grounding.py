@@ -357,6 +357,21 @@ def test_what_the_script_calls_a_value_picks_the_method_that_computes_it() -> No
     assert unnamed.startswith("`SkyModel` has no `integrate`; did you mean `SkyModel.integrate_geom(")
 
 
+def test_an_invented_link_before_what_the_object_has_itself_is_dropped() -> None:
+    """`result_joint.result.models[0]` (s37, three turns): a `FitResult` has no `result`, but has `models`
+    itself. The same import written twice (models repeat theirs) still tells what `Fit` is."""
+    code = ("from gammapy.modeling import Fit\nfrom gammapy.modeling import Fit\nresult_joint = Fit().run(datasets=[])\n"
+            "model = result_joint.result.models[0]\nindex = result_joint.result.parameters['index'].value\n"
+            "other = result_joint.result.backend_name\n")
+    out = static_stage(code)
+    lines = out.script.splitlines()
+    assert lines[3] == "model = result_joint.models[0]"
+    assert lines[4] == "index = result_joint.parameters['index'].value"
+    assert lines[5] == "other = result_joint.result.backend_name"  # nothing the owner has follows: not dropped
+    assert "line 4: `FitResult` has no `result` but has `models` itself: read `result_joint.models`" in out.repairs
+    assert any("`FitResult` has no `result`" in e for e in out.errors)
+
+
 def test_a_pair_of_coordinates_used_as_a_sky_position_becomes_a_skycoord() -> None:
     code = ("from astropy.coordinates import SkyCoord\nt = {}\nsrc = SkyCoord(1, 2, unit='deg')\n"
             "p = t['RA_PNT'], t['DEC_PNT']\nd = p.separation(src)\nq = 1, 2\nprint('RESULT {}', q[0], d)\n")
