@@ -1096,6 +1096,31 @@ def fix_misspelt_variables(text: str, index: NameIndex) -> tuple[str, list[str]]
     return (splice(text, edits), notes) if edits else (text, [])
 
 
+def comprehension_uses_its_variable(text: str, index: NameIndex) -> tuple[str, list[str]]:
+    """A comprehension whose element never reads its own loop variable but reads a name defined nowhere
+    (`sum(observation["livetime"] for obs in observations)`): that name is the loop variable."""
+    tree = ast.parse(text)
+    undefined = {n for n in undefined_names(tree) if not index.import_for(n)}
+    edits: list[Edit] = []
+    notes: list[str] = []
+    for node in ast.walk(tree):
+        if not isinstance(node, (ast.ListComp, ast.SetComp, ast.GeneratorExp, ast.DictComp)) \
+                or len(node.generators) != 1 or not isinstance(node.generators[0].target, ast.Name):
+            continue
+        loop = node.generators[0]
+        var = loop.target.id  # type: ignore[attr-defined]  # checked above
+        parts = [node.key, node.value] if isinstance(node, ast.DictComp) else [node.elt]
+        uses = [n for part in (*parts, *loop.ifs) for n in ast.walk(part) if isinstance(n, ast.Name)]
+        stray = {n.id for n in uses} & undefined
+        if any(n.id == var for n in uses) or len(stray) != 1:
+            continue
+        name = stray.pop()
+        edits += [(n, var) for n in uses if n.id == name]
+        notes.append(f"line {node.lineno}: `{name}` is defined nowhere and the comprehension never reads its own "
+                     f"loop variable: read `{var}`")
+    return (splice(text, edits), notes) if edits else (text, [])
+
+
 REPAIRS: tuple[Callable[[str, NameIndex], tuple[str, list[str]]], ...] = (
     fix_units_alias,
     unit_names_as_units,
@@ -1120,6 +1145,7 @@ REPAIRS: tuple[Callable[[str, NameIndex], tuple[str, list[str]]], ...] = (
     define_idiom_variables,
     ids_not_rows,  # after the idiom's `table` may have been defined
     fix_misspelt_variables,
+    comprehension_uses_its_variable,
     add_missing_imports,
     add_submodule_imports,
 )

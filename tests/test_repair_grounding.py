@@ -357,6 +357,19 @@ def test_what_the_script_calls_a_value_picks_the_method_that_computes_it() -> No
     assert unnamed.startswith("`SkyModel` has no `integrate`; did you mean `SkyModel.integrate_geom(")
 
 
+def test_a_comprehension_reads_its_own_loop_variable() -> None:
+    """s38, the 0.5B: `sum(observation["livetime"] for obs in observations)`, `observation` defined nowhere."""
+    code = ("import numpy as np\nobservations = []\n"
+            "livetime = sum(observation['livetime'] for obs in observations)\n"
+            "means = [np.mean(x) for y in observations]\nkept = [obs for obs in observations if ok]\n")
+    fixed = repair(code, name_index())
+    lines = fixed.script.splitlines()
+    assert "livetime = sum(obs['livetime'] for obs in observations)" in lines
+    assert "means = [np.mean(y) for y in observations]" in lines
+    assert "kept = [obs for obs in observations if ok]" in lines  # reads its variable: `ok` is the model's
+    assert any("`observation` is defined nowhere" in n for n in fixed.repairs)
+
+
 def test_an_invented_link_before_what_the_object_has_itself_is_dropped() -> None:
     """`result_joint.result.models[0]` (s37, three turns): a `FitResult` has no `result`, but has `models`
     itself. The same import written twice (models repeat theirs) still tells what `Fit` is."""
