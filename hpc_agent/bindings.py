@@ -27,3 +27,18 @@ def assigned_once(node: ast.expr, bound: dict[str, list[ast.expr]]) -> ast.expr:
     if isinstance(node, ast.Name) and len(bound.get(node.id, [])) == 1:
         return bound[node.id][0]
     return node
+
+
+def result_dicts(tree: ast.Module) -> list[ast.Dict]:
+    """Dict literals that reach `json.dumps`: written in the call, or assigned once to the name it dumps."""
+    assigned = {n.targets[0].id: n.value for n in tree.body if isinstance(n, ast.Assign) and len(n.targets) == 1
+                and isinstance(n.targets[0], ast.Name) and isinstance(n.value, ast.Dict)}
+    found = []
+    for call in ast.walk(tree):
+        if isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute) and call.func.attr == "dumps" \
+                and call.args:
+            arg = call.args[0]
+            target = arg if isinstance(arg, ast.Dict) else assigned.get(arg.id) if isinstance(arg, ast.Name) else None
+            if target is not None:
+                found.append(target)
+    return found

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from pyflakes import checker as pyflakes_checker
 from pyflakes import messages as pyflakes_messages
 
+from hpc_agent.result_counts import events_counted_as_observations
+
 SYNTAX_ERROR = "SyntaxError at line"  # how a script that does not parse is reported (retrieval reads it too)
 FORBIDDEN_COLUMNS = ("TARGET_NAME", "OBJECT")
 DISPLAY_METHODS = ("show", "peek")
@@ -180,6 +182,7 @@ def static_errors(script: str, *, require_result: bool = True, cone_radius: floa
                       "of the source, and the script never computes a separation or calls a select method")
 
     errors += unchained_makers(tree)
+    errors += events_counted_as_observations(tree)
 
     for line, name in undefined_uses(tree):
         errors.append(f"line {line}: undefined name '{name}' (missing import or typo)")

@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
-from hpc_agent.bindings import assigned_once, bindings
+from hpc_agent.bindings import assigned_once, bindings, result_dicts
 from hpc_agent.request_regions import cone_as_gammapy_takes_it, select_in_the_cone, use_the_circle_radius, use_the_cone
 from hpc_agent.checks import DISPLAY_METHODS, maker_class, maker_instances, selects, unchained_runs, undefined_names
 from hpc_agent.model_wiring import attach_source_model, freeze_as_requested, model_for_the_fit
@@ -1199,17 +1199,3 @@ def repair(script: str, index: NameIndex, facts: RequestFacts = RequestFacts()) 
         script, done = step(script, index)
         notes += done
     return Repaired(script, tuple(notes))
-
-def result_dicts(tree: ast.Module) -> list[ast.Dict]:
-    """Dict literals that reach `json.dumps`: written in the call, or assigned once to the name it dumps."""
-    assigned = {n.targets[0].id: n.value for n in tree.body if isinstance(n, ast.Assign) and len(n.targets) == 1
-                and isinstance(n.targets[0], ast.Name) and isinstance(n.value, ast.Dict)}
-    found = []
-    for call in ast.walk(tree):
-        if isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute) and call.func.attr == "dumps" \
-                and call.args:
-            arg = call.args[0]
-            target = arg if isinstance(arg, ast.Dict) else assigned.get(arg.id) if isinstance(arg, ast.Name) else None
-            if target is not None:
-                found.append(target)
-    return found

@@ -16,7 +16,8 @@ from hpc_agent.grounding import keyword_meant, library_class
 from hpc_agent.names import NameIndex
 from hpc_agent.prompts import SCRIPT_FRAME
 from hpc_agent.bindings import assigned_once, bindings
-from hpc_agent.repair import Repaired, json_numpy_numbers, result_dicts
+from hpc_agent.bindings import result_dicts
+from hpc_agent.repair import Repaired, json_numpy_numbers
 from hpc_agent.source_edits import Edit, add_imports, drop_statements, insertion_line, splice
 
 

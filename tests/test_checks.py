@@ -102,3 +102,40 @@ def test_a_maker_result_left_aside_is_rejected_even_when_the_next_one_chains() -
     aside = UNCHAINED.replace("safe = SafeMaskMaker(", "dataset = SafeMaskMaker(").replace("background + safe", "dataset")
     errors = [e for e in static_errors(aside) if "Maker" in e]
     assert len(errors) == 1 and "step `ReflectedRegionsBackgroundMaker` added is lost" in errors[0]
+
+
+COUNTS = """\
+import json, os
+from gammapy.data import DataStore
+data_store = DataStore.from_dir(os.environ["PHOTON_STORAGE"])
+table = data_store.obs_table
+selected = table[table["ZEN_PNT"] < 30]
+observations = data_store.get_observations(list(selected["OBS_ID"]))
+events = observations[0].events.table
+n_events = len(selected)
+print("RESULT " + json.dumps({KEYS}))
+"""
+
+
+@pytest.mark.parametrize(("keys", "counted"), [
+    ('{"n_events": n_events}', "selected"),
+    ('{"total_events": int(len(observations))}', "observations"),
+    ('{"event_count": len(list(selected["OBS_ID"]))}', "list(selected['OBS_ID'])"),
+    ('{"n_obs": len(selected), "events": len(data_store.obs_table)}', "data_store.obs_table"),
+])
+def test_a_count_of_events_that_counts_observations_is_rejected(keys: str, counted: str) -> None:
+    """Seen: "how many events in total were recorded in the observations near the Crab" answered with
+    `len(selected)` (4 runs for 30129 events)."""
+    errors = [e for e in static_errors(COUNTS.replace("{KEYS}", keys)) if "not of events" in e]
+    assert len(errors) == 1 and f"is `len({counted})`, the number of observations" in errors[0]
+    assert "EVENT_COUNT" in errors[0] and "observation.events.table" in errors[0]
+
+
+@pytest.mark.parametrize("keys", [
+    '{"n_events": len(events)}',
+    '{"n_events": int(selected["EVENT_COUNT"].sum())}',
+    '{"n_obs": len(selected)}',
+    '{"n_events": len(observations[0].events.table)}',
+])
+def test_counts_of_what_their_key_names_pass(keys: str) -> None:
+    assert not [e for e in static_errors(COUNTS.replace("{KEYS}", keys)) if "not of events" in e]
