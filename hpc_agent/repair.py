@@ -334,7 +334,9 @@ def pair_to_skycoord(text: str, _: NameIndex) -> tuple[str, list[str]]:
     return (splice(text, edits), notes) if edits else (text, [])
 
 
-_SEPARATION_NAME = re.compile(r"sep|dist", re.IGNORECASE)
+_SEPARATION_NAME = re.compile(r"sep|dist|offset", re.IGNORECASE)
+# ICRS coordinate column pairs of the release: pointings, targets, events
+_ICRS_COLUMNS = (("RA_PNT", "DEC_PNT"), ("RA_OBJ", "DEC_OBJ"), ("RA", "DEC"))
 
 
 def _column_of(node: ast.expr, column: str) -> ast.Subscript | None:
@@ -424,8 +426,9 @@ def pair_as_position(text: str, _: NameIndex) -> tuple[str, list[str]]:
 
 
 def true_separation(text: str, _: NameIndex) -> tuple[str, list[str]]:
-    """`separation = table["RA_PNT"] - source.ra + (table["DEC_PNT"] - source.dec) ...` (or any arithmetic of the
-    pointing columns and a position's `.ra`/`.dec`) assigned to a name that says separation or distance, with no
+    """`separation = table["RA_PNT"] - source.ra + (table["DEC_PNT"] - source.dec) ...` (or any arithmetic of a
+    pair of ICRS columns, pointings or events, and a position's `.ra`/`.dec`) assigned to a name that says
+    separation, distance or offset, with no
     `.separation()` anywhere: an angular separation on the sky was meant, and coordinate differences are not one
     (RA shrinks with cos(Dec) and wraps at 360). It becomes `SkyCoord(<ra column>, <dec column>).separation(<position>)`,
     in degrees unless it is compared with a Quantity."""
@@ -439,21 +442,24 @@ def true_separation(text: str, _: NameIndex) -> tuple[str, list[str]]:
         if not (isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name)
                 and _SEPARATION_NAME.search(node.targets[0].id)):
             continue
-        ra, dec = _column_of(node.value, "RA_PNT"), _column_of(node.value, "DEC_PNT")
+        ra, dec = next(((r, d) for lon, lat in _ICRS_COLUMNS
+                        if (r := _column_of(node.value, lon)) and (d := _column_of(node.value, lat))), (None, None))
         positions = {n.value.id for n in ast.walk(node.value) if isinstance(n, ast.Attribute)
                      and n.attr in ("ra", "dec") and isinstance(n.value, ast.Name)}
         positions |= {_pair_position(n.id, stored) or "" for n in ast.walk(node.value) if isinstance(n, ast.Name)} - {""}
         if ra is None or dec is None or len(positions) != 1:
             continue
         name, position = node.targets[0].id, positions.pop()
-        others = [x for c in ast.walk(tree) if isinstance(c, ast.Compare)
-                  and any(isinstance(x, ast.Name) and x.id == name for x in (c.left, *c.comparators))
-                  for x in (c.left, *c.comparators) if not (isinstance(x, ast.Name) and x.id == name)]
+        def reads(x: ast.expr) -> bool:  # `offsets` itself, or `abs(offsets)`
+            return any(isinstance(n, ast.Name) and n.id == name for n in ast.walk(x))
+
+        others = [x for c in ast.walk(tree) if isinstance(c, ast.Compare) and any(map(reads, (c.left, *c.comparators)))
+                  for x in (c.left, *c.comparators) if not reads(x)]
         with_unit = bool(others) and all(_has_unit(x, bound) for x in others)
         value = (f'SkyCoord({ast.get_source_segment(text, ra)}, {ast.get_source_segment(text, dec)}, unit="deg", '
                  f'frame="icrs").separation({position})' + ("" if with_unit else ".deg"))
         edits.append((node.value, value))
-        notes.append(f"line {node.lineno}: `{name}` was arithmetic on the pointing columns, which is no angle on the "
+        notes.append(f"line {node.lineno}: `{name}` was arithmetic on coordinate columns, which is no angle on the "
                      f"sky (RA shrinks with cos(Dec)): it is now `{value}`")
     return (splice(text, edits), notes) if edits else (text, [])
 

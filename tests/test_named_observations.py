@@ -3,7 +3,6 @@ context's loading idiom run as written on the real release."""
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 
@@ -13,9 +12,6 @@ from hpc_agent.named_observations import observations_context, release_obs_ids, 
 from hpc_agent.request_facts import read_request, request_cone, request_radius
 from hpc_agent.sources import positions_context
 
-DATA = Path(os.environ.get("PHOTON_STORAGE", "../shared/data"))
-needs_data = pytest.mark.skipif(not (DATA / "hess-dl3-dr1" / "obs-index.fits.gz").exists(),
-                                reason="the H.E.S.S. DL3 DR1 release is not under PHOTON_STORAGE")
 EVENTS_NEAR = ("How many events of H.E.S.S. DR1 observation 23523 were reconstructed within 0.3 degrees of the "
                "Crab Nebula (RA 83.6331 deg, Dec 22.0145 deg)? Print RESULT {\"n_events\": <int>}.")
 
@@ -48,13 +44,13 @@ def test_positions_drop_the_pointing_idiom_when_observations_are_named() -> None
     assert "RA_PNT" in cone
 
 
-@needs_data
-def test_the_context_idiom_counts_the_events_on_the_real_release(monkeypatch: pytest.MonkeyPatch) -> None:
-    context = observations_context(EVENTS_NEAR, DATA, (83.6331, 22.0145), 0.3)
+def test_the_context_idiom_counts_the_events_on_the_real_release(data_root: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    context = observations_context(EVENTS_NEAR, data_root, (83.6331, 22.0145), 0.3)
     assert context is not None and "data_store.obs(23523)" in context and "0.3 * u.deg" in context
     code = re.search(r"```python\n(.*?)```", context, re.DOTALL)
     assert code is not None
-    monkeypatch.setenv("PHOTON_STORAGE", str(DATA))
+    monkeypatch.setenv("PHOTON_STORAGE", str(data_root))
     scope: dict[str, object] = {}
     exec("import os\nimport astropy.units as u\nfrom astropy.coordinates import SkyCoord\n"  # noqa: S102
          "from gammapy.data import DataStore\n" + code.group(1), scope)
@@ -62,10 +58,9 @@ def test_the_context_idiom_counts_the_events_on_the_real_release(monkeypatch: py
     assert len(scope["near"]) == 425  # type: ignore[arg-type]
 
 
-@needs_data
-def test_an_id_outside_the_release_is_said_and_left_out_of_the_code() -> None:
-    assert 23523 in release_obs_ids(DATA) and len(release_obs_ids(DATA)) == 105
-    context = observations_context("events of runs 23523 and 99999", DATA)
+def test_an_id_outside_the_release_is_said_and_left_out_of_the_code(data_root: Path) -> None:
+    assert 23523 in release_obs_ids(data_root) and len(release_obs_ids(data_root)) == 105
+    context = observations_context("events of runs 23523 and 99999", data_root)
     assert context is not None
     assert "Not in the release's observation index: 99999" in context
     assert "data_store.obs(23523)" in context and "99999])" not in context

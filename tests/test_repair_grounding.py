@@ -417,7 +417,7 @@ def test_coordinate_arithmetic_named_a_separation_becomes_the_angular_separation
     assert any("selects no observations by position" in e
                for e in static_stage(code, repairs=False, facts=RequestFacts(cone_radius=2.0, cone=cone)).errors)
     fixed = static_stage(code, facts=RequestFacts(cone_radius=2.0, cone=cone))
-    assert fixed.errors == () and fixed.repairs[0].startswith("line 13: `separation` was arithmetic on the pointing")
+    assert fixed.errors == () and fixed.repairs[0].startswith("line 13: `separation` was arithmetic on coordinate")
     line = fixed.script.splitlines()[12]
     position = "source" if "source.ra" in hand else 'SkyCoord(source_ra, source_dec, unit="deg", frame="icrs")'
     assert line.startswith('separation = SkyCoord(table["RA_PNT"], table["DEC_PNT"], unit="deg", frame="icrs")'
@@ -432,8 +432,24 @@ def test_coordinate_arithmetic_named_a_separation_becomes_the_angular_separation
     real = code.replace(f"separation = {hand}", "separation = SkyCoord(table['RA_PNT'], table['DEC_PNT'], "
                         "unit='deg').separation(source).deg")
     assert repair(real, name_index()).script == real
-    other = code.replace("separation", "offset")
-    assert not any("pointing columns" in r for r in repair(other, name_index()).repairs)
+    other = code.replace("separation", "delta")
+    assert not any("arithmetic on coordinate" in r for r in repair(other, name_index()).repairs)
+
+
+def test_event_coordinate_arithmetic_named_an_offset_counts_the_events_near_the_source(data_root) -> None:
+    """An unseen question (events of run 23523 within 0.3 deg of the Crab), 3 attempts: RA and Dec differences
+    of the events added up as "offsets", then `abs(offsets) < 0.3 * u.deg` (UnitConversionError)."""
+    code = ("import json\nimport os\nimport astropy.units as u\nfrom astropy.coordinates import SkyCoord, Angle\n"
+            f"from gammapy.data import DataStore\ndata_store = DataStore.from_dir({DATA})\n"
+            "events = data_store.obs(23523).events.table\ncrab = SkyCoord(83.6331, 22.0145, unit='deg', frame='icrs')\n"
+            "offsets = events['RA'] - crab.ra + (events['DEC'] - crab.dec) * Angle('180 deg')\n"
+            "n = len(offsets[abs(offsets) < 0.3 * u.deg])\nprint('RESULT ' + json.dumps({'n_events': n}))\n")
+    fixed = static_stage(code)
+    assert fixed.script.splitlines()[8] == ('offsets = SkyCoord(events[\'RA\'], events[\'DEC\'], unit="deg", '
+                                            'frame="icrs").separation(crab)')  # compared with a Quantity: an Angle
+    ran = subprocess.run([sys.executable, "-c", fixed.script], capture_output=True, text=True, timeout=300,
+                         env={**os.environ, "PHOTON_STORAGE": str(data_root)})
+    assert json.loads(ran.stdout.split("RESULT ", 1)[1]) == {"n_events": 425}, ran.stderr
 
 
 def test_one_coordinate_given_as_the_position_of_a_separation_becomes_the_pair() -> None:
