@@ -1059,6 +1059,33 @@ def braces_around_json(text: str, _: NameIndex) -> tuple[str, list[str]]:
     return (splice(text, edits), notes) if edits else (text, [])
 
 
+def _dumps_call(node: ast.expr) -> bool:
+    return isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "dumps"
+
+
+def label_before_json(text: str, _: NameIndex) -> tuple[str, list[str]]:
+    """`print("RESULT max_energy_tev", json.dumps({...}))` (or `"RESULT n_obs: " + json.dumps(...)`): words between
+    `RESULT` and the JSON make the line no JSON object, and the JSON already names its keys: the words go."""
+    tree = ast.parse(text)
+    edits: list[Edit] = []
+    for call in ast.walk(tree):
+        if not (isinstance(call, ast.Call) and isinstance(call.func, ast.Name) and call.func.id == "print"):
+            continue
+        args = call.args
+        if len(args) == 1 and isinstance(args[0], ast.BinOp) and isinstance(args[0].op, ast.Add):
+            head, dumps = args[0].left, args[0].right
+        elif len(args) == 2 and not call.keywords:
+            head, dumps = args
+        else:
+            continue
+        if isinstance(head, ast.Constant) and isinstance(head.value, str) and head.value.startswith("RESULT") \
+                and head.value[len("RESULT"):].strip() and "{" not in head.value and _dumps_call(dumps):
+            edits.append((call, f'print("RESULT " + {ast.get_source_segment(text, dumps)})'))
+    notes = [f"the RESULT line put words between `RESULT` and its JSON (line {edits[0][0].lineno}), which makes it no "
+             "JSON object: printed `\"RESULT \" + json.dumps(...)`"] if edits else []
+    return (splice(text, edits), notes) if edits else (text, [])
+
+
 def count_the_selection_not_its_criteria(text: str, _: NameIndex) -> tuple[str, list[str]]:
     """`len(selection)` where `selection` is the dict of criteria given to `select_observations(selection)`:
     the number of criteria is never the count wanted; the selected table's length is (the 0.5B counted 5
@@ -1145,6 +1172,7 @@ REPAIRS: tuple[Callable[[str, NameIndex], tuple[str, list[str]]], ...] = (
     format_result_placeholders,
     unwrap_nested_result_keys,
     braces_around_json,
+    label_before_json,
     chain_makers,
     count_the_selection_not_its_criteria,
     remove_display_calls,

@@ -827,6 +827,20 @@ def test_a_result_print_that_does_not_parse_prints_the_dict_it_wrote(tmp_path) -
     assert make_it_parse(broken) == (broken, [])
 
 
+def test_words_between_result_and_its_json_are_dropped(tmp_path) -> None:
+    """An unseen question (the highest event energy of one run): right value, printed as `print("RESULT
+    max_energy_tev", json.dumps({...}))`, which is no JSON object after `RESULT`."""
+    code = ('import json\nx = 100.97\nprint("RESULT max_energy_tev", json.dumps({"max_energy_tev": x}, default=float))\n'
+            'print("RESULT n: " + json.dumps({"n": 3}))\nprint("RESULT", json.dumps({"m": 1}))\n')
+    fixed = repair(code, name_index())
+    assert fixed.script.splitlines()[2:] == ['print("RESULT " + json.dumps({"max_energy_tev": x}, default=float))',
+                                             'print("RESULT " + json.dumps({"n": 3}))',
+                                             'print("RESULT", json.dumps({"m": 1}))']  # a space alone is the contract
+    ran = subprocess.run([sys.executable, "-c", fixed.script], capture_output=True, text=True, timeout=60)
+    assert [json.loads(line.split(" ", 1)[1]) for line in ran.stdout.splitlines()] == \
+        [{"max_energy_tev": 100.97}, {"n": 3}, {"m": 1}]
+
+
 def test_a_count_of_the_criteria_and_braces_around_json_are_repaired(data_root: Path, tmp_path) -> None:
     """The 0.5B's total-livetime answer: `len(selection)` (the criteria dict: 5) as `n_obs`, and
     `"RESULT {" + json.dumps(...) + "}"`. Repaired, it prints the reference's values for PKS 2155-304."""
