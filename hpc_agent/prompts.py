@@ -56,6 +56,9 @@ Non-negotiable rules:
    ```
 6. Print every result as one line `RESULT {{json}}`, e.g. `print("RESULT " + json.dumps({{"n_obs": 20}}))`,
    with plain numbers (float/int), not astropy Quantities.
+7. A question about values the release's tables hold (how many observations or events, a total, mean or
+   extreme of a column) is answered from those tables alone (`data_store.obs_table`, `observation.events.table`);
+   makers, datasets, IRFs and fits are for analyses that ask for them.
 """
 
 ASK = "Return the complete script now."
@@ -70,7 +73,8 @@ def system_message(gammapy_version: str, data_layout: str | None = None) -> str:
     return rules + (f"\nThe release's tables:\n{data_layout}\n" if data_layout else "")
 
 
-REFERENCE_HEADER = "Reference material for this Gammapy version (retrieved from its documentation):"
+REFERENCE_HEADER = ("Reference material for this Gammapy version (retrieved from its documentation; use only what "
+                    "the request needs):")
 
 
 def initial_messages(prompt: str, gammapy_version: str, context: str | None = None,
