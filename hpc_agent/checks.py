@@ -141,6 +141,40 @@ def unchained_makers(tree: ast.AST) -> list[str]:
             f"`dataset = safe_mask_maker.run(dataset, obs)`" for r in unchained_runs(tree)]
 
 
+_MODEL_LESS = ("stack_reduce", "create")  # dataset constructors whose result carries no models
+
+
+def models_never_set(tree: ast.AST) -> list[str]:
+    """`reduced = datasets.stack_reduce()` then `reduced.models[0]`: a dataset made by `stack_reduce()` or
+    `create()` has no models (`.models` is None) until the script sets them, which it never does. Seen: the
+    fitted model read from the stacked copy, `TypeError: 'NoneType' object is not subscriptable`, two turns."""
+    values: dict[str, list[ast.expr]] = {}
+    given: set[str] = set()  # `x.models = ...` anywhere
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Assign):
+            for t in node.targets:
+                if isinstance(t, ast.Name):
+                    values.setdefault(t.id, []).append(node.value)
+                elif isinstance(t, ast.Attribute) and t.attr == "models" and isinstance(t.value, ast.Name):
+                    given.add(t.value.id)
+    errors = []
+    for node in ast.walk(tree):
+        if not (isinstance(node, (ast.Subscript, ast.Attribute)) and isinstance(node.value, ast.Attribute)
+                and node.value.attr == "models" and isinstance(node.value.value, ast.Name)):
+            continue
+        name = node.value.value.id
+        made = values.get(name, [])
+        call = made[0] if len(made) == 1 else None
+        if name in given or not (isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute)
+                                 and call.func.attr in _MODEL_LESS and not any(k.arg == "models" for k in call.keywords)):
+            continue
+        errors.append(f"line {node.lineno}: `{name}.models` is None: `{name}` comes from `{ast.unparse(call.func)}()` "
+                      f"(line {call.lineno}), which makes a dataset without models, and the script never sets "
+                      f"`{name}.models`; read the fitted model where you set it (e.g. `datasets.models[0]`, or "
+                      "`.models` of what `Fit().run` returns)")
+    return list(dict.fromkeys(errors))
+
+
 def static_errors(script: str, *, require_result: bool = True, cone_radius: float | None = None) -> list[str]:
     """Rule violations of `script`, each naming the line and the fix. `cone_radius`: the request selects the
     observations within this many degrees of its source, so a script that selects nothing is wrong (it would
@@ -183,6 +217,7 @@ def static_errors(script: str, *, require_result: bool = True, cone_radius: floa
 
     errors += unchained_makers(tree)
     errors += events_counted_as_observations(tree)
+    errors += models_never_set(tree)
 
     for line, name in undefined_uses(tree):
         errors.append(f"line {line}: undefined name '{name}' (missing import or typo)")

@@ -139,3 +139,32 @@ def test_a_count_of_events_that_counts_observations_is_rejected(keys: str, count
 ])
 def test_counts_of_what_their_key_names_pass(keys: str) -> None:
     assert not [e for e in static_errors(COUNTS.replace("{KEYS}", keys)) if "not of events" in e]
+
+
+def test_models_read_from_a_dataset_that_never_got_them_are_rejected() -> None:
+    """s37 reflected-spectrum-pks2155, two turns: `reduced = datasets.stack_reduce()`, then `reduced.models[0]`."""
+    from hpc_agent.checks import models_never_set
+
+    code = ("from gammapy.datasets import Datasets, SpectrumDataset\ndatasets = Datasets([])\n"
+            "reduced = datasets.stack_reduce()\nmodel = reduced.models[0]\nindex = reduced.models.parameters\n")
+    errors = models_never_set(ast.parse(code))
+    assert len(errors) == 2 and errors[0].startswith("line 4: `reduced.models` is None: `reduced` comes from "
+                                                     "`datasets.stack_reduce()` (line 3)")
+    assert not models_never_set(ast.parse(code + "reduced.models = [model]\n"))  # set before or after: the model's order
+    assert not models_never_set(ast.parse(code.replace("stack_reduce()", "stack_reduce(models=m)")))
+    assert not models_never_set(ast.parse(code + "reduced = datasets[0]\n"))  # bound twice: not known
+
+
+def test_gammapys_tutorials_read_no_models_they_never_set() -> None:
+    """No false alarm on Gammapy's own code (tutorials and modules of the installed version's sdist), which
+    reads `.models` of stacked and created datasets after setting them."""
+    from hpc_agent.checks import models_never_set
+
+    path = rag.sdist_path(cache_root(), version("gammapy"))
+    if not path.exists():
+        pytest.skip(f"no Gammapy sdist at {path} (`hpc-agent rag build` fetches it)")
+    sdist = rag.read_sdist(path, version("gammapy"))
+    assert isinstance(sdist, rag.Sdist)
+    scripts = {name: text for name, text in sdist.files.items() if name.endswith(".py")}
+    assert sum(text.count("stack_reduce()") for text in scripts.values()) >= 3  # something to pass
+    assert {name: found for name, text in scripts.items() if (found := models_never_set(ast.parse(text)))} == {}
