@@ -1086,6 +1086,23 @@ def label_before_json(text: str, _: NameIndex) -> tuple[str, list[str]]:
     return (splice(text, edits), notes) if edits else (text, [])
 
 
+def sum_not_its_length(text: str, _: NameIndex) -> tuple[str, list[str]]:
+    """`len(selected["EVENT_COUNT"].sum())`: a sum is one number, which has no length (TypeError at run time);
+    the count it was meant to give is the sum itself."""
+    tree = ast.parse(text)
+    edits: list[Edit] = []
+    for call in ast.walk(tree):
+        if isinstance(call, ast.Call) and isinstance(call.func, ast.Name) and call.func.id == "len" \
+                and len(call.args) == 1 and not call.keywords:
+            inner = call.args[0]
+            if isinstance(inner, ast.Call) and isinstance(inner.func, ast.Attribute) and inner.func.attr == "sum" \
+                    and not inner.args and not inner.keywords:
+                edits.append((call, ast.get_source_segment(text, inner) or ast.unparse(inner)))
+    notes = [f"line {call.lineno}: `len()` of a sum (one number, no length): the sum itself, `{new}`"
+             for call, new in edits]
+    return (splice(text, edits), notes) if edits else (text, [])
+
+
 def count_the_selection_not_its_criteria(text: str, _: NameIndex) -> tuple[str, list[str]]:
     """`len(selection)` where `selection` is the dict of criteria given to `select_observations(selection)`:
     the number of criteria is never the count wanted; the selected table's length is (the 0.5B counted 5
@@ -1173,6 +1190,7 @@ REPAIRS: tuple[Callable[[str, NameIndex], tuple[str, list[str]]], ...] = (
     unwrap_nested_result_keys,
     braces_around_json,
     label_before_json,
+    sum_not_its_length,
     chain_makers,
     count_the_selection_not_its_criteria,
     remove_display_calls,

@@ -841,6 +841,26 @@ def test_words_between_result_and_its_json_are_dropped(tmp_path) -> None:
         [{"max_energy_tev": 100.97}, {"n": 3}, {"m": 1}]
 
 
+def test_the_length_of_a_sum_is_the_sum(data_root: Path) -> None:
+    """An unseen question (events recorded near the Crab), three turns of `len(selected["EVENT_COUNT"].sum())`."""
+    code = (f"import json\nfrom gammapy.data import DataStore\ntable = DataStore.from_dir({DATA}).obs_table\n"
+            "selected = table[table['ZEN_PNT'] < 90]\nn_events = len(selected['EVENT_COUNT'].sum())\n"
+            "n_obs = len(selected)\nprint('RESULT ' + json.dumps({'n_events': n_events, 'n_obs': n_obs}))\n")
+    from astropy.table import Table
+
+    from hpc_agent.repair import json_numpy_numbers
+
+    fixed = static_stage(code)
+    assert "n_events = selected['EVENT_COUNT'].sum()" in fixed.script.splitlines()
+    assert "n_obs = len(selected)" in fixed.script.splitlines()
+    after_run, _ = json_numpy_numbers(fixed.script, None)  # what numpy's int meets after the run
+    ran = subprocess.run([sys.executable, "-c", after_run], capture_output=True, text=True, timeout=300,
+                         env={**os.environ, "PHOTON_STORAGE": str(data_root)})
+    index = Table.read(data_root / "hess-dl3-dr1" / "obs-index.fits.gz")
+    assert json.loads(ran.stdout.split("RESULT ", 1)[1]) == {"n_events": int(index["EVENT_COUNT"].sum()),
+                                                             "n_obs": 105}, ran.stderr
+
+
 def test_a_count_of_the_criteria_and_braces_around_json_are_repaired(data_root: Path, tmp_path) -> None:
     """The 0.5B's total-livetime answer: `len(selection)` (the criteria dict: 5) as `n_obs`, and
     `"RESULT {" + json.dumps(...) + "}"`. Repaired, it prints the reference's values for PKS 2155-304."""
