@@ -29,7 +29,7 @@ from hpc_agent import prompts
 from hpc_agent.bundle import Bundle
 from hpc_agent.candidates import generate
 from hpc_agent.conversation import Conversation
-from hpc_agent.data import contract_env, data_binds, release_layout
+from hpc_agent.data import contract_env, data_binds, release_columns, release_layout
 from hpc_agent.errors import ContextOverflowError
 from hpc_agent.focus import drifted, failure_lines, focused_merge, progress
 from hpc_agent.llm import ChatModel, ModelAnswer
@@ -51,7 +51,7 @@ from hpc_agent.request_facts import (
     missing_call_hints, read_request, request_position, request_radius, returned_key_hints, returned_keys,
 )
 from hpc_agent.sources import positions_context, without_source_names
-from hpc_agent.grounding import runtime_suggestion
+from hpc_agent.grounding import column_suggestion, runtime_suggestion
 from hpc_agent.names import name_index
 from hpc_agent.repair_after_run import repair_after_run
 from hpc_agent.static import static_stage
@@ -227,7 +227,7 @@ def keep_best(index: int, chosen: Attempt, own: ModelAnswer, best: Attempt | Non
                                     "repairs": (note, *found.repairs)}), answer
 
 
-def _hints(attempt: Attempt, request: str = "") -> tuple[str, ...]:
+def _hints(attempt: Attempt, request: str = "", data_root: Path | None = None) -> tuple[str, ...]:
     """What the harness can add to a failure: for variables used but never assigned, how Gammapy's
     tutorials make them; for classes on rejected lines, how they call them; for an AttributeError of a run,
     the real names of that class."""
@@ -236,16 +236,21 @@ def _hints(attempt: Attempt, request: str = "") -> tuple[str, ...]:
     with _AST_LOCK:
         undefined = undefined_name_hints(attempt.static_errors, importable, request=request)
         return (undefined + usage_hints(attempt.script, attempt.static_errors, importable)
-                + _runtime_hints(attempt, request) + returned_key_hints(attempt.script, request)
+                + _runtime_hints(attempt, request, data_root) + returned_key_hints(attempt.script, request)
                 + missing_call_hints(attempt.script, request))
 
 
-def _runtime_hints(attempt: Attempt, request: str = "") -> tuple[str, ...]:
+def _runtime_hints(attempt: Attempt, request: str = "", data_root: Path | None = None) -> tuple[str, ...]:
     """An AttributeError of a run, grounded after the fact: where the request says that value comes from,
-    else the real names of that class."""
-    if attempt.execution is None or attempt.exception != "AttributeError":
+    else the real names of that class; a KeyError of a table: the release's columns named like the key."""
+    if attempt.execution is None:
         return ()
-    found = runtime_suggestion(attempt.execution.stderr, name_index(), request)
+    if attempt.exception == "KeyError" and data_root is not None:
+        found = column_suggestion(attempt.execution.stderr, release_columns(data_root))
+    elif attempt.exception == "AttributeError":
+        found = runtime_suggestion(attempt.execution.stderr, name_index(), request)
+    else:
+        return ()
     return (found,) if found else ()
 
 
@@ -355,7 +360,7 @@ def run_agent(
             if key is not None:
                 first_seen.setdefault(key, index)
             if not attempt.passed and index < spec.attempts:
-                hints = _hints(attempt, spec.prompt)
+                hints = _hints(attempt, spec.prompt, spec.data_root)
                 learned += prompts.lessons(attempt, hints, keys)
                 way = prompts.failure_signature(attempt)
                 stuck = repeats is not None or way in failed_ways or prompts.echoes_feedback(own)

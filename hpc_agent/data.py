@@ -128,9 +128,7 @@ def _columns(table) -> str:  # noqa: ANN001 - astropy Table
 
 
 @lru_cache(maxsize=8)
-def release_layout(data_root: Path, name: str = RELEASE) -> str | None:
-    """The release's tables as a script sees them (columns with units), read from the data themselves;
-    None when the release is not there. Small models guess column names; this tells them."""
+def _release_tables(data_root: Path, name: str = RELEASE):  # noqa: ANN202 - (obs index, one event list) Tables
     folder = data_root / name
     try:
         obs = _read_table(folder / "obs-index.fits.gz")
@@ -142,8 +140,26 @@ def release_layout(data_root: Path, name: str = RELEASE) -> str | None:
                             hdu=str(row["HDU_NAME"]).strip())
     except Exception:  # no release, or not readable: the rules still name the path
         return None
+    return obs, events
+
+
+def release_layout(data_root: Path, name: str = RELEASE) -> str | None:
+    """The release's tables as a script sees them (columns with units), read from the data themselves;
+    None when the release is not there. Small models guess column names; this tells them."""
+    tables = _release_tables(data_root, name)
+    if tables is None:
+        return None
+    obs, events = tables
     return (f"`data_store.obs_table` (astropy Table, {len(obs)} rows, one per observation) columns: {_columns(obs)}\n"
             f"`observation.events.table` (one observation's event list) columns: {_columns(events)}")
+
+
+def release_columns(data_root: Path, name: str = RELEASE) -> dict[str, tuple[str, ...]]:
+    """Column names of the observation index (`obs_table`) and of an event list (`events`); empty without data."""
+    tables = _release_tables(data_root, name)
+    if tables is None:
+        return {}
+    return {"obs_table": tuple(tables[0].colnames), "events": tuple(tables[1].colnames)}
 
 
 def data_files(folder: Path) -> list[str]:

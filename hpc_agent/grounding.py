@@ -859,6 +859,28 @@ _SCRIPT_LINE = re.compile(r'File "[^"]*script\.py", line \d+, in <module>\n(.*)\
 _VALUE_NAME = re.compile(r'^\s*(?:(\w+)\s*=[^=]|["\'](\w+)["\']\s*:)')
 
 
+_NO_COLUMN = re.compile(r"^KeyError: ['\"]([^'\"]+)['\"]\s*$", re.MULTILINE)
+
+
+def column_suggestion(stderr: str, columns: dict[str, tuple[str, ...]]) -> str | None:
+    """For a run's `KeyError: 'OBSERVATION_LIVE_TIME'` raised by an astropy table: the columns the release's
+    tables do have that are named like it (`LIVETIME`), or all of them."""
+    found = _NO_COLUMN.findall(stderr)
+    if not found or "astropy/table" not in stderr or not columns:
+        return None
+    key = found[-1]
+    flat = _flat(key)
+    close = [f"`{c}` ({table})" for table, names in columns.items() for c in names
+             if _flat(c) and (_flat(c) in flat or flat in _flat(c))]
+    close += [f"`{c}` ({table})" for table, names in columns.items()
+              for c in difflib.get_close_matches(key.upper(), names, n=2, cutoff=0.6)]
+    close = list(dict.fromkeys(close))[:4]
+    if close:
+        return f"`{key}` is no column of the release's tables; named like it: {', '.join(close)}"
+    listed = "; ".join(f"{table}: {', '.join(names)}" for table, names in columns.items())
+    return f"`{key}` is no column of the release's tables; their columns are {listed}"
+
+
 def _receiver(stderr: str, attr: str) -> str | None:
     """How the failing script line spells the object it asked for `attr` (`model` in `model.integrate(`)."""
     lines = _SCRIPT_LINE.findall(stderr)

@@ -861,6 +861,23 @@ def test_the_length_of_a_sum_is_the_sum(data_root: Path) -> None:
                                                              "n_obs": 105}, ran.stderr
 
 
+def test_a_key_error_of_a_table_names_the_release_columns_like_it(data_root: Path) -> None:
+    """An unseen question (total livetime), four turns of `row["OBSERVATION_LIVE_TIME"]`: KeyError, and the
+    feedback named no real column."""
+    from hpc_agent.data import release_columns
+    from hpc_agent.grounding import column_suggestion
+
+    columns = release_columns(data_root)
+    assert "LIVETIME" in columns["obs_table"] and "ENERGY" in columns["events"]
+    stderr = ('  File ".../site-packages/astropy/table/table.py", line 266, in __getitem__\n'
+              "    return OrderedDict.__getitem__(self, item)\nKeyError: 'OBSERVATION_LIVE_TIME'\n")
+    assert column_suggestion(stderr, columns) == ("`OBSERVATION_LIVE_TIME` is no column of the release's tables; named "
+                                                  "like it: `LIVETIME` (obs_table), `TIME` (events)")
+    assert "their columns are obs_table: OBS_ID" in column_suggestion(stderr.replace("OBSERVATION_LIVE_TIME", "QQ"),
+                                                                      columns)
+    assert column_suggestion("KeyError: 'n_obs'\n", columns) is None  # a dict's key, not a table's
+
+
 def test_a_count_of_the_criteria_and_braces_around_json_are_repaired(data_root: Path, tmp_path) -> None:
     """The 0.5B's total-livetime answer: `len(selection)` (the criteria dict: 5) as `n_obs`, and
     `"RESULT {" + json.dumps(...) + "}"`. Repaired, it prints the reference's values for PKS 2155-304."""
