@@ -46,6 +46,7 @@ from hpc_agent.records import (
 )
 from hpc_agent.sandbox import Sandbox
 from hpc_agent.sandbox.warm import WarmPool
+from hpc_agent.named_columns import columns_context
 from hpc_agent.named_observations import observations_context
 from hpc_agent.request_facts import (
     missing_call_hints, read_request, request_position, request_radius, returned_key_hints, returned_keys,
@@ -290,12 +291,13 @@ def _render(retrieval: Retrieval | None) -> str:
 
 
 def first_context(spec: RunSpec, retrieval: Retrieval | None) -> str | None:
-    """Source positions the prompt names, how the observations it names by id are loaded, the caller's
-    context, and retrieved material: the first turn's."""
+    """Source positions the prompt names, how the observations it names by id are loaded, where the table
+    columns it names are read, the caller's context, and retrieved material: the first turn's."""
     reference = _render(retrieval)
     named = observations_context(spec.prompt, spec.data_root, request_position(spec.prompt, spec.data_root),
                                  request_radius(spec.prompt))
-    parts = (positions_context(spec.prompt, spec.data_root), named, spec.context,
+    parts = (positions_context(spec.prompt, spec.data_root), named, columns_context(spec.prompt, spec.data_root),
+             spec.context,
              f"{prompts.REFERENCE_HEADER}\n\n{reference}" if reference else "")
     return "\n\n".join(p for p in parts if p) or None
 

@@ -156,10 +156,15 @@ def release_layout(data_root: Path, name: str = RELEASE) -> str | None:
 
 def release_columns(data_root: Path, name: str = RELEASE) -> dict[str, tuple[str, ...]]:
     """Column names of the observation index (`obs_table`) and of an event list (`events`); empty without data."""
+    return {table: tuple(units) for table, units in release_units(data_root, name).items()}
+
+
+def release_units(data_root: Path, name: str = RELEASE) -> dict[str, dict[str, str]]:
+    """table -> column -> its unit ("" for none), for the observation index and an event list."""
     tables = _release_tables(data_root, name)
     if tables is None:
         return {}
-    return {"obs_table": tuple(tables[0].colnames), "events": tuple(tables[1].colnames)}
+    return {label: {c: str(t[c].unit or "") for c in t.colnames} for label, t in zip(("obs_table", "events"), tables)}
 
 
 def data_files(folder: Path) -> list[str]:

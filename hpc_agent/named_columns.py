@@ -1,0 +1,53 @@
+"""Columns of the release's tables a request names ("the mean SAFE_ENERGY_LO of ..."): the context that says
+where each is read.
+
+A question that names a column is answered by reading that column, but small models reach for the Gammapy
+API its name evokes (seen: `SafeMaskMaker` datasets built for the mean `SAFE_ENERGY_LO`, five turns; the
+separation from the source computed for the mean `OFFSET_OBJ`). The first turn says which table holds the
+column, its unit, and how it is read.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from hpc_agent.checks import FORBIDDEN_COLUMNS
+from hpc_agent.data import release_units
+from hpc_agent.request_facts import request_cone
+
+_POINTING = ("RA_PNT", "DEC_PNT")  # what a cone selection reads: the selection idiom shows them already
+
+_WHERE = {
+    "obs_table": ("the observation index, one value per observation", 'selected["{c}"]',
+                  "of the selected rows (`data_store.obs_table` for all observations)"),
+    "events": ("each observation's event list, one value per event", 'observation.events.table["{c}"]', ""),
+}
+
+
+def request_columns(prompt: str, data_root: Path) -> list[tuple[str, str, str]]:
+    """(table, column, unit) of each release column the request spells out as the tables do (capitals), in the
+    tables' order; a name followed by a number is a value given, not a column asked for (`RA 83.6331 deg`), and
+    one after "not" is excluded (`NOT ONTIME`)."""
+    found = []
+    for table, units in release_units(data_root).items():
+        for column, unit in units.items():
+            uses = re.finditer(rf"(?<![\w-]){re.escape(column)}(?![\w-])(?!\s*[=:]?\s*[-+]?\d)", prompt)
+            if any(not re.search(r"\bnot\s+(?:the\s+)?$", prompt[:m.start()], re.IGNORECASE) for m in uses):
+                found.append((table, column, unit))
+    return found
+
+
+def columns_context(prompt: str, data_root: Path | None) -> str | None:
+    """The context block for the columns the request names; None when it names none."""
+    skip = set(FORBIDDEN_COLUMNS) | (set(_POINTING) if request_cone(prompt) is not None else set())
+    found = [f for f in request_columns(prompt, data_root) if f[1] not in skip] if data_root is not None else []
+    if not found:
+        return None
+    lines = []
+    for table, column, unit in found:
+        where, read, scope = _WHERE[table]
+        shown = f"`{column}`" + (f" [{unit}]" if unit else "")
+        lines.append(f"- {shown}: a column of {where}: `{read.format(c=column)}`" + (f" {scope}" if scope else ""))
+    return ("The request names columns of the release's tables; read them there (makers, datasets and IRFs "
+            "are not needed for them):\n" + "\n".join(lines))

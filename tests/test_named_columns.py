@@ -1,0 +1,33 @@
+"""Release columns a request names: read from the words as the tables spell them, and the context saying
+where each is read, checked against the real release."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from hpc_agent.named_columns import columns_context, request_columns
+
+
+def test_columns_are_read_as_the_tables_spell_them(data_root: Path) -> None:
+    def names(prompt: str) -> list[str]:
+        return [column for _, column, _ in request_columns(prompt, data_root)]
+
+    assert names("the mean lower safe energy threshold (SAFE_ENERGY_LO) and OFFSET_OBJ") == ["OFFSET_OBJ",
+                                                                                         "SAFE_ENERGY_LO"]
+    assert names("events with ENERGY above 1 TeV") == ["ENERGY"]
+    assert names("within 2 degrees of the Crab (RA 83.6331 deg, Dec 22.0145 deg)") == []  # values, not columns
+    assert names('Print RESULT {"obs_id": <int>}, the livetime') == []  # a result key in lower case
+    assert names("sum the LIVETIME column (NOT ONTIME and NOT TSTOP-TSTART)") == ["LIVETIME"]
+
+
+def test_the_context_says_where_each_column_is_read(data_root: Path) -> None:
+    context = columns_context("What is the average SAFE_ENERGY_LO, in TeV, of the observations within 2 degrees "
+                              "of the source? Select by RA_PNT, DEC_PNT, never by TARGET_NAME.", data_root)
+    assert context is not None
+    assert '- `SAFE_ENERGY_LO` [TeV]: a column of the observation index, one value per observation: ' \
+           '`selected["SAFE_ENERGY_LO"]`' in context
+    assert "RA_PNT" not in context and "TARGET_NAME" not in context  # the selection idiom's, and a forbidden one
+    events = columns_context("the median ENERGY of the events of observation 23523", data_root)
+    assert events is not None and '`observation.events.table["ENERGY"]`' in events and "[TeV]" in events
+    assert columns_context("How many observations does the release contain?", data_root) is None
+    assert columns_context("the mean DEADC", None) is None  # no data: nothing to check the names against
