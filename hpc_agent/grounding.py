@@ -507,9 +507,12 @@ class _Grounder(ast.NodeVisitor):
             return None
         if base.kind == "column":
             if not any(hasattr(t, attr) for t in _column_like()):
+                numpy = _import("numpy")
+                fix = (f"numpy computes it: `np.{attr}({base.label})`" if callable(getattr(numpy, attr, None)) else
+                       "wrap columns first, e.g. `SkyCoord(table['RA_PNT'], table['DEC_PNT'], unit='deg')"
+                       ".separation(source)`, or `table['LIVETIME'].quantity`")
                 self.report(node.lineno, f"a table column such as `{base.label}` is an array (astropy Column) and "
-                            f"has no `{attr}`; wrap columns first, e.g. `SkyCoord(table['RA_PNT'], "
-                            "table['DEC_PNT'], unit='deg').separation(source)`, or `table['LIVETIME'].quantity`")
+                            f"has no `{attr}`; {fix}")
             return None
         if base.kind == "module":
             if hasattr(obj, attr):

@@ -1086,6 +1086,55 @@ def label_before_json(text: str, _: NameIndex) -> tuple[str, list[str]]:
     return (splice(text, edits), notes) if edits else (text, [])
 
 
+# numpy reductions an array (an astropy Column) has no method for: `col.median()` is `np.median(col)`
+NUMPY_ONLY_REDUCTIONS = ("median", "percentile", "quantile", "average", "nanmean", "nanmedian", "nanmax", "nanmin",
+                         "nansum", "nanstd")
+
+
+def reductions_through_numpy(text: str, _: NameIndex) -> tuple[str, list[str]]:
+    """`events["ENERGY"].median()`: a column is an array, and numpy arrays have no `median` method; numpy's
+    function computes it, `np.median(events["ENERGY"])`."""
+    tree = ast.parse(text)
+    edits: list[Edit] = []
+    for call in ast.walk(tree):
+        if isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute) \
+                and call.func.attr in NUMPY_ONLY_REDUCTIONS and isinstance(call.func.value, ast.Subscript) \
+                and isinstance(call.func.value.slice, ast.Constant) and isinstance(call.func.value.slice.value, str):
+            column = ast.get_source_segment(text, call.func.value) or ast.unparse(call.func.value)
+            rest = [ast.get_source_segment(text, a) or ast.unparse(a) for a in (*call.args, *call.keywords)]
+            edits.append((call, f"np.{call.func.attr}({', '.join([column, *rest])})"))
+    notes = [f"line {call.lineno}: a column has no `.{call.func.attr}()` (it is an array): `{new}`"  # type: ignore[attr-defined]
+             for call, new in edits]
+    return (splice(text, edits), notes) if edits else (text, [])
+
+
+def configuration_of_nothing(text: str, index: NameIndex) -> tuple[str, list[str]]:
+    """`config.observations.obs_cone.radius = ...` where `config` is made nowhere and never read: lines of a
+    tutorial's configuration pasted without the object they configure. They can only raise NameError and
+    nothing reads what they set, so they go."""
+    tree = ast.parse(text)
+    undefined = {n for n in undefined_names(tree) if not index.import_for(n)}
+    doomed: list[ast.stmt] = []
+    notes: list[str] = []
+    for name in sorted(undefined):
+        uses = [n for n in ast.walk(tree) if isinstance(n, ast.Name) and n.id == name]
+        writes = [s for s in ast.walk(tree) if isinstance(s, ast.Assign) and len(s.targets) == 1
+                  and isinstance(s.targets[0], (ast.Attribute, ast.Subscript))
+                  and _root_name(s.targets[0]) == name and name not in {n.id for n in ast.walk(s.value)
+                                                                         if isinstance(n, ast.Name)}]
+        if writes and len(uses) == len(writes):  # every use is the root of one of these assignments' targets
+            doomed += writes
+            notes.append(f"removed {len(writes)} line(s) setting attributes of `{name}`, which the script never makes "
+                         f"nor reads (from line {writes[0].lineno})")
+    return (splice(text, drop_statements(tree, doomed)), notes) if doomed else (text, [])
+
+
+def _root_name(node: ast.expr) -> str | None:
+    while isinstance(node, (ast.Attribute, ast.Subscript)):
+        node = node.value
+    return node.id if isinstance(node, ast.Name) else None
+
+
 def sum_not_its_length(text: str, _: NameIndex) -> tuple[str, list[str]]:
     """`len(selected["EVENT_COUNT"].sum())`: a sum is one number, which has no length (TypeError at run time);
     the count it was meant to give is the sum itself."""
@@ -1191,6 +1240,7 @@ REPAIRS: tuple[Callable[[str, NameIndex], tuple[str, list[str]]], ...] = (
     braces_around_json,
     label_before_json,
     sum_not_its_length,
+    reductions_through_numpy,
     chain_makers,
     count_the_selection_not_its_criteria,
     remove_display_calls,
@@ -1198,6 +1248,7 @@ REPAIRS: tuple[Callable[[str, NameIndex], tuple[str, list[str]]], ...] = (
     ids_not_rows,  # after the idiom's `table` may have been defined
     fix_misspelt_variables,
     comprehension_uses_its_variable,
+    configuration_of_nothing,
     add_missing_imports,
     add_submodule_imports,
 )

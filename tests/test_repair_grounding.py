@@ -878,6 +878,35 @@ def test_a_key_error_of_a_table_names_the_release_columns_like_it(data_root: Pat
     assert column_suggestion("KeyError: 'n_obs'\n", columns) is None  # a dict's key, not a table's
 
 
+def test_a_numpy_reduction_asked_of_a_column_goes_through_numpy(data_root: Path) -> None:
+    """An unseen question (the median event energy of one run): `events_table['ENERGY'].median()`."""
+    code = (f"import json\nfrom gammapy.data import DataStore\nevents = DataStore.from_dir({DATA}).obs(33787).events.table\n"
+            "m = events['ENERGY'].median()\np = events['ENERGY'].percentile(90)\nn = events['ENERGY'].mean()\n"
+            "print('RESULT ' + json.dumps({'median_energy_tev': float(m), 'p90': float(p), 'mean': float(n)}))\n")
+    fixed = static_stage(code)
+    lines = fixed.script.splitlines()
+    assert "m = np.median(events['ENERGY'])" in lines and "p = np.percentile(events['ENERGY'], 90)" in lines
+    assert "n = events['ENERGY'].mean()" in lines and "import numpy as np" in lines  # arrays have `mean`
+    ran = subprocess.run([sys.executable, "-c", fixed.script], capture_output=True, text=True, timeout=300,
+                         env={**os.environ, "PHOTON_STORAGE": str(data_root)})
+    assert abs(json.loads(ran.stdout.split("RESULT ", 1)[1])["median_energy_tev"] - 1.31876) < 1e-4, ran.stderr
+
+
+def test_configuration_of_an_object_the_script_never_makes_is_dropped() -> None:
+    """An unseen question (observations above 45 deg zenith): five `config.observations... = ...` lines pasted
+    from a tutorial without `config`, around a selection that was right."""
+    code = ("import json\nn = 12\nconfig.observations.obs_cone.frame = 'icrs'\n"
+            "config.observations.obs_cone.radius = 45\nfor i in range(2):\n    config.x[i] = n\n"
+            "print('RESULT ' + json.dumps({'n_obs': n}))\n")
+    fixed = repair(code, name_index())
+    assert "config" not in fixed.script and "for i in range(2):\n    pass" in fixed.script
+    assert fixed.repairs[0].startswith("removed 3 line(s) setting attributes of `config`")
+    read = code + "print(config.x)\n"  # read somewhere: the model's to define, not ours to drop
+    assert "config.observations" in repair(read, name_index()).script
+    own = code.replace("config.x[i] = n", "config.x[i] = config")  # reads itself: left alone
+    assert "config.x[i] = config" in repair(own, name_index()).script
+
+
 def test_a_count_of_the_criteria_and_braces_around_json_are_repaired(data_root: Path, tmp_path) -> None:
     """The 0.5B's total-livetime answer: `len(selection)` (the criteria dict: 5) as `n_obs`, and
     `"RESULT {" + json.dumps(...) + "}"`. Repaired, it prints the reference's values for PKS 2155-304."""
