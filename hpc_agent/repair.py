@@ -1096,15 +1096,16 @@ def reductions_through_numpy(text: str, _: NameIndex) -> tuple[str, list[str]]:
     function computes it, `np.median(events["ENERGY"])`."""
     tree = ast.parse(text)
     edits: list[Edit] = []
+    notes: list[str] = []
     for call in ast.walk(tree):
         if isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute) \
                 and call.func.attr in NUMPY_ONLY_REDUCTIONS and isinstance(call.func.value, ast.Subscript) \
                 and isinstance(call.func.value.slice, ast.Constant) and isinstance(call.func.value.slice.value, str):
             column = ast.get_source_segment(text, call.func.value) or ast.unparse(call.func.value)
             rest = [ast.get_source_segment(text, a) or ast.unparse(a) for a in (*call.args, *call.keywords)]
-            edits.append((call, f"np.{call.func.attr}({', '.join([column, *rest])})"))
-    notes = [f"line {call.lineno}: a column has no `.{call.func.attr}()` (it is an array): `{new}`"  # type: ignore[attr-defined]
-             for call, new in edits]
+            new = f"np.{call.func.attr}({', '.join([column, *rest])})"
+            edits.append((call, new))
+            notes.append(f"line {call.lineno}: a column has no `.{call.func.attr}()` (it is an array): `{new}`")
     return (splice(text, edits), notes) if edits else (text, [])
 
 
