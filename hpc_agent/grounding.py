@@ -872,6 +872,11 @@ def column_suggestion(stderr: str, columns: dict[str, tuple[str, ...]]) -> str |
     if not found or "astropy/table" not in stderr or not columns:
         return None
     key = found[-1]
+    holders = [table for table, names in columns.items() if key in names]
+    if holders:  # a real column, read from the other table (`events["OFFSET_OBJ"]`)
+        others = "; ".join(f"{t}: {', '.join(n)}" for t, n in columns.items() if t not in holders)
+        return (f"`{key}` is a column of {' and '.join(holders)} only, not of the table the script indexed"
+                + (f" (the other table has {others})" if others else ""))
     flat = _flat(key)
     close = [f"`{c}` ({table})" for table, names in columns.items() for c in names
              if _flat(c) and (_flat(c) in flat or flat in _flat(c))]

@@ -1136,6 +1136,46 @@ def _root_name(node: ast.expr) -> str | None:
     return node.id if isinstance(node, ast.Name) else None
 
 
+def _ids(node: ast.expr, bound: dict[str, list[ast.expr]], depth: int = 0) -> bool:
+    """`node` holds observation ids: `x["OBS_ID"]`, `list(...)`/`set(...)` of that, or a name bound once to one."""
+    node = assigned_once(node, bound)
+    if depth > 5:
+        return False
+    if isinstance(node, ast.Subscript):
+        if isinstance(node.slice, ast.Constant) and isinstance(node.slice.value, str):
+            return node.slice.value == "OBS_ID"
+        return _ids(node.value, bound, depth + 1)  # some of the ids: `ids[:3]`, `t["OBS_ID"][mask]`
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in ("list", "set", "sorted") \
+            and len(node.args) == 1:
+        return _ids(node.args[0], bound, depth + 1)
+    return False
+
+
+def one_observation_by_id(text: str, _: NameIndex) -> tuple[str, list[str]]:
+    """`[data_store.get_observations(obs_id) for obs_id in obs_ids]`: `get_observations` takes a list of ids and
+    iterates over it (`'numpy.int64' object is not iterable`); the loop hands it one id at a time, so the one
+    observation of that id was meant: `data_store.obs(obs_id)`."""
+    tree = ast.parse(text)
+    bound = bindings(tree)
+    loop_ids = {g.target.id for n in ast.walk(tree) if isinstance(n, (ast.ListComp, ast.SetComp, ast.GeneratorExp,
+                                                                          ast.DictComp))
+                for g in n.generators if isinstance(g.target, ast.Name) and _ids(g.iter, bound)}
+    loop_ids |= {n.target.id for n in ast.walk(tree) if isinstance(n, ast.For) and isinstance(n.target, ast.Name)
+                 and _ids(n.iter, bound)}
+    edits: list[Edit] = []
+    notes: list[str] = []
+    for call in ast.walk(tree):
+        if isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute) and call.func.attr == "get_observations" \
+                and len(call.args) == 1 and not call.keywords and isinstance(call.args[0], ast.Name) \
+                and call.args[0].id in loop_ids:
+            store = ast.get_source_segment(text, call.func.value) or ast.unparse(call.func.value)
+            new = f"{store}.obs({call.args[0].id})"
+            edits.append((call, new))
+            notes.append(f"line {call.lineno}: `get_observations` takes a list of ids; given one id at a time it "
+                         f"meant that observation: `{new}`")
+    return (splice(text, edits), notes) if edits else (text, [])
+
+
 def sum_not_its_length(text: str, _: NameIndex) -> tuple[str, list[str]]:
     """`len(selected["EVENT_COUNT"].sum())`: a sum is one number, which has no length (TypeError at run time);
     the count it was meant to give is the sum itself."""
@@ -1241,6 +1281,7 @@ REPAIRS: tuple[Callable[[str, NameIndex], tuple[str, list[str]]], ...] = (
     braces_around_json,
     label_before_json,
     sum_not_its_length,
+    one_observation_by_id,
     reductions_through_numpy,
     chain_makers,
     count_the_selection_not_its_criteria,

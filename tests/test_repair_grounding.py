@@ -876,6 +876,28 @@ def test_a_key_error_of_a_table_names_the_release_columns_like_it(data_root: Pat
     assert "their columns are obs_table: OBS_ID" in column_suggestion(stderr.replace("OBSERVATION_LIVE_TIME", "QQ"),
                                                                       columns)
     assert column_suggestion("KeyError: 'n_obs'\n", columns) is None  # a dict's key, not a table's
+    other = column_suggestion(stderr.replace("OBSERVATION_LIVE_TIME", "OFFSET_OBJ"), columns)
+    assert other.startswith("`OFFSET_OBJ` is a column of obs_table only, not of the table the script indexed "
+                            "(the other table has events: EVENT_ID, TIME, RA, DEC, ENERGY)")
+
+
+def test_one_id_at_a_time_given_to_get_observations_is_that_observation(data_root: Path) -> None:
+    """An unseen question (mean OFFSET_OBJ), two turns of `[data_store.get_observations(obs_id) for obs_id in
+    obs_ids]`: `'numpy.int64' object is not iterable`."""
+    code = (f"import json\nfrom gammapy.data import DataStore\ndata_store = DataStore.from_dir({DATA})\n"
+            "obs_ids = list(data_store.obs_table['OBS_ID'][:3])\n"
+            "observations = [data_store.get_observations(obs_id) for obs_id in obs_ids]\n"
+            "together = data_store.get_observations(obs_ids)\nfor i in range(2):\n    data_store.get_observations(i)\n"
+            "print('RESULT ' + json.dumps({'n': sum(len(o.events.table) for o in observations)}))\n")
+    fixed = static_stage(code)
+    lines = fixed.script.splitlines()
+    assert "observations = [data_store.obs(obs_id) for obs_id in obs_ids]" in lines
+    assert "together = data_store.get_observations(obs_ids)" in lines  # a list of ids is what it takes
+    assert "    data_store.get_observations(i)" in lines  # `range` gives no observation ids
+    first = fixed.script.replace("for i in range(2):\n    data_store.get_observations(i)\n", "")
+    ran = subprocess.run([sys.executable, "-c", first], capture_output=True, text=True, timeout=300,
+                         env={**os.environ, "PHOTON_STORAGE": str(data_root)})
+    assert json.loads(ran.stdout.split("RESULT ", 1)[1])["n"] > 0, ran.stderr
 
 
 def test_a_numpy_reduction_asked_of_a_column_goes_through_numpy(data_root: Path) -> None:
