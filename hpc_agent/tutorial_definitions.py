@@ -14,7 +14,8 @@ import ast
 import re
 import warnings
 from functools import lru_cache
-from typing import Iterator
+from pathlib import Path
+from typing import Any, Callable, Iterator
 from importlib.metadata import PackageNotFoundError, version
 
 from hpc_agent.config import cache_root
@@ -195,35 +196,47 @@ def made_from_names(name: str, bound: set[str], made: dict[str, dict[str, str]])
     return mine[0] if len(mine) == 1 else None
 
 
-@lru_cache(maxsize=1)
 def tutorial_made_from_names() -> dict[str, dict[str, str]]:
     """`made_from_names_in` of the installed Gammapy's tutorials (empty when its sdist is not cached)."""
-    return made_from_names_in(_tutorials())
+    return _read(_sdist_key(), "made")
 
 
-@lru_cache(maxsize=1)
 def tutorial_definitions() -> dict[str, str]:
     """The definitions of the installed Gammapy's tutorials (empty when its sdist is not cached)."""
-    return definitions_in(_tutorials())
+    return _read(_sdist_key(), "definitions")
 
 
-@lru_cache(maxsize=1)
-def _tutorials() -> dict[str, str]:
-    """The installed Gammapy's tutorial scripts (empty when its sdist is not cached)."""
+def tutorial_usages() -> dict[str, tuple[str, str]]:
+    """How the installed Gammapy's tutorials make and call each class (empty without its sdist)."""
+    return _read(_sdist_key(), "usages")
+
+
+def _sdist_key() -> tuple[Path, str] | None:
+    """(sdist path, version) of the installed Gammapy; None when Gammapy is not installed."""
     try:
         gammapy = version("gammapy")
     except PackageNotFoundError:
-        return {}
-    sdist = read_sdist(sdist_path(cache_root(), gammapy), gammapy)
+        return None
+    return sdist_path(cache_root(), gammapy), gammapy
+
+
+@lru_cache(maxsize=12)
+def _read(key: tuple[Path, str] | None, what: str) -> dict[str, Any]:
+    """What the tutorials of one sdist define, made or call, read once per sdist path: a cache folder that
+    changes within the process (tests, `HPC_AGENT_CACHE`) is read anew, not answered from another's."""
+    tutorials = _tutorials_in(*key) if key is not None else {}
+    readers: dict[str, Callable[[dict[str, str]], dict[str, Any]]] = {
+        "made": made_from_names_in, "definitions": definitions_in, "usages": usages_in}
+    return readers[what](tutorials)
+
+
+@lru_cache(maxsize=4)
+def _tutorials_in(path: Path, gammapy: str) -> dict[str, str]:
+    """The tutorial scripts of the sdist at `path` (empty when it is not there)."""
+    sdist = read_sdist(path, gammapy)
     if not isinstance(sdist, Sdist):
         return {}
     return {p: t for p, t in sdist.files.items() if p.startswith("examples/tutorials/") and p.endswith(".py")}
-
-
-@lru_cache(maxsize=1)
-def tutorial_usages() -> dict[str, tuple[str, str]]:
-    """How the installed Gammapy's tutorials make and call each class (empty without its sdist)."""
-    return usages_in(_tutorials())
 
 
 def usage_hints(script: str | None, static_errors: tuple[str, ...], importable: set[str],
