@@ -154,6 +154,9 @@ def _key_value_pairs(payload: str) -> dict[str, Any] | None:
     return found if found and at == len(payload) else None
 
 
+_NUMPY_SCALAR = re.compile(r"\b(?:np|numpy)\.(?:float|int|uint)(?:16|32|64)?\(([-+\d.eE]+|nan|inf)\)")
+
+
 def _literal_result(stdout: str) -> dict[str, Any] | None:
     """The one `RESULT ...` line of a run when it is a Python dict literal of numbers, or `key: number`
     pairs, but not JSON."""
@@ -161,6 +164,7 @@ def _literal_result(stdout: str) -> dict[str, Any] | None:
     if len(lines) != 1:
         return None
     payload = lines[0][len("RESULT"):].strip().lstrip(":").strip()
+    payload = _NUMPY_SCALAR.sub(r"\1", payload)  # numpy 2 prints a dict's numpy numbers as `np.float32(9.13)`
     escaped = payload.startswith("{{") and payload.endswith("}}")  # f-string braces where nothing unescapes them
     if escaped:
         payload = payload[1:-1]

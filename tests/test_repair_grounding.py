@@ -717,6 +717,21 @@ def test_a_result_printed_as_a_python_dict_is_printed_as_json_after_the_run(prin
     assert repair_after_run(code, "", name_index(), "RESULT {{'ontime_h': 9.1}, 3}\n", ok=True) is None
 
 
+def test_a_python_dict_of_numpy_numbers_printed_as_the_result_is_printed_as_json(tmp_path) -> None:
+    """Practice question 2 at fcc4e36: the right total, printed `RESULT {'ontime_h': np.float32(9.131667)}` (numpy
+    2's repr of its numbers inside a dict), which was read as no dict of numbers."""
+    from hpc_agent.repair_after_run import repair_after_run
+
+    code = "import numpy as np\ntotal = np.float32(32874.0)\nprint('RESULT', {'ontime_h': total / 3600})\n"
+    first = _run(code, tmp_path)
+    assert first.stdout.strip() == "RESULT {'ontime_h': np.float32(9.131667)}"
+    fixed = repair_after_run(code, first.stderr, name_index(), first.stdout, ok=True)
+    assert fixed is not None and fixed.repairs[0].startswith("the RESULT line (line 3) was a Python dict")
+    again = _run(fixed.script, tmp_path)
+    assert abs(json.loads(again.stdout.split("RESULT ", 1)[1])["ontime_h"] - 9.131667) < 1e-5
+    assert repair_after_run(code, "", name_index(), "RESULT {'n': np.float32(x)}\n", ok=True) is None  # no number
+
+
 def test_a_quantity_formatted_into_the_result_line_is_printed_as_json_in_its_keys_unit(tmp_path) -> None:
     """`print(f'RESULT {{"ontime_h": {q}}}')` of a Quantity prints `9.13 h`, no JSON (the 1.5B, practice question 2):
     the line is rewritten with json.dumps, whose float() fails on the Quantity, which the key's unit then reads."""
