@@ -68,14 +68,39 @@ def select_in_the_cone(text: str, cone: tuple[float, float, float] | None) -> tu
         store = ast.unparse(loop.iter).removesuffix(".obs_table")
         if store in stores and _runs_makers_on(loop):
             edits.append((loop.iter, f"{store}.get_observations(list({cone_ids(store)}))"))
+    bound = bindings(tree)
     for call in calls:
         if id(call) not in per_item:
             store = _receiver(call)
-            edits.append((call, f"{store}.get_observations(list({cone_ids(store)}))"))
+            own = call.args[0] if len(call.args) == 1 and not call.keywords else None
+            if own is not None and _selected_from_index(own, store, bound):  # the script's own cut, kept
+                ids = ast.get_source_segment(text, own) or ast.unparse(own)
+                edits.append((call, f"{store}.get_observations([i for i in {ids} if i in set({cone_ids(store)})])"))
+            else:
+                edits.append((call, f"{store}.get_observations(list({cone_ids(store)}))"))
     if not edits:
         return text, []
+    kept = " (keeping its own cut, restricted to them)" if any("for i in" in new for _, new in edits) else ""
     return splice(text, edits), [f"the script selected no observations: it now loads those pointing within "
-                                  f"{radius:g} deg of ({ra:g}, {dec:g}), as your request asks"]
+                                  f"{radius:g} deg of ({ra:g}, {dec:g}), as your request asks{kept}"]
+
+
+def _selected_from_index(node: ast.expr, store: str, bound: dict[str, list[ast.expr]], depth: int = 0) -> bool:
+    """`node` holds ids the script selected from the store's index by some other cut (`obs_table[zen < 30]
+    ["OBS_ID"]`, through names assigned once), not all of them (`obs_table["OBS_ID"]`, `obs_ids`): a cone
+    repair keeps that cut and restricts it to the cone."""
+    node = assigned_once(node, bound)
+    if depth > 6:
+        return False
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in ("list", "set", "sorted") \
+            and len(node.args) == 1:
+        return _selected_from_index(node.args[0], store, bound, depth + 1)
+    if not isinstance(node, ast.Subscript):
+        return False
+    if isinstance(node.slice, ast.Constant) and isinstance(node.slice.value, str):
+        return node.slice.value == "OBS_ID" and _selected_from_index(node.value, store, bound, depth + 1)
+    index = assigned_once(node.value, bound)  # `table[mask]`: rows of the index, cut by the script
+    return isinstance(index, ast.Attribute) and index.attr == "obs_table" and ast.unparse(index.value) == store
 
 
 def _runs_makers_on(loop: ast.For) -> bool:

@@ -11,7 +11,7 @@ from gammapy.data import DataStore
 
 from hpc_agent.bindings import bindings
 from hpc_agent.request_facts import read_request
-from hpc_agent.request_regions import _degrees, use_the_circle_radius, use_the_cone
+from hpc_agent.request_regions import _degrees, select_in_the_cone, use_the_circle_radius, use_the_cone
 from hpc_agent.static import static_stage
 
 MSH = ("Significance of MSH 15-52: select every observation whose pointing is within 2 deg of RA = 228.529 deg, "
@@ -122,3 +122,21 @@ def test_a_tutorials_cone_copied_whole_selects_the_requests_cone_and_keywords_be
         assert fixed.errors == (), fixed.errors
         assert _n_obs(fixed.script, data_root) == 20
     assert "lon='83.633 deg'" in static_stage(galactic, facts=read_request(MSH)).script  # not the request's frame
+
+
+def test_the_cone_keeps_the_scripts_own_cut(data_root: Path) -> None:
+    """Practice question 1 at fcc4e36 (zenith below 30 deg in the PKS 2155-304 cone): the script cut on ZEN_PNT
+    only, and the cone repair replaced its ids by the whole cone's (21, not 11). The cut is now kept."""
+    code = (f"import json\nimport astropy.units as u\nfrom gammapy.data import DataStore\n"
+            f"data_store = DataStore.from_dir({str(data_root / 'hess-dl3-dr1')!r})\nobs_table = data_store.obs_table\n"
+            "selected = obs_table[obs_table['ZEN_PNT'] < 30 * u.deg]\nobs_ids = selected['OBS_ID']\n"
+            "observations = data_store.get_observations(obs_ids)\n"
+            "print('RESULT ' + json.dumps({'n_obs': len(observations)}))\n")
+    fixed, notes = select_in_the_cone(code, (329.7169, -30.2256, 2.0))
+    assert notes[0].endswith("(keeping its own cut, restricted to them)")
+    scope: dict[str, object] = {}
+    exec(compile(fixed.replace("import json", "import json\nfrom astropy.coordinates import SkyCoord"), "s", "exec"),
+         scope)
+    assert len(scope["observations"]) == 11  # type: ignore[arg-type]  # the practice question's value
+    every = code.replace("obs_ids = selected['OBS_ID']", "obs_ids = obs_table['OBS_ID']")
+    assert "for i in" not in select_in_the_cone(every, (329.7169, -30.2256, 2.0))[0]  # all ids: the cone alone
