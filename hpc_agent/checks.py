@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pyflakes import checker as pyflakes_checker
 from pyflakes import messages as pyflakes_messages
 
+from hpc_agent.bindings import bindings
 from hpc_agent.result_counts import events_counted_as_observations
 
 SYNTAX_ERROR = "SyntaxError at line"  # how a script that does not parse is reported (retrieval reads it too)
@@ -148,15 +149,9 @@ def models_never_set(tree: ast.AST) -> list[str]:
     """`reduced = datasets.stack_reduce()` then `reduced.models[0]`: a dataset made by `stack_reduce()` or
     `create()` has no models (`.models` is None) until the script sets them, which it never does. Seen: the
     fitted model read from the stacked copy, `TypeError: 'NoneType' object is not subscriptable`, two turns."""
-    values: dict[str, list[ast.expr]] = {}
-    given: set[str] = set()  # `x.models = ...` anywhere
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Assign):
-            for t in node.targets:
-                if isinstance(t, ast.Name):
-                    values.setdefault(t.id, []).append(node.value)
-                elif isinstance(t, ast.Attribute) and t.attr == "models" and isinstance(t.value, ast.Name):
-                    given.add(t.value.id)
+    values = bindings(tree)
+    given = {t.value.id for node in ast.walk(tree) if isinstance(node, ast.Assign) for t in node.targets
+             if isinstance(t, ast.Attribute) and t.attr == "models" and isinstance(t.value, ast.Name)}  # `x.models = ...`
     errors = []
     for node in ast.walk(tree):
         if not (isinstance(node, (ast.Subscript, ast.Attribute)) and isinstance(node.value, ast.Attribute)

@@ -154,6 +154,12 @@ def release_layout(data_root: Path, name: str = RELEASE) -> str | None:
             f"`observation.events.table` (one observation's event list) columns: {_columns(events)}")
 
 
+def release_obs_ids(data_root: Path, name: str = RELEASE) -> frozenset[int]:
+    """The OBS_ID column of the release's observation index; empty without data (ids are then named unchecked)."""
+    tables = _release_tables(data_root, name)
+    return frozenset(int(i) for i in tables[0]["OBS_ID"]) if tables is not None else frozenset()
+
+
 def release_columns(data_root: Path, name: str = RELEASE) -> dict[str, tuple[str, ...]]:
     """Column names of the observation index (`obs_table`) and of an event list (`events`); empty without data."""
     return {table: tuple(units) for table, units in release_units(data_root, name).items()}

@@ -211,10 +211,10 @@ def _close_method(attr: str, cls: type, wanted: str = "") -> str | None:
     """The method of `cls` whose name the value's own name contains (`energy_flux_1_10tev =
     fit_result.integrate_model(...)` -> `energy_flux`: what the script calls the value says what it asked for),
     else the one spelt like `attr`, or sharing its first word (`integrate_model` -> `integral`)."""
-    names = [n for n in _public_dir(cls) if inspect.isroutine(getattr(cls, n, None))]
-    named = sorted((n for n in names if len(n) >= 5 and n in wanted.lower()), key=len)
+    named = _named_method(cls, wanted)
     if named:
-        return named[-1]
+        return named
+    names = [n for n in _public_dir(cls) if inspect.isroutine(getattr(cls, n, None))]
     close = difflib.get_close_matches(attr, names, n=1, cutoff=0.6)
     if close:
         return close[0]
@@ -225,14 +225,22 @@ def _close_method(attr: str, cls: type, wanted: str = "") -> str | None:
     return next(n for n in names if n.split("_")[0] == first[0]) if first else None
 
 
+def _named_method(cls: type, wanted: str) -> str | None:
+    """The longest method of `cls` (5 characters or more) whose name the value's own name contains."""
+    names = [n for n in _public_dir(cls) if len(n) >= 5 and n in wanted.lower() and inspect.isroutine(getattr(cls, n, None))]
+    return max(names, key=len) if names else None
+
+
 def _script_classes_with(attr: str, owner: type, classes: list[type], wanted: str = "", limit: int = 2) -> str:
     """`FitResult` has no `integrate_model`, and nothing on it is spelt like it, but the script's
     `PowerLawSpectralModel` has `integral`: a name invented on one object is often a method of another object
     the script made (the fit result asked for what the best-fit model computes)."""
-    found = [describe(cls.__name__, name, getattr(cls, name)) for cls in dict.fromkeys(classes)
-             if cls is not owner and _library_class(cls) and (name := _close_method(attr, cls, wanted))]
-    found.sort(key=lambda text: not any(f".{n}(" in text for n in re.findall(r"[a-z_]{5,}", wanted.lower())))
-    return f"; your script's other objects have {', '.join(found[:limit])}" if found else ""
+    found = sorted(((_named_method(cls, wanted) is None, describe(cls.__name__, name, getattr(cls, name)))
+                    for cls in dict.fromkeys(classes)
+                    if cls is not owner and _library_class(cls) and (name := _close_method(attr, cls, wanted))),
+                   key=lambda pair: pair[0])  # the classes with the method the value is named for first
+    texts = [text for _, text in found]
+    return f"; your script's other objects have {', '.join(texts[:limit])}" if texts else ""
 
 
 def _parts_with(label: str, cls: type, attr: str, wanted: str = "") -> str:
@@ -259,10 +267,8 @@ def _named_part(label: str, cls: type, attr: str, wanted: str) -> str | None:
     model.integrate(...)`: `model.spectral_model.energy_flux`): one answer, before names spelt like `attr`
     that would compute something else (`integrate_geom`)."""
     for part, part_cls in _parts(cls):
-        names = [n for n in _public_dir(part_cls) if len(n) >= 5 and n in wanted.lower()
-                 and inspect.isroutine(getattr(part_cls, n, None))]
-        if names:
-            name = max(names, key=len)
+        name = _named_method(part_cls, wanted)
+        if name:
             shown = describe(f"{label}.{part}", name, getattr(part_cls, name))
             return (f"`{cls.__name__}` has no `{attr}`; `{wanted}` is what a part of it computes: {shown} (its "
                     f"`{part}` is a `{part_cls.__name__}`)")
@@ -862,6 +868,21 @@ _SCRIPT_LINE = re.compile(r'File "[^"]*script\.py", line \d+, in <module>\n(.*)\
 _VALUE_NAME = re.compile(r'^\s*(?:(\w+)\s*=[^=]|["\'](\w+)["\']\s*:)')
 
 
+def _receiver(stderr: str, attr: str) -> str | None:
+    """How the failing script line spells the object it asked for `attr` (`model` in `model.integrate(`)."""
+    lines = _SCRIPT_LINE.findall(stderr)
+    m = re.search(rf"([A-Za-z_][\w.]*(?:\[[^\]]*\])?)\.{re.escape(attr)}\b", lines[-1]) if lines else None
+    return m.group(1) if m else None
+
+
+def _failed_value_name(stderr: str) -> str:
+    """The name the failing script line gives its value (`energy_flux = model.integrate(...)` or a
+    `"energy_flux": ...` dict entry), read off the traceback's last line of the script."""
+    lines = _SCRIPT_LINE.findall(stderr)
+    m = _VALUE_NAME.match(lines[-1]) if lines else None
+    return (m.group(1) or m.group(2)) if m else ""
+
+
 _NO_COLUMN = re.compile(r"^KeyError: ['\"]([^'\"]+)['\"]\s*$", re.MULTILINE)
 
 
@@ -887,21 +908,6 @@ def column_suggestion(stderr: str, columns: dict[str, tuple[str, ...]]) -> str |
         return f"`{key}` is no column of the release's tables; named like it: {', '.join(close)}"
     listed = "; ".join(f"{table}: {', '.join(names)}" for table, names in columns.items())
     return f"`{key}` is no column of the release's tables; their columns are {listed}"
-
-
-def _receiver(stderr: str, attr: str) -> str | None:
-    """How the failing script line spells the object it asked for `attr` (`model` in `model.integrate(`)."""
-    lines = _SCRIPT_LINE.findall(stderr)
-    m = re.search(rf"([A-Za-z_][\w.]*(?:\[[^\]]*\])?)\.{re.escape(attr)}\b", lines[-1]) if lines else None
-    return m.group(1) if m else None
-
-
-def _failed_value_name(stderr: str) -> str:
-    """The name the failing script line gives its value (`energy_flux = model.integrate(...)` or a
-    `"energy_flux": ...` dict entry), read off the traceback's last line of the script."""
-    lines = _SCRIPT_LINE.findall(stderr)
-    m = _VALUE_NAME.match(lines[-1]) if lines else None
-    return (m.group(1) or m.group(2)) if m else ""
 
 
 def library_class(name: str, index: NameIndex) -> type | None:

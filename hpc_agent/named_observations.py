@@ -13,7 +13,7 @@ import re
 from functools import lru_cache
 from pathlib import Path
 
-from hpc_agent.data import RELEASE
+from hpc_agent.data import release_obs_ids
 from hpc_agent.prompts import OPEN_RELEASE
 
 # "observation 23523", "run 23523", "OBS_ID 23523", "observations 23523 and 23526", "obs id #23523"; an id has
@@ -29,18 +29,6 @@ def request_obs_ids(prompt: str) -> tuple[int, ...]:
     for group in _NAMED.findall(prompt):
         ids += [int(n) for n in re.findall(r"\d+", group)]
     return tuple(dict.fromkeys(ids))
-
-
-@lru_cache(maxsize=8)
-def release_obs_ids(data_root: Path) -> frozenset[int]:
-    """The OBS_ID column of the release's observation index; empty when it cannot be read."""
-    try:
-        from astropy.table import Table
-
-        table = Table.read(data_root / RELEASE / "obs-index.fits.gz", hdu=1)
-        return frozenset(int(i) for i in table["OBS_ID"])
-    except Exception:  # no release here: the context names the ids unchecked
-        return frozenset()
 
 
 def observations_context(prompt: str, data_root: Path | None = None,

@@ -81,14 +81,19 @@ def test_chained_makers_pass() -> None:
     assert not [e for e in static_errors(again) if "Maker" in e]
 
 
-def test_gammapy_tutorials_chain_their_makers() -> None:
-    """No false alarm on Gammapy's own code: every tutorial and module of the installed version's sdist."""
+def _sdist_scripts() -> dict[str, str]:
+    """Every Python file (tutorials and modules) of the installed Gammapy's sdist; the test skips without it."""
     path = rag.sdist_path(cache_root(), version("gammapy"))
     if not path.exists():
         pytest.skip(f"no Gammapy sdist at {path} (`hpc-agent rag build` fetches it)")
     sdist = rag.read_sdist(path, version("gammapy"))
     assert isinstance(sdist, rag.Sdist)
-    scripts = {name: text for name, text in sdist.files.items() if name.endswith(".py")}
+    return {name: text for name, text in sdist.files.items() if name.endswith(".py")}
+
+
+def test_gammapy_tutorials_chain_their_makers() -> None:
+    """No false alarm on Gammapy's own code: every tutorial and module of the installed version's sdist."""
+    scripts = _sdist_scripts()
     assert len([n for n in scripts if n.startswith("examples/tutorials/")]) >= 40
     runs = sum(text.count("maker.run(") for text in scripts.values())
     assert runs >= 20  # the tutorials do chain makers: the check below has something to pass
@@ -160,11 +165,6 @@ def test_gammapys_tutorials_read_no_models_they_never_set() -> None:
     reads `.models` of stacked and created datasets after setting them."""
     from hpc_agent.checks import models_never_set
 
-    path = rag.sdist_path(cache_root(), version("gammapy"))
-    if not path.exists():
-        pytest.skip(f"no Gammapy sdist at {path} (`hpc-agent rag build` fetches it)")
-    sdist = rag.read_sdist(path, version("gammapy"))
-    assert isinstance(sdist, rag.Sdist)
-    scripts = {name: text for name, text in sdist.files.items() if name.endswith(".py")}
+    scripts = _sdist_scripts()
     assert sum(text.count("stack_reduce()") for text in scripts.values()) >= 3  # something to pass
     assert {name: found for name, text in scripts.items() if (found := models_never_set(ast.parse(text)))} == {}

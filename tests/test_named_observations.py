@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from hpc_agent.named_observations import observations_context, release_obs_ids, request_obs_ids
+from hpc_agent.data import release_obs_ids
+from hpc_agent.named_observations import observations_context, request_obs_ids
 from hpc_agent.request_facts import read_request, request_cone, request_radius
 from hpc_agent.sources import positions_context
 
