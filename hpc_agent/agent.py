@@ -56,6 +56,7 @@ from hpc_agent.grounding import column_suggestion, runtime_suggestion
 from hpc_agent.names import name_index
 from hpc_agent.repair_after_run import repair_after_run
 from hpc_agent.static import static_stage
+from hpc_agent.table_questions import TABLE_QUESTION, table_question
 from hpc_agent.tutorial_definitions import undefined_name_hints, usage_hints
 from hpc_agent.validate import Validator, default_validators, validate
 
@@ -269,6 +270,10 @@ def _retrieve(spec: RunSpec, failed: Attempt | None, shown: set[str]) -> Retriev
     if spec.retriever is None:
         return None
     query = without_source_names(spec.prompt, spec.data_root)
+    if failed is None and table_question(spec.prompt, spec.data_root):
+        from hpc_agent.rag import Retrieval  # loaded already: a retriever exists
+
+        return Retrieval(query, (), withheld=TABLE_QUESTION)
     found = (spec.retriever.for_prompt(query) if failed is None
              else spec.retriever.for_error(query, _error_text(failed)))
     fresh = tuple(h for h in found.hits if h.id not in shown and _page(h) not in shown)

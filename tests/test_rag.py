@@ -600,6 +600,30 @@ def test_agent_injects_snippets_per_turn_and_records_them(small_index: Path, tmp
     assert run["passed"] is True and run["attempts"] == 2
 
 
+def test_a_table_question_gets_its_columns_not_retrieval_in_the_first_turn(
+        small_index: Path, tmp_path: Path, data_root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # a request naming a release column is answered from the tables: the first turn says where the column is read
+    # and carries no retrieved API (its words evoke makers and IRFs); a failed run still retrieves for its error
+    monkeypatch.setenv("HPC_AGENT_RAG_INDEX", str(small_index))
+    monkeypatch.setenv("HPC_AGENT_RAG_MIN_SCORE", "0.1")
+    prompt = PROMPT.replace("?", " with a pointing zenith angle ZEN_PNT below 40 degrees?")
+    out = tmp_path / "bundle"
+    replies = [Reply(code=script("msh1552_count_broken.py")), Reply(code=script("msh1552_count_ok.py"))]
+    with ScriptedOpenAIServer(replies) as srv:
+        res = CliRunner().invoke(main, ["run", prompt, "--base-url", srv.base_url, "--model", srv.model, "--out",
+                                        str(out), "--data-root", str(data_root), "--sandbox", "bwrap", "--rag"],
+                                 catch_exceptions=False)
+        requests = srv.requests
+    assert res.exit_code == 0, res.output
+    ctx1 = json.loads((out / "attempt-1" / "context.json").read_text())
+    assert ctx1["snippets"] == [] and "tables" in ctx1["withheld"]
+    first = "\n".join(m["content"] for m in requests[0]["messages"])
+    assert REFERENCE_HEADER not in first and '`selected["ZEN_PNT"]`' in first
+    ctx2 = json.loads((out / "attempt-2" / "context.json").read_text())
+    assert ctx2["snippets"] and "withheld" not in ctx2
+    assert REFERENCE_HEADER in requests[1]["messages"][-1]["content"]
+
+
 def test_run_without_rag_sends_no_reference_material(tmp_path: Path, data_root: Path) -> None:
     out = tmp_path / "bundle"
     with ScriptedOpenAIServer([Reply(code=script("msh1552_count_ok.py"))]) as srv:

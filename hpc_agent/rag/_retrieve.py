@@ -76,14 +76,18 @@ class Retrieval:
 
     query: str
     hits: tuple[Hit, ...]
+    withheld: str = ""  # why nothing was retrieved on purpose (empty when retrieval ran)
 
     @property
     def ids(self) -> list[str]:
         return [h.id for h in self.hits]
 
     def record(self) -> dict[str, Any]:
-        return {"query": self.query,
-                "snippets": [{k: v for k, v in asdict(h).items() if k != "text"} for h in self.hits]}
+        record: dict[str, Any] = {"query": self.query,
+                                  "snippets": [{k: v for k, v in asdict(h).items() if k != "text"} for h in self.hits]}
+        if self.withheld:
+            record["withheld"] = self.withheld
+        return record
 
 
 class Retriever:
