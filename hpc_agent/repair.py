@@ -347,6 +347,29 @@ def _column_of(node: ast.expr, column: str) -> ast.Subscript | None:
     return None
 
 
+# a name for one axis's difference (`ra_offset`, `dec_sep`, `dra`): a coordinate difference may be meant
+_ONE_AXIS_NAME = re.compile(r"(?:^|_)(?:d|delta_?)?(?:ra|dec|lon|lat|x|y)(?:_|s?$)", re.IGNORECASE)
+
+
+def _pair_from_one(node: ast.expr, text: str) -> tuple[ast.expr | str | None, ast.expr | str | None]:
+    """`events["RA"] - source.ra` named a separation: the one column read, and its partner read from the same
+    table (`events["DEC"]`); (None, None) when `node` reads no column of a pair, or both."""
+    for lon, lat in _ICRS_COLUMNS:
+        r, d = _column_of(node, lon), _column_of(node, lat)
+        if (r is None) == (d is None):
+            continue
+        one, partner = (r, lat) if r is not None else (d, lon)
+        assert one is not None
+        base = _segment(text, one.value)
+        pair = (one, f'{base}["{partner}"]')
+        return pair if r is not None else (pair[1], pair[0])
+    return None, None
+
+
+def _segment(text: str, node: ast.expr | str) -> str:
+    return node if isinstance(node, str) else (ast.get_source_segment(text, node) or ast.unparse(node))
+
+
 def _has_unit(node: ast.expr, bound: dict[str, list[ast.expr]]) -> bool:
     """`2 * u.deg`, `Angle(2, "deg")`, or a name assigned once from one: a Quantity, not a plain number."""
     return any(isinstance(n, ast.Attribute) and isinstance(n.value, ast.Name) and n.value.id in ("u", "units")
@@ -442,8 +465,12 @@ def true_separation(text: str, _: NameIndex) -> tuple[str, list[str]]:
         if not (isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name)
                 and _SEPARATION_NAME.search(node.targets[0].id)):
             continue
+        ra: ast.expr | str | None
+        dec: ast.expr | str | None
         ra, dec = next(((r, d) for lon, lat in _ICRS_COLUMNS
                         if (r := _column_of(node.value, lon)) and (d := _column_of(node.value, lat))), (None, None))
+        if ra is None and not _ONE_AXIS_NAME.search(node.targets[0].id):
+            ra, dec = _pair_from_one(node.value, text)
         positions = {n.value.id for n in ast.walk(node.value) if isinstance(n, ast.Attribute)
                      and n.attr in ("ra", "dec") and isinstance(n.value, ast.Name)}
         positions |= {_pair_position(n.id, stored) or "" for n in ast.walk(node.value) if isinstance(n, ast.Name)} - {""}
@@ -456,7 +483,7 @@ def true_separation(text: str, _: NameIndex) -> tuple[str, list[str]]:
         others = [x for c in ast.walk(tree) if isinstance(c, ast.Compare) and any(map(reads, (c.left, *c.comparators)))
                   for x in (c.left, *c.comparators) if not reads(x)]
         with_unit = bool(others) and all(_has_unit(x, bound) for x in others)
-        value = (f'SkyCoord({ast.get_source_segment(text, ra)}, {ast.get_source_segment(text, dec)}, unit="deg", '
+        value = (f'SkyCoord({_segment(text, ra)}, {_segment(text, dec)}, unit="deg", '
                  f'frame="icrs").separation({position})' + ("" if with_unit else ".deg"))
         edits.append((node.value, value))
         notes.append(f"line {node.lineno}: `{name}` was arithmetic on coordinate columns, which is no angle on the "

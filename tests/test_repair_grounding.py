@@ -452,6 +452,26 @@ def test_event_coordinate_arithmetic_named_an_offset_counts_the_events_near_the_
     assert json.loads(ran.stdout.split("RESULT ", 1)[1]) == {"n_events": 425}, ran.stderr
 
 
+def test_one_axis_difference_named_a_separation_becomes_the_angular_separation(data_root) -> None:
+    """An unseen question (g42, events of run 23523 within 0.3 deg of the Crab), attempt 1 printed 4560, not 425:
+    `separations = events["RA"] - crab.ra`, one axis only, compared with an Angle."""
+    code = ("import json\nimport os\nfrom astropy.coordinates import SkyCoord, Angle\n"
+            f"from gammapy.data import DataStore\ndata_store = DataStore.from_dir({DATA})\n"
+            "events = data_store.obs(23523).events.table\ncrab = SkyCoord(83.6331, 22.0145, unit='deg', frame='icrs')\n"
+            "separations = events['RA'] - crab.ra\n"
+            "n = int(sum(separations < Angle(0.3, 'deg')))\nprint('RESULT ' + json.dumps({'n_events': n}))\n")
+    fixed = static_stage(code)
+    assert fixed.script.splitlines()[7] == ('separations = SkyCoord(events[\'RA\'], events["DEC"], unit="deg", '
+                                            'frame="icrs").separation(crab)')
+    ran = subprocess.run([sys.executable, "-c", fixed.script], capture_output=True, text=True, timeout=300,
+                         env={**os.environ, "PHOTON_STORAGE": str(data_root)})
+    assert json.loads(ran.stdout.split("RESULT ", 1)[1]) == {"n_events": 425}, ran.stderr
+    # a difference named for its axis is what it says
+    for name in ("ra_offset", "delta_ra", "dec_sep", "dra"):
+        kept = code.replace("separations", name)
+        assert not any("arithmetic on coordinate" in r for r in repair(kept, name_index()).repairs), name
+
+
 def test_one_coordinate_given_as_the_position_of_a_separation_becomes_the_pair() -> None:
     """`pointing.separation(source_ra)` (s27 rag-off total-livetime-msh1552, three attempts: "Tried to do
     is_equivalent_frame on something that isn't a frame"): the script's `source_ra` and `source_dec` are the position."""
