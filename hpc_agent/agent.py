@@ -400,7 +400,7 @@ def run_agent(
             bundle.write_error(traceback.format_exc())
         raise
     finally:
-        warm.close()
+        warm.close(wait=False)  # a sandbox set aside finishes its cleanup off the run's path
         passed = bool(attempts) and attempts[-1].passed
         result = RunResult(
             passed=passed,

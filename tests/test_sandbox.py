@@ -345,6 +345,26 @@ print(open("/proc/self/status").read().split("CapEff:")[1].split()[0])
 
 
 @needs_bwrap
+def test_bwrap_hides_the_harness_from_generated_code(tmp_path):
+    # an editable install's finder is masked: scripts cannot import the harness (and do not load its finder),
+    # while the scientific stack of the same environment imports as before
+    from hpc_agent.sandbox.bwrap import harness_pth_files
+
+    if not harness_pth_files():
+        pytest.skip("the harness is not an editable install here: no finder to mask")
+    script = """
+import importlib.util, sys
+print(importlib.util.find_spec("hpc_agent") is None, importlib.util.find_spec("gammapy") is not None)
+print(any("hpc_agent" in type(f).__module__ for f in sys.meta_path))
+"""
+    r = run(get_sandbox("bwrap"), script, tmp_path / "ws")
+    assert r.ok, r
+    assert r.stdout.splitlines() == ["True True", "False"]
+    argv = get_sandbox("bwrap").command(tmp_path / "ws", env={}, limits=Limits())
+    assert all(str(p) in argv for p in harness_pth_files())
+
+
+@needs_bwrap
 def test_bwrap_setup_failure_raises(tmp_path):
     with pytest.raises(SandboxUnavailableError):
         run(BwrapSandbox(python="/nonexistent/python3"), "pass", tmp_path / "ws")

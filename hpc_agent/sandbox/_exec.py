@@ -194,6 +194,13 @@ class Spawned:
                                           f"{result.stderr.strip()[-500:]}")
         return result
 
+    def signal_kill(self) -> None:
+        """Send SIGKILL to the session at once (no waiting); kill() reaps and cleans up."""
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+
     def kill(self) -> None:
         """Kill the whole tree and remove the cgroup (idempotent)."""
         _kill_tree(self.proc, self.cgroup)

@@ -9,6 +9,8 @@ Layout inside the sandbox::
       + read-only re-binds of what the interpreter needs there (venv, pyenv prefix, site-packages)
     data roots   read-only binds (``ro_binds``)
     workspace    read-write bind, the working directory and $HOME of the script
+    the harness's own ``.pth`` files (an editable install's finder): masked by an empty file, so generated
+    code cannot import the harness, and the interpreter does not load that finder (~9 ms per start)
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import site
 import subprocess
 import sys
 from collections.abc import Iterable, Mapping, Sequence
+from importlib.metadata import distributions
 from pathlib import Path
 
 from hpc_agent.errors import SandboxUnavailableError, UsageError
@@ -29,6 +32,18 @@ from hpc_agent.records import ExecResult, Limits
 from ._env import python_path_env, scrubbed_env
 from ._exec import MIB, SCRIPT_NAME, Launch, prepare_workspace, run_launch
 
+
+
+HARNESS_DISTRIBUTION = "hpc-agent"
+
+
+@functools.lru_cache(maxsize=1)
+def harness_pth_files() -> tuple[Path, ...]:
+    """The ``.pth`` files the harness's own installation put in site-packages (none for a plain install)."""
+    sites = [p for p in site.getsitepackages() if os.path.isdir(p)]  # not a source tree's egg-info in the cwd
+    files = [f for d in distributions(name=HARNESS_DISTRIBUTION, path=sites) for f in d.files or []]
+    found = (Path(str(f.locate())).resolve() for f in files if f.suffix == ".pth")
+    return tuple(sorted({p for p in found if p.is_file()}))
 
 
 def _under(path: Path, parent: Path) -> bool:
@@ -170,6 +185,9 @@ class BwrapSandbox:
                 argv += ["--ro-bind", str(p), str(p)]
         for d in ro_binds:
             argv += ["--ro-bind", str(d), str(d)]
+        if Path(self.python).resolve() == Path(sys.executable).resolve():  # the harness's own environment
+            for pth in harness_pth_files():
+                argv += ["--ro-bind", os.devnull, str(pth)]
         argv += ["--bind", str(ws), str(ws), "--chdir", str(ws), "--clearenv"]
         for key, value in scrubbed_env(ws, env, path=python_path_env(self.python)).items():
             argv += ["--setenv", key, value]

@@ -318,6 +318,39 @@ class WarmSandbox:
                 shutil.rmtree(top, ignore_errors=True)
         self._created = []
 
+    def set_aside(self) -> threading.Thread | None:
+        """Discard this unused sandbox off the caller's path, for a cold run in the same workspace: the process
+        is sent SIGKILL, its fresh workspace (with whatever the warm-up wrote) is moved aside and an empty one
+        put in its place at once; reaping and removing the moved folder run in the returned thread. Only for
+        a backend that binds the workspace into the sandbox (the process follows the moved folder, so nothing
+        it still writes reaches the new one); otherwise, or when the workspace held files before the start,
+        it is closed here and None returned."""
+        sp = self._spawned
+        if sp is None or self._used or not self._fresh or not self.backend.isolated:
+            self.close()
+            return None
+        self._spawned, self._used, self._created = None, True, []  # the folders made stay: the cold run uses them
+        sp.signal_kill()
+        aside = self.workspace.with_name(f".{self.workspace.name}.warm-{os.getpid()}-{id(self):x}")
+        try:
+            self.workspace.rename(aside)
+            self.workspace.mkdir()
+        except OSError:  # moved nothing (or half): finish here, as close() would
+            sp.kill()
+            if aside.exists():
+                shutil.rmtree(aside, ignore_errors=True)
+            self.workspace.mkdir(parents=True, exist_ok=True)
+            return None
+
+        def finish() -> None:
+            sp.kill()
+            shutil.rmtree(aside, ignore_errors=True)
+
+        # not a daemon: the interpreter waits for it at exit, so no moved folder or cgroup is left behind
+        thread = threading.Thread(target=finish, name="hpc-agent-warm-discard")
+        thread.start()
+        return thread
+
     def __enter__(self) -> WarmSandbox:
         return self.start()
 
@@ -344,6 +377,7 @@ class WarmPool:
         self._lock = threading.Lock()
         self._prepared: dict[Path, WarmSandbox] = {}
         self._spares: dict[tuple, WarmSandbox] = {}
+        self._discarding: list[threading.Thread] = []  # cleanups of sandboxes set aside, joined on close()
 
     @property
     def enabled(self) -> bool:
@@ -379,13 +413,20 @@ class WarmPool:
             if not imports_any(script, warm.modules):
                 # the warm-up gains such a script nothing and costs it the rest of the warm-up plus the teardown
                 # of the imported stack at exit (0.4 s for Gammapy's): a cold start is quicker
-                warm.close()
+                self._set_aside(warm)
                 result = self.backend.run(script, workspace, env=env, limits=limits, ro_binds=ro_binds)
                 return result.model_copy(update={"start_note": "cold: the script imports none of the warm modules"})
             if warm.matches(env, limits, ro_binds):
                 return warm.run(script, limits)
-            warm.close()
+            self._set_aside(warm)
         return self.backend.run(script, workspace, env=env, limits=limits, ro_binds=ro_binds)
+
+    def _set_aside(self, warm: WarmSandbox) -> None:
+        """Discard a prepared sandbox whose workspace a cold run takes next; its cleanup is joined on close()."""
+        thread = warm.set_aside()
+        if thread is not None:
+            with self._lock:
+                self._discarding = [t for t in self._discarding if t.is_alive()] + [thread]
 
     def run_fresh(self, script: str, *, env: Mapping[str, str], limits: Limits, ro_binds: Sequence[Path] = (),
                   prefix: str = "hpc-agent-run-") -> ExecResult:
@@ -411,14 +452,19 @@ class WarmPool:
                     old.close()
                     shutil.rmtree(old.workspace, ignore_errors=True)
 
-    def close(self) -> None:
-        """Kill every warm sandbox not used (prepared and spares); the pool stays usable."""
+    def close(self, wait: bool = True) -> None:
+        """Kill every warm sandbox not used (prepared and spares); the pool stays usable. ``wait=False`` leaves
+        the cleanups of sandboxes set aside running (the interpreter still waits for them at exit)."""
         self.discard_prepared()
         with self._lock:
             spares, self._spares = list(self._spares.values()), {}
         for s in spares:
             s.close()
             shutil.rmtree(s.workspace, ignore_errors=True)
+        with self._lock:
+            discarding, self._discarding = self._discarding, []
+        for t in discarding if wait else ():
+            t.join()
 
     def __enter__(self) -> WarmPool:
         return self
