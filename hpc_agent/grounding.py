@@ -404,7 +404,15 @@ class _Grounder(ast.NodeVisitor):
         return f"no module named `{dotted}`{hint}"
 
     def _missing_import(self, module_name: str, module: ModuleType, name: str) -> str:
-        message = _suggest(module_name, module, name, _public_dir(module))
+        candidates = _public_dir(module)
+        built_on = self.index.contained_class(name) if self.index else None
+        home = self.index.home(built_on) if self.index and built_on else None
+        if built_on and home and built_on not in candidates and len(built_on) >= 0.6 * len(name) \
+                and not any(len(c) >= len(built_on) and _flat(c) in _flat(name) for c in candidates):
+            # `from gammapy.makers import EventListMaker`: the real class in its name, not the module's `Maker`
+            shown = describe(home, built_on, getattr(_import(home), built_on, None))
+            return f"`{module_name}` has no `{name}`; the real class in that name is {shown}: `from {home} import {built_on}`"
+        message = _suggest(module_name, module, name, candidates)
         if self.index:
             elsewhere = [f"`from {h} import {c}`" for c in self.index.close_names(name) for h in self.index.homes[c]
                          if c != name][:3]

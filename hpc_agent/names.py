@@ -152,6 +152,13 @@ class NameIndex:
     def import_for(self, name: str) -> str | None:
         return self.imports.get(name)
 
+    def contained_class(self, name: str) -> str | None:
+        """The longest public class name an invented one is built on (`EventListMaker` -> `EventList`): small
+        models glue a real class to a word (Maker, Table, Reader); None when no class name of 5+ letters is in it."""
+        flat = flat_name(name)
+        inside = [c for c in self.homes if c[:1].isupper() and len(c) >= 5 and c != name and flat_name(c) in flat]
+        return max(inside, key=len, default=None)
+
     def close_names(self, name: str, n: int = 3) -> list[str]:
         """Public names spelt like `name` (an invented class is often one letter or one word off)."""
         return difflib.get_close_matches(name, list(self.homes), n=n, cutoff=0.75)

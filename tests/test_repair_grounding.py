@@ -69,6 +69,18 @@ def test_invented_class_and_method_are_caught_with_the_real_names() -> None:
     assert len(errors) == 3
 
 
+def test_an_invented_class_built_on_a_real_one_is_answered_with_the_real_one() -> None:
+    # g42 (max energy of run 23523's events): `from gammapy.makers import EventListMaker` twice, answered with the
+    # module's own `Maker` base class; the real class in the name lives elsewhere
+    errors = _ground("from gammapy.makers import EventListMaker\nmaker = EventListMaker()\n")
+    assert errors == ["line 1: `gammapy.makers` has no `EventListMaker`; the real class in that name is "
+                      "`gammapy.data.EventList(table, meta=None)` (Event list): `from gammapy.data import EventList`"]
+    # a class of the module itself in the name, or a short one (`Model` in `PowerLawModel`): spelt-alike names
+    assert "did you mean `gammapy.datasets.MapDatasetOnOff(" in _ground(
+        "from gammapy.datasets import MapDatasetOnOffMaker\nx = MapDatasetOnOffMaker()\n")[0]
+    assert "PowerLawSpectralModel" in _ground("from gammapy.modeling import PowerLawModel\nx = PowerLawModel()\n")[0]
+
+
 def test_invented_module_and_keyword_and_network_calls() -> None:
     errors = _ground("import gammapy.io\nfrom astropy.coordinates import SkyCoord\nimport requests\n"
                      "c = SkyCoord.from_name('Crab')\n"
