@@ -100,6 +100,58 @@ def unit_names_as_units(text: str, _: NameIndex) -> tuple[str, list[str]]:
     return (splice(text, edits), notes) if edits else (text, [])
 
 
+def _unit_of(node: ast.expr) -> Any:
+    """The astropy unit an expression spells (`u.s`, `u.Unit("s")`, `"h"`, `Quantity(1, "s")`, `1 * u.s`), or
+    None."""
+    import astropy.units as au
+
+    text: str | None = None
+    if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in ("u", "units"):
+        text = node.attr
+    elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+        text = node.value
+    elif isinstance(node, ast.Call) and ast.unparse(node.func) in ("u.Unit", "Unit") and len(node.args) == 1:
+        return _unit_of(node.args[0])
+    elif isinstance(node, ast.Call) and ast.unparse(node.func) in ("Quantity", "u.Quantity") and len(node.args) == 2 \
+            and isinstance(node.args[0], ast.Constant) and node.args[0].value == 1:
+        return _unit_of(node.args[1])
+    elif isinstance(node, ast.BinOp) and isinstance(node.op, ast.Mult) and isinstance(node.left, ast.Constant) \
+            and node.left.value == 1:
+        return _unit_of(node.right)
+    if text is None:
+        return None
+    try:
+        unit = au.Unit(text)
+    except (ValueError, TypeError):
+        return None
+    return unit if unit.physical_type != "dimensionless" else None
+
+
+def unit_divided_then_converted(text: str, _: NameIndex) -> tuple[str, list[str]]:
+    """`(table["LIVETIME"] / u.s).to(u.h)`: dividing by a unit and then converting to a unit of the same kind
+    always raises (a column in seconds divided by seconds is dimensionless; a plain one becomes 1/s). The
+    values were meant in that unit: `u.Quantity(table["LIVETIME"], u.s).to(u.h)`, which keeps a column's own
+    unit (converted) and gives a plain column that one."""
+    tree = ast.parse(text)
+    edits: list[Edit] = []
+    notes: list[str] = []
+    for node in ast.walk(tree):
+        if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "to"
+                and len(node.args) == 1 and isinstance(node.func.value, ast.BinOp)
+                and isinstance(node.func.value.op, ast.Div)):
+            continue
+        division = node.func.value
+        divided, target = _unit_of(division.right), _unit_of(node.args[0])
+        if divided is None or target is None or not divided.is_equivalent(target):
+            continue
+        values, unit = _segment(text, division.left), _segment(text, division.right)
+        fixed = f'u.Quantity({values}, "{divided.to_string()}")'
+        edits.append((division, fixed))
+        notes.append(f"line {node.lineno}: `({values} / {unit}).to(...)` divides the unit away, so it cannot be "
+                     f"converted: the values in that unit are `{fixed}`")
+    return (splice(text, edits), notes) if edits else (text, [])
+
+
 def fix_data_paths(text: str, _: NameIndex) -> tuple[str, list[str]]:
     """A literal path to the release (`/data/hess-dl3-dr1/`, `~/hess-dl3-dr1`) is built from PHOTON_STORAGE."""
     tree = ast.parse(text)
@@ -1291,6 +1343,7 @@ def comprehension_uses_its_variable(text: str, index: NameIndex) -> tuple[str, l
 REPAIRS: tuple[Callable[[str, NameIndex], tuple[str, list[str]]], ...] = (
     fix_units_alias,
     unit_names_as_units,
+    unit_divided_then_converted,
     list_as_datasets,
     fix_import_homes,
     fix_imported_names,

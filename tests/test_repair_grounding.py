@@ -1409,6 +1409,25 @@ def test_a_unit_written_as_an_angle_without_a_number_is_the_unit() -> None:
     assert namespace["ra"] == 228.529 * u.deg
 
 
+def test_values_divided_by_a_unit_then_converted_are_the_values_in_that_unit() -> None:
+    """g42, total livetime in hours: `(table["LIVETIME"] / u.s).to(u.hour)` three turns (UnitConversionError:
+    dimensionless and h), then `/ Quantity(1, "s")`."""
+    from astropy.table import Column
+
+    code = ("import astropy.units as u\nfrom astropy.units import Quantity\n"
+            "h = (seconds / u.s).to(u.hour)\nm = (minutes / Quantity(1, 's')).to('min')\n"
+            "ratio = (seconds / u.s).to(u.m)\nrate = (n / u.s).to(1 / u.h)\nprint('RESULT {}')\n")
+    fixed = repair(code, name_index())
+    lines = fixed.script.splitlines()
+    assert lines[2:4] == ['h = (u.Quantity(seconds, "s")).to(u.hour)', 'm = (u.Quantity(minutes, "s")).to(\'min\')']
+    assert lines[4:6] == ["ratio = (seconds / u.s).to(u.m)", "rate = (n / u.s).to(1 / u.h)"]  # other kinds: left
+    # the repaired expression is right for a column with its unit and for a plain one
+    for seconds in (Column([3600.0, 7200.0], unit="s"), Column([3600.0, 7200.0])):
+        namespace = {"seconds": seconds, "minutes": seconds}
+        exec(lines[0] + "\n" + lines[2], namespace)
+        assert list(namespace["h"].to_value("h")) == [1.0, 2.0]
+
+
 def test_a_list_used_as_datasets_is_made_as_one() -> None:
     """s26, reflected-significance-msh1552: `datasets = []` ... `datasets.stack_reduce()`, rejected three turns
     in a row ("a list, which has no `stack_reduce`")."""
