@@ -16,6 +16,22 @@ from hpc_agent.checks import FORBIDDEN_COLUMNS
 from hpc_agent.data import release_units
 from hpc_agent.request_facts import request_cone
 
+# Words that name an analysis product or instrument response: a request using them needs the API.
+_ANALYSIS = re.compile(
+    r"\b(?:spectr\w*|flux\w*|fit\w*|light[\s-]?curves?|lightcurves?|significan\w*|excess\w*|sqrt[\s_-]?ts|"
+    r"ts\s+maps?|maps?|sky\s*maps?|cubes?|exposures?|backgrounds?|datasets?|models?|seds?|reflected|on[\s-]?off|"
+    r"likelihood|aperture|effective\s+areas?|psf|point[\s-]spread|energy\s+dispersion|edisp|irfs?|"
+    r"instrument\s+response|simulat\w*|sampl\w*|makers?|estimat\w*)\b",
+    re.IGNORECASE)
+
+
+
+def names_analysis(prompt: str) -> bool:
+    """True when the request's words name an analysis product or instrument response."""
+    return _ANALYSIS.search(prompt) is not None
+
+
+SPOKEN_MIN = 6  # a column named as a word of at least this many letters counts in any case
 _POINTING = ("RA_PNT", "DEC_PNT")  # what a cone selection reads: the selection idiom shows them already
 
 _WHERE = {
@@ -25,23 +41,31 @@ _WHERE = {
 }
 
 
-def request_columns(prompt: str, data_root: Path) -> list[tuple[str, str, str]]:
+def request_columns(prompt: str, data_root: Path, spoken: bool = False) -> list[tuple[str, str, str]]:
     """(table, column, unit) of each release column the request spells out as the tables do (capitals), in the
     tables' order; a name followed by a number is a value given, not a column asked for (`RA 83.6331 deg`), and
-    one after "not" is excluded (`NOT ONTIME`)."""
-    found = []
-    for table, units in release_units(data_root).items():
-        for column, unit in units.items():
-            uses = re.finditer(rf"(?<![\w-]){re.escape(column)}(?![\w-])(?!\s*[=:]?\s*[-+]?\d)", prompt)
-            if any(not re.search(r"\bnot\s+(?:the\s+)?$", prompt[:m.start()], re.IGNORECASE) for m in uses):
-                found.append((table, column, unit))
-    return found
+    one after "not" is excluded (`NOT ONTIME`). `spoken`: a column whose name is a word (letters only, six or
+    more: LIVETIME, ONTIME, ENERGY, QUALITY) counts written in any case too ("the total livetime"), unless it
+    is a part of a column the request spells out ("safe energy threshold (SAFE_ENERGY_LO)" names no ENERGY)."""
+    def named(column: str, flags: int = 0) -> bool:
+        uses = re.finditer(rf"(?<![\w-]){re.escape(column)}(?![\w-])(?!\s*[=:]?\s*[-+]?\d)", prompt, flags)
+        return any(not re.search(r"\bnot\s+(?:the\s+)?$", prompt[:m.start()], re.IGNORECASE) for m in uses)
+
+    units = release_units(data_root)
+    spelt = {column for table in units.values() for column in table if named(column)}
+    parts = {part for column in spelt for part in column.split("_") if part != column}
+    return [(table, column, unit) for table, columns in units.items() for column, unit in columns.items()
+            if column in spelt or (spoken and column.isalpha() and len(column) >= SPOKEN_MIN
+                                   and column not in parts and named(column, re.IGNORECASE))]
 
 
 def columns_context(prompt: str, data_root: Path | None) -> str | None:
-    """The context block for the columns the request names; None when it names none."""
+    """The context block for the columns the request names (spoken names too, unless it asks for an analysis
+    product, where "energy" is an axis, not the events' column); None when it names none."""
     skip = set(FORBIDDEN_COLUMNS) | (set(_POINTING) if request_cone(prompt) is not None else set())
-    found = [f for f in request_columns(prompt, data_root) if f[1] not in skip] if data_root is not None else []
+    spoken = not names_analysis(prompt)
+    found = ([f for f in request_columns(prompt, data_root, spoken) if f[1] not in skip]
+             if data_root is not None else [])
     if not found:
         return None
     lines = []

@@ -10,26 +10,12 @@ carries the harness's table context alone; a request that also names an analysis
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
-from hpc_agent.named_columns import columns_context
+from hpc_agent.named_columns import columns_context, names_analysis
 from hpc_agent.named_observations import request_obs_ids
 
-# Words that name an analysis product or instrument response: a request using them needs the API.
-_ANALYSIS = re.compile(
-    r"\b(?:spectr\w*|flux\w*|fit\w*|light[\s-]?curves?|lightcurves?|significan\w*|excess\w*|sqrt[\s_-]?ts|"
-    r"ts\s+maps?|maps?|sky\s*maps?|cubes?|exposures?|backgrounds?|datasets?|models?|seds?|reflected|on[\s-]?off|"
-    r"likelihood|aperture|effective\s+areas?|psf|point[\s-]spread|energy\s+dispersion|edisp|irfs?|"
-    r"instrument\s+response|simulat\w*|sampl\w*|makers?|estimat\w*)\b",
-    re.IGNORECASE)
-
 TABLE_QUESTION = "a question about the release's tables: the first turn carries where its values are read"
-
-
-def names_analysis(prompt: str) -> bool:
-    """True when the request's words name an analysis product or instrument response."""
-    return _ANALYSIS.search(prompt) is not None
 
 
 def table_question(prompt: str, data_root: Path | None) -> bool:

@@ -20,6 +20,21 @@ def test_columns_are_read_as_the_tables_spell_them(data_root: Path) -> None:
     assert names("sum the LIVETIME column (NOT ONTIME and NOT TSTOP-TSTART)") == ["LIVETIME"]
 
 
+def test_columns_named_as_words_count_in_any_case_for_questions_about_the_tables(data_root: Path) -> None:
+    def spoken(prompt: str) -> list[str]:
+        return [column for _, column, _ in request_columns(prompt, data_root, spoken=True)]
+
+    # g42: "the total livetime, in hours" and "the longest livetime" sent the 1.5B to livetime maps
+    assert spoken("What is the total livetime, in hours, of all observations?") == ["LIVETIME"]
+    assert spoken('the median reconstructed energy; print RESULT {"livetime_h": <float>}') == ["ENERGY"]  # no key
+    assert spoken("the lower safe energy threshold (SAFE_ENERGY_LO)") == ["SAFE_ENERGY_LO"]  # a part of it
+    assert spoken("the mean zenith angle, the dead time") == []  # not the columns' names (ZEN_PNT, DEADC)
+    livetime = columns_context("Which observation within 2 degrees of the Crab has the longest livetime?", data_root)
+    assert livetime is not None and '`selected["LIVETIME"]`' in livetime
+    # in a request for an analysis, "energy" is an axis: no events' column
+    assert columns_context("Fit a power law to the spectrum between energy 1 and 10 TeV", data_root) is None
+
+
 def test_the_context_says_where_each_column_is_read(data_root: Path) -> None:
     context = columns_context("What is the average SAFE_ENERGY_LO, in TeV, of the observations within 2 degrees "
                               "of the source? Select by RA_PNT, DEC_PNT, never by TARGET_NAME.", data_root)

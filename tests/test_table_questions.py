@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from hpc_agent.table_questions import names_analysis, table_question
+from hpc_agent.named_columns import names_analysis
+from hpc_agent.table_questions import table_question
 
 
 def test_table_questions_are_those_naming_columns_or_observations_and_no_analysis(data_root: Path) -> None:
