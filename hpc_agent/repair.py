@@ -549,16 +549,31 @@ def _plain_number(node: ast.expr, bound: dict[str, list[ast.expr]]) -> bool:
     return isinstance(node, ast.Constant) and isinstance(node.value, (int, float)) and not isinstance(node.value, bool)
 
 
+def _quantity_unit(node: ast.expr) -> str | None:
+    """The unit of a separation (degrees) or of a Quantity/Angle made with one (`Angle(table["ZEN_PNT"],
+    unit="deg")`), as `u.<name>`; None for anything else."""
+    if not isinstance(node, ast.Call):
+        return None
+    if isinstance(node.func, ast.Attribute) and node.func.attr == "separation":
+        return "u.deg"
+    if ast.unparse(node.func) not in ("Angle", "Quantity", "u.Quantity", "coord.Angle"):
+        return None
+    given = [k.value for k in node.keywords if k.arg == "unit"] + node.args[1:2]
+    unit = _unit_of(given[0]) if given else None
+    if unit is None:
+        return None
+    name = unit.to_string()
+    return f"u.{name}" if name.isidentifier() else f'u.Unit("{name}")'
+
+
 def separation_in_degrees(text: str, _: NameIndex) -> tuple[str, list[str]]:
     """`pointing.separation(source) < radius_deg` with `radius_deg = 2.0`: an Angle compared with a plain number
     raises UnitConversionError; the number is in degrees, the unit of every position and radius in the release
-    and the requests. It becomes `radius_deg * u.deg` (also for a name assigned once from a `.separation()`)."""
+    and the requests. It becomes `radius_deg * u.deg` (also for a name assigned once from a `.separation()`).
+    The same for a Quantity or Angle made with a unit (`Angle(table["ZEN_PNT"], unit="deg") > 45`): the number
+    is in that unit."""
     tree = ast.parse(text)
     bound = bindings(tree)
-
-    def is_separation(node: ast.expr) -> bool:
-        node = assigned_once(node, bound)
-        return isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "separation"
 
     edits: list[Edit] = []
     notes: list[str] = []
@@ -568,11 +583,15 @@ def separation_in_degrees(text: str, _: NameIndex) -> tuple[str, list[str]]:
             continue
         left, right = cmp.left, cmp.comparators[0]
         for angle, number in ((left, right), (right, left)):
-            if is_separation(angle) and _plain_number(number, bound):
+            unit = _quantity_unit(assigned_once(angle, bound))
+            if unit is not None and _plain_number(number, bound):
                 shown = ast.get_source_segment(text, number) or ast.unparse(number)
-                edits.append((number, f"{shown} * u.deg"))
-                notes.append(f"line {cmp.lineno}: a separation is an Angle, so the plain number it is compared with "
-                             f"is given its unit: `{shown} * u.deg`")
+                edits.append((number, f"{shown} * {unit}"))
+                what = "a separation is an Angle" if unit == "u.deg" and "separation" in ast.unparse(
+                    assigned_once(angle, bound)) else "it is a Quantity"
+                notes.append(f"line {cmp.lineno}: {what}, so the plain number it is compared with is given its unit: "
+                             f"`{shown} * {unit}`")
+                break
     return (splice(text, edits), notes) if edits else (text, [])
 
 

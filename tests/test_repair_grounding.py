@@ -539,6 +539,22 @@ def test_a_separation_compared_with_a_plain_number_is_compared_in_degrees() -> N
     assert repair(fixed.script, name_index()).script == fixed.script  # and a compared Quantity is left alone
 
 
+def test_an_angle_made_with_a_unit_compared_with_a_plain_number_is_compared_in_that_unit() -> None:
+    """g42 (observations above 45 deg zenith), attempts 1-2: `Angle(rows["ZEN_PNT"], unit="deg") > 45` raised
+    UnitConversionError; the script was otherwise right."""
+    from astropy.table import Table
+
+    code = ("import astropy.units as u\nfrom astropy.coordinates import Angle\n"
+            "zen = Angle(rows['ZEN_PNT'], unit='deg')\nn = len(zen[zen > 45])\n"
+            "t = u.Quantity(rows['ZEN_PNT'], u.rad)\nm = int((t < 55).sum())\nk = int((rows['ZEN_PNT'] > 45).sum())\n")
+    lines = repair(code, name_index()).script.splitlines()
+    assert "n = len(zen[zen > 45 * u.deg])" in lines and "m = int((t < 55 * u.rad).sum())" in lines
+    assert "k = int((rows['ZEN_PNT'] > 45).sum())" in lines  # a column compared with a number works: left
+    namespace: dict = {"rows": Table({"ZEN_PNT": [10.0, 50.0, 60.0]})}
+    exec("\n".join(lines), namespace)
+    assert (namespace["n"], namespace["m"], namespace["k"]) == (2, 2, 2)
+
+
 def test_numpy_numbers_in_json_are_repaired_only_after_a_run_failed_on_them() -> None:
     from hpc_agent.repair_after_run import repair_after_run
 
