@@ -213,11 +213,16 @@ def tutorial_usages() -> dict[str, tuple[str, str]]:
 
 def _sdist_key() -> tuple[Path, str] | None:
     """(sdist path, version) of the installed Gammapy; None when Gammapy is not installed."""
-    try:
-        gammapy = version("gammapy")
+    gammapy = _gammapy_version()
+    return None if gammapy is None else (sdist_path(cache_root(), gammapy), gammapy)
+
+
+@lru_cache(maxsize=1)
+def _gammapy_version() -> str | None:
+    try:  # read once: the installed version does not change under a running process (1 ms a lookup)
+        return version("gammapy")
     except PackageNotFoundError:
         return None
-    return sdist_path(cache_root(), gammapy), gammapy
 
 
 @lru_cache(maxsize=12)
