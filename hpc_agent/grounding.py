@@ -894,6 +894,15 @@ def _failed_value_name(stderr: str) -> str:
 _NO_COLUMN = re.compile(r"^KeyError: ['\"]([^'\"]+)['\"]\s*$", re.MULTILINE)
 
 
+# How a column of each release table is read (f43: EVENT_COUNT asked of every event list, then grouped by an
+# invented EVENT_TYPE key after "a column of obs_table only" alone).
+_READ_COLUMN = {
+    "obs_table": ('read it from the index, one value per observation: `data_store.obs_table["{c}"]` (row i is '
+                  'observation `data_store.obs_table["OBS_ID"][i]`; `selected["{c}"]` for rows you selected)'),
+    "events": 'read it from an observation\'s event list, one value per event: `observation.events.table["{c}"]`',
+}
+
+
 def column_suggestion(stderr: str, columns: dict[str, tuple[str, ...]]) -> str | None:
     """For a run's `KeyError: 'OBSERVATION_LIVE_TIME'` raised by an astropy table: the columns the release's
     tables do have that are named like it (`LIVETIME`), or all of them."""
@@ -904,8 +913,9 @@ def column_suggestion(stderr: str, columns: dict[str, tuple[str, ...]]) -> str |
     holders = [table for table, names in columns.items() if key in names]
     if holders:  # a real column, read from the other table (`events["OFFSET_OBJ"]`)
         others = "; ".join(f"{t}: {', '.join(n)}" for t, n in columns.items() if t not in holders)
+        read = "; ".join(_READ_COLUMN[t].format(c=key) for t in holders if t in _READ_COLUMN)
         return (f"`{key}` is a column of {' and '.join(holders)} only, not of the table the script indexed"
-                + (f" (the other table has {others})" if others else ""))
+                + (f" (the other table has {others})" if others else "") + (f"; {read}" if read else ""))
     flat = _flat(key)
     close = [f"`{c}` ({table})" for table, names in columns.items() for c in names
              if _flat(c) and (_flat(c) in flat or flat in _flat(c))]

@@ -553,6 +553,12 @@ def test_a_run_failing_in_the_scripts_own_python_gets_no_snippets() -> None:
     assert rag.concerns_the_library('  File "/w/script.py", line 3\nAttributeError: \'Observation\' object has '
                                     "no attribute 'livetime'")
     assert rag.concerns_the_library("line 34: `Observations` has no `livetime`")
+    # nor a column missing from an astropy table: the feedback names the real columns (f43: `KeyError:
+    # 'EVENT_COUNT'` fetched `get_observation_groups("EVENT_TYPE")`)
+    column = ('  File "/w/script.py", line 13, in <module>\n  File "/venv/site-packages/astropy/table/table.py", '
+              "line 2104, in __getitem__\nKeyError: 'EVENT_COUNT'")
+    assert not rag.concerns_the_library(column)
+    assert rag.concerns_the_library(column.replace("astropy/table/table.py", "gammapy/data/hdu_index_table.py"))
     # an attribute asked of a numpy number is no API question either (s27: the snippets then offered
     # `make_observation_time_map`, and the 1.5B invented `ObservationTimeMap`)
     assert not rag.concerns_the_library('  File "/w/script.py", line 22, in <module>\n'

@@ -942,6 +942,13 @@ def test_a_key_error_of_a_table_names_the_release_columns_like_it(data_root: Pat
     other = column_suggestion(stderr.replace("OBSERVATION_LIVE_TIME", "OFFSET_OBJ"), columns)
     assert other.startswith("`OFFSET_OBJ` is a column of obs_table only, not of the table the script indexed "
                             "(the other table has events: EVENT_ID, TIME, RA, DEC, ENERGY)")
+    # with how it is read there (f43: EVENT_COUNT asked of each event list, four turns)
+    assert other.endswith('; read it from the index, one value per observation: `data_store.obs_table["OFFSET_OBJ"]` '
+                          '(row i is observation `data_store.obs_table["OBS_ID"][i]`; `selected["OFFSET_OBJ"]` for '
+                          'rows you selected)')
+    energy = column_suggestion(stderr.replace("OBSERVATION_LIVE_TIME", "ENERGY"), columns)
+    assert energy.endswith('read it from an observation\'s event list, one value per event: '
+                           '`observation.events.table["ENERGY"]`')
 
 
 def test_one_id_at_a_time_given_to_get_observations_is_that_observation(data_root: Path) -> None:
