@@ -123,8 +123,23 @@ def _read_table(path: Path):  # noqa: ANN202 - astropy Table
     return Table.read(path)
 
 
-def _columns(table) -> str:  # noqa: ANN001 - astropy Table
-    return ", ".join(f"{c} [{table[c].unit}]" if table[c].unit else c for c in table.colnames)
+MEANINGS = Path(__file__).with_name("column_meanings.yaml")
+
+
+@lru_cache(maxsize=1)
+def column_meanings() -> dict[str, dict[str, str]]:
+    """table -> column -> what it means (`column_meanings.yaml`), for the tables' listing in the system message."""
+    import yaml
+
+    with MEANINGS.open() as fh:
+        return {table: {str(c): str(m) for c, m in columns.items()} for table, columns in yaml.safe_load(fh).items()}
+
+
+def _columns(table, label: str) -> str:  # noqa: ANN001 - astropy Table
+    """One line per column: `- ZEN_PNT [deg]: pointing zenith angle`."""
+    meanings = column_meanings().get(label, {})
+    return "\n".join(f"- {c}" + (f" [{table[c].unit}]" if table[c].unit else "")
+                     + (f": {meanings[c]}" if c in meanings else "") for c in table.colnames)
 
 
 @lru_cache(maxsize=8)
@@ -150,8 +165,9 @@ def release_layout(data_root: Path, name: str = RELEASE) -> str | None:
     if tables is None:
         return None
     obs, events = tables
-    return (f"`data_store.obs_table` (astropy Table, {len(obs)} rows, one per observation) columns: {_columns(obs)}\n"
-            f"`observation.events.table` (one observation's event list) columns: {_columns(events)}")
+    index, listed = _columns(obs, "obs_table"), _columns(events, "events")
+    return (f"`data_store.obs_table` (astropy Table, {len(obs)} rows, one per observation) columns:\n{index}\n"
+            f"`observation.events.table` (one observation's event list) columns:\n{listed}")
 
 
 def release_obs_ids(data_root: Path, name: str = RELEASE) -> frozenset[int]:

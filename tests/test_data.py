@@ -13,7 +13,8 @@ import pytest
 from click.testing import CliRunner
 
 from hpc_agent.cli import main
-from hpc_agent.data import check_dataset, contract_env, fetch_dataset, resolve_data_root
+from hpc_agent.data import (check_dataset, column_meanings, contract_env, fetch_dataset, release_layout,
+                             resolve_data_root)
 from hpc_agent.errors import InfrastructureError, UsageError
 
 
@@ -34,6 +35,20 @@ def mirror(data_root: Path) -> Iterator[tuple[str, Path]]:
 def test_real_release_verifies(data_root: Path) -> None:
     c = check_dataset(data_root / "hess-dl3-dr1")
     assert c.ok and c.n_observations == 105, c.summary()
+
+
+def test_the_release_layout_lists_every_column_with_its_unit_and_meaning(data_root: Path) -> None:
+    # f43: "which observation recorded the largest number of events" loaded all 105 event lists; the index
+    # column for it is EVENT_COUNT, which the listing now says in words
+    layout = release_layout(data_root)
+    assert layout is not None
+    lines = layout.splitlines()
+    assert "- ZEN_PNT [deg]: pointing zenith angle" in lines and "- EVENT_COUNT: number of events in the observation" in lines
+    assert "- ENERGY [TeV]: reconstructed energy" in lines
+    # every column of the real release is listed once; every meaning names a column the release has
+    columns = [line[2:].split(" ", 1)[0].rstrip(":") for line in lines if line.startswith("- ")]
+    assert len(columns) == len(set(columns)) == 31 + 5
+    assert set(column_meanings()["obs_table"]) <= set(columns) and set(column_meanings()["events"]) <= set(columns)
 
 
 def test_resolve_and_contract(tmp_path: Path) -> None:
