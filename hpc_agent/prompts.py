@@ -53,6 +53,8 @@ Non-negotiable rules:
    selected = table[pointing.separation(source) < radius_deg * u.deg]
    # a value the index holds per observation is a column of `selected`: selected["COLUMN"] (numbers, units below)
    observations = data_store.get_observations(list(selected["OBS_ID"]))  # events and IRFs, for analyses
+   # a value each event has is a column of each observation's event list (columns below):
+   energies = np.concatenate([obs.events.table["ENERGY"].data for obs in observations])
    ```
 6. Print every result as one line `RESULT {{json}}`, e.g. `print("RESULT " + json.dumps({{"n_obs": 20}}))`,
    with plain numbers (float/int), not astropy Quantities.

@@ -119,3 +119,19 @@ def test_a_flat_sky_distance_gets_the_separation_idiom() -> None:
     flat = "d = abs(table['RA_PNT'] - 83.6) + abs(table['DEC_PNT'] - 22.0)\n"
     assert "pointing.separation(source)" in script_hints(flat)[0]
     assert script_hints("p = SkyCoord(t['RA_PNT'], t['DEC_PNT'])\nm = p.separation(s)\n") == []
+
+
+def test_the_system_messages_selection_idiom_runs_on_the_release(data_root, monkeypatch) -> None:
+    """The code the rules show (open, select in a cone, read index columns and each event's values) is what
+    small models copy: it must run as written, placeholders given values."""
+    import re as _re
+
+    from hpc_agent.prompts import system_message
+
+    code = _re.search(r"```python\n(.*?)```", system_message("2.1"), _re.S).group(1)
+    prelude = ("import os\nimport numpy as np\nimport astropy.units as u\nfrom astropy.coordinates import SkyCoord\n"
+               "from gammapy.data import DataStore\nra_deg, dec_deg, radius_deg = 83.6331, 22.0145, 2.0\n")
+    monkeypatch.setenv("PHOTON_STORAGE", str(data_root))
+    namespace: dict = {}
+    exec(prelude + "\n".join(line.strip() for line in code.splitlines()), namespace)
+    assert len(namespace["selected"]) == 4 and len(namespace["energies"]) == 30129  # the Crab's runs and events
