@@ -1274,6 +1274,39 @@ def one_observation_by_id(text: str, _: NameIndex) -> tuple[str, list[str]]:
     return (splice(text, edits), notes) if edits else (text, [])
 
 
+def observation_from_the_store(text: str, _: NameIndex) -> tuple[str, list[str]]:
+    """`Observation(obs_id)` with an id from the index, in a script that opens a `DataStore`: the constructor
+    makes an empty observation (no events, no IRFs, a dead-time fraction of 0; f43: the lowest DEADC answered
+    0.0); the release's observation of that id was meant: `data_store.obs(obs_id)`."""
+    tree = ast.parse(text)
+    bound = bindings(tree)
+    stores = [t.id for n in ast.walk(tree) if isinstance(n, ast.Assign) and isinstance(n.value, ast.Call)
+              and isinstance(n.value.func, ast.Attribute) and n.value.func.attr == "from_dir"
+              for t in n.targets if isinstance(t, ast.Name)]
+    if not stores:
+        return text, []
+    loop_ids = {g.target.id for n in ast.walk(tree) if isinstance(n, (ast.ListComp, ast.SetComp, ast.GeneratorExp,
+                                                                      ast.DictComp))
+                for g in n.generators if isinstance(g.target, ast.Name) and _ids(g.iter, bound)}
+    loop_ids |= {n.target.id for n in ast.walk(tree) if isinstance(n, ast.For) and isinstance(n.target, ast.Name)
+                 and _ids(n.iter, bound)}
+    edits: list[Edit] = []
+    notes: list[str] = []
+    for call in ast.walk(tree):
+        if not (isinstance(call, ast.Call) and isinstance(call.func, ast.Name) and call.func.id == "Observation"):
+            continue
+        given = call.args + [k.value for k in call.keywords if k.arg == "obs_id"]
+        if len(given) != 1 or len(call.args) + len(call.keywords) != 1:
+            continue
+        arg = given[0]
+        if isinstance(arg, ast.Name) and arg.id in loop_ids or isinstance(arg, ast.Constant) and isinstance(arg.value, int):
+            new = f"{stores[0]}.obs({ast.get_source_segment(text, arg) or ast.unparse(arg)})"
+            edits.append((call, new))
+            notes.append(f"line {call.lineno}: `Observation(...)` of an id makes an empty observation (no events, "
+                         f"no IRFs); the release's observation of that id is `{new}`")
+    return (splice(text, edits), notes) if edits else (text, [])
+
+
 def sum_not_its_length(text: str, _: NameIndex) -> tuple[str, list[str]]:
     """`len(selected["EVENT_COUNT"].sum())`: a sum is one number, which has no length (TypeError at run time);
     the count it was meant to give is the sum itself."""
@@ -1381,6 +1414,7 @@ REPAIRS: tuple[Callable[[str, NameIndex], tuple[str, list[str]]], ...] = (
     label_before_json,
     sum_not_its_length,
     one_observation_by_id,
+    observation_from_the_store,
     reductions_through_numpy,
     chain_makers,
     count_the_selection_not_its_criteria,

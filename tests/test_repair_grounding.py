@@ -951,6 +951,26 @@ def test_a_key_error_of_a_table_names_the_release_columns_like_it(data_root: Pat
                            '`observation.events.table["ENERGY"]`')
 
 
+def test_an_observation_constructed_from_an_id_is_the_releases_observation(data_root: Path) -> None:
+    """f43 (lowest DEADC of the release): `Observation(obs_id)` for each id of the index made empty observations
+    whose dead-time fraction is 0, printed as the answer."""
+    code = (f"import json\nfrom gammapy.data import DataStore, Observation\ndata_store = DataStore.from_dir({DATA})\n"
+            "ids = data_store.obs_table['OBS_ID'][:2]\nlive = []\nfor obs_id in ids:\n"
+            "    live.append(Observation(obs_id).observation_live_time_duration.to_value('s'))\n"
+            "one = Observation(23523)\nother = Observation(obs_id=1, meta=None)\n"
+            "print('RESULT ' + json.dumps({'live': live, 'n': len(one.events.table)}))\n")
+    fixed = static_stage(code)
+    lines = fixed.script.splitlines()
+    assert "    live.append(data_store.obs(obs_id).observation_live_time_duration.to_value('s'))" in lines
+    assert "one = data_store.obs(23523)" in lines and "other = Observation(obs_id=1, meta=None)" in lines
+    ran = subprocess.run([sys.executable, "-c", fixed.script], capture_output=True, text=True, timeout=300,
+                         env={**os.environ, "PHOTON_STORAGE": str(data_root)})
+    result = json.loads(ran.stdout.split("RESULT ", 1)[1])
+    assert result["n"] == 7613 and all(t > 0 for t in result["live"]), ran.stderr
+    assert repair(code.replace("data_store = DataStore.from_dir", "store = make_store"), name_index()).script.count(
+        ".obs(") == 0  # no data store in the script: nothing to read the observation from
+
+
 def test_one_id_at_a_time_given_to_get_observations_is_that_observation(data_root: Path) -> None:
     """An unseen question (mean OFFSET_OBJ), two turns of `[data_store.get_observations(obs_id) for obs_id in
     obs_ids]`: `'numpy.int64' object is not iterable`."""
