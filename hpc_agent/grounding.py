@@ -21,6 +21,7 @@ from functools import lru_cache
 from types import ModuleType
 from typing import Any
 
+from hpc_agent.data import column_meanings
 from hpc_agent.flux_points import points_format, table_reads
 from hpc_agent.names import NameIndex, describe, first_doc_line, signature
 from hpc_agent.names import flat_name as _flat
@@ -189,6 +190,17 @@ OBS_INDEX_COLUMNS = ("OBS_ID", "RA_PNT", "DEC_PNT", "GLON_PNT", "GLAT_PNT", "ZEN
                      "EVENT_COUNT", "QUALITY")
 
 
+def _column_meaning(attr: str) -> str | None:
+    """The one index column whose meaning has every word of `attr` (`zenith_angle` -> ZEN_PNT, "pointing zenith
+    angle"; `column_meanings.yaml`); None when no column, or several, do."""
+    words = {w.lower() for w in re.split(r"_|(?<=[a-z])(?=[A-Z])", attr) if w}
+    if not words or all(len(w) < 4 for w in words):
+        return None
+    found = [c for c, meaning in column_meanings().get("obs_table", {}).items()
+             if words <= set(re.findall(r"[a-z]+", meaning.lower()))]
+    return found[0] if len(found) == 1 else None
+
+
 def _elsewhere(owner: Any, attr: str) -> str:
     """Where a value a script asked a Gammapy object for does live: in each item of a collection
     (`Observations` -> each `Observation`'s `observation_live_time_duration`), and in the observation index
@@ -200,7 +212,7 @@ def _elsewhere(owner: Any, attr: str) -> str:
         if names:
             out += (f"; it is a list of `{item.__name__}`, and each one has `.{names[0]}`: "
                     f"`[o.{names[0]} for o in ...]`")
-    column = next((c for c in OBS_INDEX_COLUMNS if _flat(c) == _flat(attr)), None)
+    column = next((c for c in OBS_INDEX_COLUMNS if _flat(c) == _flat(attr)), None) or _column_meaning(attr)
     if column is not None:
         out += (f"; the observation index holds it per observation as the column `{column}`: "
                 f"`selected[\"{column}\"]` of the selected rows of `data_store.obs_table`")
@@ -293,9 +305,16 @@ READING: dict[str, str] = {
 }
 
 
+def _contains(attr: str, name: str) -> bool:
+    """One name inside the other, ignoring case and underscores; a name of one or two letters (`SkyCoord.T`)
+    is inside too many words to mean anything (the 1.5B, told `T`, wrote `Tzenith_angle`)."""
+    a, n = _flat(attr), _flat(name)
+    return len(n) >= 3 and (a in n or n in a)
+
+
 def _suggest(owner_label: str, owner: Any, attr: str, candidates: list[str]) -> str:
     elsewhere = _elsewhere(owner, attr)
-    if elsewhere and not any(_flat(attr) in _flat(c) or _flat(c) in _flat(attr) for c in candidates):
+    if elsewhere and not any(_contains(attr, c) for c in candidates):
         return f"`{owner_label}` has no `{attr}`{elsewhere}"  # where it is, not names spelt a bit like it
     return _suggest_names(owner_label, owner, attr, candidates) + elsewhere
 
@@ -306,8 +325,7 @@ def _suggest_names(owner_label: str, owner: Any, attr: str, candidates: list[str
         reducer = _REDUCERS[m.group(1)]
         return (f"`{owner_label}` has no `{attr}`: no attribute computes it for you; take `.{m.group(2)}` and "
                 f"reduce its values yourself (`{reducer}(...)`)")
-    flat = _flat(attr)  # `livetime` -> `observation_live_time_duration`: a flat substring first
-    contained = [c for c in candidates if flat in _flat(c) or _flat(c) in flat]
+    contained = [c for c in candidates if _contains(attr, c)]  # `livetime` -> `observation_live_time_duration` first
     contained.sort(key=lambda c: -difflib.SequenceMatcher(None, attr, c).ratio())
     close = list(dict.fromkeys(contained + difflib.get_close_matches(attr, candidates, n=3, cutoff=0.5)))[:3]
     if not close:

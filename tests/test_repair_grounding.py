@@ -951,6 +951,20 @@ def test_a_key_error_of_a_table_names_the_release_columns_like_it(data_root: Pat
                            '`observation.events.table["ENERGY"]`')
 
 
+def test_a_value_asked_of_a_position_that_the_index_holds_names_its_column() -> None:
+    """f43 (runs below 20 deg zenith), four turns: `pointing.zenith_angle` on a SkyCoord, answered with
+    `SkyCoord.T` as the closest name; the model then wrote `pointing.Tzenith_angle`."""
+    from hpc_agent.grounding import runtime_suggestion
+
+    err = ('Traceback (most recent call last):\n  File "/w/script.py", line 20, in <module>\n'
+           "    zen = pointing.zenith_angle\nAttributeError: 'SkyCoord' object has no attribute 'zenith_angle'\n")
+    assert runtime_suggestion(err, name_index()) == (
+        "`SkyCoord` has no `zenith_angle`; the observation index holds it per observation as the column `ZEN_PNT`: "
+        '`selected["ZEN_PNT"]` of the selected rows of `data_store.obs_table`')
+    # words of several columns' meanings (dead time: ONTIME, LIVETIME, DEADC) name none of them
+    assert "observation index" not in runtime_suggestion(err.replace("zenith_angle", "dead_time"), name_index())
+
+
 def test_an_observation_constructed_from_an_id_is_the_releases_observation(data_root: Path) -> None:
     """f43 (lowest DEADC of the release): `Observation(obs_id)` for each id of the index made empty observations
     whose dead-time fraction is 0, printed as the answer."""
