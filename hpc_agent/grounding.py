@@ -571,6 +571,14 @@ class _Grounder(ast.NodeVisitor):
                     static, cls = inspect.getattr_static(forward, attr), forward
                 except AttributeError:
                     return None
+            if static is not None and base.kind == "class" and isinstance(static, property) \
+                    and self.next_attr.get(id(node)) is not None:
+                # `SkyModel.spectral_model.energy_flux(...)`: the class hands out the property object itself
+                mine = [name for name, r in self.refs.items() if r.kind == "instance" and r.obj is cls]
+                yours = f"`{mine[0]}.{attr}`" if mine else f"`<your {cls.__name__}>.{attr}`"
+                self.report(node.lineno, f"`{label}` is read from the class, where `{attr}` is a property, not a "
+                            f"value: read it from the `{cls.__name__}` object the script made, {yours}")
+                return None
             if static is not None:
                 value = getattr(cls, attr, None)
                 if base.kind == "instance" and inspect.isroutine(value) \

@@ -951,6 +951,17 @@ def test_a_key_error_of_a_table_names_the_release_columns_like_it(data_root: Pat
                            '`observation.events.table["ENERGY"]`')
 
 
+def test_a_property_read_from_the_class_is_read_from_the_scripts_object() -> None:
+    """s37 reflected-spectrum-msh1552, two turns: `SkyModel.spatial_model.integrate_geom(...)` ('property' object
+    has no attribute 'integrate_geom' at run time)."""
+    errors = _ground("import astropy.units as u\nfrom gammapy.modeling.models import SkyModel, PowerLawSpectralModel\n"
+                     "model = SkyModel(spectral_model=PowerLawSpectralModel())\n"
+                     "flux = SkyModel.spectral_model.energy_flux(1 * u.TeV, 10 * u.TeV)\n"
+                     "ok = model.spectral_model.energy_flux(1 * u.TeV, 10 * u.TeV)\nprop = SkyModel.spectral_model\n")
+    assert errors == ["line 4: `SkyModel.spectral_model` is read from the class, where `spectral_model` is a property, "
+                      "not a value: read it from the `SkyModel` object the script made, `model.spectral_model`"]
+
+
 def test_a_value_asked_of_a_position_that_the_index_holds_names_its_column() -> None:
     """f43 (runs below 20 deg zenith), four turns: `pointing.zenith_angle` on a SkyCoord, answered with
     `SkyCoord.T` as the closest name; the model then wrote `pointing.Tzenith_angle`."""
