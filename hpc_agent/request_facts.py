@@ -101,16 +101,19 @@ def request_definitions(prompt: str, data_root: Path | None = None) -> dict[str,
         where = f'SkyCoord({number_text(position[0])}, {number_text(position[1])}, unit="deg", frame="icrs")'
         for name in POSITION_NAMES:
             found.setdefault(name, f"{name} = {where}")
-        # the placeholders of the selection idiom the harness shows (`prompts.SELECTION_IDIOM`), copied as they are
-        found.setdefault(IDIOM_RA, f"{IDIOM_RA} = {number_text(position[0])}")
-        found.setdefault(IDIOM_DEC, f"{IDIOM_DEC} = {number_text(position[1])}")
+        # the placeholders of the selection idioms the harness shows (`prompts.SELECTION_IDIOM`, and the system
+        # message's rule 5 in lower case), copied as they are
+        for ra, dec in ((IDIOM_RA, IDIOM_DEC), (IDIOM_RA.lower(), IDIOM_DEC.lower())):  # the rules' own, too
+            found.setdefault(ra, f"{ra} = {number_text(position[0])}")
+            found.setdefault(dec, f"{dec} = {number_text(position[1])}")
         circle = request_circle(prompt)
         if circle is not None:  # "a circle of radius 0.11 deg centred on the source position"
             for name in REGION_NAMES:
                 found.setdefault(name, f"{name} = CircleSkyRegion(center={where}, radius={number_text(circle[0])} * u.{circle[1]})")
     radius = request_cone(prompt)
     if radius is not None:
-        found.setdefault(IDIOM_RADIUS, f"{IDIOM_RADIUS} = {number_text(radius)}")
+        for name in (IDIOM_RADIUS, IDIOM_RADIUS.lower()):
+            found.setdefault(name, f"{name} = {number_text(radius)}")
     return found
 
 

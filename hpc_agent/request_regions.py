@@ -13,9 +13,10 @@ import ast
 import math
 
 from hpc_agent.bindings import assigned_once, bindings
-from hpc_agent.checks import selects
+from hpc_agent.checks import selects, undefined_names
+from hpc_agent.prompts import IDIOM_DEC, IDIOM_RA, IDIOM_RADIUS
 from hpc_agent.request_facts import number_text
-from hpc_agent.source_edits import Edit, splice
+from hpc_agent.source_edits import Edit, drop_statements, splice
 
 Cone = tuple[float, float, float]  # ra, dec, radius in degrees
 
@@ -276,3 +277,38 @@ def use_the_circle_radius(text: str, circle: tuple[float, str] | None) -> tuple[
     return splice(text, [(node, new)]), [f"line {node.lineno}: drew the circle with the radius your request gives, "
                                          f"{radius:g} {unit}, not {read[0]:g} deg (`{ast.unparse(node)}` there is "
                                          f"now `{new}`)"]
+
+
+PLACEHOLDERS = frozenset(n for name in (IDIOM_RA, IDIOM_DEC, IDIOM_RADIUS) for n in (name, name.lower()))
+
+
+def whole_index_without_a_position(text: str, definitions: dict[str, str]) -> tuple[str, list[str]]:
+    """The rules' selection idiom pasted with its placeholders (`SkyCoord(ra_deg, dec_deg, ...)`, `< radius_deg *
+    u.deg`) for a request that gives no position and no radius ("which run of the release recorded the most
+    events", f44: two turns of undefined `ra_deg`): there is no cone to select, so the selection is the whole
+    index (`selected = table`) and the placeholder position goes. Left alone when the request fixes them (the
+    definitions repair writes them) or the position is used elsewhere."""
+    tree = ast.parse(text)
+    missing = set(undefined_names(tree)) & PLACEHOLDERS
+    if not missing or missing & set(definitions):
+        return text, []
+    positions = [s for s in tree.body if isinstance(s, ast.Assign) and len(s.targets) == 1
+                 and isinstance(s.targets[0], ast.Name) and isinstance(s.value, ast.Call)
+                 and _names_in(s.value) & missing]
+    position_names = {s.targets[0].id for s in positions if isinstance(s.targets[0], ast.Name)}
+    cuts = [s for s in tree.body if isinstance(s, ast.Assign) and len(s.targets) == 1
+            and isinstance(s.value, ast.Subscript) and isinstance(s.value.value, ast.Name)
+            and _names_in(s.value.slice) & (missing | position_names)]
+    dropped = positions
+    uses_left = {n.id for stmt in tree.body if stmt not in cuts and stmt not in dropped
+                 for n in ast.walk(stmt) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
+    if not cuts or (position_names | missing) & uses_left:
+        return text, []
+    edits: list[Edit] = [(c.value, c.value.value.id) for c in cuts if isinstance(c.value, ast.Subscript)
+                         and isinstance(c.value.value, ast.Name)]
+    edits += drop_statements(tree, dropped)
+    names = ", ".join(f"`{n}`" for n in sorted(missing))
+    return splice(text, edits), [f"the request gives no position or radius, so the selection idiom's placeholders "
+                                 f"({names}) select nothing: every observation of the index is used "
+                                 f"(`{ast.unparse(c.targets[0])} = {c.value.value.id}`)" for c in cuts
+                                 if isinstance(c.value, ast.Subscript) and isinstance(c.value.value, ast.Name)]

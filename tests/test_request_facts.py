@@ -58,6 +58,35 @@ def test_the_selection_idioms_placeholders_copied_as_they_are_take_the_requests_
         reference.stdout.strip().splitlines()[-1].removeprefix("RESULT "))["n_obs"], ran.stderr
 
 
+def _rule_five_code() -> str:
+    """The selection idiom of the system message's rule 5, as a script (imports first, then its lines)."""
+    import re
+
+    from hpc_agent.prompts import system_message
+
+    code = re.search(r"```python\n(.*?)```", system_message("2.1"), re.S).group(1)
+    return "\n".join(line.strip() for line in code.splitlines())
+
+
+def test_the_rules_idiom_pasted_as_it_is_takes_the_requests_numbers_or_the_whole_index(data_root) -> None:
+    """Rule 5 writes its placeholders in lower case (`ra_deg`, `radius_deg`), which only the upper-case ones of
+    the feedback idiom were defined for; a request with no position at all (f44: "which run recorded the most
+    events", two turns of undefined `ra_deg`) selects in no cone: the whole index."""
+    script = _rule_five_code() + "\nimport json\nprint('RESULT ' + json.dumps({'n_obs': len(selected)}))\n"
+    env = {**os.environ, "PHOTON_STORAGE": str(data_root)}
+    cone = "How many observations point within 2 degrees of PKS 2155-304 (RA 329.7169 deg, Dec -30.2256 deg)?"
+    for prompt, n_obs in ((cone, 21), ("How many observations does the release have?", 105)):
+        fixed = static_stage(script, facts=RequestFacts(definitions=request_definitions(prompt, data_root)))
+        assert fixed.errors == (), fixed.errors
+        ran = subprocess.run([sys.executable, "-c", fixed.script], capture_output=True, text=True, timeout=300, env=env)
+        assert json.loads(ran.stdout.split("RESULT ", 1)[1])["n_obs"] == n_obs, ran.stderr
+    whole = static_stage(script, facts=RequestFacts()).script
+    assert "selected = table\n" in whole and "SkyCoord(ra_deg" not in whole
+    # the placeholder position used for anything else: not a selection to drop
+    kept = static_stage(script + "print(source.ra)\n", facts=RequestFacts())
+    assert any("undefined name 'ra_deg'" in e for e in kept.errors)
+
+
 def test_unassigned_variables_are_defined_from_the_request_and_the_script_runs(tmp_path) -> None:
     code = ("import json\nprint('RESULT ' + json.dumps({'nbin': energy_axis.nbin, 'nbin_true': energy_axis_true.nbin,\n"
             "    'ra': source_position.ra.deg, 'mine': energy_axis_true.name}))\n")
