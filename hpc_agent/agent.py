@@ -270,7 +270,7 @@ def _retrieve(spec: RunSpec, failed: Attempt | None, shown: set[str]) -> Retriev
     if spec.retriever is None:
         return None
     query = without_source_names(spec.prompt, spec.data_root)
-    if failed is None and table_question(spec.prompt, spec.data_root):
+    if failed is None and table_question(spec.prompt):
         from hpc_agent.rag import Retrieval  # loaded already: a retriever exists
 
         return Retrieval(query, (), withheld=TABLE_QUESTION)

@@ -35,6 +35,8 @@ from hpc_agent.errors import ConfigError, UsageError
 from hpc_agent.prompts import REFERENCE_HEADER
 
 PROMPT = "How many H.E.S.S. DR1 observations point within 2 degrees of MSH 15-52?"
+# the same count asked for an analysis: its first turn retrieves (a question about the tables alone does not)
+ANALYSIS_PROMPT = "How many H.E.S.S. DR1 observations would a spectrum of MSH 15-52 use, those within 2 degrees of it?"
 GAMMAPY = version("gammapy")
 
 GALLERY = '''"""
@@ -580,15 +582,15 @@ def test_agent_injects_snippets_per_turn_and_records_them(small_index: Path, tmp
     out = tmp_path / "bundle"
     replies = [Reply(code=script("msh1552_count_broken.py")), Reply(code=script("msh1552_count_ok.py"))]
     with ScriptedOpenAIServer(replies) as srv:
-        res = CliRunner().invoke(main, ["run", PROMPT, "--base-url", srv.base_url, "--model", srv.model, "--out",
-                                        str(out), "--data-root", str(data_root), "--sandbox", "bwrap", "--rag"],
+        res = CliRunner().invoke(main, ["run", ANALYSIS_PROMPT, "--base-url", srv.base_url, "--model", srv.model,
+                                        "--out", str(out), "--data-root", str(data_root), "--sandbox", "bwrap", "--rag"],
                                  catch_exceptions=False)
         requests = srv.requests
     assert res.exit_code == 0, res.output
     ctx1 = json.loads((out / "attempt-1" / "context.json").read_text())
     ctx2 = json.loads((out / "attempt-2" / "context.json").read_text())
     # retrieval searches without the source's name (which source does not change the API to use)
-    assert ctx1["query"] == PROMPT.replace("MSH 15-52", "a source") and 1 <= len(ctx1["snippets"]) <= 4
+    assert ctx1["query"] == ANALYSIS_PROMPT.replace("MSH 15-52", "a source") and 1 <= len(ctx1["snippets"]) <= 4
     first = "\n".join(m["content"] for m in requests[0]["messages"])
     assert REFERENCE_HEADER in first
     for i, s in enumerate(ctx1["snippets"], 1):  # what the bundle records is what the model got
@@ -642,6 +644,9 @@ def test_run_without_rag_sends_no_reference_material(tmp_path: Path, data_root: 
 
 def _one_task_benchmarks(tmp_path: Path, data_root: Path, index: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     root = write_bench_root(tmp_path / "benchmarks")
+    task = root / "tasks" / "observation-list-crab.yaml"  # asked for an analysis, so that its first turn retrieves
+    task.write_text(task.read_text().replace("How many H.E.S.S. DR1 observations point",
+                                             "For a spectrum, how many H.E.S.S. DR1 observations point"))
     for k, v in {"HPC_AGENT_BENCHMARKS": str(root), "HPC_AGENT_CACHE": str(tmp_path / "cache"),
                  "PHOTON_STORAGE": str(data_root), "HPC_AGENT_RAG_INDEX": str(index)}.items():
         monkeypatch.setenv(k, v)
