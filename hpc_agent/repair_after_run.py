@@ -183,13 +183,19 @@ def _literal_result(stdout: str) -> dict[str, Any] | None:
 
 
 def _formatted(arg: ast.expr) -> list[ast.expr]:
-    """The values a printed argument formats into its text: `"..." % (a, b)` and `"...".format(a, b)` give
-    their values, anything else itself."""
+    """The values a printed argument formats into its text: `"..." % (a, b)`, `"...".format(a, b)` and
+    `"..." + str(a) + "..."` give their values, anything else itself."""
     if isinstance(arg, ast.BinOp) and isinstance(arg.op, ast.Mod) and isinstance(arg.left, ast.Constant):
         return list(arg.right.elts) if isinstance(arg.right, ast.Tuple) else [arg.right]
     if isinstance(arg, ast.Call) and isinstance(arg.func, ast.Attribute) and arg.func.attr == "format" \
             and isinstance(arg.func.value, ast.Constant) and not arg.keywords:
         return list(arg.args)
+    if isinstance(arg, ast.BinOp) and isinstance(arg.op, ast.Add) and any(  # `"RESULT {'k': " + str(x) + "}"`
+            isinstance(n, ast.Constant) and isinstance(n.value, str) for n in (arg.left, arg.right)):
+        return _formatted(arg.left) + _formatted(arg.right)
+    if isinstance(arg, ast.Call) and isinstance(arg.func, ast.Name) and arg.func.id == "str" and len(arg.args) == 1 \
+            and not arg.keywords:
+        return [arg.args[0]]
     return [arg]
 
 

@@ -745,6 +745,8 @@ def test_an_observations_list_indexed_by_a_column_name_reads_the_observation_ind
     'result = {"ontime_h": total / 3600}\nprint("RESULT", result)',
     'print(f"RESULT ontime_h: {total / 3600}")',  # key: number pairs
     'print("RESULT", {"ontime_h": total / 3600})',  # the dict itself printed (the 1.5B, practice question 1)
+    # concatenated (f44: the whole concatenation became the value, a string holding the line)
+    'print("RESULT {\'ontime_h\': " + str(total / 3600) + "}")',
 ])
 def test_a_result_printed_as_a_python_dict_is_printed_as_json_after_the_run(printing: str, tmp_path) -> None:
     from hpc_agent.repair_after_run import repair_after_run
