@@ -66,6 +66,17 @@ print(repr(sys.stdin.read()), sys.orig_argv[1:])
     "pickle-main": ("import pickle\nclass A:\n    pass\ndef f():\n    pass\n"
                     "print(pickle.loads(pickle.dumps(A())).__class__.__module__, pickle.loads(pickle.dumps(f)) is f)\n"),
     "stderr-and-unicode": "import sys\nprint('é ∑', file=sys.stderr)\nprint('ü')\n",
+    # the launcher's exit skips the teardown of the preloaded modules, not what the script's exit does:
+    "del-and-atexit": ("class D:\n    def __del__(self):\n        print('del at exit')\nd = D()\n"
+                       "fh = open('out.txt', 'w')\nfh.write('kept')\n"
+                       "import atexit\natexit.register(lambda: print('atexit sees open file:', not fh.closed))\n"),
+    "exit-odd-codes": "import sys\nprint('a')\nsys.exit(256 + 7)\n",
+    "exit-none-and-bool": "import sys\nsys.exit(True)\n",
+    "stdout-closed": "import sys\nprint('x')\nsys.stdout.close()\n",
+    "thread-exception": ("import threading\ndef f():\n    raise RuntimeError('in thread')\n"
+                         "t = threading.Thread(target=f)\nt.start()\nt.join()\nprint('main done')\n"),
+    "daemon-thread": ("import threading, time\nthreading.Thread(target=lambda: (time.sleep(5), print('late')),"
+                      " daemon=True).start()\nprint('main')\n"),
 }
 
 
@@ -74,6 +85,16 @@ print(repr(sys.stdin.read()), sys.orig_argv[1:])
 def test_warm_and_cold_give_identical_results(name, case, tmp_path):
     cold, warm = both(get_sandbox(name), SCRIPTS[case], tmp_path / "ws")
     same(cold, warm)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_a_file_the_script_left_open_is_complete_after_a_warm_run(name, tmp_path):
+    """The launcher ends the process without tearing down the preloaded stack, after releasing the script's
+    own objects: a file it never closed is flushed as at a normal exit."""
+    script = "fh = open('left-open.txt', 'w')\nfh.write('y' * 100000)\nprint('done')\n"
+    cold, warm = both(get_sandbox(name), script, tmp_path / "ws")
+    same(cold, warm)
+    assert (tmp_path / "ws" / "left-open.txt").read_text() == "y" * 100000
 
 
 @pytest.mark.parametrize("name", NAMES)
