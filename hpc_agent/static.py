@@ -9,7 +9,7 @@ from __future__ import annotations
 import ast
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from hpc_agent import checks
 from hpc_agent.grounding import Rename, ground
@@ -66,14 +66,30 @@ def static_stage(answer: str, *, repairs: bool = True, require_result: bool = Tr
     if not any(e.startswith("SyntaxError") for e in errors):
         findings = ground(ast.parse(script), index)
         renames = [f.rename for f in findings if f.rename is not None]
-        if repairs and renames:  # a misspelt attribute with one reading: renamed, then grounded again
-            script = apply_renames(script, renames)
+        renamed = _renamed(script, renames) if repairs and renames else None
+        if renamed is not None:  # a misspelt attribute with one reading: renamed, then grounded again
+            script = renamed
             done = (*done, *(r.note or f"renamed `{r.old}` to `{r.new}` on line {r.line} (the only name it can mean)"
                              for r in renames))
             errors = checks.static_errors(script, require_result=require_result, cone_radius=facts.cone_radius)
             findings = ground(ast.parse(script), index)
         errors = list(dict.fromkeys([str(f) for f in findings] + errors))
     return StaticResult(script, tuple(done), tuple(errors), time.perf_counter() - t0)
+
+
+def _renamed(script: str, renames: list[Rename]) -> str | None:
+    """The script with `renames` applied, when it still parses. A new text quoted one way may land inside an
+    f-string quoted the same way (before Python 3.12 a syntax error): it is tried with its quotes swapped,
+    else the renames are not made (the findings still name the fix)."""
+    swap = str.maketrans({'"': "'", "'": '"'})
+    for attempt in (renames, [replace(r, new=r.new.translate(swap)) for r in renames]):
+        out = apply_renames(script, attempt)
+        try:
+            ast.parse(out)
+        except (SyntaxError, ValueError):
+            continue
+        return out
+    return None
 
 
 def apply_renames(script: str, renames: list[Rename]) -> str:

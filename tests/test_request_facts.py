@@ -213,3 +213,18 @@ def test_a_guessed_flux_points_attribute_read_as_a_table_reads_the_table() -> No
                                  "fpe = FluxPointsEstimator(energy_edges=[1, 10])\n")):
         left = static_stage(other)
         assert any("`FluxPoints` has no `flux_points`" in e for e in left.errors), left.errors
+
+
+def test_a_table_read_inside_a_double_quoted_f_string_is_rewritten_with_single_quotes() -> None:
+    """s40, light-curve-crab attempt 3: the table idiom inserted with double quotes inside `f"RESULT {...}"` is a
+    syntax error before Python 3.12 (the cell ended as an infrastructure error). The edit takes the other quotes;
+    an edit that cannot parse either way is not made."""
+    from hpc_agent.static import static_stage
+
+    script = ("import json\nfrom gammapy.estimators import LightCurveEstimator\n"
+              "lc_1d = LightCurveEstimator(energy_edges=[1, 100], source='source').run([])\n"
+              "print(f\"RESULT {json.dumps({'n': len(lc_1d.flux_points)})}\")\n")
+    fixed = static_stage(script)
+    assert "len(lc_1d.to_table(format='lightcurve', sed_type='flux'))" in fixed.script, fixed
+    ast.parse(fixed.script)
+    assert any(r.startswith("line 4: read `lc_1d.flux_points` from") for r in fixed.repairs)
