@@ -217,8 +217,7 @@ def test_a_guessed_flux_points_attribute_read_as_a_table_reads_the_table() -> No
 
 def test_a_table_read_inside_a_double_quoted_f_string_is_rewritten_with_single_quotes() -> None:
     """s40, light-curve-crab attempt 3: the table idiom inserted with double quotes inside `f"RESULT {...}"` is a
-    syntax error before Python 3.12 (the cell ended as an infrastructure error). The edit takes the other quotes;
-    an edit that cannot parse either way is not made."""
+    syntax error before Python 3.12 (the cell ended as an infrastructure error). The edit takes the other quotes."""
     from hpc_agent.static import static_stage
 
     script = ("import json\nfrom gammapy.estimators import LightCurveEstimator\n"

@@ -71,7 +71,7 @@ print(repr(sys.stdin.read()), sys.orig_argv[1:])
                        "fh = open('out.txt', 'w')\nfh.write('kept')\n"
                        "import atexit\natexit.register(lambda: print('atexit sees open file:', not fh.closed))\n"),
     "exit-odd-codes": "import sys\nprint('a')\nsys.exit(256 + 7)\n",
-    "exit-none-and-bool": "import sys\nsys.exit(True)\n",
+    "exit-bool": "import sys\nsys.exit(True)\n",
     "stdout-closed": "import sys\nprint('x')\nsys.stdout.close()\n",
     "thread-exception": ("import threading\ndef f():\n    raise RuntimeError('in thread')\n"
                          "t = threading.Thread(target=f)\nt.start()\nt.join()\nprint('main done')\n"),
