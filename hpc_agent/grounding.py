@@ -538,6 +538,8 @@ class _Grounder(ast.NodeVisitor):
                 self.report(node.lineno, f"`{base.label}` is a {obj.__name__}, which has no `{attr}`{hint}")
             return None
         if base.kind == "column":
+            if attr in ("quantity", "data", "value"):  # the column's numbers, still an array: no sky methods
+                return _Ref("column", None, label)
             if not any(hasattr(t, attr) for t in _column_like()):
                 numpy = _import("numpy")
                 fix = (f"numpy computes it: `np.{attr}({base.label})`" if callable(getattr(numpy, attr, None)) else
@@ -893,6 +895,12 @@ def runtime_suggestion(stderr: str, index: NameIndex, request: str = "") -> str 
     if said is not None:
         return said
     names = set(_public_dir(cls)) | {k for k in (_instance_attrs(cls) or ()) if not k.startswith("_")}
+    from astropy.table import Table
+
+    if issubclass(cls, Table) and not difflib.get_close_matches(attr, sorted(names), cutoff=0.8):
+        # `selected.index`, `obs_table.obs_ids`: a table's values are its columns; `add_index` would mislead
+        return (f"`{owner}` is an astropy Table and has no `{attr}`: its values are columns, "
+                f"`table[\"COLUMN\"]`, and the rows a boolean mask picks are `table[mask]`")
     wanted, holder = _failed_value_name(stderr), _receiver(stderr, attr) or owner
     return _named_part(holder, cls, attr, wanted) or \
         _suggest(owner, cls, attr, sorted(names)) + _parts_with(holder, cls, attr, wanted)

@@ -142,6 +142,10 @@ HINTS: tuple[Hint, ...] = (
        "`MapAxis.from_energy_bounds(emin, emax, nbin, per_decade=True, name='energy')` so the edges line up."),
     _h(r"in get_observations|Cannot compare structured or void", "`data_store.get_observations(obs_ids)` takes "
        "observation ids, not table rows: `data_store.get_observations(list(selected[\"OBS_ID\"]))`."),
+    _h(r"has no attribute '(index|indices|idx|ids|obs_ids|rows)'",
+       "Rows picked by a boolean mask are read by indexing with the mask, no attribute: `selected = table[mask]`, "
+       "their ids `list(selected[\"OBS_ID\"])`, their number `len(selected)` (or `int(mask.sum())`); positions "
+       "of the True entries are `np.nonzero(mask)[0]`."),
     _h(r"'Row' object has no attribute", "A table row is read by column name, `row[\"COLUMN\"]`; a whole column is "
        "`table[\"COLUMN\"]` (a sum over selected rows: `float(selected[\"COLUMN\"].sum())`)."),
     _h(r"'numpy\.\w+' object has no attribute '(value|to_value|to|unit)'", "That is a plain numpy number, not an astropy "

@@ -467,12 +467,20 @@ def _with_partner_column(node: ast.expr) -> str | None:
     return f'SkyCoord({table}["{column}"], {table}["{partner}"], unit="deg", frame="{frame}")'
 
 
+def _column_under(node: ast.expr) -> ast.expr:
+    """`t["RA_PNT"]` under the array views a column hands out (`t["RA_PNT"].quantity`, `.data`, `.value`)."""
+    while isinstance(node, ast.Attribute) and node.attr in ("quantity", "data", "value"):
+        node = node.value
+    return node
+
+
 def pair_as_position(text: str, _: NameIndex) -> tuple[str, list[str]]:
     """`pointing.separation(source_ra)` where the script assigns `source_ra` and `source_dec`: one coordinate given
     where a sky position is taken ("Tried to do is_equivalent_frame on something that isn't a frame") can only mean
     the position the pair makes. So can `pointing.separation(ra, dec)`, two coordinates where one position is
     taken (its second parameter is a string option): `SkyCoord(ra, dec, unit="deg")`; and one coordinate column
-    of a table, `separation(t["RA_PNT"])`: the position of that column and its partner (`DEC_PNT`)."""
+    of a table, `separation(t["RA_PNT"])` or `t["RA_PNT"].quantity.separation(...)`: the position of that column
+    and its partner (`DEC_PNT`)."""
     tree = ast.parse(text)
     stored = _stored(tree)
     edits: list[Edit] = []
@@ -485,6 +493,10 @@ def pair_as_position(text: str, _: NameIndex) -> tuple[str, list[str]]:
             edits.append((arg, position))
             notes.append(f"line {call.lineno}: `.{call.func.attr}()` takes a sky position, not the one coordinate "
                          f"`{arg.id}`: gave it `{position}`")
+        elif (position := _with_partner_column(receiver := _column_under(call.func.value))) is not None:
+            edits.append((call.func.value, position))
+            notes.append(f"line {call.lineno}: `.{call.func.attr}()` is a method of a sky position, not of the one "
+                         f"column `{ast.unparse(receiver)}`: called it on `{position}`")
         elif len(call.args) == 1 and (position := _with_partner_column(call.args[0])) is not None:
             edits.append((call.args[0], position))
             notes.append(f"line {call.lineno}: `.{call.func.attr}()` takes a sky position, not the one column "

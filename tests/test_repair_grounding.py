@@ -328,6 +328,20 @@ def test_an_attribute_error_of_a_run_is_grounded_after_the_fact() -> None:
     assert runtime_suggestion("AttributeError: 'tuple' object has no attribute 'x'", name_index()) is None
 
 
+def test_an_invented_attribute_of_a_table_points_to_columns_and_masks_not_to_a_lookalike() -> None:
+    """s41: `obs_table[mask].index` was answered with `add_index`, and the 1.5B went on to `.indices`."""
+    from hpc_agent.grounding import runtime_suggestion
+    from hpc_agent.prompts import hints_for
+
+    stderr = "Traceback (most recent call last):\nAttributeError: 'ObservationTable' object has no attribute 'index'\n"
+    said = runtime_suggestion(stderr, name_index())
+    assert said.startswith("`ObservationTable` is an astropy Table and has no `index`") and "add_index" not in said
+    assert any("table[mask]" in h for h in hints_for(stderr))
+    assert any("np.nonzero(mask)" in h for h in hints_for("AttributeError: Angle instance has no attribute 'indices'"))
+    typo = stderr.replace("'index'", "'colums'")  # a misspelling keeps its "did you mean"
+    assert "did you mean `ObservationTable.columns`" in runtime_suggestion(typo, name_index())
+
+
 def test_a_method_asked_of_the_wrong_object_names_the_object_that_has_it() -> None:
     """The 1.5B asked the fit result for `integrate_model` four turns running, and the best-fit SkyModel for
     `integrate`: the methods are the spectral model's (`integral`, `energy_flux`)."""
@@ -1618,5 +1632,28 @@ def test_one_coordinate_column_given_to_separation_is_the_position_of_it_and_its
     assert scope["n"] == 4  # the DR1 Crab runs
     galactic = code.replace("'RA_PNT'", "'GLON_PNT'")
     assert 'frame="galactic"' in pair_as_position(galactic, name_index())[0]
+    other = code.replace("'RA_PNT'", "'ZEN_PNT'")
+    assert pair_as_position(other, name_index()) == (other, [])  # not a coordinate column
+
+
+def test_separation_called_on_one_coordinate_column_is_called_on_the_position_of_it_and_its_partner(
+        data_root: Path) -> None:
+    """The 1.5B wrote `data_store.obs_table["RA_PNT"].quantity.separation(source_pos)` three times (s41)."""
+    from hpc_agent.repair import pair_as_position
+
+    code = ("import astropy.units as u\nfrom astropy.coordinates import SkyCoord\nfrom gammapy.data import DataStore\n"
+            f"data_store = DataStore.from_dir('{data_root / 'hess-dl3-dr1'}')\n"
+            "crab = SkyCoord(83.6331, 22.0145, unit='deg')\n"
+            "sep = data_store.obs_table['RA_PNT'].quantity.separation(crab)\n"
+            "n = int((sep < 2 * u.deg).sum())\n")
+    fixed, notes = pair_as_position(code, name_index())
+    assert "sep = SkyCoord(data_store.obs_table[\"RA_PNT\"], data_store.obs_table[\"DEC_PNT\"], unit=\"deg\", " \
+           "frame=\"icrs\").separation(crab)" in fixed
+    assert len(notes) == 1 and "RA_PNT" in notes[0]
+    scope: dict[str, object] = {}
+    exec(compile(fixed, "fixed.py", "exec"), scope)
+    assert scope["n"] == 4  # the DR1 Crab runs
+    bare = code.replace(".quantity.separation", ".separation")
+    assert "SkyCoord(data_store.obs_table[\"RA_PNT\"]" in pair_as_position(bare, name_index())[0]
     other = code.replace("'RA_PNT'", "'ZEN_PNT'")
     assert pair_as_position(other, name_index()) == (other, [])  # not a coordinate column
