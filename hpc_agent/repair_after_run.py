@@ -408,6 +408,45 @@ def renamed_keyword(text: str, stderr: str, index: NameIndex) -> tuple[str, list
                                  f"`{meant}` (the only parameter it can mean)"]
 
 
+_ROW_POSITIONS = re.compile(r"AttributeError: (?:'\w+' object|\w+ instance) has no attribute '(index|indices|idx|rows)'")
+
+
+def count_the_selection(text: str, stderr: str) -> tuple[str, list[str]]:
+    """`len(table[mask].index)` raised "'ObservationTable' object has no attribute 'index'" (or an Angle's
+    `.indices`): what a mask selects is read by indexing with it, and the number of rows it picked is the
+    length of that selection. Where the invented attribute on the line the traceback names is only counted
+    (inside `len(...)`, or assigned to a name only ever given to `len`), it is dropped (s41/s42: the 1.5B
+    repeated `obs_table[mask].index` five turns running, hints notwithstanding)."""
+    found, frames = _ROW_POSITIONS.findall(stderr), SCRIPT_FRAME.findall(stderr)
+    if not found or not frames:
+        return text, []
+    attr, line = found[-1], int(frames[-1])
+    tree = ast.parse(text)
+    counted = {id(c.args[0]) for c in ast.walk(tree) if isinstance(c, ast.Call) and isinstance(c.func, ast.Name)
+               and c.func.id == "len" and len(c.args) == 1}
+    loads: dict[str, list[ast.Name]] = {}
+    for n in ast.walk(tree):
+        if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load):
+            loads.setdefault(n.id, []).append(n)
+    assigned = {id(a.value): a.targets[0].id for a in ast.walk(tree) if isinstance(a, ast.Assign)
+                and len(a.targets) == 1 and isinstance(a.targets[0], ast.Name)}
+    bound = bindings(tree)
+    edits: list[Edit] = []
+    for node in ast.walk(tree):
+        if not (isinstance(node, ast.Attribute) and node.attr == attr and isinstance(node.value, ast.Subscript)
+                and node.lineno <= line <= (node.end_lineno or node.lineno)):
+            continue
+        name = assigned.get(id(node))
+        only_counted = name is not None and len(bound.get(name, [])) == 1 and bool(loads.get(name)) \
+            and all(id(n) in counted for n in loads[name])
+        if id(node) in counted or only_counted:
+            edits.append((node, ast.get_source_segment(text, node.value) or ast.unparse(node.value)))
+    if not edits:
+        return text, []
+    return splice(text, edits), [f"line {line}: a selection has no `.{attr}`; the rows a mask picks are "
+                                 f"`table[mask]` itself, and `len(table[mask])` counts them: dropped `.{attr}`"]
+
+
 # Repairs that only a run can show to be needed (a correct script would be changed by them otherwise):
 # the run's error -> the repair (given the script and the run's stderr); the script is re-run once, in the
 # same attempt, when one applies.
@@ -445,6 +484,7 @@ AFTER_RUN: tuple[tuple[re.Pattern[str], Callable[[str, str], tuple[str, list[str
                 r"only dimensionless scalar quantities can be converted"), quantities_in_key_units),
     (_COLUMN_ATTRIBUTE, column_as_quantity),
     (_FORMAT_KEY, result_format_braces),
+    (_ROW_POSITIONS, count_the_selection),
 )
 
 

@@ -1657,3 +1657,29 @@ def test_separation_called_on_one_coordinate_column_is_called_on_the_position_of
     assert "SkyCoord(data_store.obs_table[\"RA_PNT\"]" in pair_as_position(bare, name_index())[0]
     other = code.replace("'RA_PNT'", "'ZEN_PNT'")
     assert pair_as_position(other, name_index()) == (other, [])  # not a coordinate column
+
+
+def test_an_invented_row_index_of_a_selection_that_is_only_counted_is_dropped_after_the_run(
+        tmp_path, data_root: Path) -> None:
+    """s41/s42: the 1.5B wrote `n_obs = len(obs_table[mask].index)` five turns running, and `.indices` of an Angle."""
+    from hpc_agent.repair_after_run import repair_after_run
+
+    head = ("import json, os\nimport astropy.units as u\nfrom astropy.coordinates import SkyCoord\n"
+            "from gammapy.data import DataStore\n"
+            f"data_store = DataStore.from_dir('{data_root / 'hess-dl3-dr1'}')\n"
+            "table = data_store.obs_table\n"
+            "pointing = SkyCoord(table['RA_PNT'], table['DEC_PNT'], unit='deg')\n"
+            "sep = pointing.separation(SkyCoord(83.6331, 22.0145, unit='deg'))\n")
+    for body in ("picked = table[sep < 2 * u.deg].index\nn_obs = len(picked)\n",
+                 "picked = sep[sep < 2 * u.deg].indices\nn_obs = len(picked)\n",
+                 "n_obs = len(table[sep < 2 * u.deg].index)\n"):
+        code = head + body + "print('RESULT ' + json.dumps({'n_obs': n_obs}))\n"
+        failed = _run(code, tmp_path)
+        assert "AttributeError" in failed.stderr
+        fixed = repair_after_run(code, failed.stderr, name_index())
+        assert fixed is not None and "counts them: dropped `.ind" in fixed.repairs[0], body
+        ran = _run(fixed.script, tmp_path)
+        assert json.loads(ran.stdout.split("RESULT ", 1)[1]) == {"n_obs": 4}, ran.stderr  # the DR1 Crab runs
+    # the invented attribute used otherwise (its values, not their number) is left to the model
+    used = head + "picked = table[sep < 2 * u.deg].index\nprint('RESULT ' + json.dumps({'first': int(picked[0])}))\n"
+    assert repair_after_run(used, _run(used, tmp_path).stderr, name_index()) is None
