@@ -447,6 +447,80 @@ def count_the_selection(text: str, stderr: str) -> tuple[str, list[str]]:
                                  f"`table[mask]` itself, and `len(table[mask])` counts them: dropped `.{attr}`"]
 
 
+_PER_UNIT = re.compile(r"UnitConversionError: '1 / (\w+)' \([^)]*\) and '(\w+)' \([^)]*\) are not convertible")
+
+
+def _number_times_unit(node: ast.expr, unit: str) -> float | None:
+    """k of `k * u.<unit>` (or `u.<unit> * k`), k a number written out; else None."""
+    if not (isinstance(node, ast.BinOp) and isinstance(node.op, ast.Mult)):
+        return None
+    for number, named in ((node.left, node.right), (node.right, node.left)):
+        if isinstance(number, ast.Constant) and isinstance(number.value, (int, float)) \
+                and not isinstance(number.value, bool) and isinstance(named, ast.Attribute) and named.attr == unit \
+                and isinstance(named.value, ast.Name) and named.value.id in ("u", "units"):
+            return float(number.value)
+    return None
+
+
+def plain_number_per_unit(text: str, stderr: str) -> tuple[str, list[str]]:
+    """`hours = seconds / (3600 * u.s)` raised "'1 / s' and 'h' are not convertible": the divided value was a
+    plain number (a column reduced by numpy keeps no unit), so the quotient is per second, not hours. A
+    divisor that is exactly one of the unit asked for (3600 s is 1 h) can only mean converting a number of
+    seconds by hand: it becomes that number (`seconds / 3600`). Any other divisor is left to the model."""
+    from astropy import units
+
+    found = _PER_UNIT.findall(stderr)
+    if not found:
+        return text, []
+    unit, target = found[-1]
+    try:
+        per_target = units.Unit(unit).to(target)  # e.g. s -> h: 1/3600
+    except (ValueError, units.UnitsError):
+        return text, []
+    edits: list[Edit] = []
+    for node in ast.walk(ast.parse(text)):
+        divisor = node.right if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Div) else None
+        if isinstance(divisor, ast.BinOp) and (k := _number_times_unit(divisor, unit)) is not None \
+                and abs(k * per_target - 1) < 1e-9:
+            number = divisor.left if isinstance(divisor.left, ast.Constant) else divisor.right
+            edits.append((divisor, ast.get_source_segment(text, number) or repr(k)))
+    if not edits:
+        return text, []
+    return splice(text, edits), [f"a plain number divided by `{ast.unparse(edits[0][0])}` is per {unit}, not in "
+                                 f"{target}: the number was in {unit}, so it is divided by {edits[0][1]} instead"]
+
+
+_BAD_INDEX = "IndexError: only integers, slices"
+
+
+def column_of_the_selection(text: str, stderr: str) -> tuple[str, list[str]]:
+    """`t["LIVETIME"][near]` raised IndexError where `near = t[mask]` (the selected rows, a table, not a mask):
+    the column of those rows was meant, `near["LIVETIME"]`. On the line the traceback names, a column of a
+    table indexed by a name bound once to rows of the same table is read from those rows."""
+    frames = SCRIPT_FRAME.findall(stderr)
+    if _BAD_INDEX not in stderr or not frames:
+        return text, []
+    line = int(frames[-1])
+    tree = ast.parse(text)
+    bound = bindings(tree)
+    edits: list[Edit] = []
+    for node in ast.walk(tree):
+        if not (isinstance(node, ast.Subscript) and node.lineno <= line <= (node.end_lineno or node.lineno)
+                and isinstance(node.slice, ast.Name) and isinstance(column := node.value, ast.Subscript)
+                and isinstance(column.slice, ast.Constant) and isinstance(column.slice.value, str)):
+            continue
+        rows = assigned_once(node.slice, bound)
+        if not (isinstance(rows, ast.Subscript) and not isinstance(rows.slice, ast.Constant)):
+            continue
+        table, picked_from = assigned_once(column.value, bound), assigned_once(rows.value, bound)
+        if ast.unparse(table) == ast.unparse(picked_from):
+            edits.append((node, f"{node.slice.id}[{column.slice.value!r}]"))
+    if not edits:
+        return text, []
+    return splice(text, edits), [f"line {line}: `{ast.unparse(edits[0][0])}` indexed a column with selected rows "
+                                 f"(a table, not a mask): read the column of those rows, `{edits[0][1]}`"]
+
+
 # Repairs that only a run can show to be needed (a correct script would be changed by them otherwise):
 # the run's error -> the repair (given the script and the run's stderr); the script is re-run once, in the
 # same attempt, when one applies.
@@ -485,6 +559,8 @@ AFTER_RUN: tuple[tuple[re.Pattern[str], Callable[[str, str], tuple[str, list[str
     (_COLUMN_ATTRIBUTE, column_as_quantity),
     (_FORMAT_KEY, result_format_braces),
     (_ROW_POSITIONS, count_the_selection),
+    (_PER_UNIT, plain_number_per_unit),
+    (re.compile(re.escape(_BAD_INDEX)), column_of_the_selection),
 )
 
 

@@ -1683,3 +1683,38 @@ def test_an_invented_row_index_of_a_selection_that_is_only_counted_is_dropped_af
     # the invented attribute used otherwise (its values, not their number) is left to the model
     used = head + "picked = table[sep < 2 * u.deg].index\nprint('RESULT ' + json.dumps({'first': int(picked[0])}))\n"
     assert repair_after_run(used, _run(used, tmp_path).stderr, name_index()) is None
+
+
+def test_a_plain_number_divided_by_one_hour_in_seconds_is_converted_by_hand_after_the_run(
+        tmp_path, data_root: Path) -> None:
+    """s43 total-livetime-crab: `np.sum(selected["LIVETIME"]) / (3600 * u.s)` (numpy keeps no unit: 1/s, not h),
+    then `data_store.obs_table["LIVETIME"][near]` with `near` the selected rows; both repeated for turns."""
+    from hpc_agent.repair_after_run import repair_after_run
+
+    head = ("import json\nimport numpy as np\nimport astropy.units as u\nfrom astropy.coordinates import SkyCoord\n"
+            "from gammapy.data import DataStore\n"
+            f"data_store = DataStore.from_dir('{data_root / 'hess-dl3-dr1'}')\n"
+            "pointing = SkyCoord(data_store.obs_table['RA_PNT'], data_store.obs_table['DEC_PNT'], unit='deg')\n"
+            "near = data_store.obs_table[pointing.separation(SkyCoord(83.6331, 22.0145, unit='deg')) < 2 * u.deg]\n")
+    tail = "print('RESULT ' + json.dumps({'livetime_hours': float(hours)}))\n"
+    per_second = head + "seconds = np.sum(near['LIVETIME'])\nhours = seconds / (3600 * u.s)\n" + tail
+    by_rows = head + "seconds = np.sum(data_store.obs_table['LIVETIME'][near])\nhours = seconds / 3600\n" + tail
+    both = head + "seconds = np.sum(data_store.obs_table['LIVETIME'][near])\nhours = seconds / (u.s * 3600)\n" + tail
+    def until_it_runs(code: str) -> tuple[subprocess.CompletedProcess[str], list[str]]:
+        ran, notes = _run(code, tmp_path), []
+        for _ in range(3):  # as the agent: up to three fixes and re-runs in one attempt
+            fixed = repair_after_run(code, ran.stderr, name_index()) if ran.returncode else None
+            if fixed is None:
+                break
+            code, notes = fixed.script, notes + list(fixed.repairs)
+            ran = _run(code, tmp_path)
+        return ran, notes
+
+    for code, said in ((per_second, ["is per s, not in h"]), (by_rows, ["indexed a column with selected rows"]),
+                       (both, ["indexed a column with selected rows", "is per s, not in h"])):
+        ran, notes = until_it_runs(code)
+        assert all(any(s in n for n in notes) for s in said), notes
+        assert abs(json.loads(ran.stdout.split("RESULT ", 1)[1])["livetime_hours"] - 1.75384) < 1e-4, ran.stderr
+    # a divisor that is not one of the unit asked for (1000 s) is left to the model
+    other = per_second.replace("3600 * u.s", "1000 * u.s")
+    assert until_it_runs(other)[0].returncode != 0
