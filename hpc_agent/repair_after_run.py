@@ -17,7 +17,7 @@ from hpc_agent.names import NameIndex
 from hpc_agent.prompts import SCRIPT_FRAME
 from hpc_agent.bindings import assigned_once, bindings
 from hpc_agent.bindings import result_dicts
-from hpc_agent.repair import Repaired, json_numpy_numbers
+from hpc_agent.repair import NUMPY_ONLY_REDUCTIONS, Repaired, json_numpy_numbers
 from hpc_agent.source_edits import Edit, add_imports, drop_statements, insertion_line, splice
 
 
@@ -521,6 +521,36 @@ def column_of_the_selection(text: str, stderr: str) -> tuple[str, list[str]]:
                                  f"(a table, not a mask): read the column of those rows, `{edits[0][1]}`"]
 
 
+_NO_REDUCTION = re.compile(r"AttributeError: (?:'\w+' object|\w+ instance) has no attribute '(\w+)'")
+
+
+def reduction_through_numpy(text: str, stderr: str) -> tuple[str, list[str]]:
+    """`separation.median()` raised "Angle instance has no attribute 'median'": a Quantity, Angle or array has
+    no such method, numpy's function computes it. On the line the traceback names, each `<x>.median(...)` call
+    becomes `np.median(<x>, ...)` (the static stage does this for table columns; the type of other
+    receivers is known only from the run)."""
+    found, frames = _NO_REDUCTION.findall(stderr), SCRIPT_FRAME.findall(stderr)
+    if not found or found[-1] not in NUMPY_ONLY_REDUCTIONS or not frames:
+        return text, []
+    attr, line = found[-1], int(frames[-1])
+    tree = ast.parse(text)
+    edits: list[Edit] = []
+    for call in ast.walk(tree):
+        if isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute) and call.func.attr == attr \
+                and call.lineno <= line <= (call.end_lineno or call.lineno):
+            parts = [ast.get_source_segment(text, a) or ast.unparse(a)
+                     for a in (call.func.value, *call.args, *call.keywords)]
+            edits.append((call, f"np.{attr}({', '.join(parts)})"))
+    if not edits:
+        return text, []
+    fixed = splice(text, edits)
+    names = {a.asname or a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    if "np" not in names:
+        fixed = add_imports(fixed, ["import numpy as np"])
+    return fixed, [f"line {line}: `{ast.unparse(edits[0][0])}` has no `.{attr}()` method; numpy's function "
+                   f"computes it: `{edits[0][1]}`"]
+
+
 # Repairs that only a run can show to be needed (a correct script would be changed by them otherwise):
 # the run's error -> the repair (given the script and the run's stderr); the script is re-run once, in the
 # same attempt, when one applies.
@@ -561,6 +591,7 @@ AFTER_RUN: tuple[tuple[re.Pattern[str], Callable[[str, str], tuple[str, list[str
     (_ROW_POSITIONS, count_the_selection),
     (_PER_UNIT, plain_number_per_unit),
     (re.compile(re.escape(_BAD_INDEX)), column_of_the_selection),
+    (_NO_REDUCTION, reduction_through_numpy),
 )
 
 

@@ -1718,3 +1718,22 @@ def test_a_plain_number_divided_by_one_hour_in_seconds_is_converted_by_hand_afte
     # a divisor that is not one of the unit asked for (1000 s) is left to the model
     other = per_second.replace("3600 * u.s", "1000 * u.s")
     assert until_it_runs(other)[0].returncode != 0
+
+
+def test_a_numpy_reduction_asked_of_an_angle_goes_through_numpy_after_the_run(tmp_path) -> None:
+    """Held-out q2 (e20619e): `pointing_separation.median().to_value(u.deg)`, three turns of the same AttributeError."""
+    from hpc_agent.repair_after_run import repair_after_run
+
+    code = ("import json\nimport astropy.units as u\nfrom astropy.coordinates import SkyCoord\n"
+            "p = SkyCoord([10, 11, 14], [0, 0, 0], unit='deg')\nsep = p.separation(SkyCoord(10, 0, unit='deg'))\n"
+            "m = sep.median().to_value(u.deg)\nprint('RESULT ' + json.dumps({'median_deg': m}))\n")
+    failed = _run(code, tmp_path)
+    assert "has no attribute 'median'" in failed.stderr
+    fixed = repair_after_run(code, failed.stderr, name_index())
+    assert fixed is not None and "m = np.median(sep).to_value(u.deg)" in fixed.script
+    assert "import numpy as np" in fixed.script
+    ran = _run(fixed.script, tmp_path)
+    assert json.loads(ran.stdout.split("RESULT ", 1)[1]) == {"median_deg": 1.0}, ran.stderr
+    # a method the object really lacks that numpy has no function for is not this repair's
+    other = code.replace("sep.median()", "sep.middle()")
+    assert repair_after_run(other, _run(other, tmp_path).stderr, name_index()) is None
