@@ -172,6 +172,15 @@ def fix_data_paths(text: str, _: NameIndex) -> tuple[str, list[str]]:
     return (splice(text, edits), notes) if edits else (text, [])
 
 
+def _units_class(name: str) -> str | None:
+    """"astropy.units" for a class it exports (`Unit`, `Quantity`, `UnitConversionError`). The name index leaves
+    astropy.units out (its thousands of unit names, `s`, `h`, `m`, would shadow a script's own variables), so
+    `from astropy.coordinates import Unit` finds its home here."""
+    import astropy.units
+
+    return "astropy.units" if inspect.isclass(getattr(astropy.units, name, None)) else None
+
+
 def fix_import_homes(text: str, index: NameIndex) -> tuple[str, list[str]]:
     """`from gammapy.makers import SpectrumDataset` -> `from gammapy.datasets import SpectrumDataset`: a name
     imported from a module that lacks it, and exported by exactly one other module."""
@@ -186,9 +195,9 @@ def fix_import_homes(text: str, index: NameIndex) -> tuple[str, list[str]]:
         moved: dict[str, list[ast.alias]] = {}
         kept: list[ast.alias] = []
         for alias in node.names:
-            home = index.home(alias.name)
             missing = alias.name != "*" and module is not None and not hasattr(module, alias.name) \
                 and not _is_module(f"{node.module}.{alias.name}")
+            home = index.home(alias.name) or (_units_class(alias.name) if missing else None)
             unknown_module = module is None and home is not None
             if (missing or unknown_module) and home and home != node.module:
                 moved.setdefault(home, []).append(alias)

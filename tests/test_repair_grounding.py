@@ -1737,3 +1737,17 @@ def test_a_numpy_reduction_asked_of_an_angle_goes_through_numpy_after_the_run(tm
     # a method the object really lacks that numpy has no function for is not this repair's
     other = code.replace("sep.median()", "sep.middle()")
     assert repair_after_run(other, _run(other, tmp_path).stderr, name_index()) is None
+
+
+def test_a_units_class_imported_from_another_astropy_module_is_imported_from_astropy_units() -> None:
+    """Held-out q4 (e20619e): `from astropy.coordinates import Unit`, two turns rejected at the static stage."""
+    from hpc_agent.repair import fix_import_homes
+
+    code = "from astropy.coordinates import SkyCoord, Unit\nx = Unit('deg')\nprint('RESULT {}')\n"
+    fixed, notes = fix_import_homes(code, name_index())
+    assert fixed.startswith("from astropy.coordinates import SkyCoord\nfrom astropy.units import Unit\nx = Unit('deg')")
+    assert notes == ["`Unit` is not in `astropy.coordinates`: imported it from `astropy.units` "
+                     "(`from astropy.units import Unit`)"]
+    assert static_stage(code).errors == ()
+    unit_name = "from astropy.coordinates import SkyCoord, deg\n"  # a unit, not a class: left to grounding
+    assert fix_import_homes(unit_name, name_index()) == (unit_name, [])
