@@ -341,7 +341,13 @@ def open_the_release_not_the_root(text: str, _: NameIndex) -> tuple[str, list[st
     for node in ast.walk(tree):
         if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "from_dir"
                 and node.args and _is_root(node.args[0], rooted)):
-            edits.append((node.args[0], RELEASE_PATH))
+            first, last = node.args[0], node.args[0]
+            if len(node.args) > 1 and isinstance(node.args[1], ast.Constant) \
+                    and str(node.args[1].value).strip("/") == RELEASE:  # the release as a second argument
+                last = node.args[1]  # (`from_dir(root, "hess-dl3-dr1")`: that is `hdu_table_filename`)
+            span = ast.Tuple([first, last], ast.Load(), lineno=first.lineno, col_offset=first.col_offset,
+                             end_lineno=last.end_lineno, end_col_offset=last.end_col_offset)
+            edits.append((span, RELEASE_PATH))
             notes.append(f"`from_dir({ast.unparse(node.args[0])})` opens the data root; opened its release "
                          f"instead: {RELEASE_PATH} (line {node.lineno})")
     return (splice(text, edits), notes) if edits else (text, [])

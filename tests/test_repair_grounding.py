@@ -1751,3 +1751,26 @@ def test_a_units_class_imported_from_another_astropy_module_is_imported_from_ast
     assert static_stage(code).errors == ()
     unit_name = "from astropy.coordinates import SkyCoord, deg\n"  # a unit, not a class: left to grounding
     assert fix_import_homes(unit_name, name_index()) == (unit_name, [])
+
+
+def test_the_data_root_opened_as_a_store_opens_its_release_and_a_release_given_second_is_dropped(
+        tmp_path, data_root: Path) -> None:
+    """Held-out q4 (e20619e): `DataStore.from_dir(os.environ["PHOTON_STORAGE"], "hess-dl3-dr1")`: the second
+    argument is `hdu_table_filename`, so opening the release and keeping it raised "File not found"."""
+    from hpc_agent.repair import open_the_release_not_the_root
+
+    code = ("import os\nfrom gammapy.data import DataStore\n"
+            "ds = DataStore.from_dir(os.environ['PHOTON_STORAGE'], 'hess-dl3-dr1')\nprint(len(ds.obs_table))\n")
+    fixed, notes = open_the_release_not_the_root(code, name_index())
+    assert 'ds = DataStore.from_dir(os.path.join(os.environ["PHOTON_STORAGE"], "hess-dl3-dr1"))' in fixed
+    assert len(notes) == 1
+    path = tmp_path / "script.py"
+    path.write_text(fixed)
+    ran = subprocess.run([sys.executable, str(path)], capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "PHOTON_STORAGE": str(data_root)})
+    assert ran.stdout.strip() == "105", ran.stderr
+    alone = code.replace(", 'hess-dl3-dr1')", ")")
+    assert 'from_dir(os.path.join(os.environ["PHOTON_STORAGE"], "hess-dl3-dr1"))' in \
+        open_the_release_not_the_root(alone, name_index())[0]
+    other = code.replace("'hess-dl3-dr1')", "'hdu-index.fits.gz')")  # a real file name: only the root is changed
+    assert "\"hess-dl3-dr1\"), 'hdu-index.fits.gz')" in open_the_release_not_the_root(other, name_index())[0]
