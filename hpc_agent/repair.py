@@ -1395,6 +1395,27 @@ def fix_misspelt_variables(text: str, index: NameIndex) -> tuple[str, list[str]]
     return (splice(text, edits), notes) if edits else (text, [])
 
 
+IDIOM_SELECTION = "selected"  # what the rules' idiom and the harness's messages call the selected rows
+
+
+def selection_under_its_own_name(text: str, _: NameIndex) -> tuple[str, list[str]]:
+    """`selected["EVENT_COUNT"]` copied from the harness's messages into a script whose selected rows are
+    `near = table[mask]`: `selected` is defined nowhere, and the script selects rows of a table exactly once,
+    so the idiom's name can only mean that variable."""
+    tree = ast.parse(text)
+    if IDIOM_SELECTION not in undefined_names(tree):
+        return text, []
+    rows = {n.targets[0].id for n in ast.walk(tree) if isinstance(n, ast.Assign) and len(n.targets) == 1
+            and isinstance(n.targets[0], ast.Name) and isinstance(n.value, ast.Subscript)
+            and not isinstance(n.value.slice, ast.Constant) and "table" in ast.unparse(n.value.value).lower()}
+    if len(rows) != 1:
+        return text, []
+    mine = rows.pop()
+    edits: list[Edit] = [(n, mine) for n in ast.walk(tree) if isinstance(n, ast.Name) and n.id == IDIOM_SELECTION]
+    return splice(text, edits), [f"`{IDIOM_SELECTION}` is what the examples call the selected rows; your script "
+                                 f"calls them `{mine}`: used `{mine}`"]
+
+
 def comprehension_uses_its_variable(text: str, index: NameIndex) -> tuple[str, list[str]]:
     """A comprehension whose element never reads its own loop variable but reads a name defined nowhere
     (`sum(observation["livetime"] for obs in observations)`): that name is the loop variable."""
@@ -1450,6 +1471,7 @@ REPAIRS: tuple[Callable[[str, NameIndex], tuple[str, list[str]]], ...] = (
     define_idiom_variables,
     ids_not_rows,  # after the idiom's `table` may have been defined
     fix_misspelt_variables,
+    selection_under_its_own_name,
     comprehension_uses_its_variable,
     configuration_of_nothing,
     add_missing_imports,

@@ -105,4 +105,4 @@ def positions_context(prompt: str, data_root: Path | None = None) -> str | None:
             "DEC_PNT) from its position, never by the OBJECT or TARGET_NAME columns:\n```python\n"
             f"source = SkyCoord({first.ra:g}, {first.dec:g}, unit=\"deg\", frame=\"icrs\")\n"
             f"{POINTING}\n"
-            "near = table[pointing.separation(source) < radius_deg * u.deg]\n```")
+            "selected = table[pointing.separation(source) < radius_deg * u.deg]\n```")

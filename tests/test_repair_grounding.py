@@ -1774,3 +1774,24 @@ def test_the_data_root_opened_as_a_store_opens_its_release_and_a_release_given_s
         open_the_release_not_the_root(alone, name_index())[0]
     other = code.replace("'hess-dl3-dr1')", "'hdu-index.fits.gz')")  # a real file name: only the root is changed
     assert "\"hess-dl3-dr1\"), 'hdu-index.fits.gz')" in open_the_release_not_the_root(other, name_index())[0]
+
+
+def test_the_idioms_name_for_the_selected_rows_is_the_scripts_own_selection(tmp_path, data_root: Path) -> None:
+    """Held-out q8 (e20619e): the static message's `int(selected["EVENT_COUNT"].sum())` pasted into a script
+    whose selected rows were `near`."""
+    code = ("import os, json\nimport astropy.units as u\nfrom astropy.coordinates import SkyCoord\n"
+            "from gammapy.data import DataStore\n"
+            "data_store = DataStore.from_dir(os.path.join(os.environ['PHOTON_STORAGE'], 'hess-dl3-dr1'))\n"
+            "table = data_store.obs_table\n"
+            "pointing = SkyCoord(table['RA_PNT'], table['DEC_PNT'], unit='deg', frame='icrs')\n"
+            "near = table[pointing.separation(SkyCoord(329.7169, -30.2256, unit='deg')) < 2 * u.deg]\n"
+            "n_events = int(selected['EVENT_COUNT'].sum())\nprint('RESULT ' + json.dumps({'n_events': n_events}))\n")
+    fixed = static_stage(code)
+    assert fixed.errors == () and "n_events = int(near['EVENT_COUNT'].sum())" in fixed.script
+    assert any("your script calls them `near`" in r for r in fixed.repairs)
+    ran = subprocess.run([sys.executable, "-c", fixed.script], capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "PHOTON_STORAGE": str(data_root)})
+    assert json.loads(ran.stdout.split("RESULT ", 1)[1]) == {"n_events": 178603}, ran.stderr
+    # two selections: which one is meant is the model's to say
+    two = code.replace("n_events =", "far = table[table['ZEN_PNT'] > 40]\nn_events =")
+    assert "undefined name 'selected'" in " ".join(static_stage(two).errors)
