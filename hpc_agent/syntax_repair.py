@@ -179,6 +179,23 @@ def _result_pairs(line: str) -> str | None:
     return None if args else "{" + ", ".join(items) + "}"
 
 
+_QUOTED_PAIR = re.compile(r"""["']([A-Za-z_]\w*)["']\s*:\s*([^,{}"']+?)(?=\s*(?:,|\}|\)\s*$))""")
+
+
+def _quoted_pairs(line: str) -> str | None:
+    """The result a broken RESULT print still spells as `"key": value` pairs with the dict's braces lost in
+    its text (`print("RESULT {" "n_obs": n})`), as a dict literal; None unless every value parses."""
+    pairs = _QUOTED_PAIR.findall(line[line.index("RESULT"):])
+    items = []
+    for key, expr in pairs:
+        try:
+            ast.parse(expr.strip(), mode="eval")
+        except SyntaxError:
+            return None
+        items.append(f"{key!r}: {expr.strip()}")
+    return "{" + ", ".join(items) + "}" if items else None
+
+
 def result_print(text: str, err: SyntaxError) -> Edit | None:
     """A one-line `print` of the RESULT that does not parse (`print("RESULT {" + json.dumps({...})) + "}")`,
     a bracket too many around the JSON; `f"RESULT n: {n}, t: {:.2f}".format(n, t)`) but holds the result as a
@@ -191,7 +208,7 @@ def result_print(text: str, err: SyntaxError) -> Edit | None:
     body = line.strip()
     if not (body.startswith("print(") and "RESULT" in body):
         return None
-    found = _result_dict(body) or _result_pairs(body)
+    found = _result_dict(body) or _result_pairs(body) or _quoted_pairs(body)
     if found is None:
         return None
     indent = line[:len(line) - len(line.lstrip())]

@@ -1798,3 +1798,15 @@ def test_the_idioms_name_for_the_selected_rows_is_the_scripts_own_selection(tmp_
     # two selections: which one is meant is the model's to say
     two = code.replace("n_events =", "far = table[table['ZEN_PNT'] > 40]\nn_events =")
     assert "undefined name 'selected'" in " ".join(static_stage(two).errors)
+
+
+def test_a_result_print_that_lost_its_dict_braces_in_its_text_prints_its_pairs(tmp_path) -> None:
+    """Held-out q9 (e20619e): `print("RESULT {" "n_obs": n_obs_selected})`, three turns a SyntaxError."""
+    from hpc_agent.syntax_repair import make_it_parse
+
+    code = 'n_obs_selected = 54\nhours = 2.5\nprint("RESULT {" "n_obs": n_obs_selected, "t_h": float(hours)})\n'
+    fixed = repair(code, name_index())
+    ran = _run(fixed.script, tmp_path)
+    assert json.loads(ran.stdout.split("RESULT ", 1)[1]) == {"n_obs": 54, "t_h": 2.5}, ran.stderr
+    broken = 'n = 1\nprint("RESULT {" "n_obs": n +})\n'  # a value that does not parse: left to the model
+    assert make_it_parse(broken) == (broken, [])
