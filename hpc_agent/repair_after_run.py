@@ -408,7 +408,9 @@ def renamed_keyword(text: str, stderr: str, index: NameIndex) -> tuple[str, list
                                  f"`{meant}` (the only parameter it can mean)"]
 
 
-_ROW_POSITIONS = re.compile(r"AttributeError: (?:'\w+' object|\w+ instance) has no attribute '(index|indices|idx|rows)'")
+# "'Table' object has no attribute 'x'" and, from astropy's Quantity, "Angle instance has no attribute 'x'"
+_MISSING_ATTRIBUTE = re.compile(r"AttributeError: (?:'\w+' object|\w+ instance) has no attribute '(\w+)'")
+_ROW_POSITIONS = ("index", "indices", "idx", "rows")  # invented names for the rows a mask picks
 
 
 def count_the_selection(text: str, stderr: str) -> tuple[str, list[str]]:
@@ -417,8 +419,8 @@ def count_the_selection(text: str, stderr: str) -> tuple[str, list[str]]:
     length of that selection. Where the invented attribute on the line the traceback names is only counted
     (inside `len(...)`, or assigned to a name only ever given to `len`), it is dropped (s41/s42: the 1.5B
     repeated `obs_table[mask].index` five turns running, hints notwithstanding)."""
-    found, frames = _ROW_POSITIONS.findall(stderr), SCRIPT_FRAME.findall(stderr)
-    if not found or not frames:
+    found, frames = _MISSING_ATTRIBUTE.findall(stderr), SCRIPT_FRAME.findall(stderr)
+    if not found or found[-1] not in _ROW_POSITIONS or not frames:
         return text, []
     attr, line = found[-1], int(frames[-1])
     tree = ast.parse(text)
@@ -521,15 +523,12 @@ def column_of_the_selection(text: str, stderr: str) -> tuple[str, list[str]]:
                                  f"(a table, not a mask): read the column of those rows, `{edits[0][1]}`"]
 
 
-_NO_REDUCTION = re.compile(r"AttributeError: (?:'\w+' object|\w+ instance) has no attribute '(\w+)'")
-
-
 def reduction_through_numpy(text: str, stderr: str) -> tuple[str, list[str]]:
     """`separation.median()` raised "Angle instance has no attribute 'median'": a Quantity, Angle or array has
     no such method, numpy's function computes it. On the line the traceback names, each `<x>.median(...)` call
     becomes `np.median(<x>, ...)` (the static stage does this for table columns; the type of other
     receivers is known only from the run)."""
-    found, frames = _NO_REDUCTION.findall(stderr), SCRIPT_FRAME.findall(stderr)
+    found, frames = _MISSING_ATTRIBUTE.findall(stderr), SCRIPT_FRAME.findall(stderr)
     if not found or found[-1] not in NUMPY_ONLY_REDUCTIONS or not frames:
         return text, []
     attr, line = found[-1], int(frames[-1])
@@ -588,10 +587,10 @@ AFTER_RUN: tuple[tuple[re.Pattern[str], Callable[[str, str], tuple[str, list[str
                 r"only dimensionless scalar quantities can be converted"), quantities_in_key_units),
     (_COLUMN_ATTRIBUTE, column_as_quantity),
     (_FORMAT_KEY, result_format_braces),
-    (_ROW_POSITIONS, count_the_selection),
+    (_MISSING_ATTRIBUTE, count_the_selection),
     (_PER_UNIT, plain_number_per_unit),
     (re.compile(re.escape(_BAD_INDEX)), column_of_the_selection),
-    (_NO_REDUCTION, reduction_through_numpy),
+    (_MISSING_ATTRIBUTE, reduction_through_numpy),
 )
 
 
