@@ -12,6 +12,7 @@ import json
 import re
 from typing import Any, Callable, Iterable
 
+from hpc_agent.flux_points import points_format
 from hpc_agent.grounding import keyword_meant, library_class
 from hpc_agent.names import NameIndex
 from hpc_agent.prompts import SCRIPT_FRAME
@@ -550,6 +551,35 @@ def reduction_through_numpy(text: str, stderr: str) -> tuple[str, list[str]]:
                    f"computes it: `{edits[0][1]}`"]
 
 
+_NO_LEN = re.compile(r"TypeError: object of type 'FluxPoints' has no len\(\)")
+
+
+def count_the_bins(text: str, stderr: str) -> tuple[str, list[str]]:
+    """`len(lc)` raised "object of type 'FluxPoints' has no len()": what `LightCurveEstimator.run` (one row per
+    time bin) and `FluxPointsEstimator.run` (one per energy bin) return is counted by the rows of its table. On
+    the line the traceback names, each `len(x)` becomes `len(x.to_table(format=..., sed_type="flux"))`, in the
+    format of the one estimator the script runs (`flux_points.points_format`)."""
+    frames = SCRIPT_FRAME.findall(stderr)
+    if not _NO_LEN.search(stderr) or not frames:
+        return text, []
+    line, tree = int(frames[-1]), ast.parse(text)
+    made = points_format(tree)
+    if made is None:  # neither estimator, or both: which table is meant is not known
+        return text, []
+    fmt = made[0]
+    edits: list[Edit] = []
+    for call in ast.walk(tree):
+        if isinstance(call, ast.Call) and isinstance(call.func, ast.Name) and call.func.id == "len" \
+                and len(call.args) == 1 and not call.keywords and isinstance(call.args[0], (ast.Name, ast.Attribute)) \
+                and call.lineno <= line <= (call.end_lineno or call.lineno):
+            points = ast.get_source_segment(text, call.args[0]) or ast.unparse(call.args[0])
+            edits.append((call, f'len({points}.to_table(format="{fmt}", sed_type="flux"))'))
+    if not edits:
+        return text, []
+    return splice(text, edits), [f"line {line}: a FluxPoints has no length; its bins are the rows of its table: "
+                                 f"`{edits[0][1]}`"]
+
+
 # Repairs that only a run can show to be needed (a correct script would be changed by them otherwise):
 # the run's error -> the repair (given the script and the run's stderr); the script is re-run once, in the
 # same attempt, when one applies.
@@ -591,6 +621,7 @@ AFTER_RUN: tuple[tuple[re.Pattern[str], Callable[[str, str], tuple[str, list[str
     (_PER_UNIT, plain_number_per_unit),
     (re.compile(re.escape(_BAD_INDEX)), column_of_the_selection),
     (_MISSING_ATTRIBUTE, reduction_through_numpy),
+    (_NO_LEN, count_the_bins),
 )
 
 

@@ -42,3 +42,35 @@ def test_what_an_estimator_made_and_its_format() -> None:
     assert estimated(tree) == {"lc", "direct"}
     assert points_format(tree) == ("lightcurve", "time")
     assert points_format(ast.parse("x = 1\n")) is None
+
+
+def test_the_length_of_flux_points_is_the_number_of_rows_of_its_table_after_the_run(tmp_path) -> None:
+    """s44 light-curve-pks2155: `"n_bins": len(lc_1d)` raised "object of type 'FluxPoints' has no len()" after a
+    ten-minute reduction, in two of five turns."""
+    import json
+    import subprocess
+    import sys
+
+    from hpc_agent.names import name_index
+    from hpc_agent.repair_after_run import repair_after_run
+
+    code = ("import json\nimport numpy as np\nfrom astropy.table import Table\n"
+            "from gammapy.estimators import FluxPoints, FluxPointsEstimator\n"
+            "t = Table({'e_ref': [1.0, 3.0, 10.0], 'e_min': [0.5, 2.0, 5.0], 'e_max': [2.0, 5.0, 20.0], "
+            "'flux': [3e-11, 2e-11, 1e-11]}, meta={'SED_TYPE': 'flux'})\n"
+            "t['e_ref'].unit = t['e_min'].unit = t['e_max'].unit = 'TeV'\nt['flux'].unit = 'cm-2 s-1'\n"
+            "estimator = FluxPointsEstimator  # what the scripts run; here the points are made from a table\n"
+            "points = FluxPoints.from_table(t, sed_type='flux')\n"
+            "print('RESULT ' + json.dumps({'n_bins': len(points), 'max_flux': float(np.max(points.flux))}))\n")
+    path = tmp_path / "script.py"
+    path.write_text(code)
+    failed = subprocess.run([sys.executable, str(path)], capture_output=True, text=True, timeout=120)
+    assert "object of type 'FluxPoints' has no len()" in failed.stderr
+    fixed = repair_after_run(code, failed.stderr, name_index())
+    assert fixed is not None and 'len(points.to_table(format="gadf-sed", sed_type="flux"))' in fixed.script
+    path.write_text(fixed.script)
+    ran = subprocess.run([sys.executable, str(path)], capture_output=True, text=True, timeout=120)
+    assert json.loads(ran.stdout.split("RESULT ", 1)[1]) == {"n_bins": 3, "max_flux": 3e-11}, ran.stderr
+    # a light curve's rows are its time bins
+    lc = code.replace("FluxPointsEstimator", "LightCurveEstimator")
+    assert 'format="lightcurve"' in repair_after_run(lc, failed.stderr, name_index()).script
