@@ -1380,6 +1380,12 @@ def count_the_selection_not_its_criteria(text: str, _: NameIndex) -> tuple[str, 
     return (splice(text, edits), notes) if edits else (text, [])
 
 
+def _made_from(tree: ast.Module, variable: str, name: str) -> bool:
+    """True when an assignment to `variable` reads `name` in its value (renaming would make it read itself)."""
+    return any(isinstance(n, ast.Assign) and any(isinstance(t, ast.Name) and t.id == variable for t in n.targets)
+               and any(isinstance(m, ast.Name) and m.id == name for m in ast.walk(n.value)) for n in ast.walk(tree))
+
+
 def fix_misspelt_variables(text: str, index: NameIndex) -> tuple[str, list[str]]:
     """A name used but never defined that is, but for case and underscores, exactly one variable the script
     assigns (`datastore` beside `data_store = ...`): that variable. A name something can be imported as
@@ -1392,8 +1398,8 @@ def fix_misspelt_variables(text: str, index: NameIndex) -> tuple[str, list[str]]
         if index.import_for(name):
             continue
         same = [a for a in sorted(assigned) if a != name and flat_name(a) == flat_name(name)]
-        if len(same) != 1:
-            continue
+        if len(same) != 1 or _made_from(tree, same[0], name):
+            continue  # `event_list_maker = EventListMaker(...)`: an invented class, not the variable misspelt
         edits += [(n, same[0]) for n in ast.walk(tree) if isinstance(n, ast.Name) and n.id == name]
         notes.append(f"renamed `{name}` to `{same[0]}`, the variable your script assigns (spelt two ways)")
     return (splice(text, edits), notes) if edits else (text, [])

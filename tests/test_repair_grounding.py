@@ -1355,6 +1355,10 @@ def test_a_variable_spelt_two_ways_is_the_one_the_script_assigns() -> None:
     # a class to import is no variable: `DataStore` beside `data_store` gets its import
     cls = repair("data_store = 1\nds = DataStore.from_dir('x')\n", name_index())
     assert "from gammapy.data import DataStore" in cls.script and "ds = DataStore.from_dir('x')" in cls.script
+    # an invented class its own instance is named after is no misspelt variable (s44: `event_list_maker =
+    # event_list_maker(...)` came out of `event_list_maker = EventListMaker(...)`)
+    invented = "event_list_maker = EventListMaker(selection_radius=2)\nn = event_list_maker.run(1)\n"
+    assert "event_list_maker = EventListMaker(" in repair(invented, name_index()).script
 
 
 def test_a_result_value_nesting_its_own_key_is_unwrapped(tmp_path) -> None:
