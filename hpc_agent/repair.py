@@ -221,8 +221,9 @@ def fix_import_homes(text: str, index: NameIndex) -> tuple[str, list[str]]:
 
 
 def list_as_datasets(text: str, _: NameIndex) -> tuple[str, list[str]]:
-    """`datasets = []`, appended to, then `datasets.stack_reduce()`: a method only Gammapy's `Datasets` has (and a
-    plain list lacks) says which list was meant; `Datasets()` appends like a list. Only a name assigned once."""
+    """`datasets = []`, appended to, then `datasets.stack_reduce()` (or `Datasets.stack_reduce(datasets)`, the
+    method called through the class, which is `datasets.stack_reduce()`): a method only Gammapy's `Datasets` has
+    (and a plain list lacks) says which list was meant; `Datasets()` appends like a list. Only a name assigned once."""
     from gammapy.datasets import Datasets  # the installed class: its own method names, not a list of ours
 
     tree = ast.parse(text)
@@ -232,6 +233,17 @@ def list_as_datasets(text: str, _: NameIndex) -> tuple[str, list[str]]:
             and n.attr in only_datasets}
     edits: list[Edit] = []
     notes = []
+    for call in ast.walk(tree):  # `Datasets.stack_reduce(datasets)`: the method through the class, the list as `self`
+        if isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute) and isinstance(call.func.value, ast.Name) \
+                and call.func.value.id == "Datasets" and call.func.attr in only_datasets and call.args \
+                and isinstance(first := call.args[0], ast.Name) and first.id not in used \
+                and [ast.unparse(v) for v in bound.get(first.id, [])] in (["[]"], ["list()"]) \
+                and inspect.isfunction(inspect.getattr_static(Datasets, call.func.attr, None)):
+            rest = [ast.get_source_segment(text, a) or ast.unparse(a) for a in (*call.args[1:], *call.keywords)]
+            edits.append((call, f"{first.id}.{call.func.attr}({', '.join(rest)})"))
+            notes.append(f"line {call.lineno}: `Datasets.{call.func.attr}({first.id})` calls the method of the class "
+                         f"with `{first.id}` as the instance: it is `{first.id}.{call.func.attr}()`")
+            used.add(first.id)
     for name in sorted(used):
         values = bound.get(name, [])
         if len(values) != 1 or not isinstance(value := values[0], (ast.List, ast.Call)) or value.lineno != value.end_lineno:

@@ -1538,6 +1538,15 @@ def test_a_list_used_as_datasets_is_made_as_one() -> None:
     # a list that is only a list is left alone
     plain = script.replace("names = datasets.names\n", "names = datasets\n")
     assert "datasets = []" in static_stage(plain).script
+    # s44: the method called through the class, the list as its instance
+    through = script.replace("from gammapy.datasets import SpectrumDataset", "from gammapy.datasets import Datasets, "
+                             "SpectrumDataset").replace("names = datasets.names", "names = Datasets.stack_reduce(datasets).name")
+    result = static_stage(through)
+    assert result.ok and "names = datasets.stack_reduce().name" in result.script and "datasets = Datasets()\n" in result.script
+    run = subprocess.run([sys.executable, "-c", result.script], capture_output=True, text=True, timeout=120)
+    assert "'list' object has no attribute" not in run.stderr  # (these empty datasets have no GTI to stack)
+    unchanged = through.replace("Datasets.stack_reduce(datasets)", "Datasets.stack_reduce(other)")  # no list of its
+    assert "Datasets.stack_reduce(other)" in static_stage(unchanged).script
 
 
 def test_rows_of_the_observation_index_given_as_ids_pass_their_obs_id(data_root: Path) -> None:
