@@ -1233,6 +1233,13 @@ NUMPY_ONLY_REDUCTIONS = ("median", "percentile", "quantile", "average", "nanmean
                          "nansum", "nanstd")
 
 
+def numpy_call(text: str, call: ast.Call) -> str:
+    """`x.median(50, axis=0)` written as numpy's function of the receiver, `np.median(x, 50, axis=0)`."""
+    assert isinstance(call.func, ast.Attribute)
+    parts = [ast.get_source_segment(text, a) or ast.unparse(a) for a in (call.func.value, *call.args, *call.keywords)]
+    return f"np.{call.func.attr}({', '.join(parts)})"
+
+
 def reductions_through_numpy(text: str, _: NameIndex) -> tuple[str, list[str]]:
     """`events["ENERGY"].median()`: a column is an array, and numpy arrays have no `median` method; numpy's
     function computes it, `np.median(events["ENERGY"])`."""
@@ -1243,9 +1250,7 @@ def reductions_through_numpy(text: str, _: NameIndex) -> tuple[str, list[str]]:
         if isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute) \
                 and call.func.attr in NUMPY_ONLY_REDUCTIONS and isinstance(call.func.value, ast.Subscript) \
                 and isinstance(call.func.value.slice, ast.Constant) and isinstance(call.func.value.slice.value, str):
-            column = ast.get_source_segment(text, call.func.value) or ast.unparse(call.func.value)
-            rest = [ast.get_source_segment(text, a) or ast.unparse(a) for a in (*call.args, *call.keywords)]
-            new = f"np.{call.func.attr}({', '.join([column, *rest])})"
+            new = numpy_call(text, call)
             edits.append((call, new))
             notes.append(f"line {call.lineno}: a column has no `.{call.func.attr}()` (it is an array): `{new}`")
     return (splice(text, edits), notes) if edits else (text, [])

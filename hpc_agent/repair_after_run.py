@@ -18,7 +18,7 @@ from hpc_agent.names import NameIndex
 from hpc_agent.prompts import SCRIPT_FRAME
 from hpc_agent.bindings import assigned_once, bindings
 from hpc_agent.bindings import result_dicts
-from hpc_agent.repair import NUMPY_ONLY_REDUCTIONS, Repaired, json_numpy_numbers
+from hpc_agent.repair import NUMPY_ONLY_REDUCTIONS, Repaired, json_numpy_numbers, numpy_call
 from hpc_agent.source_edits import Edit, add_imports, drop_statements, insertion_line, splice
 
 
@@ -265,11 +265,16 @@ def _print_as_json(text: str, tree: ast.Module, call: ast.Call, payload: str) ->
     return _with_json(splice(text, [(call, new)]), ast.walk(tree)), new
 
 
-def _with_json(fixed: str, statements: Iterable[ast.AST]) -> str:
-    """`fixed` with `import json` added at the top unless one of `statements` (of the script before) imports it."""
-    if "json" in {a.asname or a.name for n in statements if isinstance(n, ast.Import) for a in n.names}:
+def _with_import(fixed: str, statements: Iterable[ast.AST], name: str, line: str) -> str:
+    """`fixed` with `line` added at the top unless one of `statements` (of the script before) imports `name`."""
+    if name in {a.asname or a.name for n in statements if isinstance(n, ast.Import) for a in n.names}:
         return fixed
-    return add_imports(fixed, ["import json"])
+    return add_imports(fixed, [line])
+
+
+def _with_json(fixed: str, statements: Iterable[ast.AST]) -> str:
+    """`fixed` with `import json` added at the top unless the script before imports it."""
+    return _with_import(fixed, statements, "json", "import json")
 
 
 _FORMAT_KEY = re.compile(r"""KeyError: "'(\w+)'\"""")
@@ -453,15 +458,15 @@ def count_the_selection(text: str, stderr: str) -> tuple[str, list[str]]:
 _PER_UNIT = re.compile(r"UnitConversionError: '1 / (\w+)' \([^)]*\) and '(\w+)' \([^)]*\) are not convertible")
 
 
-def _number_times_unit(node: ast.expr, unit: str) -> float | None:
-    """k of `k * u.<unit>` (or `u.<unit> * k`), k a number written out; else None."""
+def _number_times_unit(node: ast.expr, unit: str) -> tuple[ast.Constant, float] | None:
+    """The number written out in `k * u.<unit>` (or `u.<unit> * k`), and its value; else None."""
     if not (isinstance(node, ast.BinOp) and isinstance(node.op, ast.Mult)):
         return None
     for number, named in ((node.left, node.right), (node.right, node.left)):
         if isinstance(number, ast.Constant) and isinstance(number.value, (int, float)) \
                 and not isinstance(number.value, bool) and isinstance(named, ast.Attribute) and named.attr == unit \
                 and isinstance(named.value, ast.Name) and named.value.id in ("u", "units"):
-            return float(number.value)
+            return number, float(number.value)
     return None
 
 
@@ -482,11 +487,11 @@ def plain_number_per_unit(text: str, stderr: str) -> tuple[str, list[str]]:
         return text, []
     edits: list[Edit] = []
     for node in ast.walk(ast.parse(text)):
-        divisor = node.right if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Div) else None
-        if isinstance(divisor, ast.BinOp) and (k := _number_times_unit(divisor, unit)) is not None \
-                and abs(k * per_target - 1) < 1e-9:
-            number = divisor.left if isinstance(divisor.left, ast.Constant) else divisor.right
-            edits.append((divisor, ast.get_source_segment(text, number) or repr(k)))
+        if not (isinstance(node, ast.BinOp) and isinstance(node.op, ast.Div)):
+            continue
+        written = _number_times_unit(node.right, unit)
+        if written is not None and abs(written[1] * per_target - 1) < 1e-9:  # exactly one `target`
+            edits.append((node.right, ast.get_source_segment(text, written[0]) or ast.unparse(written[0])))
     if not edits:
         return text, []
     return splice(text, edits), [f"a plain number divided by `{ast.unparse(edits[0][0])}` is per {unit}, not in "
@@ -538,15 +543,10 @@ def reduction_through_numpy(text: str, stderr: str) -> tuple[str, list[str]]:
     for call in ast.walk(tree):
         if isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute) and call.func.attr == attr \
                 and call.lineno <= line <= (call.end_lineno or call.lineno):
-            parts = [ast.get_source_segment(text, a) or ast.unparse(a)
-                     for a in (call.func.value, *call.args, *call.keywords)]
-            edits.append((call, f"np.{attr}({', '.join(parts)})"))
+            edits.append((call, numpy_call(text, call)))
     if not edits:
         return text, []
-    fixed = splice(text, edits)
-    names = {a.asname or a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
-    if "np" not in names:
-        fixed = add_imports(fixed, ["import numpy as np"])
+    fixed = _with_import(splice(text, edits), ast.walk(tree), "np", "import numpy as np")
     return fixed, [f"line {line}: `{ast.unparse(edits[0][0])}` has no `.{attr}()` method; numpy's function "
                    f"computes it: `{edits[0][1]}`"]
 

@@ -1631,46 +1631,34 @@ def test_a_result_print_whose_fields_and_values_do_not_pair_is_left_to_the_model
         assert make_it_parse(f"n_obs = 1\nhours = 2\n{broken}\n") == (f"n_obs = 1\nhours = 2\n{broken}\n", [])
 
 
-def test_one_coordinate_column_given_to_separation_is_the_position_of_it_and_its_partner(data_root: Path) -> None:
-    """The 1.5B wrote `crab.separation(data_store.obs_table["RA_PNT"])` twice on a question it had not seen."""
+@pytest.mark.parametrize(("line", "made"), [
+    # the 1.5B wrote `crab.separation(data_store.obs_table["RA_PNT"])` twice on a question it had not seen
+    ("n = int((crab.separation(data_store.obs_table['RA_PNT']) < 2 * u.deg).sum())",
+     'n = int((crab.separation(SkyCoord(data_store.obs_table["RA_PNT"], data_store.obs_table["DEC_PNT"], unit="deg", '
+     'frame="icrs")) < 2 * u.deg).sum())'),
+    # ... and `data_store.obs_table["RA_PNT"].quantity.separation(source_pos)` three times (s41); bare too
+    ("n = int((data_store.obs_table['RA_PNT'].quantity.separation(crab) < 2 * u.deg).sum())",
+     'n = int((SkyCoord(data_store.obs_table["RA_PNT"], data_store.obs_table["DEC_PNT"], unit="deg", '
+     'frame="icrs").separation(crab) < 2 * u.deg).sum())'),
+    ("n = int((data_store.obs_table['RA_PNT'].separation(crab) < 2 * u.deg).sum())",
+     'n = int((SkyCoord(data_store.obs_table["RA_PNT"], data_store.obs_table["DEC_PNT"], unit="deg", '
+     'frame="icrs").separation(crab) < 2 * u.deg).sum())'),
+])
+def test_one_coordinate_column_given_to_or_asked_for_a_separation_is_the_position_of_it_and_its_partner(
+        line: str, made: str, data_root: Path) -> None:
     from hpc_agent.repair import pair_as_position
 
     code = ("import astropy.units as u\nfrom astropy.coordinates import SkyCoord\nfrom gammapy.data import DataStore\n"
             f"data_store = DataStore.from_dir('{data_root / 'hess-dl3-dr1'}')\n"
-            "crab = SkyCoord(83.6331, 22.0145, unit='deg')\n"
-            "n = int((crab.separation(data_store.obs_table['RA_PNT']) < 2 * u.deg).sum())\n")
+            f"crab = SkyCoord(83.6331, 22.0145, unit='deg')\n{line}\n")
     fixed, notes = pair_as_position(code, name_index())
-    assert "crab.separation(SkyCoord(data_store.obs_table[\"RA_PNT\"], data_store.obs_table[\"DEC_PNT\"], " \
-           "unit=\"deg\", frame=\"icrs\"))" in fixed
-    assert len(notes) == 1
+    assert made in fixed
+    assert len(notes) == 1 and "RA_PNT" in notes[0]
     scope: dict[str, object] = {}
     exec(compile(fixed, "fixed.py", "exec"), scope)
     assert scope["n"] == 4  # the DR1 Crab runs
     galactic = code.replace("'RA_PNT'", "'GLON_PNT'")
     assert 'frame="galactic"' in pair_as_position(galactic, name_index())[0]
-    other = code.replace("'RA_PNT'", "'ZEN_PNT'")
-    assert pair_as_position(other, name_index()) == (other, [])  # not a coordinate column
-
-
-def test_separation_called_on_one_coordinate_column_is_called_on_the_position_of_it_and_its_partner(
-        data_root: Path) -> None:
-    """The 1.5B wrote `data_store.obs_table["RA_PNT"].quantity.separation(source_pos)` three times (s41)."""
-    from hpc_agent.repair import pair_as_position
-
-    code = ("import astropy.units as u\nfrom astropy.coordinates import SkyCoord\nfrom gammapy.data import DataStore\n"
-            f"data_store = DataStore.from_dir('{data_root / 'hess-dl3-dr1'}')\n"
-            "crab = SkyCoord(83.6331, 22.0145, unit='deg')\n"
-            "sep = data_store.obs_table['RA_PNT'].quantity.separation(crab)\n"
-            "n = int((sep < 2 * u.deg).sum())\n")
-    fixed, notes = pair_as_position(code, name_index())
-    assert "sep = SkyCoord(data_store.obs_table[\"RA_PNT\"], data_store.obs_table[\"DEC_PNT\"], unit=\"deg\", " \
-           "frame=\"icrs\").separation(crab)" in fixed
-    assert len(notes) == 1 and "RA_PNT" in notes[0]
-    scope: dict[str, object] = {}
-    exec(compile(fixed, "fixed.py", "exec"), scope)
-    assert scope["n"] == 4  # the DR1 Crab runs
-    bare = code.replace(".quantity.separation", ".separation")
-    assert "SkyCoord(data_store.obs_table[\"RA_PNT\"]" in pair_as_position(bare, name_index())[0]
     other = code.replace("'RA_PNT'", "'ZEN_PNT'")
     assert pair_as_position(other, name_index()) == (other, [])  # not a coordinate column
 
