@@ -356,7 +356,14 @@ def column_as_quantity(text: str, stderr: str) -> tuple[str, list[str]]:
                                   f"the column's `.quantity` instead (`t[\"LIVETIME\"].quantity.sum()`), which keeps its unit"]
 
 
-_OBJECT_ATTRIBUTE = re.compile(r"AttributeError: '(\w+)' object has no attribute '(\w+)'")
+# "'Table' object has no attribute 'x'" and, from astropy's Quantity, "Angle instance has no attribute 'x'"
+_MISSING_ATTRIBUTE = re.compile(r"AttributeError: (?:'(\w+)' object|(\w+) instance) has no attribute '(\w+)'")
+
+
+def missing_attribute(stderr: str) -> tuple[str, str] | None:
+    """(owner class, attribute) of the run's last "has no attribute" error, or None."""
+    found = _MISSING_ATTRIBUTE.findall(stderr)
+    return (found[-1][0] or found[-1][1], found[-1][2]) if found else None
 
 
 def map_data_attribute(text: str, stderr: str, index: NameIndex) -> tuple[str, list[str]]:
@@ -365,10 +372,10 @@ def map_data_attribute(text: str, stderr: str, index: NameIndex) -> tuple[str, l
     traceback names goes through `.data` (the 1.5B, reflected-significance-pks2155, two attempts)."""
     import numpy as np
 
-    found, frames = _OBJECT_ATTRIBUTE.findall(stderr), SCRIPT_FRAME.findall(stderr)
+    found, frames = missing_attribute(stderr), SCRIPT_FRAME.findall(stderr)
     if not found or not frames:
         return text, []
-    (owner, attr), line = found[-1], int(frames[-1])
+    (owner, attr), line = found, int(frames[-1])
     from gammapy.maps import Map
 
     cls = library_class(owner, index)
@@ -414,8 +421,6 @@ def renamed_keyword(text: str, stderr: str, index: NameIndex) -> tuple[str, list
                                  f"`{meant}` (the only parameter it can mean)"]
 
 
-# "'Table' object has no attribute 'x'" and, from astropy's Quantity, "Angle instance has no attribute 'x'"
-_MISSING_ATTRIBUTE = re.compile(r"AttributeError: (?:'\w+' object|\w+ instance) has no attribute '(\w+)'")
 _ROW_POSITIONS = ("index", "indices", "idx", "rows")  # invented names for the rows a mask picks
 
 
@@ -425,10 +430,10 @@ def count_the_selection(text: str, stderr: str) -> tuple[str, list[str]]:
     length of that selection. Where the invented attribute on the line the traceback names is only counted
     (inside `len(...)`, or assigned to a name only ever given to `len`), it is dropped (s41/s42: the 1.5B
     repeated `obs_table[mask].index` five turns running, hints notwithstanding)."""
-    found, frames = _MISSING_ATTRIBUTE.findall(stderr), SCRIPT_FRAME.findall(stderr)
-    if not found or found[-1] not in _ROW_POSITIONS or not frames:
+    found, frames = missing_attribute(stderr), SCRIPT_FRAME.findall(stderr)
+    if not found or found[1] not in _ROW_POSITIONS or not frames:
         return text, []
-    attr, line = found[-1], int(frames[-1])
+    attr, line = found[1], int(frames[-1])
     tree = ast.parse(text)
     counted = {id(c.args[0]) for c in ast.walk(tree) if isinstance(c, ast.Call) and isinstance(c.func, ast.Name)
                and c.func.id == "len" and len(c.args) == 1}
@@ -534,10 +539,10 @@ def reduction_through_numpy(text: str, stderr: str) -> tuple[str, list[str]]:
     no such method, numpy's function computes it. On the line the traceback names, each `<x>.median(...)` call
     becomes `np.median(<x>, ...)` (the static stage does this for table columns; the type of other
     receivers is known only from the run)."""
-    found, frames = _MISSING_ATTRIBUTE.findall(stderr), SCRIPT_FRAME.findall(stderr)
-    if not found or found[-1] not in NUMPY_ONLY_REDUCTIONS or not frames:
+    found, frames = missing_attribute(stderr), SCRIPT_FRAME.findall(stderr)
+    if not found or found[1] not in NUMPY_ONLY_REDUCTIONS or not frames:
         return text, []
-    attr, line = found[-1], int(frames[-1])
+    attr, line = found[1], int(frames[-1])
     tree = ast.parse(text)
     edits: list[Edit] = []
     for call in ast.walk(tree):
@@ -583,19 +588,15 @@ def count_the_bins(text: str, stderr: str) -> tuple[str, list[str]]:
 # Repairs that only a run can show to be needed (a correct script would be changed by them otherwise):
 # the run's error -> the repair (given the script and the run's stderr); the script is re-run once, in the
 # same attempt, when one applies.
-_NO_ATTRIBUTE = re.compile(r"AttributeError: '\w+' object has no attribute '(\w+)'")
-
-
 def read_the_requests_keys(text: str, stderr: str, returned: dict[str, str]) -> tuple[str, list[str]]:
     """A run failed on `x.sqrt_ts` where the request says `sqrt_ts` is a key of what `info_dict()` returns
     (`returned`: key -> method): every `x.<key>` of that request (on the same `x`) reads it from `x.info_dict()`."""
-    found = _NO_ATTRIBUTE.findall(stderr)
-    frames = SCRIPT_FRAME.findall(stderr)
-    if not found or found[-1] not in returned or not frames:
+    missing, frames = missing_attribute(stderr), SCRIPT_FRAME.findall(stderr)
+    if not missing or missing[1] not in returned or not frames:
         return text, []
     tree = ast.parse(text)
     line = int(frames[-1])
-    failing = [n for n in ast.walk(tree) if isinstance(n, ast.Attribute) and n.attr == found[-1]
+    failing = [n for n in ast.walk(tree) if isinstance(n, ast.Attribute) and n.attr == missing[1]
                and n.lineno <= line <= (n.end_lineno or n.lineno)]
     if len(failing) != 1:
         return text, []
