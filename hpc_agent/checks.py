@@ -26,25 +26,44 @@ def _strings(tree: ast.AST) -> list[ast.Constant]:
     return [n for n in ast.walk(tree) if isinstance(n, ast.Constant) and isinstance(n.value, str)]
 
 
-OUTPUT_CALLS = ("print", "dumps", "dump", "str", "repr", "format", "write")
+# Calls whose result keeps or drops rows by the values they are given (string matching, membership, a select).
+_MATCHING = frozenset({"startswith", "endswith", "find", "rfind", "contains", "match", "fullmatch", "search",
+                       "isin", "in1d", "select_observations", "select_rows"})
 
 
 def _parents(tree: ast.AST) -> dict[int, ast.AST]:
     return {id(child): node for node in ast.walk(tree) for child in ast.iter_child_nodes(node)}
 
 
-def _only_reported(node: ast.AST, parents: dict[int, ast.AST]) -> bool:
-    """The column is only printed or written out (a dict value, an f-string, print/json.dumps), not used to
-    select: reading OBJECT for a report is fine, selecting by it is not."""
+def _callee(call: ast.Call) -> str:
+    return call.func.attr if isinstance(call.func, ast.Attribute) else getattr(call.func, "id", "")
+
+
+def _compares(nodes: list[ast.AST]) -> bool:
+    return any(isinstance(n, ast.Compare) or (isinstance(n, ast.Call) and _callee(n) in _MATCHING)
+               for node in nodes for n in ast.walk(node))
+
+
+def _selects_by(node: ast.AST, parents: dict[int, ast.AST], tree: ast.AST, depth: int = 0) -> bool:
+    """The column named by `node` decides which rows are kept: its values are compared (`t["OBJECT"] == "Crab"`),
+    matched (`.startswith(...)`, `np.isin(...)`), iterated by a loop or comprehension that compares them, or
+    bound to a name used so. Reading it to count, list or report (`len(set(t["OBJECT"]))`, a RESULT value)
+    selects nothing: a question about the targets may read the column."""
     while id(node) in parents:
         parent = parents[id(node)]
-        if isinstance(parent, ast.JoinedStr) or (isinstance(parent, ast.Dict) and node in parent.values):
+        if isinstance(parent, ast.Compare) or (isinstance(parent, ast.Call) and _callee(parent) in _MATCHING):
             return True
-        if isinstance(parent, ast.Call):
-            func = parent.func
-            name = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else ""
-            return name in OUTPUT_CALLS
-        if isinstance(parent, (ast.stmt, ast.Compare, ast.comprehension)):
+        if isinstance(parent, ast.comprehension) and node is parent.iter:
+            return bool(parent.ifs) or _compares([c for c in ast.iter_child_nodes(parents[id(parent)])
+                                                  if not isinstance(c, ast.comprehension)])
+        if isinstance(parent, ast.For) and node is parent.iter:
+            return _compares(list(parent.body))
+        if isinstance(parent, ast.Assign) and depth < 2 and len(parent.targets) == 1 \
+                and isinstance(parent.targets[0], ast.Name):
+            name = parent.targets[0].id
+            return any(_selects_by(n, parents, tree, depth + 1) for n in ast.walk(tree)
+                       if isinstance(n, ast.Name) and n.id == name and isinstance(n.ctx, ast.Load))
+        if isinstance(parent, ast.stmt):
             return False
         node = parent
     return False
@@ -212,7 +231,7 @@ def static_errors(script: str, *, require_result: bool = True, cone_radius: floa
     for const in strings:
         value = const.value
         assert isinstance(value, str)  # _strings keeps the string constants only
-        if value in FORBIDDEN_COLUMNS and not _only_reported(const, parents):
+        if value in FORBIDDEN_COLUMNS and _selects_by(const, parents, tree):
             errors.append(f"line {const.lineno}: selects by the {value} column; select observations by "
                           "sky position instead (separation of RA_PNT/DEC_PNT from the source)")
         elif re.match(r"[/~].*\S/hess-dl3", value):  # a folder before the release: a machine's path

@@ -26,6 +26,12 @@ def test_good_script_passes() -> None:
         ("display(1)\nprint('RESULT {}')\n", "`display()`"),
         ("t = None\nsel = t['TARGET_NAME'] == 'Crab'\nprint('RESULT {}')\n", "TARGET_NAME column"),
         ("t = None\nsel = t['OBJECT'] == 'Crab'\nprint('RESULT {}')\n", "OBJECT column"),
+        ("t = None\nkeep = [n.startswith('Crab') for n in t['OBJECT']]\nprint('RESULT {}')\n", "OBJECT column"),
+        ("t = None\nnames = t['OBJECT']\nsel = t[names == 'Crab']\nprint('RESULT {}')\n", "OBJECT column"),
+        ("import numpy as np\nt = None\nsel = np.isin(t['TARGET_NAME'], ['Crab'])\nprint('RESULT {}')\n",
+         "TARGET_NAME column"),
+        ("t = None\nfor i, name in enumerate(t['OBJECT']):\n    if name == 'Crab':\n        print(i)\n"
+         "print('RESULT {}')\n", "OBJECT column"),
         ("p = '/data/hess-dl3-dr1'\nprint('RESULT {}')\n", "hard-coded data path"),
         ("print(42)\n", "no `RESULT {json}` line"),
         ("x = os.environ['PHOTON_STORAGE']\nprint('RESULT {}')\n", "undefined name 'os'"),
@@ -34,6 +40,17 @@ def test_good_script_passes() -> None:
 def test_rule_violations(code: str, needle: str) -> None:
     errors = static_errors(code)
     assert any(needle in e for e in errors), errors
+
+
+@pytest.mark.parametrize("use", [
+    "n = len(set(t['OBJECT']))",  # "how many distinct targets": the unseen question the rule used to reject 5 times
+    "n = len(np.unique(t['TARGET_NAME']))",
+    "names = sorted(set(t['OBJECT']))\nn = len(names)",
+    "n = {'first': str(t['OBJECT'][0])}",
+])
+def test_reading_a_name_column_without_selecting_by_it_passes(use: str) -> None:
+    code = f"import json\nimport numpy as np\nt = None\n{use}\nprint('RESULT ' + json.dumps({{'n': n}}))\n"
+    assert static_errors(code) == []
 
 
 def test_result_not_required_when_not_asked() -> None:
