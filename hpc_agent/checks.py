@@ -69,6 +69,34 @@ def _selects_by(node: ast.AST, parents: dict[int, ast.AST], tree: ast.AST, depth
     return False
 
 
+TABLES_ONLY = "the request asks only for values the release's tables hold"
+_ANALYSIS_MODULES = ("gammapy.makers", "gammapy.datasets", "gammapy.modeling", "gammapy.estimators")
+
+
+def analysis_for_tables(tree: ast.AST) -> list[str]:
+    """A question about the tables answered through makers, datasets, models or estimators: the 1.5B built an
+    invented `EventListMaker` and a `Fit` around "count the observations near MSH 15-52" and kept them for
+    three turns of grounding messages (s45). The names used from those modules, with their first lines."""
+    from_analysis: dict[str, str] = {}  # local name -> module
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith(_ANALYSIS_MODULES):
+            from_analysis.update({a.asname or a.name: node.module for a in node.names})
+    used: dict[str, int] = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load) and node.id in from_analysis:
+            used[node.id] = min(used.get(node.id, node.lineno), node.lineno)
+        elif isinstance(node, ast.Attribute) and node.attr[:1].isupper() \
+                and ast.unparse(node.value).startswith(_ANALYSIS_MODULES):  # gammapy.makers.SafeMaskMaker
+            chain = ast.unparse(node)
+            used[chain] = min(used.get(chain, node.lineno), node.lineno)
+    if not used:
+        return []
+    names = ", ".join(f"`{n}` (line {line})" for n, line in sorted(used.items(), key=lambda kv: kv[1]))
+    return [f"{TABLES_ONLY} (a count, a total, a mean or an extreme of a column), so it is answered from "
+            f"`data_store.obs_table` and each observation's `events.table` alone: {names} build an analysis "
+            "it does not ask for; remove them"]
+
+
 NO_SELECTION = "selects no observations by position"
 NO_RESULT = "no `RESULT {json}` line is printed"
 
@@ -206,10 +234,12 @@ def models_never_set(tree: ast.AST) -> list[str]:
     return list(dict.fromkeys(errors))
 
 
-def static_errors(script: str, *, require_result: bool = True, cone_radius: float | None = None) -> list[str]:
+def static_errors(script: str, *, require_result: bool = True, cone_radius: float | None = None,
+                  tables_only: bool = False) -> list[str]:
     """Rule violations of `script`, each naming the line and the fix. `cone_radius`: the request selects the
     observations within this many degrees of its source, so a script that selects nothing is wrong (it would
-    reduce every observation of the release)."""
+    reduce every observation of the release). `tables_only`: the request names no analysis product, so a script
+    that builds one is answering another question."""
     try:
         tree = ast.parse(script)
     except SyntaxError as exc:
@@ -246,6 +276,8 @@ def static_errors(script: str, *, require_result: bool = True, cone_radius: floa
         errors.append(f"{NO_SELECTION}: the request asks for the observations pointing within {cone_radius:g} deg "
                       "of the source, and the script never computes a separation or calls a select method")
 
+    if tables_only:
+        errors += analysis_for_tables(tree)
     errors += unchained_makers(tree)
     errors += events_counted_as_observations(tree)
     errors += models_never_set(tree)

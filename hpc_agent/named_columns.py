@@ -15,21 +15,7 @@ from pathlib import Path
 from hpc_agent.checks import FORBIDDEN_COLUMNS
 from hpc_agent.data import column_meanings, release_units
 from hpc_agent.request_facts import request_cone
-
-# Words that name an analysis product or instrument response: a request using them needs the API.
-_ANALYSIS = re.compile(
-    r"\b(?:spectr\w*|flux\w*|fit\w*|light[\s-]?curves?|lightcurves?|significan\w*|excess\w*|sqrt[\s_-]?ts|"
-    r"ts\s+maps?|maps?|sky\s*maps?|cubes?|exposures?|backgrounds?|datasets?|models?|seds?|reflected|on[\s-]?off|"
-    r"likelihood|aperture|effective\s+areas?|psf|point[\s-]spread|energy\s+dispersion|edisp|irfs?|"
-    r"instrument\s+response|simulat\w*|sampl\w*|makers?|estimat\w*)\b",
-    re.IGNORECASE)
-
-
-
-def names_analysis(prompt: str) -> bool:
-    """True when the request's words name an analysis product or instrument response."""
-    return _ANALYSIS.search(prompt) is not None
-
+from hpc_agent.table_questions import names_analysis
 
 SPOKEN_MIN = 6  # a column named as a word of at least this many letters counts in any case
 _POINTING = ("RA_PNT", "DEC_PNT")  # what a cone selection reads: the selection idiom shows them already

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from hpc_agent.checks import NO_SELECTION
+from hpc_agent.checks import NO_SELECTION, TABLES_ONLY
 from hpc_agent.data import RELEASE
 from hpc_agent.records import Attempt
 
@@ -217,6 +217,9 @@ IDIOMS: tuple[tuple[str, str], ...] = (
     (NO_SELECTION, f"Select observations by position like this:\n```python\n{SELECTION_IDIOM}\n```"),
     ("hard-coded data path", f"Open the release like this:\n```python\nimport os\nfrom gammapy.data import DataStore\n"
      f"{OPEN_RELEASE}\n```"),
+    (TABLES_ONLY, "Read the tables like this:\n```python\nimport os\nfrom gammapy.data import DataStore\n"
+     f"{OPEN_RELEASE}\n{OBS_TABLE}  # one row per observation: table[\"OBS_ID\"], table[\"LIVETIME\"], ...\n"
+     "events = data_store.obs(obs_id).events.table  # one row per event: events[\"ENERGY\"], ...\n```"),
     ("SkyCoord.from_name", "Write source positions as numbers: `SkyCoord(ra_deg, dec_deg, unit=\"deg\", frame=\"icrs\")`."),
 )
 NO_RESULT = "no `RESULT {json}` line"

@@ -18,6 +18,7 @@ from pathlib import Path
 from hpc_agent.named_observations import request_obs_ids
 from hpc_agent.prompts import IDIOM_DEC, IDIOM_RA, IDIOM_RADIUS
 from hpc_agent.sources import named_sources
+from hpc_agent.table_questions import table_question
 from hpc_agent.tutorial_definitions import from_request, name_keyword, request_calls, tutorial_definitions
 
 # Names a script gives the one sky position a request is about.
@@ -219,7 +220,8 @@ def request_source_model(prompt: str) -> SourceModel | None:
 class RequestFacts:
     """Everything the static stage reads from a request, read once: the RESULT keys it names, the statements
     it fixes for variables, the cone it selects observations in (its radius alone, and with the one position),
-    the ON circle it describes, the library calls it writes out, and its named source model."""
+    the ON circle it describes, the library calls it writes out, its named source model, and whether it asks
+    only for values the release's tables hold (`tables_only`: it names no analysis product)."""
 
     result_keys: tuple[str, ...] = ()
     definitions: dict[str, str] = field(default_factory=dict)
@@ -228,6 +230,7 @@ class RequestFacts:
     circle: tuple[float, str] | None = None
     calls: tuple[str, ...] = ()
     source_model: SourceModel | None = None
+    tables_only: bool = False
 
 
 def read_request(prompt: str, data_root: Path | None = None, result_keys: tuple[str, ...] = ()) -> RequestFacts:
@@ -235,4 +238,4 @@ def read_request(prompt: str, data_root: Path | None = None, result_keys: tuple[
     return RequestFacts(result_keys=result_keys, definitions=request_definitions(prompt, data_root),
                         cone_radius=request_cone(prompt), cone=request_selection(prompt, data_root),
                         circle=request_circle(prompt), calls=request_call_texts(prompt),
-                        source_model=request_source_model(prompt))
+                        source_model=request_source_model(prompt), tables_only=table_question(prompt))

@@ -62,7 +62,8 @@ def static_stage(answer: str, *, repairs: bool = True, require_result: bool = Tr
     if repairs:
         fixed = repair(answer, index, facts)
         script, done = fixed.script, fixed.repairs
-    errors = checks.static_errors(script, require_result=require_result, cone_radius=facts.cone_radius)
+    errors = checks.static_errors(script, require_result=require_result, cone_radius=facts.cone_radius,
+                                     tables_only=facts.tables_only)
     if not any(e.startswith("SyntaxError") for e in errors):
         findings = ground(ast.parse(script), index)
         renames = [f.rename for f in findings if f.rename is not None]
@@ -71,9 +72,12 @@ def static_stage(answer: str, *, repairs: bool = True, require_result: bool = Tr
             script = renamed
             done = (*done, *(r.note or f"renamed `{r.old}` to `{r.new}` on line {r.line} (the only name it can mean)"
                              for r in renames))
-            errors = checks.static_errors(script, require_result=require_result, cone_radius=facts.cone_radius)
+            errors = checks.static_errors(script, require_result=require_result, cone_radius=facts.cone_radius,
+                                     tables_only=facts.tables_only)
             findings = ground(ast.parse(script), index)
         errors = list(dict.fromkeys([str(f) for f in findings] + errors))
+    # a table question answered by an analysis: that comes first, the analysis API's own findings are moot
+    errors = sorted(errors, key=lambda e: not e.startswith(checks.TABLES_ONLY))
     return StaticResult(script, tuple(done), tuple(errors), time.perf_counter() - t0)
 
 

@@ -13,7 +13,21 @@ context alone; repair turns still retrieve for their errors.
 
 from __future__ import annotations
 
-from hpc_agent.named_columns import names_analysis
+import re
+
+# Words that name an analysis product or instrument response: a request using them needs the API.
+_ANALYSIS = re.compile(
+    r"\b(?:spectr\w*|flux\w*|fit\w*|light[\s-]?curves?|lightcurves?|significan\w*|excess\w*|sqrt[\s_-]?ts|"
+    r"ts\s+maps?|maps?|sky\s*maps?|cubes?|exposures?|backgrounds?|datasets?|models?|seds?|reflected|on[\s-]?off|"
+    r"likelihood|aperture|effective\s+areas?|psf|point[\s-]spread|energy\s+dispersion|edisp|irfs?|"
+    r"instrument\s+response|simulat\w*|sampl\w*|makers?|estimat\w*)\b",
+    re.IGNORECASE)
+
+
+def names_analysis(prompt: str) -> bool:
+    """True when the request's words name an analysis product or instrument response."""
+    return _ANALYSIS.search(prompt) is not None
+
 
 TABLE_QUESTION = "a question about the release's tables: the first turn carries where its values are read"
 

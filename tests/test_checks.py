@@ -185,3 +185,38 @@ def test_gammapys_tutorials_read_no_models_they_never_set() -> None:
     scripts = _sdist_scripts()
     assert sum(text.count("stack_reduce()") for text in scripts.values()) >= 3  # something to pass
     assert {name: found for name, text in scripts.items() if (found := models_never_set(ast.parse(text)))} == {}
+
+
+COUNT_THROUGH_AN_ANALYSIS = """\
+import json
+import os
+import gammapy.estimators
+from gammapy.data import DataStore
+from gammapy.makers import SpectrumDatasetMaker
+from gammapy.modeling import Fit as Fitter
+
+data_store = DataStore.from_dir(os.path.join(os.environ["PHOTON_STORAGE"], "hess-dl3-dr1"))
+maker = SpectrumDatasetMaker(selection=["counts"])
+fit = Fitter()
+est = gammapy.estimators.FluxPointsEstimator
+print("RESULT " + json.dumps({"n_obs": len(data_store.obs_table)}))
+"""
+
+
+def test_a_table_question_answered_through_an_analysis_is_rejected_with_the_names_to_remove() -> None:
+    """s45 observation-list-msh1552: an invented event-list maker and a fit around a count, three turns."""
+    errors = [e for e in static_errors(COUNT_THROUGH_AN_ANALYSIS, tables_only=True) if "tables hold" in e]
+    assert len(errors) == 1
+    assert "`SpectrumDatasetMaker` (line 9), `Fitter` (line 10), `gammapy.estimators.FluxPointsEstimator` (line 11)" \
+        in errors[0]
+    assert "data_store.obs_table" in errors[0]
+    # the same script for a request that names an analysis product: no such finding
+    assert not [e for e in static_errors(COUNT_THROUGH_AN_ANALYSIS) if "tables hold" in e]
+
+
+@pytest.mark.parametrize("reference", ["observation_list.py", "total_livetime.py"])
+def test_the_table_references_pass_the_tables_only_rule(reference: str) -> None:
+    from pathlib import Path
+
+    text = (Path(__file__).parents[1] / "benchmarks" / "reference" / reference).read_text()
+    assert not [e for e in static_errors(text, tables_only=True) if "tables hold" in e]
