@@ -498,6 +498,30 @@ def _with_partner_column(node: ast.expr) -> str | None:
     return f'SkyCoord({table}["{column}"], {table}["{partner}"], unit="deg", frame="{frame}")'
 
 
+def _index_rows(name: str, bound: dict[str, list[ast.expr]]) -> bool:
+    """`name` is assigned once, to rows of the observation index: `table[mask]` with `table = data_store.obs_table`,
+    `data_store.obs_table[...]`, or `table.select_observations(...)`."""
+    made = bound.get(name, [])
+    if len(made) != 1:
+        return False
+    value = made[0]
+    base = value.value if isinstance(value, ast.Subscript) else value.func.value \
+        if isinstance(value, ast.Call) and isinstance(value.func, ast.Attribute) \
+        and value.func.attr == "select_observations" else None
+    if isinstance(base, ast.Name) and len(bound.get(base.id, [])) == 1:
+        base = bound[base.id][0]
+    return base is not None and ast.unparse(base).endswith("obs_table")
+
+
+def _one_position(bound: dict[str, list[ast.expr]]) -> str | None:
+    """The one name the script binds, once, to a sky position written as numbers (`SkyCoord(83.63, 22.01, ...)`)."""
+    found = [name for name, made in bound.items() if len(made) == 1 and isinstance(call := made[0], ast.Call)
+             and isinstance(call.func, ast.Name) and call.func.id == "SkyCoord" and len(call.args) + len(call.keywords) >= 2
+             and not any(isinstance(n, (ast.Subscript, ast.Call)) for a in call.args for n in ast.walk(a))
+             and any(isinstance(n, ast.Constant) and isinstance(n.value, (int, float)) for n in ast.walk(call))]
+    return found[0] if len(found) == 1 else None
+
+
 def _column_under(node: ast.expr) -> ast.expr:
     """`t["RA_PNT"]` under the array views a column hands out (`t["RA_PNT"].quantity`, `.data`, `.value`)."""
     while isinstance(node, ast.Attribute) and node.attr in ("quantity", "data", "value"):
@@ -508,16 +532,29 @@ def _column_under(node: ast.expr) -> ast.expr:
 def pair_as_position(text: str, _: NameIndex) -> tuple[str, list[str]]:
     """`pointing.separation(source_ra)` where the script assigns `source_ra` and `source_dec`: one coordinate given
     where a sky position is taken ("Tried to do is_equivalent_frame on something that isn't a frame") can only mean
-    the position the pair makes. So can `pointing.separation(ra, dec)`, two coordinates where one position is
+    the position the pair makes. Rows of the observation index given (`pointing.separation(selected)`, the 1.5B on an
+    unseen question) mean their pointings' separations from the script's one position. So can `pointing.separation(ra, dec)`, two coordinates where one position is
     taken (its second parameter is a string option): `SkyCoord(ra, dec, unit="deg")`; and one coordinate column
     of a table, `separation(t["RA_PNT"])` or `t["RA_PNT"].quantity.separation(...)`: the position of that column
     and its partner (`DEC_PNT`)."""
     tree = ast.parse(text)
-    stored = _stored(tree)
+    stored, bound = _stored(tree), bindings(tree)
     edits: list[Edit] = []
     notes: list[str] = []
     for call in ast.walk(tree):
         if not (isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute) and call.func.attr == "separation"):
+            continue
+        if len(call.args) == 1 and isinstance(rows := call.args[0], ast.Name) and _index_rows(rows.id, bound) \
+                and (position := _one_position(bound)) is not None:
+            pointings = f'SkyCoord({rows.id}["RA_PNT"], {rows.id}["DEC_PNT"], unit="deg", frame="icrs")'
+            if isinstance(call.func.value, ast.Name) and call.func.value.id == position:
+                edits.append((rows, pointings))
+                fixed = f"{position}.separation({pointings})"
+            else:
+                fixed = f"{pointings}.separation({position})"
+                edits.append((call, fixed))
+            notes.append(f"line {call.lineno}: `.separation()` takes a sky position, not `{rows.id}` (rows of the "
+                         f"observation index): the separations of their pointings from `{position}` are `{fixed}`")
             continue
         if len(call.args) == 1 and isinstance(arg := call.args[0], ast.Name) \
                 and (position := _pair_position(arg.id, stored)) is not None:

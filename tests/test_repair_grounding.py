@@ -501,6 +501,32 @@ def test_one_axis_difference_named_a_separation_becomes_the_angular_separation(d
         assert not any("arithmetic on coordinate" in r for r in repair(kept, name_index()).repairs), name
 
 
+@pytest.mark.parametrize("call", ["pointing.separation(selected)", "source.separation(selected)"])
+def test_rows_of_the_index_given_to_a_separation_become_their_pointings(call: str, data_root) -> None:
+    """An unseen question (the largest distance between a Crab run's pointing and the Crab), attempt 1 and two
+    more: `max(pointing.separation(selected))` with `selected` rows of the index, "Tried to do is_equivalent_frame
+    on something that isn't a frame". What they can mean: those rows' pointings, from the script's one position."""
+    code = ("import json\nimport os\nimport astropy.units as u\nfrom astropy.coordinates import SkyCoord\n"
+            f"from gammapy.data import DataStore\ndata_store = DataStore.from_dir({DATA})\n"
+            "source = SkyCoord(83.6331, 22.0145, unit='deg', frame='icrs')\n"
+            "pointing = SkyCoord(data_store.obs_table['RA_PNT'], data_store.obs_table['DEC_PNT'], unit='deg')\n"
+            "selected = data_store.obs_table[pointing.separation(source) < 2 * u.deg]\n"
+            f"far = max({call}.to_value(u.deg))\nprint('RESULT ' + json.dumps({{'max_offset_deg': far}}))\n")
+    fixed = static_stage(code)
+    pointings = 'SkyCoord(selected["RA_PNT"], selected["DEC_PNT"], unit="deg", frame="icrs")'
+    assert fixed.errors == ()
+    assert fixed.script.splitlines()[9] == (f"far = max({pointings}.separation(source).to_value(u.deg))"
+                                            if call.startswith("pointing") else
+                                            f"far = max(source.separation({pointings}).to_value(u.deg))")
+    assert any("not `selected` (rows of the observation index)" in r for r in fixed.repairs)
+    ran = subprocess.run([sys.executable, "-c", fixed.script], capture_output=True, text=True, timeout=300,
+                         env={**os.environ, "PHOTON_STORAGE": str(data_root)})
+    assert json.loads(ran.stdout.split("RESULT ", 1)[1])["max_offset_deg"] == pytest.approx(1.5021, abs=1e-4), ran.stderr
+    # with two positions written as numbers, which one is meant is not known: left alone
+    two = code.replace("pointing = ", "other = SkyCoord(83.0, 22.0, unit='deg')\npointing = ")
+    assert not any("rows of the observation index" in r for r in repair(two, name_index()).repairs)
+
+
 def test_one_coordinate_given_as_the_position_of_a_separation_becomes_the_pair() -> None:
     """`pointing.separation(source_ra)` (s27 rag-off total-livetime-msh1552, three attempts: "Tried to do
     is_equivalent_frame on something that isn't a frame"): the script's `source_ra` and `source_dec` are the position."""
