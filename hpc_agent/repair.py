@@ -16,7 +16,8 @@ from typing import Any, Callable, Sequence
 
 from hpc_agent.bindings import assigned_once, bindings, result_dicts
 from hpc_agent.request_regions import (cone_as_gammapy_takes_it, select_in_the_cone, use_the_circle_radius,
-                                      use_the_cone, whole_index_without_a_position)
+                                      use_the_cone, whole_index_for_an_invented_position,
+                                      whole_index_without_a_position)
 from hpc_agent.checks import DISPLAY_METHODS, maker_class, maker_instances, selects, unchained_runs, undefined_names
 from hpc_agent.model_wiring import attach_source_model, freeze_as_requested, model_for_the_fit
 from hpc_agent.names import NameIndex, flat_name
@@ -1571,6 +1572,7 @@ def repair(script: str, index: NameIndex, facts: RequestFacts = RequestFacts()) 
         lambda s: add_result_line(s, facts.result_keys),
         lambda s: define_from_request(s, facts.definitions),
         lambda s: whole_index_without_a_position(s, facts.definitions),
+        lambda s: whole_index_for_an_invented_position(s, facts.positioned, facts.numbers),
         lambda s: use_the_requests_calls(s, facts.calls, index),
         lambda s: fill_before_reducing(s, facts.calls),
         lambda s: freeze_as_requested(s, facts.source_model),

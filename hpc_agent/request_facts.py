@@ -231,6 +231,12 @@ class RequestFacts:
     calls: tuple[str, ...] = ()
     source_model: SourceModel | None = None
     tables_only: bool = False
+    numbers: frozenset[float] | None = None  # every number the request writes (absolute values); None: unread
+
+    @property
+    def positioned(self) -> bool:
+        """The request gives a sky position (numbers or a known source) or a cone radius."""
+        return self.cone_radius is not None or any(name in self.definitions for name in POSITION_NAMES)
 
 
 def read_request(prompt: str, data_root: Path | None = None, result_keys: tuple[str, ...] = ()) -> RequestFacts:
@@ -238,4 +244,5 @@ def read_request(prompt: str, data_root: Path | None = None, result_keys: tuple[
     return RequestFacts(result_keys=result_keys, definitions=request_definitions(prompt, data_root),
                         cone_radius=request_cone(prompt), cone=request_selection(prompt, data_root),
                         circle=request_circle(prompt), calls=request_call_texts(prompt),
-                        source_model=request_source_model(prompt), tables_only=table_question(prompt))
+                        source_model=request_source_model(prompt), tables_only=table_question(prompt),
+                        numbers=frozenset(float(n) for n in re.findall(r"\d+(?:\.\d+)?", prompt)))

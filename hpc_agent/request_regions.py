@@ -312,3 +312,43 @@ def whole_index_without_a_position(text: str, definitions: dict[str, str]) -> tu
                                  f"({names}) select nothing: every observation of the index is used "
                                  f"(`{ast.unparse(c.targets[0])} = {c.value.value.id}`)" for c in cuts
                                  if isinstance(c.value, ast.Subscript) and isinstance(c.value.value, ast.Name)]
+
+
+def _written_position(node: ast.expr, bound: dict[str, list[ast.expr]]) -> list[float] | None:
+    """The numbers of `SkyCoord(<numbers>, ...)`, or of a name assigned once from one; None for anything else."""
+    node = assigned_once(node, bound)
+    if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "SkyCoord"):
+        return None
+    values = [a.operand if isinstance(a, ast.UnaryOp) and isinstance(a.op, ast.USub) else a for a in node.args]
+    numbers = [v.value for v in values if isinstance(v, ast.Constant) and isinstance(v.value, (int, float))]
+    return [float(n) for n in numbers] if len(numbers) >= 2 and len(numbers) == len(values) else None
+
+
+def whole_index_for_an_invented_position(text: str, positioned: bool,
+                                         numbers: frozenset[float] | None) -> tuple[str, list[str]]:
+    """A request that gives no position and no radius ("the median muon efficiency over all runs"), answered with a
+    cut at a separation from a position whose numbers the request never writes (the 1.5B, an unseen question:
+    `SkyCoord(0.1, 0.2, unit="deg")` within 0.5 deg, which selects nothing, and a NaN median): the position is
+    invented, so the cut is dropped and the selection is the whole table (`selected = table`). `numbers`: those the
+    request writes (None: the request is not known, and nothing is changed)."""
+    if positioned or numbers is None:
+        return text, []
+    tree = ast.parse(text)
+    bound = bindings(tree)
+    edits: list[Edit] = []
+    notes: list[str] = []
+    for stmt in tree.body:
+        if not (isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name)
+                and isinstance(stmt.value, ast.Subscript) and isinstance(stmt.value.value, ast.Name)):
+            continue
+        written = [w for call in ast.walk(stmt.value.slice) if isinstance(call, ast.Call)
+                   and isinstance(call.func, ast.Attribute) and call.func.attr == "separation"
+                   for node in (call.func.value, *call.args) if (w := _written_position(node, bound)) is not None]
+        if not written or any(abs(v) in numbers for w in written for v in w):
+            continue
+        table = stmt.value.value.id
+        edits.append((stmt.value, table))
+        notes.append(f"line {stmt.lineno}: the request gives no position and no radius, so the cone around "
+                     f"({', '.join(f'{v:g}' for v in written[0])}) is invented (it selects nothing the request asks "
+                     f"about): every row is used, `{stmt.targets[0].id} = {table}`")
+    return (splice(text, edits), notes) if edits else (text, [])

@@ -140,3 +140,39 @@ def test_the_cone_keeps_the_scripts_own_cut(data_root: Path) -> None:
     assert len(scope["observations"]) == 11  # type: ignore[arg-type]  # the practice question's value
     every = code.replace("obs_ids = selected['OBS_ID']", "obs_ids = obs_table['OBS_ID']")
     assert "for i in" not in select_in_the_cone(every, (329.7169, -30.2256, 2.0))[0]  # all ids: the cone alone
+
+
+INVENTED_CONE = ("import json\nimport os\nimport numpy as np\nimport astropy.units as u\n"
+                 "from astropy.coordinates import SkyCoord\nfrom gammapy.data import DataStore\n"
+                 "data_store = DataStore.from_dir(os.path.join(os.environ['PHOTON_STORAGE'], 'hess-dl3-dr1'))\n"
+                 "table = data_store.obs_table\n"
+                 "pointing = SkyCoord(table['RA_PNT'], table['DEC_PNT'], unit='deg', frame='icrs')\n"
+                 "selected = table[pointing.separation(SkyCoord(0.1, 0.2, unit='deg')) < 0.5 * u.deg]\n"
+                 "value = float(np.median(selected['MUONEFF']))\n"
+                 "print('RESULT ' + json.dumps({'median_muoneff': value}))\n")
+
+
+def test_a_cone_around_a_position_the_request_never_gives_becomes_the_whole_index(data_root: Path) -> None:
+    """An unseen question ("the median muon efficiency over all runs"), attempt 1: a cone of 0.5 deg around
+    (0.1, 0.2), which holds no run, and a NaN median."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    facts = read_request("What is the median muon efficiency (MUONEFF) over all runs of the H.E.S.S. DR1 release? "
+                         "Print RESULT {\"median_muoneff\": <float>}.", data_root)
+    fixed = static_stage(INVENTED_CONE, facts=facts)
+    assert fixed.errors == ()
+    assert fixed.script.splitlines()[9] == "selected = table"
+    assert any("the cone around (0.1, 0.2) is invented" in r for r in fixed.repairs)
+    ran = subprocess.run([sys.executable, "-c", fixed.script], capture_output=True, text=True, timeout=300,
+                         env={**os.environ, "PHOTON_STORAGE": str(data_root)})
+    assert abs(json.loads(ran.stdout.split("RESULT ", 1)[1])["median_muoneff"] - 1.01344) < 1e-4, ran.stderr
+    # a request that gives a position or a radius, one whose numbers the script uses, or no request read: kept
+    for prompt in ("The median MUONEFF of the runs within 2 degrees of RA 83.6331 deg, Dec 22.0145 deg?",
+                   "The median MUONEFF of the runs near the Crab Nebula?",
+                   "The median MUONEFF of the runs pointing within 0.5 degrees of (0.1, 0.2)?"):
+        kept = static_stage(INVENTED_CONE, facts=read_request(prompt, data_root))
+        assert not any("is invented" in r for r in kept.repairs), prompt
+    assert not any("is invented" in r for r in static_stage(INVENTED_CONE).repairs)
