@@ -149,7 +149,31 @@ def returned_key_hints(script: str | None, prompt: str) -> tuple[str, ...]:
     called = {n.func.attr for n in ast.walk(tree) if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute)}
     return tuple(f"line {node.lineno}: your request says `{key}` is what `{keys[key]}()` returns: "
                  f'`{ast.unparse(node.value)}.{keys[key]}()["{key}"]`, not `{ast.unparse(node)}`'
-                 for key, node in read.items() if keys[key] not in called)
+                 for key, node in read.items() if keys[key] not in called) + _transformed(tree, keys)
+
+
+def _transformed(tree: ast.AST, keys: dict[str, str]) -> tuple[str, ...]:
+    """`excess = counts_on - info["excess"]`, `significance = excess / np.sqrt(info["sqrt_ts"])`: a value the
+    request says the method returns, put through arithmetic before it is kept. The request's value is the read
+    itself (s45 reflected-significance-crab: wrong excess and significance for two turns)."""
+    from_method = {t.id for a in ast.walk(tree) if isinstance(a, ast.Assign) and isinstance(a.value, ast.Call)
+                   and isinstance(a.value.func, ast.Attribute) and a.value.func.attr in keys.values()
+                   for t in a.targets if isinstance(t, ast.Name)}  # `info = stacked.info_dict()`
+    out = []
+    for a in ast.walk(tree):
+        if not (isinstance(a, ast.Assign) and len(a.targets) == 1 and isinstance(a.targets[0], ast.Name)
+                and isinstance(a.value, (ast.BinOp, ast.UnaryOp, ast.Call))):
+            continue
+        reads = [n for n in ast.walk(a.value) if isinstance(n, ast.Subscript) and isinstance(n.slice, ast.Constant)
+                 and n.slice.value in keys and (isinstance(n.value, ast.Name) and n.value.id in from_method
+                                                or isinstance(n.value, ast.Call) and isinstance(n.value.func, ast.Attribute)
+                                                and n.value.func.attr == keys[n.slice.value])]
+        plain = isinstance(a.value, ast.Call) and ast.unparse(a.value.func) in ("float", "int")
+        if len(reads) == 1 and not plain:
+            key = ast.literal_eval(reads[0].slice)
+            out.append(f"line {a.lineno}: your request says `{key}` is what `{keys[key]}()` returns, the value "
+                       f"itself: keep `{a.targets[0].id} = {ast.unparse(reads[0])}`, not `{ast.unparse(a.value)}`")
+    return tuple(out)
 
 
 _NAMED = re.compile(r"\b([A-Z][A-Za-z0-9]*)\s+(?:named|called)\s+[\"']([^\"']+)[\"']")

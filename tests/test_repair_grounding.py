@@ -1460,6 +1460,23 @@ def test_an_array_reduction_asked_of_a_map_reads_its_data(tmp_path) -> None:
     assert repair_after_run(code.replace("counts.sum()", "counts.excess()"), other, name_index()) is None
 
 
+def test_a_value_the_request_says_a_method_returns_put_through_arithmetic_gets_a_hint() -> None:
+    """s45 reflected-significance-crab, two turns: `excess = counts_on - info["excess"]` and `significance =
+    excess / np.sqrt(info["sqrt_ts"])` where the request says info_dict() returns the values themselves."""
+    from hpc_agent.request_facts import returned_key_hints
+
+    task = load_tasks()["reflected-significance-crab"]
+    reference = reference_script(task)
+    assert returned_key_hints(reference, task.prompt) == ()  # `int(...)`/`float(...)` of the read are the read
+    code = reference.replace("info = stacked.info_dict()\n", "info = stacked.info_dict()\n"
+                             "counts_on = int(info['counts'])\nexcess = counts_on - info['excess']\n"
+                             "significance = excess / np.sqrt(stacked.info_dict()['sqrt_ts'])\n")
+    hints = returned_key_hints(code, task.prompt)
+    assert len(hints) == 2
+    assert hints[0].endswith("keep `excess = info['excess']`, not `counts_on - info['excess']`")
+    assert "keep `significance = stacked.info_dict()['sqrt_ts']`, not `excess / np.sqrt(" in hints[1]
+
+
 def test_a_value_the_request_says_a_method_returns_is_read_from_it(data_root: Path) -> None:
     """The 1.5B ran a whole reflected-regions reduction, then read `stacked.sqrt_ts` (AttributeError) where
     the request says `info_dict()` returns "counts", "excess" and "sqrt_ts": read from it, the run passes."""
