@@ -166,10 +166,14 @@ def _only_reading(attr: str, candidates: list[str]) -> str | None:
     """The one real name an invented one can only mean: the same name spelled in another case or without
     underscores (`getObservations`), else in the other grammatical number (`fluxes` -> `flux`), else the only
     name it is the start of (`select_obs_i` -> `select_obs_id`, at least 5 characters: shorter starts are too
-    ambiguous)."""
+    ambiguous); the same words in another order count as the same name."""
     same = [c for c in candidates if _flat(c) == _flat(attr)]
     if len(same) == 1:
         return same[0]
+    words = sorted(attr.lower().split("_"))  # `safe_mask` -> `mask_safe`: the same words in another order
+    reordered = [c for c in candidates if "_" in attr and c != attr and sorted(c.lower().split("_")) == words]
+    if len(reordered) == 1:
+        return reordered[0]
     number = {attr + "s", attr[:-1] if attr.endswith("s") else "", attr[:-2] if attr.endswith("es") else ""} - {""}
     plural = [c for c in candidates if c in number]  # `fluxes` -> `flux`, `obs_id` -> `obs_ids`
     if len(plural) == 1:
@@ -325,9 +329,11 @@ def _suggest_names(owner_label: str, owner: Any, attr: str, candidates: list[str
         reducer = _REDUCERS[m.group(1)]
         return (f"`{owner_label}` has no `{attr}`: no attribute computes it for you; take `.{m.group(2)}` and "
                 f"reduce its values yourself (`{reducer}(...)`)")
+    only = _only_reading(attr, candidates)
     contained = [c for c in candidates if _contains(attr, c)]  # `livetime` -> `observation_live_time_duration` first
     contained.sort(key=lambda c: -difflib.SequenceMatcher(None, attr, c).ratio())
-    close = list(dict.fromkeys(contained + difflib.get_close_matches(attr, candidates, n=3, cutoff=0.5)))[:3]
+    close = list(dict.fromkeys(([only] if only else []) + contained
+                               + difflib.get_close_matches(attr, candidates, n=3, cutoff=0.5)))[:3]
     if not close:
         listed = ", ".join(sorted(candidates)[:25])
         return f"`{owner_label}` has no `{attr}`; its public names: {listed}" if listed else \
@@ -878,6 +884,16 @@ def request_source(owner: str, cls: type, attr: str, request: str) -> str | None
         return (f"`{owner}` has no `{attr}`; your request says where it comes from: {code} "
                 f"(\"...{sentence[max(0, at - 60):at + 120].strip()}...\")")
     return None
+
+
+def real_attribute(owner: str, attr: str, index: NameIndex) -> str | None:
+    """The one real attribute of the known library class `owner` that `attr` can only mean (`_only_reading`:
+    another case, number or word order, `SpectrumDatasetOnOff.safe_mask` -> `mask_safe`), or None."""
+    cls = library_class(owner, index)
+    if cls is None:
+        return None
+    names = set(_public_dir(cls)) | {k for k in (_instance_attrs(cls) or ()) if not k.startswith("_")}
+    return None if attr in names else _only_reading(attr, sorted(names))
 
 
 def runtime_suggestion(stderr: str, index: NameIndex, request: str = "") -> str | None:

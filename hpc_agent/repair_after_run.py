@@ -13,7 +13,7 @@ import re
 from typing import Any, Callable, Iterable
 
 from hpc_agent.flux_points import points_format
-from hpc_agent.grounding import keyword_meant, library_class
+from hpc_agent.grounding import keyword_meant, library_class, real_attribute
 from hpc_agent.names import NameIndex
 from hpc_agent.prompts import SCRIPT_FRAME
 from hpc_agent.bindings import assigned_once, bindings
@@ -391,6 +391,27 @@ def map_data_attribute(text: str, stderr: str, index: NameIndex) -> tuple[str, l
                                  f"read `{ast.unparse(reads[0])}.data.{attr}`"]
 
 
+def attribute_it_can_only_mean(text: str, stderr: str, index: NameIndex) -> tuple[str, list[str]]:
+    """"'SpectrumDatasetOnOff' object has no attribute 'safe_mask'" (s45 reflected-significance-msh1552, two turns;
+    the type was known only from the run): where the class has one attribute the name can only mean (`mask_safe`:
+    the same words in another order, or another case or number), each read of it on the line the traceback names
+    is renamed."""
+    found, frames = missing_attribute(stderr), SCRIPT_FRAME.findall(stderr)
+    if not found or not frames:
+        return text, []
+    (owner, attr), line = found, int(frames[-1])
+    real = real_attribute(owner, attr, index)
+    if real is None:
+        return text, []
+    reads = [n for n in ast.walk(ast.parse(text)) if isinstance(n, ast.Attribute) and n.attr == attr
+             and n.lineno <= line <= (n.end_lineno or n.lineno)]
+    edits: list[Edit] = [(n, f"{ast.get_source_segment(text, n.value) or ast.unparse(n.value)}.{real}") for n in reads]
+    if not edits:
+        return text, []
+    return splice(text, edits), [f"line {line}: a `{owner}` has no `.{attr}`; the one name it can mean is "
+                                 f"`.{real}`: renamed"]
+
+
 _UNEXPECTED_KEYWORD = re.compile(r"TypeError: (?:[\w.]+\.)?(\w+)\.(\w+)\(\) got an unexpected keyword argument '(\w+)'")
 
 
@@ -647,7 +668,7 @@ def repair_after_run(script: str, stderr: str, index: NameIndex, stdout: str = "
             fixed, notes = step(script, stderr)
             if notes and fixed != script:
                 return Repaired(fixed, tuple(notes))
-    for needs_index in (renamed_keyword, map_data_attribute):
+    for needs_index in (renamed_keyword, map_data_attribute, attribute_it_can_only_mean):
         fixed, notes = needs_index(script, stderr, index)
         if notes and fixed != script:
             return Repaired(fixed, tuple(notes))

@@ -1854,3 +1854,29 @@ def test_a_result_print_that_lost_its_dict_braces_in_its_text_prints_its_pairs(t
     assert json.loads(ran.stdout.split("RESULT ", 1)[1]) == {"n_obs": 54, "t_h": 2.5}, ran.stderr
     broken = 'n = 1\nprint("RESULT {" "n_obs": n +})\n'  # a value that does not parse: left to the model
     assert make_it_parse(broken) == (broken, [])
+
+
+def test_an_attribute_with_its_words_swapped_is_renamed_after_the_run(tmp_path: Path) -> None:
+    """s45 reflected-significance-msh1552, two turns: `stacked.safe_mask` of a SpectrumDatasetOnOff (known only
+    from the run), whose attribute is `mask_safe`. Renamed on the failing line, the script runs."""
+    from hpc_agent.grounding import _only_reading
+    from hpc_agent.repair_after_run import repair_after_run
+
+    assert _only_reading("safe_mask", ["mask_safe", "mask_fit", "mask"]) == "mask_safe"
+    assert _only_reading("true_energy", ["energy_true", "true_energy_x"]) == "energy_true"
+    assert _only_reading("a_b", ["b_a", "B_a"]) is None  # two readings: none
+    code = ("import json\nfrom gammapy.datasets import SpectrumDatasetOnOff\nfrom gammapy.maps import MapAxis, RegionGeom\n"
+            "axis = MapAxis.from_energy_bounds(1, 10, 3, unit='TeV')\n"
+            "geom = RegionGeom.create('icrs;circle(83.63, 22.01, 0.11)', axes=[axis])\n"
+            "stacked = SpectrumDatasetOnOff.create(geom)\nkept = stacked.safe_mask\n"
+            "print('RESULT ' + json.dumps({'n_bins': int(kept.data.size)}))\n")
+    path = tmp_path / "script.py"
+    path.write_text(code)
+    first = subprocess.run([sys.executable, str(path)], capture_output=True, text=True, timeout=300)
+    assert "has no attribute 'safe_mask'" in first.stderr
+    fixed = repair_after_run(code, first.stderr, name_index())
+    assert fixed is not None and fixed.repairs == (
+        "line 7: a `SpectrumDatasetOnOff` has no `.safe_mask`; the one name it can mean is `.mask_safe`: renamed",)
+    path.write_text(fixed.script)
+    ran = subprocess.run([sys.executable, str(path)], capture_output=True, text=True, timeout=300)
+    assert json.loads(ran.stdout.split("RESULT ", 1)[1]) == {"n_bins": 3}, ran.stderr
