@@ -77,10 +77,8 @@ def analysis_for_tables(tree: ast.AST) -> list[str]:
     """A question about the tables answered through makers, datasets, models or estimators: the 1.5B built an
     invented `EventListMaker` and a `Fit` around "count the observations near MSH 15-52" and kept them for
     three turns of grounding messages (s45). The names used from those modules, with their first lines."""
-    from_analysis: dict[str, str] = {}  # local name -> module
-    for node in ast.walk(tree):
-        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith(_ANALYSIS_MODULES):
-            from_analysis.update({a.asname or a.name: node.module for a in node.names})
+    from_analysis = {a.asname or a.name for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)
+                     and node.module and node.module.startswith(_ANALYSIS_MODULES) for a in node.names}
     used: dict[str, int] = {}
     for node in ast.walk(tree):
         if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load) and node.id in from_analysis:

@@ -16,7 +16,7 @@ from typing import Any, Callable, Sequence
 
 from hpc_agent.bindings import assigned_once, bindings, result_dicts
 from hpc_agent.request_regions import (cone_as_gammapy_takes_it, select_in_the_cone, use_the_circle_radius,
-                                      use_the_cone, whole_index_for_an_invented_position,
+                                      use_the_cone, whole_index_for_an_invented_position, written_position,
                                       whole_index_without_a_position)
 from hpc_agent.checks import DISPLAY_METHODS, maker_class, maker_instances, selects, unchained_runs, undefined_names
 from hpc_agent.model_wiring import attach_source_model, freeze_as_requested, model_for_the_fit
@@ -516,10 +516,7 @@ def _index_rows(name: str, bound: dict[str, list[ast.expr]]) -> bool:
 
 def _one_position(bound: dict[str, list[ast.expr]]) -> str | None:
     """The one name the script binds, once, to a sky position written as numbers (`SkyCoord(83.63, 22.01, ...)`)."""
-    found = [name for name, made in bound.items() if len(made) == 1 and isinstance(call := made[0], ast.Call)
-             and isinstance(call.func, ast.Name) and call.func.id == "SkyCoord" and len(call.args) + len(call.keywords) >= 2
-             and not any(isinstance(n, (ast.Subscript, ast.Call)) for a in call.args for n in ast.walk(a))
-             and any(isinstance(n, ast.Constant) and isinstance(n.value, (int, float)) for n in ast.walk(call))]
+    found = [name for name, made in bound.items() if len(made) == 1 and written_position(made[0], bound) is not None]
     return found[0] if len(found) == 1 else None
 
 

@@ -314,14 +314,27 @@ def whole_index_without_a_position(text: str, definitions: dict[str, str]) -> tu
                                  if isinstance(c.value, ast.Subscript) and isinstance(c.value.value, ast.Name)]
 
 
-def _written_position(node: ast.expr, bound: dict[str, list[ast.expr]]) -> list[float] | None:
-    """The numbers of `SkyCoord(<numbers>, ...)`, or of a name assigned once from one; None for anything else."""
+def _number(node: ast.expr) -> float | None:
+    """`83.63`, `-22.01`, or a number times a unit (`83.63 * u.deg`)."""
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Mult):
+        node = node.left
+    sign = 1.0
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
+        sign, node = -1.0, node.operand
+    if isinstance(node, ast.Constant) and isinstance(node.value, (int, float)) and not isinstance(node.value, bool):
+        return sign * float(node.value)
+    return None
+
+
+def written_position(node: ast.expr, bound: dict[str, list[ast.expr]]) -> list[float] | None:
+    """The numbers of a sky position written as numbers (`SkyCoord(83.63, 22.01, unit="deg")`, `SkyCoord(ra=83.63
+    * u.deg, dec=...)`), or of a name assigned once from one; None for anything else."""
     node = assigned_once(node, bound)
     if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "SkyCoord"):
         return None
-    values = [a.operand if isinstance(a, ast.UnaryOp) and isinstance(a.op, ast.USub) else a for a in node.args]
-    numbers = [v.value for v in values if isinstance(v, ast.Constant) and isinstance(v.value, (int, float))]
-    return [float(n) for n in numbers] if len(numbers) >= 2 and len(numbers) == len(values) else None
+    values = [*node.args, *(k.value for k in node.keywords if k.arg in ("ra", "dec", "l", "b", "lon", "lat"))]
+    numbers = [_number(v) for v in values]
+    return [n for n in numbers if n is not None] if len(values) >= 2 and None not in numbers else None
 
 
 def whole_index_for_an_invented_position(text: str, positioned: bool,
@@ -343,7 +356,7 @@ def whole_index_for_an_invented_position(text: str, positioned: bool,
             continue
         written = [w for call in ast.walk(stmt.value.slice) if isinstance(call, ast.Call)
                    and isinstance(call.func, ast.Attribute) and call.func.attr == "separation"
-                   for node in (call.func.value, *call.args) if (w := _written_position(node, bound)) is not None]
+                   for node in (call.func.value, *call.args) if (w := written_position(node, bound)) is not None]
         if not written or any(abs(v) in numbers for w in written for v in w):
             continue
         table = stmt.value.value.id
