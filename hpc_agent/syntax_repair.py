@@ -182,10 +182,16 @@ def _result_pairs(line: str) -> str | None:
 _QUOTED_PAIR = re.compile(r"""["']([A-Za-z_]\w*)["']\s*:\s*([^,{}"']+?)(?=\s*(?:,|\}|\)\s*$))""")
 
 
+# `"key": " + str(value)` / `"key": " + value`: the pair written as string concatenation inside the text
+_CONCATENATED_PAIR = re.compile(r"""["']([A-Za-z_]\w*)["']\s*:\s*["']\s*\+\s*(?:str\(([^()]+)\)|([A-Za-z_][\w.]*))""")
+
+
 def _quoted_pairs(line: str) -> str | None:
     """The result a broken RESULT print still spells as `"key": value` pairs with the dict's braces lost in
-    its text (`print("RESULT {" "n_obs": n})`), as a dict literal; None unless every value parses."""
-    pairs = _QUOTED_PAIR.findall(line[line.index("RESULT"):])
+    its text (`print("RESULT {" "n_obs": n})`, or concatenated, `print("RESULT {"x": " + str(x)})`), as a dict
+    literal; None unless every value parses."""
+    tail = line[line.index("RESULT"):]
+    pairs = _QUOTED_PAIR.findall(tail) or [(k, a or b) for k, a, b in _CONCATENATED_PAIR.findall(tail)]
     items = []
     for key, expr in pairs:
         try:

@@ -1854,6 +1854,10 @@ def test_a_result_print_that_lost_its_dict_braces_in_its_text_prints_its_pairs(t
     assert json.loads(ran.stdout.split("RESULT ", 1)[1]) == {"n_obs": 54, "t_h": 2.5}, ran.stderr
     broken = 'n = 1\nprint("RESULT {" "n_obs": n +})\n'  # a value that does not parse: left to the model
     assert make_it_parse(broken) == (broken, [])
+    # unseen q4 at f78dca8, two turns: the pair written as concatenation inside the text
+    joined = 'z = 4.2\nn = 3\nprint("RESULT {"zenith_range_deg": " + str(z) + ", "n": " + n})\n'
+    ran = _run(repair(joined, name_index()).script, tmp_path)
+    assert json.loads(ran.stdout.split("RESULT ", 1)[1]) == {"zenith_range_deg": 4.2, "n": 3}, ran.stderr
 
 
 def test_an_attribute_with_its_words_swapped_is_renamed_after_the_run(tmp_path: Path) -> None:
