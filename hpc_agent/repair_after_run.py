@@ -555,6 +555,55 @@ def column_of_the_selection(text: str, stderr: str) -> tuple[str, list[str]]:
                                  f"(a table, not a mask): read the column of those rows, `{edits[0][1]}`"]
 
 
+_ROW_BY_VALUE = re.compile(r"ValueError: Illegal type <class '[\w.]+'> for table item access|"
+                           r"IndexError: index -?\d+ (?:is out of bounds|out of range for table)")
+_ARG = {"max": "argmax", "min": "argmin", "amax": "argmax", "amin": "argmin", "nanmax": "nanargmax",
+        "nanmin": "nanargmin"}
+
+
+def _extreme_column(node: ast.expr) -> tuple[str, str] | None:
+    """(column name, "max"/"min") of `x["COL"].max()`, `np.max(x["COL"])` or `max(x["COL"])` (also through
+    `.quantity`/`.data`); None for anything else."""
+    if not isinstance(node, ast.Call):
+        return None
+    func = node.func
+    if isinstance(func, ast.Attribute) and func.attr in _ARG and not node.args:
+        column = func.value
+    elif isinstance(func, (ast.Attribute, ast.Name)) and (func.attr if isinstance(func, ast.Attribute) else func.id) \
+            in _ARG and len(node.args) == 1:
+        column = node.args[0]
+    else:
+        return None
+    while isinstance(column, ast.Attribute) and column.attr in ("quantity", "data", "value"):
+        column = column.value
+    if isinstance(column, ast.Subscript) and isinstance(column.slice, ast.Constant) and isinstance(column.slice.value, str):
+        return column.slice.value, func.attr if isinstance(func, ast.Attribute) else func.id
+    return None
+
+
+def row_of_the_extreme(text: str, stderr: str) -> tuple[str, list[str]]:
+    """`selected[table["TSTART"].max()]` raised "Illegal type <class 'numpy.float64'> for table item access" (or
+    an index out of bounds, for an integer column): a table's row is picked by its position, and the row
+    holding a column's largest value is at `np.argmax` of that column (unseen q3 at f78dca8: "which run was
+    started most recently"). On the line the traceback names, the table indexed by a column's extreme is
+    indexed by the position of that extreme in its own column."""
+    frames = SCRIPT_FRAME.findall(stderr)
+    if not _ROW_BY_VALUE.search(stderr) or not frames:
+        return text, []
+    line, tree = int(frames[-1]), ast.parse(text)
+    edits: list[Edit] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Subscript) and node.lineno <= line <= (node.end_lineno or node.lineno) \
+                and (found := _extreme_column(node.slice)) is not None:
+            table = ast.get_source_segment(text, node.value) or ast.unparse(node.value)
+            edits.append((node.slice, f'np.{_ARG[found[1]]}({table}["{found[0]}"])'))
+    if not edits:
+        return text, []
+    fixed = _with_import(splice(text, edits), ast.walk(tree), "np", "import numpy as np")
+    return fixed, [f"line {line}: a table's rows are picked by position, not by a value: the row with the "
+                   f"{'largest' if 'max' in edits[0][1] else 'smallest'} value is `[{edits[0][1]}]`"]
+
+
 def reduction_through_numpy(text: str, stderr: str) -> tuple[str, list[str]]:
     """`separation.median()` raised "Angle instance has no attribute 'median'": a Quantity, Angle or array has
     no such method, numpy's function computes it. On the line the traceback names, each `<x>.median(...)` call
@@ -644,6 +693,7 @@ AFTER_RUN: tuple[tuple[re.Pattern[str], Callable[[str, str], tuple[str, list[str
     (re.compile(re.escape(_BAD_INDEX)), column_of_the_selection),
     (_MISSING_ATTRIBUTE, reduction_through_numpy),
     (_NO_LEN, count_the_bins),
+    (_ROW_BY_VALUE, row_of_the_extreme),
 )
 
 

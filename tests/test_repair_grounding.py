@@ -1884,3 +1884,29 @@ def test_an_attribute_with_its_words_swapped_is_renamed_after_the_run(tmp_path: 
     path.write_text(fixed.script)
     ran = subprocess.run([sys.executable, str(path)], capture_output=True, text=True, timeout=300)
     assert json.loads(ran.stdout.split("RESULT ", 1)[1]) == {"n_bins": 3}, ran.stderr
+
+
+@pytest.mark.parametrize(("pick", "expected"), [('table["TSTART"].max()', 47829), ('np.min(selected["TSTART"])', 33787),
+                                                ('max(selected["OBS_ID"])', 47829)])
+def test_a_table_indexed_by_a_columns_extreme_is_indexed_by_its_position(pick: str, expected: int, data_root,
+                                                                          tmp_path: Path) -> None:
+    """Unseen q3 at f78dca8 ("which run toward PKS 2155-304 was started most recently"): `selected[table["TSTART"]
+    .max()]`, "Illegal type <class 'numpy.float64'> for table item access" (an integer column's extreme: an index
+    out of bounds). After the run, the row is picked at `np.argmax` of the indexed table's own column."""
+    from hpc_agent.repair_after_run import repair_after_run
+
+    code = ("import json\nimport os\nimport numpy as np\nimport astropy.units as u\nfrom astropy.coordinates import SkyCoord\n"
+            f"from gammapy.data import DataStore\ndata_store = DataStore.from_dir({DATA})\ntable = data_store.obs_table\n"
+            "pointing = SkyCoord(table['RA_PNT'], table['DEC_PNT'], unit='deg', frame='icrs')\n"
+            "selected = table[pointing.separation(SkyCoord(329.7169, -30.2256, unit='deg')) < 2 * u.deg]\n"
+            f"row = selected[{pick}]\nprint('RESULT ' + json.dumps({{'obs_id': int(row['OBS_ID'])}}))\n")
+    env = {**os.environ, "PHOTON_STORAGE": str(data_root)}
+    path = tmp_path / "script.py"
+    path.write_text(code)
+    first = subprocess.run([sys.executable, str(path)], capture_output=True, text=True, timeout=300, env=env)
+    assert "for table item access" in first.stderr or "out of range for table" in first.stderr, first.stderr
+    fixed = repair_after_run(code, first.stderr, name_index())
+    assert fixed is not None and "the row with the" in fixed.repairs[0]
+    path.write_text(fixed.script)
+    ran = subprocess.run([sys.executable, str(path)], capture_output=True, text=True, timeout=300, env=env)
+    assert json.loads(ran.stdout.split("RESULT ", 1)[1]) == {"obs_id": expected}, ran.stderr
