@@ -95,6 +95,19 @@ def analysis_for_tables(tree: ast.AST) -> list[str]:
             "it does not ask for; remove them"]
 
 
+def unused_selection(tree: ast.AST) -> list[str]:
+    """Rows picked by a mask (`selected = table[pointing.separation(source) < 2 * u.deg]`) and never read again:
+    what follows is computed from the whole table, not the selection the request asks for (an unseen question:
+    `np.max(pointing.separation(source))` over every run, after making `selected`)."""
+    picked = {n.targets[0].id: n.lineno for n in ast.walk(tree) if isinstance(n, ast.Assign) and len(n.targets) == 1
+              and isinstance(n.targets[0], ast.Name) and isinstance(n.value, ast.Subscript)
+              and any(isinstance(c, ast.Compare) for c in ast.walk(n.value.slice))}
+    read = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
+    return [f"line {line}: `{name}` holds the rows the request selects but is never used after it: compute the "
+            f"answer from `{name}` (e.g. `{name}[\"COLUMN\"]`), not from the whole table"
+            for name, line in picked.items() if name not in read]
+
+
 NO_SELECTION = "selects no observations by position"
 NO_RESULT = "no `RESULT {json}` line is printed"
 
@@ -270,6 +283,8 @@ def static_errors(script: str, *, require_result: bool = True, cone_radius: floa
         errors.append(f"{NO_RESULT}; print the results as "
                       "print('RESULT ' + json.dumps({...}))")
 
+    if cone_radius is not None:
+        errors += unused_selection(tree)
     if cone_radius is not None and not selects(tree):
         errors.append(f"{NO_SELECTION}: the request asks for the observations pointing within {cone_radius:g} deg "
                       "of the source, and the script never computes a separation or calls a select method")

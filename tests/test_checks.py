@@ -220,3 +220,19 @@ def test_the_table_references_pass_the_tables_only_rule(reference: str) -> None:
 
     text = (Path(__file__).parents[1] / "benchmarks" / "reference" / reference).read_text()
     assert not [e for e in static_errors(text, tables_only=True) if "tables hold" in e]
+
+
+def test_rows_selected_and_never_used_are_rejected_when_the_request_selects() -> None:
+    """An unseen question at f78dca8: `selected` made, then `np.max(pointing.separation(source))` over every run."""
+    code = ("import json\nimport numpy as np\nimport astropy.units as u\nfrom astropy.coordinates import SkyCoord\n"
+            "table = None\nsource = SkyCoord(83.6331, 22.0145, unit='deg')\n"
+            "pointing = SkyCoord(table['RA_PNT'], table['DEC_PNT'], unit='deg')\n"
+            "selected = table[pointing.separation(source) < 2 * u.deg]\n"
+            "far = float(np.max(pointing.separation(source)).deg)\nprint('RESULT ' + json.dumps({'far': far}))\n")
+    errors = static_errors(code, cone_radius=2.0)
+    assert errors == ["line 8: `selected` holds the rows the request selects but is never used after it: compute the "
+                      "answer from `selected` (e.g. `selected[\"COLUMN\"]`), not from the whole table"]
+    used = code.replace("np.max(pointing.separation(source))", "np.max(pointing[pointing.separation(source) < 2 * u.deg]"
+                        ".separation(source)) + 0 * len(selected)")
+    assert static_errors(used, cone_radius=2.0) == []
+    assert static_errors(code) == []  # a request without a cone: not this rule's business
