@@ -1910,3 +1910,20 @@ def test_a_table_indexed_by_a_columns_extreme_is_indexed_by_its_position(pick: s
     path.write_text(fixed.script)
     ran = subprocess.run([sys.executable, str(path)], capture_output=True, text=True, timeout=300, env=env)
     assert json.loads(ran.stdout.split("RESULT ", 1)[1]) == {"obs_id": expected}, ran.stderr
+
+
+def test_a_variable_named_for_one_reduction_computed_with_another_gets_the_named_one(data_root, tmp_path: Path) -> None:
+    """Unseen q11 at f78dca8: `median_muoneff = selected["MUONEFF"].mean()` (1.0384, not the median 1.01344)."""
+    code = ("import json\nimport os\nfrom gammapy.data import DataStore\n"
+            f"data_store = DataStore.from_dir({DATA})\nselected = data_store.obs_table\n"
+            "median_muoneff = selected['MUONEFF'].mean()\nmean_deadc = selected['DEADC'].mean()\n"
+            "print('RESULT ' + json.dumps({'median_muoneff': median_muoneff, 'mean_deadc': mean_deadc}, default=float))\n")
+    fixed = repair(code, name_index())
+    assert fixed.repairs[0] == ("line 6: `median_muoneff` says which reduction it holds, but was computed with `mean`: "
+                                "`np.median(selected['MUONEFF'])`")
+    assert "mean_deadc = selected['DEADC'].mean()" in fixed.script  # name and reduction agree: kept
+    ran = subprocess.run([sys.executable, "-c", fixed.script], capture_output=True, text=True, timeout=300,
+                         env={**os.environ, "PHOTON_STORAGE": str(data_root)})
+    assert json.loads(ran.stdout.split("RESULT ", 1)[1])["median_muoneff"] == pytest.approx(1.01344, abs=1e-4), ran.stderr
+    for kept in ("low_high = t.max()", "min_max = t.min()", "max_index = t.argmax()", "total = t.sum()"):
+        assert repair(f"t = None\n{kept}\n", name_index()).repairs == (), kept
