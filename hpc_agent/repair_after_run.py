@@ -604,6 +604,30 @@ def row_of_the_extreme(text: str, stderr: str) -> tuple[str, list[str]]:
                    f"{'largest' if 'max' in edits[0][1] else 'smallest'} value is `[{edits[0][1]}]`"]
 
 
+_ANGLE_WITHOUT_UNIT = re.compile(r"UnitTypeError: Angle instances require units equivalent to 'rad', but no unit "
+                                 r"was given")
+
+
+def angle_in_degrees(text: str, stderr: str) -> tuple[str, list[str]]:
+    """`Angle(zen.max() - zen.min())` raised "Angle instances require units equivalent to 'rad', but no unit was
+    given": a plain number (a column's values lose their unit through numpy) made an Angle. Every angle of the
+    release's tables is in degrees, so on the line the traceback names each `Angle(x)` given no unit is
+    `Angle(x, unit="deg")` (an unseen question at f78dca8, two turns)."""
+    frames = SCRIPT_FRAME.findall(stderr)
+    if not _ANGLE_WITHOUT_UNIT.search(stderr) or not frames:
+        return text, []
+    line = int(frames[-1])
+    calls = [c for c in ast.walk(ast.parse(text)) if isinstance(c, ast.Call) and isinstance(c.func, ast.Name)
+             and c.func.id == "Angle" and len(c.args) == 1 and not c.keywords
+             and c.lineno <= line <= (c.end_lineno or c.lineno)]
+    edits: list[Edit] = [(c, f'Angle({ast.get_source_segment(text, c.args[0]) or ast.unparse(c.args[0])}, unit="deg")')
+                         for c in calls]
+    if not edits:
+        return text, []
+    return splice(text, edits), [f"line {line}: an Angle of a plain number needs its unit; the release's angles are "
+                                 f"in degrees: `{edits[0][1]}`"]
+
+
 def reduction_through_numpy(text: str, stderr: str) -> tuple[str, list[str]]:
     """`separation.median()` raised "Angle instance has no attribute 'median'": a Quantity, Angle or array has
     no such method, numpy's function computes it. On the line the traceback names, each `<x>.median(...)` call
@@ -694,6 +718,7 @@ AFTER_RUN: tuple[tuple[re.Pattern[str], Callable[[str, str], tuple[str, list[str
     (_MISSING_ATTRIBUTE, reduction_through_numpy),
     (_NO_LEN, count_the_bins),
     (_ROW_BY_VALUE, row_of_the_extreme),
+    (_ANGLE_WITHOUT_UNIT, angle_in_degrees),
 )
 
 

@@ -1927,3 +1927,25 @@ def test_a_variable_named_for_one_reduction_computed_with_another_gets_the_named
     assert json.loads(ran.stdout.split("RESULT ", 1)[1])["median_muoneff"] == pytest.approx(1.01344, abs=1e-4), ran.stderr
     for kept in ("low_high = t.max()", "min_max = t.min()", "max_index = t.argmax()", "total = t.sum()"):
         assert repair(f"t = None\n{kept}\n", name_index()).repairs == (), kept
+
+
+def test_an_angle_of_a_plain_number_is_in_degrees_after_the_run(data_root, tmp_path: Path) -> None:
+    """Unseen q4 at f78dca8, two turns: `Angle(zen.max() - zen.min())` of a column's plain numbers, "Angle
+    instances require units equivalent to 'rad', but no unit was given"."""
+    from gammapy.data import DataStore
+
+    from hpc_agent.repair_after_run import repair_after_run
+
+    code = ("import json\nimport os\nfrom astropy.coordinates import Angle\nfrom gammapy.data import DataStore\n"
+            f"table = DataStore.from_dir({DATA}).obs_table\nzen = table['ZEN_PNT']\n"
+            "spread = Angle(zen.max() - zen.min()).to_value('deg')\nprint('RESULT ' + json.dumps({'d': float(spread)}))\n")
+    env = {**os.environ, "PHOTON_STORAGE": str(data_root)}
+    path = tmp_path / "script.py"
+    path.write_text(code)
+    first = subprocess.run([sys.executable, str(path)], capture_output=True, text=True, timeout=300, env=env)
+    fixed = repair_after_run(code, first.stderr, name_index())
+    assert fixed is not None and 'Angle(zen.max() - zen.min(), unit="deg")' in fixed.script
+    path.write_text(fixed.script)
+    ran = subprocess.run([sys.executable, str(path)], capture_output=True, text=True, timeout=300, env=env)
+    zen = DataStore.from_dir(data_root / "hess-dl3-dr1").obs_table["ZEN_PNT"]
+    assert json.loads(ran.stdout.split("RESULT ", 1)[1])["d"] == pytest.approx(float(zen.max() - zen.min()), abs=1e-4)
