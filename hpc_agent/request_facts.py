@@ -170,9 +170,13 @@ def _transformed(tree: ast.AST, keys: dict[str, str]) -> tuple[str, ...]:
                                                 and n.value.func.attr == keys[n.slice.value])]
         plain = isinstance(a.value, ast.Call) and ast.unparse(a.value.func) in ("float", "int")
         if len(reads) == 1 and not plain:
-            key = ast.literal_eval(reads[0].slice)
+            name, key = a.targets[0].id, ast.literal_eval(reads[0].slice)
+            # `sqrt_ts = np.sqrt(info["counts"])`: a variable named for another of the keys is that key's read
+            read = ast.unparse(reads[0]) if name not in keys or name == key else \
+                f'{ast.unparse(reads[0].value)}["{name}"]'
+            key = key if name not in keys else name
             out.append(f"line {a.lineno}: your request says `{key}` is what `{keys[key]}()` returns, the value "
-                       f"itself: keep `{a.targets[0].id} = {ast.unparse(reads[0])}`, not `{ast.unparse(a.value)}`")
+                       f"itself: keep `{name} = {read}`, not `{ast.unparse(a.value)}`")
     return tuple(out)
 
 

@@ -1475,6 +1475,11 @@ def test_a_value_the_request_says_a_method_returns_put_through_arithmetic_gets_a
     assert len(hints) == 2
     assert hints[0].endswith("keep `excess = info['excess']`, not `counts_on - info['excess']`")
     assert "keep `significance = stacked.info_dict()['sqrt_ts']`, not `excess / np.sqrt(" in hints[1]
+    # s45 reflected-significance-msh1552: a variable named for one key, computed from another
+    other = reference.replace("info = stacked.info_dict()\n", "info = stacked.info_dict()\n"
+                              "sqrt_ts = np.sqrt(info['counts'])\n")
+    assert returned_key_hints(other, task.prompt)[0].endswith("keep `sqrt_ts = info[\"sqrt_ts\"]`, not "
+                                                              "`np.sqrt(info['counts'])`")
 
 
 def test_a_value_the_request_says_a_method_returns_is_read_from_it(data_root: Path) -> None:
