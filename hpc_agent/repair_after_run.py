@@ -136,13 +136,14 @@ def quantities_in_key_units(text: str, stderr: str) -> tuple[str, list[str]]:
     return fixed, notes
 
 
-# key, separator, number, and the unit a printed Quantity adds (`9.13 h`, `0.5 deg`), last before a separator
-_PAIR = re.compile(r"""\s*["']?([A-Za-z_]\w*)["']?\s*[:=]\s*(-?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)"""
+# key, separator (`:`, `=` or a space), number, and the unit a printed Quantity adds (`9.13 h`, `0.5 deg`), last before a separator
+_PAIR = re.compile(r"""\s*["']?([A-Za-z_]\w*)["']?(?:\s*[:=]\s*|\s+)(-?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)"""
                    r"""(?:\s*[A-Za-z][\w/.*^-]*(?=\s*(?:[,;]|$)))?\s*[,;]?""")
 
 
 def _key_value_pairs(payload: str) -> dict[str, Any] | None:
-    """`n_obs: 5`, `n_obs=5, livetime_hours=3.2`, `{"ontime_h": 9.13 h}` (a Quantity formatted into the text):
+    """`n_obs: 5`, `n_obs=5, livetime_hours=3.2`, `zenith_range_deg 4.16` (`print("RESULT x", x)`),
+    `{"ontime_h": 9.13 h}` (a Quantity formatted into the text):
     plain key/number pairs and nothing else, as a dict."""
     if payload.startswith("{") and payload.endswith("}"):
         payload = payload[1:-1].strip()

@@ -790,13 +790,14 @@ def test_an_observations_list_indexed_by_a_column_name_reads_the_observation_ind
     'print("RESULT", {"ontime_h": total / 3600})',  # the dict itself printed (the 1.5B, practice question 1)
     # concatenated (f44: the whole concatenation became the value, a string holding the line)
     'print("RESULT {\'ontime_h\': " + str(total / 3600) + "}")',
+    'print("RESULT ontime_h", total / 3600)',  # key and value apart (unseen q4 at 003b4f8)
 ])
 def test_a_result_printed_as_a_python_dict_is_printed_as_json_after_the_run(printing: str, tmp_path) -> None:
     from hpc_agent.repair_after_run import repair_after_run
 
     code = f"total = 32874.0\n{printing}\n"
     first = _run(code, tmp_path)
-    assert first.returncode == 0 and first.stdout.startswith(("RESULT {'ontime_h'", "RESULT ontime_h:"))
+    assert first.returncode == 0 and first.stdout.startswith(("RESULT {'ontime_h'", "RESULT ontime_h"))
     assert repair(code, name_index()).script == code  # never before a run
     fixed = repair_after_run(code, first.stderr, name_index(), first.stdout, ok=True)
     assert fixed is not None and fixed.repairs[0].startswith("the RESULT line (line ")
