@@ -278,6 +278,17 @@ def _with_json(fixed: str, statements: Iterable[ast.AST]) -> str:
     return _with_import(fixed, statements, "json", "import json")
 
 
+def _spans(node: ast.AST, line: int) -> bool:
+    """`node` covers `line` (the script line the traceback names; a call may run over several lines)."""
+    first = getattr(node, "lineno", 0)
+    return first <= line <= (getattr(node, "end_lineno", None) or first)
+
+
+def _attribute_reads(tree: ast.AST, attr: str, line: int) -> list[ast.Attribute]:
+    """Every `<x>.<attr>` on the traceback's line."""
+    return [n for n in ast.walk(tree) if isinstance(n, ast.Attribute) and n.attr == attr and _spans(n, line)]
+
+
 _FORMAT_KEY = re.compile(r"""KeyError: "'(\w+)'\"""")
 
 
@@ -292,7 +303,7 @@ def result_format_braces(text: str, stderr: str) -> tuple[str, list[str]]:
     tree = ast.parse(text)
     for call in ast.walk(tree):
         if not (isinstance(call, ast.Call) and isinstance(call.func, ast.Name) and call.func.id == "print"
-                and call.lineno <= line <= (call.end_lineno or call.lineno) and len(call.args) == 1):
+                and _spans(call, line) and len(call.args) == 1):
             continue
         fmt = call.args[0]
         if not (isinstance(fmt, ast.Call) and isinstance(fmt.func, ast.Attribute) and fmt.func.attr == "format"
@@ -383,8 +394,7 @@ def map_data_attribute(text: str, stderr: str, index: NameIndex) -> tuple[str, l
     if not (cls is not None and issubclass(cls, Map)) or hasattr(cls, attr) or not hasattr(np.ndarray, attr):
         return text, []
     tree = ast.parse(text)
-    reads = [n.value for n in ast.walk(tree) if isinstance(n, ast.Attribute) and n.attr == attr
-             and n.lineno <= line <= (n.end_lineno or n.lineno)]
+    reads = [n.value for n in _attribute_reads(tree, attr, line)]
     edits: list[Edit] = [(r, f"{ast.get_source_segment(text, r) or ast.unparse(r)}.data") for r in reads]
     if not edits:
         return text, []
@@ -404,8 +414,7 @@ def attribute_it_can_only_mean(text: str, stderr: str, index: NameIndex) -> tupl
     real = real_attribute(owner, attr, index)
     if real is None:
         return text, []
-    reads = [n for n in ast.walk(ast.parse(text)) if isinstance(n, ast.Attribute) and n.attr == attr
-             and n.lineno <= line <= (n.end_lineno or n.lineno)]
+    reads = _attribute_reads(ast.parse(text), attr, line)
     edits: list[Edit] = [(n, f"{ast.get_source_segment(text, n.value) or ast.unparse(n.value)}.{real}") for n in reads]
     if not edits:
         return text, []
@@ -432,7 +441,7 @@ def renamed_keyword(text: str, stderr: str, index: NameIndex) -> tuple[str, list
     for call in ast.walk(ast.parse(text)):
         name = call.func.attr if isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute) else \
             call.func.id if isinstance(call, ast.Call) and isinstance(call.func, ast.Name) else None
-        if name != called or not isinstance(call, ast.Call) or not call.lineno <= line <= (call.end_lineno or call.lineno):
+        if name != called or not isinstance(call, ast.Call) or not _spans(call, line):
             continue
         edits += [(ast.Name(keyword, lineno=kw.lineno, col_offset=kw.col_offset, end_lineno=kw.lineno,
                             end_col_offset=kw.col_offset + len(keyword)), meant)
@@ -469,7 +478,7 @@ def count_the_selection(text: str, stderr: str) -> tuple[str, list[str]]:
     edits: list[Edit] = []
     for node in ast.walk(tree):
         if not (isinstance(node, ast.Attribute) and node.attr == attr and isinstance(node.value, ast.Subscript)
-                and node.lineno <= line <= (node.end_lineno or node.lineno)):
+                and _spans(node, line)):
             continue
         name = assigned.get(id(node))
         only_counted = name is not None and len(bound.get(name, [])) == 1 and bool(loads.get(name)) \
@@ -540,7 +549,7 @@ def column_of_the_selection(text: str, stderr: str) -> tuple[str, list[str]]:
     bound = bindings(tree)
     edits: list[Edit] = []
     for node in ast.walk(tree):
-        if not (isinstance(node, ast.Subscript) and node.lineno <= line <= (node.end_lineno or node.lineno)
+        if not (isinstance(node, ast.Subscript) and _spans(node, line)
                 and isinstance(node.slice, ast.Name) and isinstance(column := node.value, ast.Subscript)
                 and isinstance(column.slice, ast.Constant) and isinstance(column.slice.value, str)):
             continue
@@ -594,7 +603,7 @@ def row_of_the_extreme(text: str, stderr: str) -> tuple[str, list[str]]:
     line, tree = int(frames[-1]), ast.parse(text)
     edits: list[Edit] = []
     for node in ast.walk(tree):
-        if isinstance(node, ast.Subscript) and node.lineno <= line <= (node.end_lineno or node.lineno) \
+        if isinstance(node, ast.Subscript) and _spans(node, line) \
                 and (found := _extreme_column(node.slice)) is not None:
             table = ast.get_source_segment(text, node.value) or ast.unparse(node.value)
             edits.append((node.slice, f'np.{_ARG[found[1]]}({table}["{found[0]}"])'))
@@ -620,7 +629,7 @@ def angle_in_degrees(text: str, stderr: str) -> tuple[str, list[str]]:
     line = int(frames[-1])
     calls = [c for c in ast.walk(ast.parse(text)) if isinstance(c, ast.Call) and isinstance(c.func, ast.Name)
              and c.func.id == "Angle" and len(c.args) == 1 and not c.keywords
-             and c.lineno <= line <= (c.end_lineno or c.lineno)]
+             and _spans(c, line)]
     edits: list[Edit] = [(c, f'Angle({ast.get_source_segment(text, c.args[0]) or ast.unparse(c.args[0])}, unit="deg")')
                          for c in calls]
     if not edits:
@@ -642,7 +651,7 @@ def reduction_through_numpy(text: str, stderr: str) -> tuple[str, list[str]]:
     edits: list[Edit] = []
     for call in ast.walk(tree):
         if isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute) and call.func.attr == attr \
-                and call.lineno <= line <= (call.end_lineno or call.lineno):
+                and _spans(call, line):
             edits.append((call, numpy_call(text, call)))
     if not edits:
         return text, []
@@ -671,7 +680,7 @@ def count_the_bins(text: str, stderr: str) -> tuple[str, list[str]]:
     for call in ast.walk(tree):
         if isinstance(call, ast.Call) and isinstance(call.func, ast.Name) and call.func.id == "len" \
                 and len(call.args) == 1 and not call.keywords and isinstance(call.args[0], (ast.Name, ast.Attribute)) \
-                and call.lineno <= line <= (call.end_lineno or call.lineno):
+                and _spans(call, line):
             points = ast.get_source_segment(text, call.args[0]) or ast.unparse(call.args[0])
             edits.append((call, f'len({points}.to_table(format="{fmt}", sed_type="flux"))'))
     if not edits:
@@ -691,8 +700,7 @@ def read_the_requests_keys(text: str, stderr: str, returned: dict[str, str]) -> 
         return text, []
     tree = ast.parse(text)
     line = int(frames[-1])
-    failing = [n for n in ast.walk(tree) if isinstance(n, ast.Attribute) and n.attr == missing[1]
-               and n.lineno <= line <= (n.end_lineno or n.lineno)]
+    failing = _attribute_reads(tree, missing[1], line)
     if len(failing) != 1:
         return text, []
     owner = ast.unparse(failing[0].value)

@@ -644,10 +644,13 @@ def test_lessons_name_the_failing_line_and_need_no_script() -> None:
     assert prompts.failure_signature(ran) != prompts.failure_signature(rejected)
 
 
-def _run(code: str, tmp_path) -> subprocess.CompletedProcess[str]:
+def _run(code: str, tmp_path, data_root: Path | None = None, timeout: int = 120) -> subprocess.CompletedProcess[str]:
+    """`code` run as `script.py` in `tmp_path` (how a traceback names a sandboxed script), with PHOTON_STORAGE
+    set to `data_root` when given."""
     path = tmp_path / "script.py"
     path.write_text(code)
-    return subprocess.run([sys.executable, str(path)], capture_output=True, text=True, timeout=120)
+    env = {**os.environ, "PHOTON_STORAGE": str(data_root)} if data_root is not None else None
+    return subprocess.run([sys.executable, str(path)], capture_output=True, text=True, timeout=timeout, env=env)
 
 
 def test_quantities_in_result_are_written_in_the_unit_their_key_names(tmp_path) -> None:
@@ -1880,15 +1883,12 @@ def test_an_attribute_with_its_words_swapped_is_renamed_after_the_run(tmp_path: 
             "geom = RegionGeom.create('icrs;circle(83.63, 22.01, 0.11)', axes=[axis])\n"
             "stacked = SpectrumDatasetOnOff.create(geom)\nkept = stacked.safe_mask\n"
             "print('RESULT ' + json.dumps({'n_bins': int(kept.data.size)}))\n")
-    path = tmp_path / "script.py"
-    path.write_text(code)
-    first = subprocess.run([sys.executable, str(path)], capture_output=True, text=True, timeout=300)
+    first = _run(code, tmp_path, timeout=300)
     assert "has no attribute 'safe_mask'" in first.stderr
     fixed = repair_after_run(code, first.stderr, name_index())
     assert fixed is not None and fixed.repairs == (
         "line 7: a `SpectrumDatasetOnOff` has no `.safe_mask`; the one name it can mean is `.mask_safe`: renamed",)
-    path.write_text(fixed.script)
-    ran = subprocess.run([sys.executable, str(path)], capture_output=True, text=True, timeout=300)
+    ran = _run(fixed.script, tmp_path, timeout=300)
     assert json.loads(ran.stdout.split("RESULT ", 1)[1]) == {"n_bins": 3}, ran.stderr
 
 
@@ -1906,15 +1906,11 @@ def test_a_table_indexed_by_a_columns_extreme_is_indexed_by_its_position(pick: s
             "pointing = SkyCoord(table['RA_PNT'], table['DEC_PNT'], unit='deg', frame='icrs')\n"
             "selected = table[pointing.separation(SkyCoord(329.7169, -30.2256, unit='deg')) < 2 * u.deg]\n"
             f"row = selected[{pick}]\nprint('RESULT ' + json.dumps({{'obs_id': int(row['OBS_ID'])}}))\n")
-    env = {**os.environ, "PHOTON_STORAGE": str(data_root)}
-    path = tmp_path / "script.py"
-    path.write_text(code)
-    first = subprocess.run([sys.executable, str(path)], capture_output=True, text=True, timeout=300, env=env)
+    first = _run(code, tmp_path, data_root, timeout=300)
     assert "for table item access" in first.stderr or "out of range for table" in first.stderr, first.stderr
     fixed = repair_after_run(code, first.stderr, name_index())
     assert fixed is not None and "the row with the" in fixed.repairs[0]
-    path.write_text(fixed.script)
-    ran = subprocess.run([sys.executable, str(path)], capture_output=True, text=True, timeout=300, env=env)
+    ran = _run(fixed.script, tmp_path, data_root, timeout=300)
     assert json.loads(ran.stdout.split("RESULT ", 1)[1]) == {"obs_id": expected}, ran.stderr
 
 
@@ -1945,13 +1941,9 @@ def test_an_angle_of_a_plain_number_is_in_degrees_after_the_run(data_root, tmp_p
     code = ("import json\nimport os\nfrom astropy.coordinates import Angle\nfrom gammapy.data import DataStore\n"
             f"table = DataStore.from_dir({DATA}).obs_table\nzen = table['ZEN_PNT']\n"
             "spread = Angle(zen.max() - zen.min()).to_value('deg')\nprint('RESULT ' + json.dumps({'d': float(spread)}))\n")
-    env = {**os.environ, "PHOTON_STORAGE": str(data_root)}
-    path = tmp_path / "script.py"
-    path.write_text(code)
-    first = subprocess.run([sys.executable, str(path)], capture_output=True, text=True, timeout=300, env=env)
+    first = _run(code, tmp_path, data_root, timeout=300)
     fixed = repair_after_run(code, first.stderr, name_index())
     assert fixed is not None and 'Angle(zen.max() - zen.min(), unit="deg")' in fixed.script
-    path.write_text(fixed.script)
-    ran = subprocess.run([sys.executable, str(path)], capture_output=True, text=True, timeout=300, env=env)
+    ran = _run(fixed.script, tmp_path, data_root, timeout=300)
     zen = DataStore.from_dir(data_root / "hess-dl3-dr1").obs_table["ZEN_PNT"]
     assert json.loads(ran.stdout.split("RESULT ", 1)[1])["d"] == pytest.approx(float(zen.max() - zen.min()), abs=1e-4)
