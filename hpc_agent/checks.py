@@ -35,12 +35,13 @@ def _parents(tree: ast.AST) -> dict[int, ast.AST]:
     return {id(child): node for node in ast.walk(tree) for child in ast.iter_child_nodes(node)}
 
 
-def _callee(call: ast.Call) -> str:
+def callee_name(call: ast.Call) -> str:
+    """The called name: `f` of `f(...)`, `m` of `x.m(...)`; "" for anything else (`a[0](...)`)."""
     return call.func.attr if isinstance(call.func, ast.Attribute) else getattr(call.func, "id", "")
 
 
 def _compares(nodes: list[ast.AST]) -> bool:
-    return any(isinstance(n, ast.Compare) or (isinstance(n, ast.Call) and _callee(n) in _MATCHING)
+    return any(isinstance(n, ast.Compare) or (isinstance(n, ast.Call) and callee_name(n) in _MATCHING)
                for node in nodes for n in ast.walk(node))
 
 
@@ -51,7 +52,7 @@ def _selects_by(node: ast.AST, parents: dict[int, ast.AST], tree: ast.AST, depth
     selects nothing: a question about the targets may read the column."""
     while id(node) in parents:
         parent = parents[id(node)]
-        if isinstance(parent, ast.Compare) or (isinstance(parent, ast.Call) and _callee(parent) in _MATCHING):
+        if isinstance(parent, ast.Compare) or (isinstance(parent, ast.Call) and callee_name(parent) in _MATCHING):
             return True
         if isinstance(parent, ast.comprehension) and node is parent.iter:
             return bool(parent.ifs) or _compares([c for c in ast.iter_child_nodes(parents[id(parent)])
@@ -116,7 +117,7 @@ def selects(tree: ast.AST) -> bool:
     """Some selection happens: a separation is computed or a `select*` method or function is called."""
     for node in ast.walk(tree):
         if isinstance(node, ast.Call):
-            name = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", "")
+            name = callee_name(node)
             if "separation" in name or name.startswith("select"):
                 return True
     return False
@@ -152,8 +153,7 @@ def undefined_names(tree: ast.AST) -> list[str]:
 def maker_class(node: ast.expr, makers: dict[str, str]) -> str | None:
     """The Maker class `node` is an instance of: `SafeMaskMaker(...)` or a name assigned from one."""
     if isinstance(node, ast.Call):
-        func = node.func
-        name = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else ""
+        name = callee_name(node)
         return name if name.endswith("Maker") else None
     return makers.get(node.id) if isinstance(node, ast.Name) else None
 

@@ -499,19 +499,16 @@ def _with_partner_column(node: ast.expr) -> str | None:
     return f'SkyCoord({table}["{column}"], {table}["{partner}"], unit="deg", frame="{frame}")'
 
 
-def _index_rows(name: str, bound: dict[str, list[ast.expr]]) -> bool:
-    """`name` is assigned once, to rows of the observation index: `table[mask]` with `table = data_store.obs_table`,
+def _index_rows(rows: ast.Name, bound: dict[str, list[ast.expr]]) -> bool:
+    """`rows` is assigned once, to rows of the observation index: `table[mask]` with `table = data_store.obs_table`,
     `data_store.obs_table[...]`, or `table.select_observations(...)`."""
-    made = bound.get(name, [])
-    if len(made) != 1:
+    value = assigned_once(rows, bound)
+    if value is rows:
         return False
-    value = made[0]
     base = value.value if isinstance(value, ast.Subscript) else value.func.value \
         if isinstance(value, ast.Call) and isinstance(value.func, ast.Attribute) \
         and value.func.attr == "select_observations" else None
-    if isinstance(base, ast.Name) and len(bound.get(base.id, [])) == 1:
-        base = bound[base.id][0]
-    return base is not None and ast.unparse(base).endswith("obs_table")
+    return base is not None and ast.unparse(assigned_once(base, bound)).endswith("obs_table")
 
 
 def _one_position(bound: dict[str, list[ast.expr]]) -> str | None:
@@ -520,7 +517,7 @@ def _one_position(bound: dict[str, list[ast.expr]]) -> str | None:
     return found[0] if len(found) == 1 else None
 
 
-def _column_under(node: ast.expr) -> ast.expr:
+def column_under(node: ast.expr) -> ast.expr:
     """`t["RA_PNT"]` under the array views a column hands out (`t["RA_PNT"].quantity`, `.data`, `.value`)."""
     while isinstance(node, ast.Attribute) and node.attr in ("quantity", "data", "value"):
         node = node.value
@@ -542,7 +539,7 @@ def pair_as_position(text: str, _: NameIndex) -> tuple[str, list[str]]:
     for call in ast.walk(tree):
         if not (isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute) and call.func.attr == "separation"):
             continue
-        if len(call.args) == 1 and isinstance(rows := call.args[0], ast.Name) and _index_rows(rows.id, bound) \
+        if len(call.args) == 1 and isinstance(rows := call.args[0], ast.Name) and _index_rows(rows, bound) \
                 and (position := _one_position(bound)) is not None:
             pointings = f'SkyCoord({rows.id}["RA_PNT"], {rows.id}["DEC_PNT"], unit="deg", frame="icrs")'
             if isinstance(call.func.value, ast.Name) and call.func.value.id == position:
@@ -559,7 +556,7 @@ def pair_as_position(text: str, _: NameIndex) -> tuple[str, list[str]]:
             edits.append((arg, position))
             notes.append(f"line {call.lineno}: `.{call.func.attr}()` takes a sky position, not the one coordinate "
                          f"`{arg.id}`: gave it `{position}`")
-        elif (position := _with_partner_column(receiver := _column_under(call.func.value))) is not None:
+        elif (position := _with_partner_column(receiver := column_under(call.func.value))) is not None:
             edits.append((call.func.value, position))
             notes.append(f"line {call.lineno}: `.{call.func.attr}()` is a method of a sky position, not of the one "
                          f"column `{ast.unparse(receiver)}`: called it on `{position}`")
@@ -1306,12 +1303,7 @@ def reduction_the_name_says(text: str, _: NameIndex) -> tuple[str, list[str]]:
         edits.append((call, new))
         notes.append(f"line {node.lineno}: `{node.targets[0].id}` says which reduction it holds, but was computed "
                      f"with `{done}`: `{new}`")
-    if not edits:
-        return text, []
-    fixed = splice(text, edits)
-    if not any(isinstance(n, ast.Import) and any((a.asname or a.name) == "np" for a in n.names) for n in ast.walk(tree)):
-        fixed = add_imports(fixed, ["import numpy as np"])
-    return fixed, notes
+    return (splice(text, edits), notes) if edits else (text, [])  # `add_missing_imports` imports numpy
 
 
 def reductions_through_numpy(text: str, _: NameIndex) -> tuple[str, list[str]]:

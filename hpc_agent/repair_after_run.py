@@ -18,7 +18,8 @@ from hpc_agent.names import NameIndex
 from hpc_agent.prompts import SCRIPT_FRAME
 from hpc_agent.bindings import assigned_once, bindings
 from hpc_agent.bindings import result_dicts
-from hpc_agent.repair import NUMPY_ONLY_REDUCTIONS, Repaired, json_numpy_numbers, numpy_call
+from hpc_agent.checks import callee_name
+from hpc_agent.repair import NUMPY_ONLY_REDUCTIONS, Repaired, column_under, json_numpy_numbers, numpy_call
 from hpc_agent.source_edits import Edit, add_imports, drop_statements, insertion_line, splice
 
 
@@ -574,20 +575,16 @@ _ARG = {"max": "argmax", "min": "argmin", "amax": "argmax", "amin": "argmin", "n
 def _extreme_column(node: ast.expr) -> tuple[str, str] | None:
     """(column name, "max"/"min") of `x["COL"].max()`, `np.max(x["COL"])` or `max(x["COL"])` (also through
     `.quantity`/`.data`); None for anything else."""
-    if not isinstance(node, ast.Call):
+    if not isinstance(node, ast.Call) or (name := callee_name(node)) not in _ARG:
         return None
-    func = node.func
-    if isinstance(func, ast.Attribute) and func.attr in _ARG and not node.args:
-        column = func.value
-    elif isinstance(func, (ast.Attribute, ast.Name)) and (func.attr if isinstance(func, ast.Attribute) else func.id) \
-            in _ARG and len(node.args) == 1:
-        column = node.args[0]
+    if isinstance(node.func, ast.Attribute) and not node.args:
+        column = column_under(node.func.value)
+    elif len(node.args) == 1:
+        column = column_under(node.args[0])
     else:
         return None
-    while isinstance(column, ast.Attribute) and column.attr in ("quantity", "data", "value"):
-        column = column.value
     if isinstance(column, ast.Subscript) and isinstance(column.slice, ast.Constant) and isinstance(column.slice.value, str):
-        return column.slice.value, func.attr if isinstance(func, ast.Attribute) else func.id
+        return column.slice.value, name
     return None
 
 
