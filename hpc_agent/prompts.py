@@ -119,6 +119,10 @@ HINTS: tuple[Hint, ...] = (
        "'hess-dl3-dr1')` with `obs-index.fits.gz`, `hdu-index.fits.gz` and `data/`; use `DataStore.from_dir` on that folder."),
     _h(r"NameError: name '(os|np|u|json|SkyCoord|Table)' is not defined|undefined name '(os|np|u|json|SkyCoord|Table)'", "Import every module you use at the top "
        "(`import os, json`, `import numpy as np`, `import astropy.units as u`, `from astropy.coordinates import SkyCoord`)."),
+    _h(r"between instances of '(?:Time' and '\w+|\w+' and 'Time)'", "An event's TIME (`observation.events.time`) is an "
+       "astropy Time, an instant; a number or a Quantity such as `10 * u.min` is a duration, and the two do not "
+       "compare. The time since the run began is `dt = observation.events.time - observation.tstart`; compare "
+       "that with durations (`(dt >= 0 * u.min) & (dt < 10 * u.min)`), and an instant only with another Time."),
     _h(r"UnitConversionError|UnitTypeError|TypeError: .*Quantity", "Mind astropy units: convert with `.to(u.deg)` / "
        "`.to_value(unit)` and pass plain floats to json."),
     _h(r"object of type 'FluxPoints' has no len|Object of type \w*(Map|FluxPoints) is not JSON serializable"

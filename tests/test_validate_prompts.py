@@ -135,3 +135,25 @@ def test_the_system_messages_selection_idiom_runs_on_the_release(data_root, monk
     namespace: dict = {}
     exec(prelude + "\n".join(line.strip() for line in code.splitlines()), namespace)
     assert len(namespace["selected"]) == 4 and len(namespace["energies"]) == 30129  # the Crab's runs and events
+
+
+def test_a_time_compared_with_a_duration_is_told_the_time_since_the_start(data_root) -> None:
+    """astropy's own errors for an instant compared with a duration get the Time hint first, and its idiom works on
+    a real run of the release."""
+    import astropy.units as u
+    from gammapy.data import DataStore
+
+    observation = DataStore.from_dir(data_root / "hess-dl3-dr1").obs(23592)
+    time = observation.events.time
+    for compare in (lambda: time >= 0 * u.min, lambda: 10 * u.s > time, lambda: time < 5):
+        try:
+            compare()
+        except TypeError as error:
+            message = f"TypeError: {error}"
+        else:
+            raise AssertionError("astropy compared a Time with a duration")
+        assert hints_for(message)[0].startswith("An event's TIME"), message
+    dt = observation.events.time - observation.tstart
+    first = int(((dt >= 0 * u.min) & (dt < 10 * u.min)).sum())
+    assert 0 < first < len(observation.events.table)
+    assert hints_for("TypeError: '<' not supported between instances of 'Quantity' and 'float'")[0].startswith("Mind")
