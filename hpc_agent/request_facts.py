@@ -149,7 +149,28 @@ def returned_key_hints(script: str | None, prompt: str) -> tuple[str, ...]:
     called = {n.func.attr for n in ast.walk(tree) if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute)}
     return tuple(f"line {node.lineno}: your request says `{key}` is what `{keys[key]}()` returns: "
                  f'`{ast.unparse(node.value)}.{keys[key]}()["{key}"]`, not `{ast.unparse(node)}`'
-                 for key, node in read.items() if keys[key] not in called) + _transformed(tree, keys)
+                 for key, node in read.items() if keys[key] not in called) \
+        + _elsewhere(tree, keys, called, prompt) + _transformed(tree, keys)
+
+
+def _elsewhere(tree: ast.AST, keys: dict[str, str], called: set[str], prompt: str) -> tuple[str, ...]:
+    """`counts_on = info_table["counts"][0]` where the request says `info_dict()` returns "counts" and the script
+    never calls it: the key is read from another table (s45 reflected-significance-crab read the first row of a
+    cumulative `info_table`, one observation's counts). One hint per method, naming each such read."""
+    reads: dict[str, dict[str, ast.Subscript]] = {}
+    for n in ast.walk(tree):
+        if isinstance(n, ast.Subscript) and isinstance(n.slice, ast.Constant) and n.slice.value in keys \
+                and keys[n.slice.value] not in called:
+            reads.setdefault(keys[n.slice.value], {}).setdefault(n.slice.value, n)
+    out = []
+    for method, by_key in reads.items():
+        found = dict(sorted(by_key.items(), key=lambda kv: (kv[1].lineno, kv[1].col_offset)))
+        owner = re.search(rf"((?:[A-Za-z]+ ){{0,2}}[A-Za-z]+)'s\s+{method}\(\)", " ".join(prompt.split()))
+        whose = f"{owner.group(1)}'s " if owner else ""
+        named = ", ".join(f'`….{method}()["{k}"]` for `{ast.unparse(n)}` (line {n.lineno})' for k, n in found.items())
+        out.append(f"your request says {', '.join(f'`{k}`' for k in found)} come from {whose}`{method}()`, which "
+                   f"your script never calls: read {named}")
+    return tuple(out)
 
 
 def _transformed(tree: ast.AST, keys: dict[str, str]) -> tuple[str, ...]:

@@ -1486,6 +1486,28 @@ def test_a_value_the_request_says_a_method_returns_put_through_arithmetic_gets_a
                                                               "`np.sqrt(info['counts'])`")
 
 
+def test_keys_read_from_another_table_are_pointed_at_the_method_the_request_names() -> None:
+    """s45 reflected-significance-crab: `info_table = datasets.info_table(cumulative=True)`, then
+    `info_table["counts"][0]` (one observation's counts) where the request says the stacked dataset's
+    `info_dict()` returns them, never called."""
+    from hpc_agent.request_facts import returned_key_hints
+
+    task = load_tasks()["reflected-significance-crab"]
+    reference = reference_script(task)
+    code = reference.replace("info = stacked.info_dict()\n", "info = datasets.info_table(cumulative=True)\n")
+    code = code.replace('info["counts"]', 'info["counts"][0]')
+    lines = code.splitlines()
+    at = {key: 1 + next(i for i, x in enumerate(lines) if f'info["{key}"]' in x) for key in ("counts", "excess", "sqrt_ts")}
+    assert returned_key_hints(code, task.prompt) == (
+        "your request says `counts`, `excess`, `sqrt_ts` come from the stacked dataset's `info_dict()`, which your "
+        f"script never calls: read `….info_dict()[\"counts\"]` for `info['counts']` (line {at['counts']}), "
+        f"`….info_dict()[\"excess\"]` for `info['excess']` (line {at['excess']}), "
+        f"`….info_dict()[\"sqrt_ts\"]` for `info['sqrt_ts']` (line {at['sqrt_ts']})",)
+    # once the method is called anywhere, reads of its keys are the model's own business
+    assert returned_key_hints(code.replace("cumulative=True)\n", "cumulative=True)\nstacked.info_dict()\n"),
+                              task.prompt) == ()
+
+
 def test_a_value_the_request_says_a_method_returns_is_read_from_it(data_root: Path) -> None:
     """The 1.5B ran a whole reflected-regions reduction, then read `stacked.sqrt_ts` (AttributeError) where
     the request says `info_dict()` returns "counts", "excess" and "sqrt_ts": read from it, the run passes."""
