@@ -7,13 +7,14 @@ the reasons it may not (grounding findings, rule violations). It never runs the 
 from __future__ import annotations
 
 import ast
+import re
 import threading
 import time
 from dataclasses import dataclass, replace
 
 from hpc_agent import checks
-from hpc_agent.grounding import Rename, ground
-from hpc_agent.names import name_index
+from hpc_agent.grounding import Rename, ground, invented_name
+from hpc_agent.names import NameIndex, name_index
 from hpc_agent.repair import repair
 from hpc_agent.request_facts import RequestFacts
 from hpc_agent.tutorial_definitions import tutorial_definitions, tutorial_made_from_names
@@ -76,9 +77,20 @@ def static_stage(answer: str, *, repairs: bool = True, require_result: bool = Tr
                                      tables_only=facts.tables_only)
             findings = ground(ast.parse(script), index)
         errors = list(dict.fromkeys([str(f) for f in findings] + errors))
+    errors = [_said_invented(e, index) for e in errors]
     # a table question answered by an analysis: that comes first, the analysis API's own findings are moot
     errors = sorted(errors, key=lambda e: not e.startswith(checks.TABLES_ONLY))
     return StaticResult(script, tuple(done), tuple(errors), time.perf_counter() - t0)
+
+
+_UNDEFINED = re.compile(r"undefined name '(\w+)' \(missing import or typo\)$")
+
+
+def _said_invented(error: str, index: NameIndex) -> str:
+    """An undefined name no library exports is no missing import: say it is invented, and what is real."""
+    found = _UNDEFINED.search(error)
+    invented = invented_name(found.group(1), index) if found else None
+    return error.replace("(missing import or typo)", f"({invented})") if invented else error
 
 
 def _renamed(script: str, renames: list[Rename]) -> str | None:

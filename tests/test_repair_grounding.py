@@ -81,6 +81,22 @@ def test_an_invented_class_built_on_a_real_one_is_answered_with_the_real_one() -
     assert "PowerLawSpectralModel" in _ground("from gammapy.modeling import PowerLawModel\nx = PowerLawModel()\n")[0]
 
 
+def test_an_undefined_class_no_library_defines_is_said_invented_with_the_real_one() -> None:
+    """Unseen q5 at 003b4f8: told only "missing import or typo", the 1.5B dropped `from gammapy.makers import
+    EventListMaker` and kept `EventListMaker()` for three turns. The message now says no library defines it."""
+    code = ("import json\nfrom gammapy.data import DataStore\nmaker = EventListMaker()\nx = Obsevation\n"
+            "y = FooBarBaz()\nz = my_events\nprint('RESULT ' + json.dumps({'n': 1}))\n")
+    errors = static_stage(code).errors
+    assert errors[0] == ("line 3: undefined name 'EventListMaker' (no installed library defines `EventListMaker`; "
+                         "the real class in its name is `gammapy.data.EventList(table, meta=None)` (Event list))")
+    assert errors[1].startswith("line 4: undefined name 'Obsevation' (no installed library defines `Obsevation`; "
+                                "did you mean `from gammapy.data import Observation`")
+    assert errors[2].endswith("(no installed library defines `FooBarBaz`; write that step with the real API)")
+    assert errors[3] == "line 6: undefined name 'my_events' (missing import or typo)"  # a variable, not a class
+    # a real class left unimported is imported by the repairs, never called invented
+    assert static_stage("import json\nx = EventList\nprint('RESULT ' + json.dumps({'n': 1}))\n").ok
+
+
 def test_invented_module_and_keyword_and_network_calls() -> None:
     errors = _ground("import gammapy.io\nfrom astropy.coordinates import SkyCoord\nimport requests\n"
                      "c = SkyCoord.from_name('Crab')\n"
