@@ -42,3 +42,19 @@ def result_dicts(tree: ast.Module) -> list[ast.Dict]:
             if target is not None:
                 found.append(target)
     return found
+
+
+def module_assignments(tree: ast.Module) -> dict[str, int]:
+    """name -> end line of its first module-level assignment."""
+    found: dict[str, int] = {}
+    for node in tree.body:
+        if isinstance(node, ast.Assign):
+            for t in node.targets:
+                if isinstance(t, ast.Name):
+                    found.setdefault(t.id, node.end_lineno or node.lineno)
+    return found
+
+
+def stored_names(tree: ast.AST) -> set[str]:
+    """Every name the script assigns, in any form (tuple targets, loops, `with ... as`)."""
+    return {n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}

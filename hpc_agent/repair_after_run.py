@@ -19,7 +19,9 @@ from hpc_agent.prompts import SCRIPT_FRAME
 from hpc_agent.bindings import assigned_once, bindings
 from hpc_agent.bindings import result_dicts
 from hpc_agent.checks import callee_name
-from hpc_agent.repair import NUMPY_ONLY_REDUCTIONS, Repaired, column_under, json_numpy_numbers, numpy_call
+from hpc_agent.repair import NUMPY_ONLY_REDUCTIONS, Repaired, numpy_call
+from hpc_agent.result_line import json_numpy_numbers
+from hpc_agent.separations import column_under
 from hpc_agent.source_edits import Edit, add_imports, drop_statements, insertion_line, splice
 
 

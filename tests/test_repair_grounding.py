@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from hpc_agent.bench.tasks import load_tasks, reference_script
-from hpc_agent.repair import use_the_requests_calls
+from hpc_agent.as_requested import use_the_requests_calls
 from hpc_agent.grounding import ground
 from hpc_agent.names import name_index
 from hpc_agent.repair import repair
@@ -976,7 +976,7 @@ def test_the_length_of_a_sum_is_the_sum(data_root: Path) -> None:
             "n_obs = len(selected)\nprint('RESULT ' + json.dumps({'n_events': n_events, 'n_obs': n_obs}))\n")
     from astropy.table import Table
 
-    from hpc_agent.repair import json_numpy_numbers
+    from hpc_agent.result_line import json_numpy_numbers
 
     fixed = static_stage(code)
     assert "n_events = selected['EVENT_COUNT'].sum()" in fixed.script.splitlines()
@@ -1185,7 +1185,7 @@ def test_an_empty_dataset_is_filled_before_the_background_and_safe_mask_makers(d
     """The 1.5B's light curve (s29 attempt 3) imported SpectrumDatasetMaker and never ran it: the background
     and safe-mask makers got the empty dataset (`KeyError: 'livetime'` in SafeMaskMaker). The request's own
     SpectrumDatasetMaker call fills it first, and the real run gives OFF counts and a safe mask."""
-    from hpc_agent.repair import fill_before_reducing
+    from hpc_agent.as_requested import fill_before_reducing
 
     empty = (UNCHAINED_MAKERS
              .replace('dataset = SpectrumDatasetMaker(selection=["counts", "exposure", "edisp"]).run(empty, observation)\n'
@@ -1736,7 +1736,7 @@ def test_a_result_print_whose_fields_and_values_do_not_pair_is_left_to_the_model
 ])
 def test_one_coordinate_column_given_to_or_asked_for_a_separation_is_the_position_of_it_and_its_partner(
         line: str, made: str, data_root: Path) -> None:
-    from hpc_agent.repair import pair_as_position
+    from hpc_agent.separations import pair_as_position
 
     code = ("import astropy.units as u\nfrom astropy.coordinates import SkyCoord\nfrom gammapy.data import DataStore\n"
             f"data_store = DataStore.from_dir('{data_root / 'hess-dl3-dr1'}')\n"
@@ -1835,7 +1835,7 @@ def test_a_numpy_reduction_asked_of_an_angle_goes_through_numpy_after_the_run(tm
 
 def test_a_units_class_imported_from_another_astropy_module_is_imported_from_astropy_units() -> None:
     """Held-out q4 (e20619e): `from astropy.coordinates import Unit`, two turns rejected at the static stage."""
-    from hpc_agent.repair import fix_import_homes
+    from hpc_agent.imports import fix_import_homes
 
     code = "from astropy.coordinates import SkyCoord, Unit\nx = Unit('deg')\nprint('RESULT {}')\n"
     fixed, notes = fix_import_homes(code, name_index())

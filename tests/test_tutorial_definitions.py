@@ -128,7 +128,7 @@ def test_a_variable_the_tutorials_make_from_variables_has_one_reading_given_the_
 
 
 def test_the_repairs_define_it_before_its_first_use_when_the_script_has_what_it_is_made_from() -> None:
-    from hpc_agent.repair import define_as_tutorials_do
+    from hpc_agent.as_requested import define_as_tutorials_do
     from hpc_agent.tutorial_definitions import made_from_names_in
 
     made = made_from_names_in(MADE)
@@ -171,7 +171,7 @@ def test_a_tutorial_keyword_the_script_never_has_is_left_to_its_default() -> Non
     """The 1.5B used `bkg_maker` without making it, in a script with no exclusion mask at all: the tutorials'
     `ReflectedRegionsBackgroundMaker(exclusion_mask=exclusion_mask)` is the maker with its default, no mask."""
     from hpc_agent.names import name_index
-    from hpc_agent.repair import define_as_tutorials_do
+    from hpc_agent.as_requested import define_as_tutorials_do
     from hpc_agent.tutorial_definitions import made_from_names_in
 
     made = made_from_names_in(MADE)
