@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import subprocess
 import sys
 import time
 import warnings
@@ -28,6 +29,7 @@ from hpc_agent.sandbox import (
     default_sandbox_name,
     get_sandbox,
 )
+from hpc_agent.sandbox import _seed
 from hpc_agent.sandbox._cgroup import Cgroup
 from hpc_agent.sandbox._exec import CappedBuffer
 from hpc_agent.sandbox.bwrap import interpreter_paths
@@ -192,6 +194,42 @@ def test_clean_run_and_workspace_persists(sandbox, tmp_path):
     assert r.backend == sandbox.name and r.isolated == sandbox.isolated
     assert (ws / "result.txt").read_text() == "hello from the sandbox"
     assert (ws / "script.py").is_file()
+
+
+FONT_PROBE = ("import glob, os\nf, = glob.glob(os.path.expanduser('~/.cache/matplotlib/fontlist-*.json'))\n"
+              "before = os.stat(f).st_mtime_ns\nimport matplotlib.font_manager\n"
+              "print(before == os.stat(f).st_mtime_ns)\nopen(f, 'w').write('{}')\n")
+
+
+@pytest.mark.parametrize("name", ["bwrap", "process"])
+def test_a_fresh_workspace_starts_with_the_seeded_font_list(name, tmp_path, monkeypatch):
+    """Gammapy imports matplotlib, which builds its font list wherever HOME (the workspace) has none. The
+    harness builds it once per backend and interpreter, by a run of its own, and copies it into each fresh
+    workspace: matplotlib takes it as it is (never rewrites it), and what a script does to its copy never
+    reaches the next run."""
+    if name == "bwrap" and not BWRAP_OK:
+        pytest.skip(f"bwrap unusable here: {BWRAP_WHY}")
+    monkeypatch.setenv("HPC_AGENT_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(_seed, "_BUILT", {})
+    sb = get_sandbox(name)
+    first = run(sb, FONT_PROBE, tmp_path / "a", wall_s=120)
+    assert first.stdout == "True\n", first.stderr
+    seed, = (tmp_path / "cache" / "sandbox-seed").glob(f"{name}-*/fontlist-*.json")
+    second = run(sb, FONT_PROBE, tmp_path / "b", wall_s=120)  # the first run spoilt its own copy only
+    assert second.stdout == "True\n", second.stderr
+    assert seed.read_bytes() != b"{}" and (tmp_path / "a" / ".cache" / "matplotlib" / seed.name).read_text() == "{}"
+
+
+def test_without_matplotlib_nothing_is_seeded(tmp_path, monkeypatch):
+    """An interpreter whose build fails (no matplotlib) runs as before: an unseeded workspace, no seed kept."""
+    python = "/usr/bin/python3"
+    if not Path(python).exists() or subprocess.run([python, "-c", "import matplotlib"], capture_output=True).returncode == 0:
+        pytest.skip(f"needs a {python} without matplotlib")
+    monkeypatch.setenv("HPC_AGENT_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(_seed, "_BUILT", {})
+    r = run(get_sandbox("process", python=python), "import os\nprint(os.listdir('.'))", tmp_path / "ws")
+    assert r.stdout == "['script.py']\n", r.stderr
+    assert not list((tmp_path / "cache").rglob("*.json"))
 
 
 def test_crash_is_a_result(sandbox, tmp_path):

@@ -210,15 +210,16 @@ def test_pool_starts_cold_a_script_that_imports_none_of_the_warm_modules(tmp_pat
 @pytest.mark.skipif(not BWRAP_OK, reason="bubblewrap unavailable: setting aside needs a backend binding the workspace")
 def test_a_sandbox_set_aside_leaves_the_workspace_clean_to_the_cold_run(tmp_path):
     """Discarded off the critical path: its workspace, with what the warm-up wrote there (HOME is the workspace),
-    is moved aside and removed in a thread; the cold run sees an empty workspace, and close() waits for it."""
+    is moved aside and removed in a thread; the cold run sees a fresh workspace (its script and the seeded font
+    list, nothing of the warm-up's), and close() waits for it."""
     pool = WarmPool(get_sandbox("bwrap"), ("matplotlib.font_manager",))
     limits = Limits(wall_s=30)
     ws = tmp_path / "attempt" / "workspace"
     pool.prepare([ws], env={}, limits=limits)
     pool._prepared[ws.absolute()].ready()  # the warm-up is over: its font cache is in the workspace
     assert (ws / ".cache" / "matplotlib").is_dir()
-    r = pool.run("import os\nprint(sorted(os.listdir('.')))", ws, env={}, limits=limits)
-    assert r.start == "cold" and r.stdout == "['script.py']\n"
+    r = pool.run("import os\nprint(sorted(os.listdir('.')), sorted(os.listdir('.cache')))", ws, env={}, limits=limits)
+    assert r.start == "cold" and r.stdout == "['.cache', 'script.py'] ['matplotlib']\n"
     pool.close()
     assert sorted(p.name for p in ws.parent.iterdir()) == ["workspace"]
     assert _processes_in(tmp_path) == []

@@ -31,6 +31,7 @@ from hpc_agent.records import ExecResult, Limits
 
 from ._env import python_path_env, scrubbed_env
 from ._exec import MIB, SCRIPT_NAME, Launch, prepare_workspace, run_launch
+from ._seed import BUILD_LIMITS, build_through, seed_key, seed_workspace
 
 
 
@@ -210,8 +211,12 @@ class BwrapSandbox:
                           backend=self.name, isolated=True)
 
     def launch(self, ws: Path, *, env: Mapping[str, str], limits: Limits, ro_binds: Sequence[Path] = (),
-               program: Sequence[str] = (SCRIPT_NAME,)) -> Launch:
+               program: Sequence[str] = (SCRIPT_NAME,), seed: bool = True) -> Launch:
         """bwrap running ``<python> <program>`` in ``ws`` (created, resolved; binds resolved). bwrap reports
-        the script's exit on a status fd: without it, bwrap itself failed (not the script)."""
+        the script's exit on a status fd: without it, bwrap itself failed (not the script). `seed`: copy the
+        font list into the workspace first (`_seed.py`)."""
+        if seed:
+            seed_workspace(ws, seed_key(self.name, self.python), build_through(
+                lambda scratch: self.launch(scratch, env={}, limits=BUILD_LIMITS, seed=False), self.name, True))
         argv = self.command(ws, env=env, limits=limits, ro_binds=ro_binds, program=program)
         return Launch(argv, scrubbed_env(ws, env), proc_overhead=2, status_fd_flag="--json-status-fd")

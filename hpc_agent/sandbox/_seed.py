@@ -1,0 +1,95 @@
+"""Matplotlib's font list, seeded into each fresh workspace before the interpreter starts.
+
+Gammapy imports matplotlib, and matplotlib builds its font list whenever HOME holds none: HOME is the run's
+fresh workspace, so every cold run paid that (0.1-0.4 s on two cores). The list is built once per backend and
+interpreter by a run of the harness's own (never read back from a script's workspace, which the script may
+have changed), through the backend itself, so it lists the fonts the sandbox sees.
+
+On disk: ``<cache>/sandbox-seed/<key>/fontlist-v<matplotlib version>.json``, ``<key>`` naming the backend and
+interpreter; delete the folder to rebuild (after installing fonts, say). Without matplotlib, or when the build
+fails, nothing is seeded and runs build their own list as before.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import shutil
+import tempfile
+import threading
+from pathlib import Path
+from typing import Callable
+
+from hpc_agent.config import cache_root
+from hpc_agent.records import Limits
+
+from ._exec import SCRIPT_NAME, Launch, run_launch
+
+log = logging.getLogger(__name__)
+
+BUILD_SCRIPT = "import matplotlib.font_manager\n"
+FONT_CACHE = Path(".cache") / "matplotlib"  # under HOME, where matplotlib keeps its font list
+_LOCK = threading.Lock()
+_BUILT: dict[str, Path | None] = {}  # key -> the font list (None: its build failed in this process)
+
+
+BUILD_LIMITS = Limits(wall_s=120, memory_mb=2048)
+
+
+def build_through(launch: Callable[[Path], Launch], backend: str, isolated: bool) -> Callable[[Path], None]:
+    """A build that runs BUILD_SCRIPT in a scratch workspace through the backend's own launch (unseeded)."""
+    def build(scratch: Path) -> None:
+        (scratch / SCRIPT_NAME).write_text(BUILD_SCRIPT)
+        result = run_launch(launch(scratch), cwd=scratch, limits=BUILD_LIMITS, backend=backend, isolated=isolated)
+        if result.exit_code != 0:
+            raise RuntimeError(f"exit {result.exit_code}: {result.stderr.strip()[-200:]}")
+    return build
+
+
+def seed_key(backend: str, python: str) -> str:
+    """The interpreter as given (a venv's bin/python) and as resolved, for one backend."""
+    text = f"{backend}\0{os.path.abspath(python)}\0{os.path.realpath(python)}"
+    return f"{backend}-{hashlib.sha256(text.encode()).hexdigest()[:12]}"
+
+
+def _font_list(key: str, build: Callable[[Path], None]) -> Path | None:
+    with _LOCK:
+        if key in _BUILT:
+            return _BUILT[key]
+        folder = cache_root() / "sandbox-seed" / key
+        found = sorted(folder.glob("fontlist-*.json")) if folder.is_dir() else []
+        if not found:
+            found = _build(folder, build)
+        _BUILT[key] = found[-1] if found else None
+        return _BUILT[key]
+
+
+def _build(folder: Path, build: Callable[[Path], None]) -> list[Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix=".build-", dir=folder))
+    try:
+        build(scratch)
+        made = sorted((scratch / FONT_CACHE).glob("fontlist-*.json"))
+        for f in made:
+            os.replace(f, folder / f.name)  # whole or not at all: a concurrent reader never sees half a file
+        if not made:
+            log.info("no matplotlib font list was built for %s: runs build their own", folder.name)
+        return [folder / f.name for f in made]
+    except Exception as exc:  # a seed is an optimisation: its failure never fails a run
+        log.info("building the font list for %s failed (%s): runs build their own", folder.name, exc)
+        return []
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def seed_workspace(ws: Path, key: str, build: Callable[[Path], None]) -> None:
+    """Copy the font list for `key` into `ws` (HOME of the run), building it first if this is the first run.
+    A workspace that already has a font folder keeps it."""
+    target = ws / FONT_CACHE
+    if target.exists():
+        return
+    font_list = _font_list(key, build)
+    if font_list is not None and font_list.is_file():
+        target.mkdir(parents=True)
+        shutil.copyfile(font_list, target / font_list.name)
