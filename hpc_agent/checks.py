@@ -253,6 +253,7 @@ def static_errors(script: str, *, require_result: bool = True, cone_radius: floa
     that builds one is answering another question."""
     try:
         tree = ast.parse(script)
+        compile(tree, "script.py", "exec")  # what parses may still not compile (`f(a=1, a=2)`, `return` at the top)
     except SyntaxError as exc:
         return [f"{SYNTAX_ERROR} {exc.lineno}: {exc.msg} (return plain Python, no notebook magics or prose)"]
 

@@ -37,7 +37,7 @@ from hpc_agent.result_line import (add_result_line, braces_around_json, format_r
                                    label_before_json, unwrap_nested_result_keys)
 from hpc_agent.separations import pair_as_position, pair_to_skycoord, separation_in_degrees, true_separation
 from hpc_agent.source_edits import Edit, drop_statements, splice
-from hpc_agent.syntax_repair import make_it_parse
+from hpc_agent.syntax_repair import make_it_parse, repeated_keywords
 from hpc_agent.tutorial_definitions import tutorial_made_from_names
 from hpc_agent.units import fix_units_alias, unit_divided_then_converted, unit_names_as_units
 
@@ -647,6 +647,8 @@ def repair(script: str, index: NameIndex, facts: RequestFacts = RequestFacts()) 
         ast.parse(script)
     except SyntaxError:
         return Repaired(script, ())
+    script, done = repeated_keywords(script)
+    notes += done
     request_steps: list[Callable[[str], tuple[str, Sequence[str]]]] = [  # in this order: each reads the last
         lambda s: add_result_line(s, facts.result_keys),
         lambda s: define_from_request(s, facts.definitions),

@@ -1,8 +1,9 @@
-"""Repairs of scripts that do not parse, where the fix has one reading.
+"""Repairs of scripts that do not parse or do not compile, where the fix has one reading.
 
 Small models leave a multi-line call unclosed, or write a quantity the way documentation prints it
 (`[1, 100] TeV`, `1e-12 cm-2 s-1 TeV-1`). Every other repair needs an AST, so these run first. Each edit is
 kept only when it moves the parser's first error past the line it fixed: a guess that does not help is undone.
+A script that parses can still fail to compile: a keyword given twice the same value is given once.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ import io
 import keyword
 import re
 import tokenize
+
+from hpc_agent.source_edits import splice
 
 CLOSERS = {"(": ")", "[": "]", "{": "}"}
 _NEVER_CLOSED = re.compile(r"^'([(\[{])' was never closed")
@@ -249,3 +252,32 @@ def make_it_parse(text: str) -> tuple[str, list[str]]:
             break
     # `u` for the units written, `json` for a RESULT print: `add_missing_imports` adds them once the script parses
     return (text, notes) if err is None else (original, [])
+
+
+def _gap(before: ast.AST, node: ast.keyword) -> ast.expr:
+    """A node spanning from the end of `before` to the end of `node`: `, key=value` with its comma."""
+    gap = ast.Constant(value=None)
+    gap.lineno, gap.col_offset = before.end_lineno, before.end_col_offset  # type: ignore[assignment]
+    gap.end_lineno, gap.end_col_offset = node.end_lineno, node.end_col_offset
+    return gap
+
+
+def repeated_keywords(text: str) -> tuple[str, list[str]]:
+    """`SpectrumDatasetMaker(containment_correction=True, ..., containment_correction=True)` parses, but Python
+    refuses to compile it ("keyword argument repeated"), so it would fail in the sandbox: a repeat with the
+    same value is dropped. Repeats with different values are the model's to choose between."""
+    tree = ast.parse(text)
+    edits, notes = [], []
+    for call in (n for n in ast.walk(tree) if isinstance(n, ast.Call)):
+        items = sorted([*call.args, *call.keywords], key=lambda n: (n.lineno, n.col_offset))
+        seen: dict[str, str] = {}
+        for i, kw in enumerate(items):
+            if not isinstance(kw, ast.keyword) or kw.arg is None:
+                continue
+            value = ast.dump(kw.value)
+            if seen.get(kw.arg) == value and i > 0:
+                edits.append((_gap(items[i - 1], kw), ""))
+                notes.append(f"line {kw.lineno}: `{kw.arg}=` was given twice the same value (Python refuses a "
+                             f"repeated keyword): kept one, `{ast.unparse(kw)}`")
+            seen.setdefault(kw.arg, value)
+    return (splice(text, edits), notes) if edits else (text, [])

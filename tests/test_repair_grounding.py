@@ -1224,6 +1224,27 @@ def test_a_syntax_repair_that_does_not_make_the_script_parse_is_undone(code: str
     assert make_it_parse(code) == (code, [])
 
 
+def test_a_keyword_repeated_with_its_value_is_given_once_and_other_compile_errors_stop_before_a_run() -> None:
+    """s46 light-curve-crab, attempt 1: `SpectrumDatasetMaker(containment_correction=True, selection=[...],
+    containment_correction=True)` parses, so it went to the sandbox and failed there ("keyword argument repeated")."""
+    task = load_tasks()["light-curve-crab"]
+    reference = reference_script(task)
+    made = "SpectrumDatasetMaker(\n"
+    assert reference.count(made) == 1 and reference.count("containment_correction=True") == 1
+    code = reference.replace(made, made + "    containment_correction=True,\n")
+    with pytest.raises(SyntaxError, match="keyword argument repeated"):
+        compile(code, "script.py", "exec")
+    result = static_stage(code, facts=read_request(task.prompt))
+    assert result.ok, result.errors
+    assert any("`containment_correction=` was given twice the same value" in r for r in result.repairs)
+    compile(result.script, "script.py", "exec")
+    # two values: which one is meant is the model's choice, and the static stage says so before any run
+    other = reference.replace(made, made + "    containment_correction=False,\n")
+    assert static_stage(other).errors[0].startswith("SyntaxError at line")
+    assert "keyword argument repeated: containment_correction" in static_stage(other).errors[0]
+    assert static_stage("import json\nreturn 1\n").errors[0].startswith("SyntaxError at line 2: 'return' outside")
+
+
 def test_a_method_missing_on_a_base_class_names_the_subclasses_that_have_it() -> None:
     errors = _ground("from gammapy.datasets import Dataset\nd = Dataset.create(geom)\n")
     assert len(errors) == 1 and "`Dataset` has no `create`" in errors[0]
