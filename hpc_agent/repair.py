@@ -647,8 +647,8 @@ def repair(script: str, index: NameIndex, facts: RequestFacts = RequestFacts()) 
         ast.parse(script)
     except SyntaxError:
         return Repaired(script, ())
-    script, done = repeated_keywords(script)
-    notes += done
+    script, repeated = repeated_keywords(script)
+    notes += repeated
     request_steps: list[Callable[[str], tuple[str, Sequence[str]]]] = [  # in this order: each reads the last
         lambda s: add_result_line(s, facts.result_keys),
         lambda s: define_from_request(s, facts.definitions),

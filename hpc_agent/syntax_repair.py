@@ -254,10 +254,10 @@ def make_it_parse(text: str) -> tuple[str, list[str]]:
     return (text, notes) if err is None else (original, [])
 
 
-def _gap(before: ast.AST, node: ast.keyword) -> ast.expr:
+def _gap(before: ast.expr | ast.keyword, node: ast.keyword) -> ast.expr:
     """A node spanning from the end of `before` to the end of `node`: `, key=value` with its comma."""
     gap = ast.Constant(value=None)
-    gap.lineno, gap.col_offset = before.end_lineno, before.end_col_offset  # type: ignore[assignment]
+    gap.lineno, gap.col_offset = before.end_lineno or before.lineno, before.end_col_offset or 0
     gap.end_lineno, gap.end_col_offset = node.end_lineno, node.end_col_offset
     return gap
 
@@ -269,7 +269,8 @@ def repeated_keywords(text: str) -> tuple[str, list[str]]:
     tree = ast.parse(text)
     edits, notes = [], []
     for call in (n for n in ast.walk(tree) if isinstance(n, ast.Call)):
-        items = sorted([*call.args, *call.keywords], key=lambda n: (n.lineno, n.col_offset))
+        items: list[ast.expr | ast.keyword] = sorted([*call.args, *call.keywords],
+                                                     key=lambda n: (n.lineno, n.col_offset))
         seen: dict[str, str] = {}
         for i, kw in enumerate(items):
             if not isinstance(kw, ast.keyword) or kw.arg is None:
