@@ -953,6 +953,21 @@ _READ_COLUMN = {
 }
 
 
+def _per_event(column: str) -> str | None:
+    """An event list property named by a word of an index column (`OFFSET_OBJ` -> `EventList.offset`): a script
+    that read the column from the events wanted a value per event, which the event list computes (blind q11 read
+    the index's OFFSET_OBJ, the target's offset per observation, for the events' offsets)."""
+    data = _import("gammapy.data")
+    event_list = getattr(data, "EventList", None) if data else None
+    words = set(column.lower().split("_"))
+    found = [n for n in _public_dir(event_list) if n in words and isinstance(getattr(event_list, n), property)] \
+        if event_list is not None else []
+    if len(found) != 1:
+        return None
+    doc = first_doc_line(getattr(event_list, found[0])).replace("`~", "`").rstrip(".")
+    return f"a value per event is the event list's own `observation.events.{found[0]}` ({doc})"
+
+
 def column_suggestion(stderr: str, columns: dict[str, tuple[str, ...]]) -> str | None:
     """For a run's `KeyError: 'OBSERVATION_LIVE_TIME'` raised by an astropy table: the columns the release's
     tables do have that are named like it (`LIVETIME`), or all of them."""
@@ -964,8 +979,11 @@ def column_suggestion(stderr: str, columns: dict[str, tuple[str, ...]]) -> str |
     if holders:  # a real column, read from the other table (`events["OFFSET_OBJ"]`)
         others = "; ".join(f"{t}: {', '.join(n)}" for t, n in columns.items() if t not in holders)
         read = "; ".join(_READ_COLUMN[t].format(c=key) for t in holders if t in _READ_COLUMN)
-        return (f"`{key}` is a column of {' and '.join(holders)} only, not of the table the script indexed"
-                + (f" (the other table has {others})" if others else "") + (f"; {read}" if read else ""))
+        meaning = next((m for t in holders if (m := column_meanings().get(t, {}).get(key))), None)
+        per_event = _per_event(key) if "events" in columns and "events" not in holders else None
+        return (f"`{key}`{f' ({meaning})' if meaning else ''} is a column of {' and '.join(holders)} only, not of "
+                "the table the script indexed" + (f" (the other table has {others})" if others else "")
+                + (f"; {read}" if read else "") + (f"; {per_event}" if per_event else ""))
     flat = _flat(key)
     close = [f"`{c}` ({table})" for table, names in columns.items() for c in names
              if _flat(c) and (_flat(c) in flat or flat in _flat(c))]

@@ -1005,12 +1005,20 @@ def test_a_key_error_of_a_table_names_the_release_columns_like_it(data_root: Pat
                                                                       columns)
     assert column_suggestion("KeyError: 'n_obs'\n", columns) is None  # a dict's key, not a table's
     other = column_suggestion(stderr.replace("OBSERVATION_LIVE_TIME", "OFFSET_OBJ"), columns)
-    assert other.startswith("`OFFSET_OBJ` is a column of obs_table only, not of the table the script indexed "
-                            "(the other table has events: EVENT_ID, TIME, RA, DEC, ENERGY)")
+    assert other.startswith("`OFFSET_OBJ` (offset between pointing and target) is a column of obs_table only, not of "
+                            "the table the script indexed (the other table has events: EVENT_ID, TIME, RA, DEC, ENERGY)")
     # with how it is read there (f43: EVENT_COUNT asked of each event list, four turns)
-    assert other.endswith('; read it from the index, one value per observation: `data_store.obs_table["OFFSET_OBJ"]` '
-                          '(row i is observation `data_store.obs_table["OBS_ID"][i]`; `selected["OFFSET_OBJ"]` for '
-                          'rows you selected)')
+    assert '; read it from the index, one value per observation: `data_store.obs_table["OFFSET_OBJ"]` (row i is ' \
+           'observation `data_store.obs_table["OBS_ID"][i]`; `selected["OFFSET_OBJ"]` for rows you selected)' in other
+    # and the value per event its name may mean, which the event list computes (blind q11: the events' mean offset
+    # from the pointing answered with the index's OFFSET_OBJ after the hint above alone)
+    assert other.endswith("; a value per event is the event list's own `observation.events.offset` (Event offset "
+                          "from the array pointing position as an `astropy.coordinates.Angle`)")
+    from gammapy.data import DataStore
+    events = DataStore.from_dir(data_root / "hess-dl3-dr1").obs(20136).events
+    assert len(events.offset) == len(events.table) and events.offset.unit == "deg"
+    count = column_suggestion(stderr.replace("OBSERVATION_LIVE_TIME", "EVENT_COUNT"), columns)
+    assert count.startswith("`EVENT_COUNT` (number of events in the observation)") and "per event" not in count
     energy = column_suggestion(stderr.replace("OBSERVATION_LIVE_TIME", "ENERGY"), columns)
     assert energy.endswith('read it from an observation\'s event list, one value per event: '
                            '`observation.events.table["ENERGY"]`')
