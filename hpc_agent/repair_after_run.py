@@ -659,6 +659,50 @@ def reduction_through_numpy(text: str, stderr: str) -> tuple[str, list[str]]:
                    f"computes it: `{edits[0][1]}`"]
 
 
+# String methods pandas hangs on `.str` and Python on `str`, which numpy computes for a whole column (`np.char`);
+# `contains` is pandas' own: a match anywhere is a find at 0 or later.
+COLUMN_STRING_METHODS = ("startswith", "endswith", "contains", "lower", "upper", "strip", "lstrip", "rstrip",
+                         "replace", "find", "count")
+
+
+def _string_call(text: str, call: ast.Call) -> str | None:
+    """`col.str.startswith("2004")` or `col.startswith("2004")` -> `np.char.startswith(col.astype(str), "2004")`."""
+    if not isinstance(call.func, ast.Attribute) or call.func.attr not in COLUMN_STRING_METHODS or call.keywords:
+        return None
+    receiver = call.func.value
+    if isinstance(receiver, ast.Attribute) and receiver.attr == "str":
+        receiver = receiver.value
+    column = ast.get_source_segment(text, receiver) or ast.unparse(receiver)
+    if not column.endswith(".astype(str)"):
+        column += ".astype(str)"
+    args = ", ".join(ast.get_source_segment(text, a) or ast.unparse(a) for a in call.args)
+    if call.func.attr == "contains":
+        return f"(np.char.find({column}, {args}) >= 0)"
+    return f"np.char.{call.func.attr}({', '.join([column, args]) if args else column})"
+
+
+def string_methods_through_numpy(text: str, stderr: str) -> tuple[str, list[str]]:
+    """`table["DATE-OBS"].str.startswith("2004")` (pandas) or `.startswith(...)` (a Python string's) raised
+    "'Column' object has no attribute 'str'": an astropy column has neither; numpy's `np.char` applies the
+    method to every value (blind q12, four turns). On the line the traceback names, each such call becomes
+    `np.char.<method>(<column>.astype(str), ...)`."""
+    found, frames = missing_attribute(stderr), SCRIPT_FRAME.findall(stderr)
+    if not found or found[0] not in ("Column", "MaskedColumn") or not frames \
+            or found[1] not in ("str", *COLUMN_STRING_METHODS):
+        return text, []
+    line = int(frames[-1])
+    tree = ast.parse(text)
+    edits: list[Edit] = []
+    for call in ast.walk(tree):
+        if isinstance(call, ast.Call) and _spans(call, line) and (new := _string_call(text, call)) is not None:
+            edits.append((call, new))
+    if not edits:
+        return text, []
+    fixed = _with_import(splice(text, edits), ast.walk(tree), "np", "import numpy as np")
+    return fixed, [f"line {line}: an astropy column has no string methods (`.{found[1]}`); numpy applies them to "
+                   f"every value: `{edits[0][1]}`"]
+
+
 _NO_LEN = re.compile(r"TypeError: object of type 'FluxPoints' has no len\(\)")
 
 
@@ -724,6 +768,7 @@ AFTER_RUN: tuple[tuple[re.Pattern[str], Callable[[str, str], tuple[str, list[str
     (_PER_UNIT, plain_number_per_unit),
     (re.compile(re.escape(_BAD_INDEX)), column_of_the_selection),
     (_MISSING_ATTRIBUTE, reduction_through_numpy),
+    (_MISSING_ATTRIBUTE, string_methods_through_numpy),
     (_NO_LEN, count_the_bins),
     (_ROW_BY_VALUE, row_of_the_extreme),
     (_ANGLE_WITHOUT_UNIT, angle_in_degrees),

@@ -1862,6 +1862,35 @@ def test_a_numpy_reduction_asked_of_an_angle_goes_through_numpy_after_the_run(tm
     assert repair_after_run(other, _run(other, tmp_path).stderr, name_index()) is None
 
 
+@pytest.mark.parametrize("call", ['.str.startswith("2004")', '.astype(str).str.startswith("2004")',
+                                  '.startswith("2004")', '.str.contains("2004-")'])
+def test_string_methods_asked_of_a_column_go_through_numpy_after_the_run(call, tmp_path, data_root: Path) -> None:
+    """Blind q12 (677b569), four turns: `table["DATE-OBS"].astype(str).str.startswith("2004")` (pandas), then
+    `.startswith(...)`: an astropy Column has neither; `np.char` applies the method to every value."""
+    from hpc_agent.repair_after_run import repair_after_run
+
+    code = ("import json\nimport os\nfrom gammapy.data import DataStore\n"
+            "table = DataStore.from_dir(os.path.join(os.environ['PHOTON_STORAGE'], 'hess-dl3-dr1')).obs_table\n"
+            f"n = len(table[table['DATE-OBS']{call}])\nprint('RESULT ' + json.dumps({{'n_obs': n}}))\n")
+    failed = _run(code, tmp_path, data_root)
+    assert "AttributeError: 'Column' object has no attribute" in failed.stderr
+    fixed = repair_after_run(code, failed.stderr, name_index())
+    assert fixed is not None and "np.char." in fixed.script and "import numpy as np" in fixed.script
+    ran = _run(fixed.script, tmp_path, data_root)
+    n = json.loads(ran.stdout.split("RESULT ", 1)[1])["n_obs"]
+    years = [str(d)[:4] for d in _obs_dates(data_root)]
+    assert n == years.count("2004") and 0 < n < len(years), ran.stderr
+    # a method numpy has no per-value function for is left to the model
+    other = code.replace(call, ".str.isoformat()")
+    assert repair_after_run(other, _run(other, tmp_path, data_root).stderr, name_index()) is None
+
+
+def _obs_dates(data_root: Path) -> list[str]:
+    from astropy.table import Table
+
+    return list(Table.read(data_root / "hess-dl3-dr1" / "obs-index.fits.gz")["DATE-OBS"])
+
+
 def test_a_units_class_imported_from_another_astropy_module_is_imported_from_astropy_units() -> None:
     """Held-out q4 (e20619e): `from astropy.coordinates import Unit`, two turns rejected at the static stage."""
     from hpc_agent.imports import fix_import_homes
