@@ -35,7 +35,8 @@ from hpc_agent.request_regions import (cone_as_gammapy_takes_it, select_in_the_c
                                       whole_index_without_a_position)
 from hpc_agent.result_line import (add_result_line, braces_around_json, format_result_placeholders,
                                    label_before_json, unwrap_nested_result_keys)
-from hpc_agent.separations import pair_as_position, pair_to_skycoord, separation_in_degrees, true_separation
+from hpc_agent.separations import (pair_as_position, pair_to_skycoord, separation_in_degrees, separation_kept_as_measured,
+                                   true_separation)
 from hpc_agent.source_edits import Edit, drop_statements, splice
 from hpc_agent.syntax_repair import make_it_parse, repeated_keywords
 from hpc_agent.tutorial_definitions import tutorial_made_from_names
@@ -612,6 +613,7 @@ REPAIRS: tuple[Callable[[str, NameIndex], tuple[str, list[str]]], ...] = (
     pair_to_skycoord,
     pair_as_position,
     true_separation,
+    separation_kept_as_measured,
     separation_in_degrees,
     index_columns_of_observations,
     format_result_placeholders,

@@ -15,7 +15,7 @@ from hpc_agent.bindings import assigned_once, bindings, stored_names
 from hpc_agent.checks import selects
 from hpc_agent.names import NameIndex
 from hpc_agent.request_regions import written_position
-from hpc_agent.source_edits import Edit, source_of, splice
+from hpc_agent.source_edits import Edit, drop_statements, source_of, splice
 from hpc_agent.units import unit_of
 
 
@@ -311,3 +311,35 @@ def separation_in_degrees(text: str, _: NameIndex) -> tuple[str, list[str]]:
                              f"`{shown} * {unit}`")
                 break
     return (splice(text, edits), notes) if edits else (text, [])
+
+
+def _a_separation(value: ast.expr) -> bool:
+    """`a.separation(b)`, or that read in a unit (`.deg`, `.to(u.deg)`, `.to_value("deg")`)."""
+    node = value
+    while True:
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+            if node.func.attr == "separation":
+                return True
+            if node.func.attr not in ("to", "to_value"):
+                return False
+            node = node.func.value
+        elif isinstance(node, ast.Attribute) and node.attr in ("deg", "degree", "rad", "radian", "arcmin", "value"):
+            node = node.value
+        else:
+            return False
+
+
+def separation_kept_as_measured(text: str, _: NameIndex) -> tuple[str, list[str]]:
+    """`separations = pointings.separation(source)` followed by `separations += (dec - source.dec) * u.deg` or
+    `separations *= u.rad`: the angle `.separation()` measured is the distance on the sky, and changing it in
+    place makes it another number (s46 observation-list-msh1552 and blind q7 at 677b569, each a failed turn).
+    Such in-place changes of a name assigned once from a separation are dropped."""
+    tree = ast.parse(text)
+    bound = bindings(tree)
+    changed = [s for s in ast.walk(tree) if isinstance(s, ast.AugAssign) and isinstance(s.target, ast.Name)
+               and len(bound.get(s.target.id, [])) == 1 and _a_separation(bound[s.target.id][0])]
+    if not changed:
+        return text, []
+    notes = [f"line {s.lineno}: `{s.target.id}` is the angle `.separation()` measured; removed "  # type: ignore[union-attr]
+             f"`{ast.unparse(s)}`, which made it another number" for s in changed]
+    return splice(text, drop_statements(tree, changed)), notes

@@ -1891,6 +1891,33 @@ def _obs_dates(data_root: Path) -> list[str]:
     return list(Table.read(data_root / "hess-dl3-dr1" / "obs-index.fits.gz")["DATE-OBS"])
 
 
+def test_a_separation_changed_in_place_after_it_was_measured_is_kept_as_measured(tmp_path, data_root: Path) -> None:
+    """s46 observation-list-msh1552 and blind q7 (677b569): after `separations = ....separation(source)`, the 1.5B
+    added `separations += (table["DEC_PNT"].value - source_dec.value) * u.deg` and `separations *= u.rad`, and
+    the run failed (an Angle cannot be in `deg rad`). The in-place changes are dropped; the count is the cone's."""
+    code = ("import json\nimport os\nimport numpy as np\nimport astropy.units as u\n"
+            "from astropy.coordinates import SkyCoord\nfrom gammapy.data import DataStore\n"
+            "table = DataStore.from_dir(os.path.join(os.environ['PHOTON_STORAGE'], 'hess-dl3-dr1')).obs_table\n"
+            "source_ra, source_dec = 228.529 * u.deg, -59.1575 * u.deg\n"
+            "separations = SkyCoord(table['RA_PNT'], table['DEC_PNT'], unit='deg', frame='icrs').separation("
+            "SkyCoord(source_ra, source_dec, frame='icrs'))\n"
+            "separations += (table['DEC_PNT'].value - source_dec.value) * u.deg\nseparations *= u.rad\n"
+            "n_obs = len(np.where(separations < 2.0 * u.deg)[0])\nprint('RESULT ' + json.dumps({'n_obs': n_obs}))\n")
+    assert "UnitTypeError" in _run(code, tmp_path, data_root).stderr
+    result = static_stage(code)
+    assert result.ok and sum("is the angle `.separation()` measured; removed" in r for r in result.repairs) == 2
+    from astropy.coordinates import SkyCoord
+    from astropy.table import Table
+    index = Table.read(data_root / "hess-dl3-dr1" / "obs-index.fits.gz")
+    cone = SkyCoord(index["RA_PNT"], index["DEC_PNT"], unit="deg").separation(SkyCoord(228.529, -59.1575, unit="deg"))
+    ran = _run(result.script, tmp_path, data_root)
+    assert json.loads(ran.stdout.split("RESULT ", 1)[1]) == {"n_obs": int((cone.deg < 2).sum())}, ran.stderr
+    # in-place arithmetic on anything else, or on a name assigned twice, is the script's own
+    summed = "total = 0\nfor x in [1, 2]:\n    total += x\nd = a.separation(b)\nd = d.deg\nd *= 2\n"
+    from hpc_agent.separations import separation_kept_as_measured
+    assert separation_kept_as_measured(summed, name_index()) == (summed, [])
+
+
 def test_a_units_class_imported_from_another_astropy_module_is_imported_from_astropy_units() -> None:
     """Held-out q4 (e20619e): `from astropy.coordinates import Unit`, two turns rejected at the static stage."""
     from hpc_agent.imports import fix_import_homes
