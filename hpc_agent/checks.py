@@ -16,6 +16,7 @@ from pyflakes import messages as pyflakes_messages
 from hpc_agent.bindings import bindings
 from hpc_agent.result_counts import events_counted_as_observations
 
+MISSING_IMPORT = "missing import or typo"  # what an undefined name is said to be, until the static stage knows more
 SYNTAX_ERROR = "SyntaxError at line"  # how a script that does not parse is reported (retrieval reads it too)
 FORBIDDEN_COLUMNS = ("TARGET_NAME", "OBJECT")
 DISPLAY_METHODS = ("show", "peek")
@@ -297,5 +298,5 @@ def static_errors(script: str, *, require_result: bool = True, cone_radius: floa
     errors += models_never_set(tree)
 
     for line, name in undefined_uses(tree):
-        errors.append(f"line {line}: undefined name '{name}' (missing import or typo)")
+        errors.append(f"line {line}: undefined name '{name}' ({MISSING_IMPORT})")
     return list(dict.fromkeys(errors))  # one message per line and problem

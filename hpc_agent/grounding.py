@@ -997,8 +997,8 @@ def column_suggestion(stderr: str, columns: dict[str, tuple[str, ...]]) -> str |
 
 
 def invented_name(name: str, index: NameIndex) -> str | None:
-    """For an undefined class-like name that no installed library exports (`EventListMaker`): that it is
-    invented, and the real class in its name or the public names spelt like it. A small model told only
+    """For an undefined class-like name that no installed library exports (`EventListMaker`): that none
+    defines it, and the real class in its name or the public names spelt like it. A small model told only
     "missing import or typo" dropped the import and kept the class (unseen q5 at 003b4f8, three turns)."""
     if not name[:1].isupper() or name in index.homes or index.import_for(name):
         return None

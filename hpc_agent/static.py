@@ -83,14 +83,14 @@ def static_stage(answer: str, *, repairs: bool = True, require_result: bool = Tr
     return StaticResult(script, tuple(done), tuple(errors), time.perf_counter() - t0)
 
 
-_UNDEFINED = re.compile(r"undefined name '(\w+)' \(missing import or typo\)$")
+_UNDEFINED = re.compile(rf"undefined name '(\w+)' \({re.escape(checks.MISSING_IMPORT)}\)$")
 
 
 def _said_invented(error: str, index: NameIndex) -> str:
-    """An undefined name no library exports is no missing import: say it is invented, and what is real."""
+    """An undefined name no library exports is no missing import: say so, and what is real."""
     found = _UNDEFINED.search(error)
     invented = invented_name(found.group(1), index) if found else None
-    return error.replace("(missing import or typo)", f"({invented})") if invented else error
+    return error.replace(f"({checks.MISSING_IMPORT})", f"({invented})") if invented else error
 
 
 def _renamed(script: str, renames: list[Rename]) -> str | None:
