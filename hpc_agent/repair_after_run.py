@@ -494,6 +494,63 @@ def count_the_selection(text: str, stderr: str) -> tuple[str, list[str]]:
                                  f"`table[mask]` itself, and `len(table[mask])` counts them: dropped `.{attr}`"]
 
 
+_LOADS_BY_ID = ("get_observations", "obs")  # DataStore methods that take observation ids
+
+
+def _given_as_ids(tree: ast.AST, name: str) -> tuple[bool, bool]:
+    """(whether every read of `name` is counted or hands ids to the data store, whether one hands ids): inside
+    `get_observations(...)`/`obs(...)`, or looped over by a loop or comprehension that calls one of them."""
+    inside: set[int] = set()
+    for n in ast.walk(tree):
+        if isinstance(n, ast.Call) and callee_name(n) in _LOADS_BY_ID:
+            inside |= {id(x) for a in (*n.args, *n.keywords) for x in ast.walk(a)}
+        elif isinstance(n, (ast.For, ast.comprehension)) and any(
+                isinstance(c, ast.Call) and callee_name(c) in _LOADS_BY_ID
+                for c in ast.walk(n if isinstance(n, ast.For) else _comprehension_of(tree, n))):
+            inside |= {id(x) for x in ast.walk(n.iter)}
+    counted = {id(c.args[0]) for c in ast.walk(tree) if isinstance(c, ast.Call) and isinstance(c.func, ast.Name)
+               and c.func.id == "len" and len(c.args) == 1}
+    reads = [n for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load) and n.id == name]
+    as_ids = [n for n in reads if id(n) in inside]
+    return bool(reads) and all(id(n) in inside or id(n) in counted for n in reads), bool(as_ids)
+
+
+def _comprehension_of(tree: ast.AST, generator: ast.comprehension) -> ast.AST:
+    return next(n for n in ast.walk(tree) if isinstance(n, (ast.ListComp, ast.SetComp, ast.GeneratorExp, ast.DictComp))
+                and generator in n.generators)
+
+
+def ids_of_the_selection(text: str, stderr: str) -> tuple[str, list[str]]:
+    """`data_store.get_observations(list(obs_table[mask].index))` raised "'ObservationTable' object has no
+    attribute 'index'": rows of the observation index given to the data store as ids are their `OBS_ID`s
+    (s46 observation-list-rxj1713, three turns). Where the invented attribute on the line the traceback names
+    (or the name it is assigned to) is only handed to `get_observations`/`obs`, looped over to load them, or
+    counted, it becomes `["OBS_ID"]`."""
+    found, frames = missing_attribute(stderr), SCRIPT_FRAME.findall(stderr)
+    if not found or found[0] != "ObservationTable" or found[1] not in _ROW_POSITIONS or not frames:
+        return text, []
+    attr, line = found[1], int(frames[-1])
+    tree = ast.parse(text)
+    assigned = {id(a.value): a.targets[0].id for a in ast.walk(tree) if isinstance(a, ast.Assign)
+                and len(a.targets) == 1 and isinstance(a.targets[0], ast.Name)}
+    bound = bindings(tree)
+    direct: set[int] = {id(x) for c in ast.walk(tree) if isinstance(c, ast.Call) and callee_name(c) in _LOADS_BY_ID
+                        for a in c.args for x in ast.walk(a)}
+    edits: list[Edit] = []
+    for node in ast.walk(tree):
+        if not (isinstance(node, ast.Attribute) and node.attr == attr and isinstance(node.value, ast.Subscript)
+                and _spans(node, line)):
+            continue
+        name = assigned.get(id(node))
+        only_ids, some_ids = _given_as_ids(tree, name) if name and len(bound.get(name, [])) == 1 else (False, False)
+        if id(node) in direct or (only_ids and some_ids):
+            edits.append((node, f'{ast.get_source_segment(text, node.value) or ast.unparse(node.value)}["OBS_ID"]'))
+    if not edits:
+        return text, []
+    return splice(text, edits), [f"line {line}: rows of the observation index have no `.{attr}`; the ids the data "
+                                 f"store loads them by are their `OBS_ID` column: `{edits[0][1]}`"]
+
+
 _PER_UNIT = re.compile(r"UnitConversionError: '1 / (\w+)' \([^)]*\) and '(\w+)' \([^)]*\) are not convertible")
 
 
@@ -765,6 +822,7 @@ AFTER_RUN: tuple[tuple[re.Pattern[str], Callable[[str, str], tuple[str, list[str
     (_COLUMN_ATTRIBUTE, column_as_quantity),
     (_FORMAT_KEY, result_format_braces),
     (_MISSING_ATTRIBUTE, count_the_selection),
+    (_MISSING_ATTRIBUTE, ids_of_the_selection),
     (_PER_UNIT, plain_number_per_unit),
     (re.compile(re.escape(_BAD_INDEX)), column_of_the_selection),
     (_MISSING_ATTRIBUTE, reduction_through_numpy),

@@ -1918,6 +1918,48 @@ def test_a_separation_changed_in_place_after_it_was_measured_is_kept_as_measured
     assert separation_kept_as_measured(summed, name_index()) == (summed, [])
 
 
+@pytest.mark.parametrize("selection, loading", [
+    ("selected = table[mask].index", "observations = data_store.get_observations(list(selected))"),
+    ("selected = table[mask].index", "observations = [data_store.get_observations([i])[0] for i in selected]"),
+    ("selected = table[mask]", "observations = data_store.get_observations(list(table[mask].index))"),
+])
+def test_rows_of_the_index_handed_to_the_store_by_an_invented_index_are_handed_by_obs_id(selection, loading, tmp_path,
+                                                                                        data_root: Path) -> None:
+    """s46 observation-list-rxj1713, three turns: `selected = data_store.obs_table[mask].index`, then
+    `data_store.get_observations(list(selected))` (or one `get_observations([i])` per item): AttributeError. Rows
+    of the observation index given to the data store as ids are their OBS_IDs."""
+    from hpc_agent.repair_after_run import repair_after_run
+
+    code = ("import json\nimport os\nimport astropy.units as u\nfrom astropy.coordinates import SkyCoord\n"
+            "from gammapy.data import DataStore\n"
+            "data_store = DataStore.from_dir(os.path.join(os.environ['PHOTON_STORAGE'], 'hess-dl3-dr1'))\n"
+            "table = data_store.obs_table\n"
+            "pointing = SkyCoord(table['RA_PNT'], table['DEC_PNT'], unit='deg', frame='icrs')\n"
+            "mask = pointing.separation(SkyCoord(258.1125, -39.6867, unit='deg')) < 2 * u.deg\n"
+            f"{selection}\n{loading}\n"
+            "print('RESULT ' + json.dumps({'n_obs': len(observations), 'n_sel': len(selected)}))\n")
+    failed = _run(code, tmp_path, data_root)
+    assert "'ObservationTable' object has no attribute 'index'" in failed.stderr
+    fixed = repair_after_run(code, failed.stderr, name_index())
+    assert fixed is not None and '["OBS_ID"]' in fixed.script, failed.stderr
+    ran = _run(fixed.script, tmp_path, data_root, timeout=300)
+    got = json.loads(ran.stdout.split("RESULT ", 1)[1])
+    assert got["n_obs"] == got["n_sel"] == int(_cone_count(data_root, 258.1125, -39.6867, 2.0)), ran.stderr
+    # rows used for something else than ids or a count are left to the model
+    other = code.replace(loading, "observations = [row * 2 for row in selected]")
+    if selection.endswith(".index"):
+        assert repair_after_run(other, _run(other, tmp_path, data_root).stderr, name_index()) is None
+
+
+def _cone_count(data_root: Path, ra: float, dec: float, radius: float) -> int:
+    from astropy.coordinates import SkyCoord
+    from astropy.table import Table
+
+    index = Table.read(data_root / "hess-dl3-dr1" / "obs-index.fits.gz")
+    return int((SkyCoord(index["RA_PNT"], index["DEC_PNT"], unit="deg").separation(
+        SkyCoord(ra, dec, unit="deg")).deg < radius).sum())
+
+
 def test_a_units_class_imported_from_another_astropy_module_is_imported_from_astropy_units() -> None:
     """Held-out q4 (e20619e): `from astropy.coordinates import Unit`, two turns rejected at the static stage."""
     from hpc_agent.imports import fix_import_homes
