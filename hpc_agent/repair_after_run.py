@@ -789,6 +789,35 @@ def count_the_bins(text: str, stderr: str) -> tuple[str, list[str]]:
                                  f"`{edits[0][1]}`"]
 
 
+_DATASET_NO_LEN = re.compile(r"TypeError: object of type '\w*Dataset\w*' has no len\(\)")
+
+
+def count_what_was_stacked(text: str, stderr: str) -> tuple[str, list[str]]:
+    """`len(reduced)` raised "object of type 'SpectrumDatasetOnOff' has no len()" where `reduced =
+    datasets.stack_reduce()`: one stacked dataset has no length; what it stacked does, one dataset per
+    observation (s46 reflected-significance-crab, three turns of `"n_obs": len(reduced)`). On the line the
+    traceback names, `len(x)` of a name assigned once from `<collection>.stack_reduce()` becomes
+    `len(<collection>)`."""
+    frames = SCRIPT_FRAME.findall(stderr)
+    if not _DATASET_NO_LEN.search(stderr) or not frames:
+        return text, []
+    line, tree = int(frames[-1]), ast.parse(text)
+    bound = bindings(tree)
+    edits: list[Edit] = []
+    for call in ast.walk(tree):
+        if not (isinstance(call, ast.Call) and isinstance(call.func, ast.Name) and call.func.id == "len"
+                and len(call.args) == 1 and isinstance(call.args[0], ast.Name) and _spans(call, line)):
+            continue
+        values = bound.get(call.args[0].id, [])
+        made = values[0] if len(values) == 1 else None
+        if isinstance(made, ast.Call) and isinstance(made.func, ast.Attribute) and made.func.attr == "stack_reduce":
+            edits.append((call.args[0], ast.get_source_segment(text, made.func.value) or ast.unparse(made.func.value)))
+    if not edits:
+        return text, []
+    return splice(text, edits), [f"line {line}: one stacked dataset has no length; what it stacked does: "
+                                 f"`len({edits[0][1]})`, one dataset per observation"]
+
+
 # Repairs that only a run can show to be needed (a correct script would be changed by them otherwise):
 # the run's error -> the repair (given the script and the run's stderr); the script is re-run once, in the
 # same attempt, when one applies.
@@ -828,6 +857,7 @@ AFTER_RUN: tuple[tuple[re.Pattern[str], Callable[[str, str], tuple[str, list[str
     (_MISSING_ATTRIBUTE, reduction_through_numpy),
     (_MISSING_ATTRIBUTE, string_methods_through_numpy),
     (_NO_LEN, count_the_bins),
+    (_DATASET_NO_LEN, count_what_was_stacked),
     (_ROW_BY_VALUE, row_of_the_extreme),
     (_ANGLE_WITHOUT_UNIT, angle_in_degrees),
 )

@@ -1960,6 +1960,27 @@ def _cone_count(data_root: Path, ra: float, dec: float, radius: float) -> int:
         SkyCoord(ra, dec, unit="deg")).deg < radius).sum())
 
 
+def test_the_length_of_a_stacked_dataset_is_the_number_it_stacked(tmp_path, data_root: Path) -> None:
+    """s46 reflected-significance-crab, three turns: `"n_obs": len(reduced)` with `reduced =
+    datasets.stack_reduce()`, TypeError (a SpectrumDatasetOnOff has no len). It counts what was stacked."""
+    from hpc_agent.repair_after_run import repair_after_run
+
+    task = load_tasks()["reflected-significance-crab"]
+    reference = reference_script(task)
+    assert '"n_obs": len(datasets),' in reference and "stacked = datasets.stack_reduce()" in reference
+    code = reference.replace('"n_obs": len(datasets),', '"n_obs": len(stacked),')
+    failed = _run(code, tmp_path, data_root, timeout=600)
+    assert "TypeError: object of type 'SpectrumDatasetOnOff' has no len()" in failed.stderr
+    fixed = repair_after_run(code, failed.stderr, name_index())
+    assert fixed is not None and fixed.script == reference
+    line = 1 + next(i for i, x in enumerate(code.splitlines()) if "len(stacked)" in x)
+    assert fixed.repairs == (f"line {line}: one stacked dataset has no length; what it stacked does: "
+                             "`len(datasets)`, one dataset per observation",)
+    # the length of a dataset made otherwise is not known from its making
+    other = code.replace("stacked = datasets.stack_reduce()", "stacked = datasets[0]")
+    assert repair_after_run(other, failed.stderr, name_index()) is None
+
+
 def test_a_units_class_imported_from_another_astropy_module_is_imported_from_astropy_units() -> None:
     """Held-out q4 (e20619e): `from astropy.coordinates import Unit`, two turns rejected at the static stage."""
     from hpc_agent.imports import fix_import_homes
