@@ -603,7 +603,6 @@ REPAIRS: tuple[Callable[[str, NameIndex], tuple[str, list[str]]], ...] = (
     fix_units_alias,
     unit_names_as_units,
     unit_divided_then_converted,
-    list_as_datasets,
     fix_import_homes,
     fix_imported_names,
     drop_unused_missing_imports,
@@ -631,6 +630,7 @@ REPAIRS: tuple[Callable[[str, NameIndex], tuple[str, list[str]]], ...] = (
     define_idiom_variables,
     ids_not_rows,  # after the idiom's `table` may have been defined
     fix_misspelt_variables,
+    list_as_datasets,  # after the misspelt names: `_datasets.stack_reduce()` names the list once fixed
     selection_under_its_own_name,
     comprehension_uses_its_variable,
     configuration_of_nothing,

@@ -1666,6 +1666,10 @@ def test_a_list_used_as_datasets_is_made_as_one() -> None:
     assert "'list' object has no attribute" not in run.stderr  # (these empty datasets have no GTI to stack)
     unchanged = through.replace("Datasets.stack_reduce(datasets)", "Datasets.stack_reduce(other)")  # no list of its
     assert "Datasets.stack_reduce(other)" in static_stage(unchanged).script
+    # s46 reflected-significance-crab attempt 4: the list misspelt where its method is called (`_datasets`)
+    misspelt = script.replace("names = datasets.names", "names = _datasets.names")
+    result = static_stage(misspelt)
+    assert result.ok and "datasets = Datasets()\n" in result.script and "names = datasets.names" in result.script
 
 
 def test_rows_of_the_observation_index_given_as_ids_pass_their_obs_id(data_root: Path) -> None:
