@@ -259,6 +259,15 @@ def _script_classes_with(attr: str, owner: type, classes: list[type], wanted: st
     return f"; your script's other objects have {', '.join(texts[:limit])}" if texts else ""
 
 
+def _script_classes_named(owner: type, classes: list[type], wanted: str, limit: int = 2) -> str:
+    """`energy_flux_1_10tev = result.results["flux"][1] - ...`: `results` is spelt like `FitResult`'s
+    `optimize_result`, but the value is named for `energy_flux`, a method of the script's spectral model (s46
+    reflected-spectrum-crab, two turns). The methods of the script's other objects the value's name names."""
+    found = [describe(cls.__name__, name, getattr(cls, name)) for cls in dict.fromkeys(classes)
+             if cls is not owner and _library_class(cls) and (name := _named_method(cls, wanted))]
+    return f"; `{wanted}` is named for {', '.join(found[:limit])}" if found else ""
+
+
 def _parts_with(label: str, cls: type, attr: str, wanted: str = "") -> str:
     """`SkyModel` has no `integrate`, but its `spectral_model` (documented as a `SpectralModel`) has
     `integral`: Gammapy objects are made of parts, and a method asked of the whole is often one of a part."""
@@ -618,9 +627,11 @@ class _Grounder(ast.NodeVisitor):
             wanted, holder = self.wanted.get(id(node), ""), base.label if base.kind == "instance" else owner
             if only is None:
                 message = _named_part(holder, cls, attr, wanted) or message + _parts_with(holder, cls, attr, wanted)
+            classes = [r.obj for r in self.refs.values() if r.kind == "class"]
             if only is None and not difflib.get_close_matches(attr, candidates, cutoff=0.5):
-                message += _script_classes_with(attr, cls, [r.obj for r in self.refs.values() if r.kind == "class"],
-                                                wanted)
+                message += _script_classes_with(attr, cls, classes, wanted)
+            elif only is None and wanted:  # spelt like a real name, but the value is named for another object's method
+                message += _script_classes_named(cls, classes, wanted)
             if reading and base.kind == "instance":  # a misspelling keeps its "did you mean"; a guess gets the idiom
                 idiom = reading.format(var=base.label)
                 spelt = [c for c in difflib.get_close_matches(attr, candidates, cutoff=0.8) if abs(len(c) - len(attr)) <= 2]

@@ -391,6 +391,14 @@ def test_what_the_script_calls_a_value_picks_the_method_that_computes_it() -> No
     keyed = code.replace("energy_flux_1_10tev = result.integrate_model(1, 10)",
                          "x = {'n': 1, 'energy_flux': result.integrate_model(1, 10)}")
     assert "`PowerLawSpectralModel.energy_flux(" in _ground(keyed)[0]
+    # s46 reflected-spectrum-crab, two turns: an attribute spelt like the fit result's own (`results`, close to
+    # `optimize_result`) keeps its "did you mean", and the value's name still points at the spectral model's method
+    spelt = code.replace("result.integrate_model(1, 10)", 'result.results["flux"][1] - result.results["flux"][0]')
+    (message,) = _ground(spelt)
+    assert message.startswith("line 5: `FitResult` has no `results`; did you mean `FitResult.optimize_result`")
+    assert message.endswith("; `energy_flux_1_10tev` is named for `PowerLawSpectralModel.energy_flux(energy_min, "
+                            "energy_max, **kwargs)` (Compute energy flux in given energy range)")
+    assert "is named for" not in _ground(spelt.replace("energy_flux_1_10tev =", "value ="))[0]
     stderr = ('Traceback (most recent call last):\n  File "/w/script.py", line 70, in <module>\n'
               "    energy_flux_1_10tev = best.integrate(1.0 * u.TeV, 10.0 * u.TeV).value\n"
               "AttributeError: 'SkyModel' object has no attribute 'integrate'\n")
