@@ -241,9 +241,16 @@ def _close_method(attr: str, cls: type, wanted: str = "") -> str | None:
     return next(n for n in names if n.split("_")[0] == first[0]) if first else None
 
 
+def _in_words(name: str, wanted: str) -> bool:
+    """Whether `name`'s words are whole consecutive words of `wanted` (`energy_flux` in `energy_flux_1_10tev`;
+    `round` is in `background_irf` only as letters)."""
+    words, inside = name.lower().split("_"), wanted.lower().split("_")
+    return any(inside[i:i + len(words)] == words for i in range(len(inside) - len(words) + 1))
+
+
 def _named_method(cls: type, wanted: str) -> str | None:
-    """The longest method of `cls` (5 characters or more) whose name the value's own name contains."""
-    names = [n for n in _public_dir(cls) if len(n) >= 5 and n in wanted.lower() and inspect.isroutine(getattr(cls, n, None))]
+    """The longest method of `cls` (5 characters or more) whose name is words of the value's own name."""
+    names = [n for n in _public_dir(cls) if len(n) >= 5 and _in_words(n, wanted) and inspect.isroutine(getattr(cls, n, None))]
     return max(names, key=len) if names else None
 
 

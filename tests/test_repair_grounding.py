@@ -399,6 +399,11 @@ def test_what_the_script_calls_a_value_picks_the_method_that_computes_it() -> No
     assert message.endswith("; `energy_flux_1_10tev` is named for `PowerLawSpectralModel.energy_flux(energy_min, "
                             "energy_max, **kwargs)` (Compute energy flux in given energy range)")
     assert "is named for" not in _ground(spelt.replace("energy_flux_1_10tev =", "value ="))[0]
+    # a method is named by whole words of the value's name: `round` is in `background_irf` only as letters (s46
+    # reflected-significance-pks2155 was pointed at `Angle.round` for `background_irf = data_store.get_irfs()[0]`)
+    lettered = ("from astropy.coordinates import Angle\nfrom gammapy.modeling import Fit\nangle = Angle(1, 'deg')\n"
+                "result = Fit().run(datasets=[])\nbackground_irf = result.irf_background()\n")
+    assert "Angle.round" not in _ground(lettered)[0]
     stderr = ('Traceback (most recent call last):\n  File "/w/script.py", line 70, in <module>\n'
               "    energy_flux_1_10tev = best.integrate(1.0 * u.TeV, 10.0 * u.TeV).value\n"
               "AttributeError: 'SkyModel' object has no attribute 'integrate'\n")
