@@ -40,7 +40,7 @@ from hpc_agent.separations import (pair_as_position, pair_to_skycoord, separatio
 from hpc_agent.source_edits import Edit, drop_statements, splice
 from hpc_agent.syntax_repair import make_it_parse, repeated_keywords
 from hpc_agent.tutorial_definitions import tutorial_made_from_names
-from hpc_agent.units import fix_units_alias, unit_divided_then_converted, unit_names_as_units
+from hpc_agent.units import bare_unit_names, fix_units_alias, unit_divided_then_converted, unit_names_as_units
 
 
 DISPLAY_FUNCTIONS = ("display",)  # `input()` is rejected by the rules, but it is no display call to drop
@@ -602,6 +602,7 @@ def comprehension_uses_its_variable(text: str, index: NameIndex) -> tuple[str, l
 REPAIRS: tuple[Callable[[str, NameIndex], tuple[str, list[str]]], ...] = (
     fix_units_alias,
     unit_names_as_units,
+    bare_unit_names,
     unit_divided_then_converted,
     fix_import_homes,
     fix_imported_names,

@@ -1998,6 +1998,22 @@ def test_the_length_of_a_stacked_dataset_is_the_number_it_stacked(tmp_path, data
     assert repair_after_run(other, failed.stderr, name_index()) is None
 
 
+def test_bare_unit_names_in_unit_arithmetic_are_astropy_units(tmp_path) -> None:
+    """s46 reflected-spectrum-msh1552, two turns rejected: `....to(erg / cm**2 / s)` with `erg`, `cm`, `s` never
+    defined. Names that are astropy units, used only in unit arithmetic or a conversion, are those units."""
+    code = ("import json\nimport astropy.units as u\nflux = 2e-12 * u.TeV / u.cm**2 / u.s\n"
+            "value = flux.to(erg / cm**2 / s).value\nprint('RESULT ' + json.dumps({'eflux': value}))\n")
+    result = static_stage(code)
+    assert result.ok, result.errors
+    assert "value = flux.to(u.erg / u.cm**2 / u.s).value" in result.script
+    assert result.repairs == ("`cm`, `erg`, `s` (never defined) used as units: astropy's, `u.cm`, `u.erg`, `u.s`",)
+    ran = _run(result.script, tmp_path)
+    assert abs(json.loads(ran.stdout.split("RESULT ", 1)[1])["eflux"] - 2e-12 * 1.602176634) < 1e-15, ran.stderr
+    # a unit's name used otherwise (as a value of its own) is the model's to define
+    other = code.replace("print('RESULT '", "total = s + 1\nprint('RESULT '")
+    assert any("undefined name 's'" in e for e in static_stage(other).errors)
+
+
 def test_a_units_class_imported_from_another_astropy_module_is_imported_from_astropy_units() -> None:
     """Held-out q4 (e20619e): `from astropy.coordinates import Unit`, two turns rejected at the static stage."""
     from hpc_agent.imports import fix_import_homes
