@@ -458,6 +458,21 @@ def renamed_keyword(text: str, stderr: str, index: NameIndex) -> tuple[str, list
 _ROW_POSITIONS = ("index", "indices", "idx", "rows")  # invented names for the rows a mask picks
 
 
+def _row_attributes(tree: ast.AST, attr: str, line: int) -> list[tuple[ast.Attribute, str | None]]:
+    """Each `table[mask].<attr>` on the traceback's line, with the name it is assigned to when that name is
+    assigned nowhere else (None otherwise)."""
+    assigned = {id(a.value): a.targets[0].id for a in ast.walk(tree) if isinstance(a, ast.Assign)
+                and len(a.targets) == 1 and isinstance(a.targets[0], ast.Name)}
+    bound = bindings(tree)
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and node.attr == attr and isinstance(node.value, ast.Subscript) \
+                and _spans(node, line):
+            name = assigned.get(id(node))
+            found.append((node, name if name is not None and len(bound.get(name, [])) == 1 else None))
+    return found
+
+
 def count_the_selection(text: str, stderr: str) -> tuple[str, list[str]]:
     """`len(table[mask].index)` raised "'ObservationTable' object has no attribute 'index'" (or an Angle's
     `.indices`): what a mask selects is read by indexing with it, and the number of rows it picked is the
@@ -475,17 +490,9 @@ def count_the_selection(text: str, stderr: str) -> tuple[str, list[str]]:
     for n in ast.walk(tree):
         if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load):
             loads.setdefault(n.id, []).append(n)
-    assigned = {id(a.value): a.targets[0].id for a in ast.walk(tree) if isinstance(a, ast.Assign)
-                and len(a.targets) == 1 and isinstance(a.targets[0], ast.Name)}
-    bound = bindings(tree)
     edits: list[Edit] = []
-    for node in ast.walk(tree):
-        if not (isinstance(node, ast.Attribute) and node.attr == attr and isinstance(node.value, ast.Subscript)
-                and _spans(node, line)):
-            continue
-        name = assigned.get(id(node))
-        only_counted = name is not None and len(bound.get(name, [])) == 1 and bool(loads.get(name)) \
-            and all(id(n) in counted for n in loads[name])
+    for node, name in _row_attributes(tree, attr, line):
+        only_counted = name is not None and bool(loads.get(name)) and all(id(n) in counted for n in loads[name])
         if id(node) in counted or only_counted:
             edits.append((node, ast.get_source_segment(text, node.value) or ast.unparse(node.value)))
     if not edits:
@@ -531,18 +538,11 @@ def ids_of_the_selection(text: str, stderr: str) -> tuple[str, list[str]]:
         return text, []
     attr, line = found[1], int(frames[-1])
     tree = ast.parse(text)
-    assigned = {id(a.value): a.targets[0].id for a in ast.walk(tree) if isinstance(a, ast.Assign)
-                and len(a.targets) == 1 and isinstance(a.targets[0], ast.Name)}
-    bound = bindings(tree)
     direct: set[int] = {id(x) for c in ast.walk(tree) if isinstance(c, ast.Call) and callee_name(c) in _LOADS_BY_ID
                         for a in c.args for x in ast.walk(a)}
     edits: list[Edit] = []
-    for node in ast.walk(tree):
-        if not (isinstance(node, ast.Attribute) and node.attr == attr and isinstance(node.value, ast.Subscript)
-                and _spans(node, line)):
-            continue
-        name = assigned.get(id(node))
-        only_ids, some_ids = _given_as_ids(tree, name) if name and len(bound.get(name, [])) == 1 else (False, False)
+    for node, name in _row_attributes(tree, attr, line):
+        only_ids, some_ids = _given_as_ids(tree, name) if name else (False, False)
         if id(node) in direct or (only_ids and some_ids):
             edits.append((node, f'{ast.get_source_segment(text, node.value) or ast.unparse(node.value)}["OBS_ID"]'))
     if not edits:
