@@ -230,6 +230,7 @@ def test_without_matplotlib_nothing_is_seeded(tmp_path, monkeypatch):
     r = run(get_sandbox("process", python=python), "import os\nprint(os.listdir('.'))", tmp_path / "ws")
     assert r.stdout == "['script.py']\n", r.stderr
     assert not list((tmp_path / "cache").rglob("*.json"))
+    assert not list((tmp_path / "cache" / "sandbox-seed").iterdir())  # no empty folder per failed build
 
 
 def test_crash_is_a_result(sandbox, tmp_path):

@@ -81,6 +81,8 @@ def _build(folder: Path, build: Callable[[Path], None]) -> list[Path]:
         return []
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+        if not any(folder.iterdir()):  # nothing built: no empty folder left behind
+            folder.rmdir()
 
 
 def seed_workspace(ws: Path, key: str, build: Callable[[Path], None]) -> None:
