@@ -13,7 +13,7 @@ from hpc_agent.bindings import module_assignments
 from hpc_agent.checks import maker_class, maker_instances, undefined_names
 from hpc_agent.names import NameIndex
 from hpc_agent.names import import_quietly as _import_quiet
-from hpc_agent.source_edits import Edit, insertion_line, splice
+from hpc_agent.source_edits import Edit, insertion_line, source_of, splice
 from hpc_agent.tutorial_definitions import made_from_names, name_keyword as _name_keyword
 
 
@@ -195,7 +195,7 @@ def fill_before_reducing(text: str, calls: tuple[str, ...]) -> tuple[str, list[s
         fill = own[0] if len(own) == 1 else asked[0] if len(asked) == 1 and not own else None
         if fill is None:
             return text, []
-        observation = ast.get_source_segment(text, call.args[1]) or ast.unparse(call.args[1])
+        observation = source_of(text, call.args[1])
         line = f"{source} = {fill}.run({source}, {observation})"
         edits.append((stmt, f"{line}\n{' ' * stmt.col_offset}{ast.get_source_segment(text, stmt)}"))
         notes.append(f"line {stmt.lineno}: `{cls}` ran on `{source}`, an empty dataset: it is filled from the "

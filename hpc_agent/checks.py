@@ -9,6 +9,7 @@ import ast
 import re
 import threading
 from dataclasses import dataclass
+from typing import Callable
 
 from pyflakes import checker as pyflakes_checker
 from pyflakes import messages as pyflakes_messages
@@ -16,7 +17,7 @@ from pyflakes import messages as pyflakes_messages
 from hpc_agent.bindings import bindings
 from hpc_agent.result_counts import events_counted_as_observations
 
-MISSING_IMPORT = "missing import or typo"  # what an undefined name is said to be, until the static stage knows more
+MISSING_IMPORT = "missing import or typo"  # what an undefined name is said to be, unless the caller knows more
 SYNTAX_ERROR = "SyntaxError at line"  # how a script that does not parse is reported (retrieval reads it too)
 FORBIDDEN_COLUMNS = ("TARGET_NAME", "OBJECT")
 DISPLAY_METHODS = ("show", "peek")
@@ -32,7 +33,8 @@ _MATCHING = frozenset({"startswith", "endswith", "find", "rfind", "contains", "m
                        "isin", "in1d", "select_observations", "select_rows"})
 
 
-def _parents(tree: ast.AST) -> dict[int, ast.AST]:
+def parents(tree: ast.AST) -> dict[int, ast.AST]:
+    """id of each node -> the node it sits in."""
     return {id(child): node for node in ast.walk(tree) for child in ast.iter_child_nodes(node)}
 
 
@@ -46,24 +48,24 @@ def _compares(nodes: list[ast.AST]) -> bool:
                for node in nodes for n in ast.walk(node))
 
 
-def _selects_by(node: ast.AST, parents: dict[int, ast.AST], tree: ast.AST, depth: int = 0) -> bool:
+def _selects_by(node: ast.AST, parents_of: dict[int, ast.AST], tree: ast.AST, depth: int = 0) -> bool:
     """The column named by `node` decides which rows are kept: its values are compared (`t["OBJECT"] == "Crab"`),
     matched (`.startswith(...)`, `np.isin(...)`), iterated by a loop or comprehension that compares them, or
     bound to a name used so. Reading it to count, list or report (`len(set(t["OBJECT"]))`, a RESULT value)
     selects nothing: a question about the targets may read the column."""
-    while id(node) in parents:
-        parent = parents[id(node)]
+    while id(node) in parents_of:
+        parent = parents_of[id(node)]
         if isinstance(parent, ast.Compare) or (isinstance(parent, ast.Call) and callee_name(parent) in _MATCHING):
             return True
         if isinstance(parent, ast.comprehension) and node is parent.iter:
-            return bool(parent.ifs) or _compares([c for c in ast.iter_child_nodes(parents[id(parent)])
+            return bool(parent.ifs) or _compares([c for c in ast.iter_child_nodes(parents_of[id(parent)])
                                                   if not isinstance(c, ast.comprehension)])
         if isinstance(parent, ast.For) and node is parent.iter:
             return _compares(list(parent.body))
         if isinstance(parent, ast.Assign) and depth < 2 and len(parent.targets) == 1 \
                 and isinstance(parent.targets[0], ast.Name):
             name = parent.targets[0].id
-            return any(_selects_by(n, parents, tree, depth + 1) for n in ast.walk(tree)
+            return any(_selects_by(n, parents_of, tree, depth + 1) for n in ast.walk(tree)
                        if isinstance(n, ast.Name) and n.id == name and isinstance(n.ctx, ast.Load))
         if isinstance(parent, ast.stmt):
             return False
@@ -247,11 +249,12 @@ def models_never_set(tree: ast.AST) -> list[str]:
 
 
 def static_errors(script: str, *, require_result: bool = True, cone_radius: float | None = None,
-                  tables_only: bool = False) -> list[str]:
+                  tables_only: bool = False, undefined_reason: Callable[[str], str | None] | None = None) -> list[str]:
     """Rule violations of `script`, each naming the line and the fix. `cone_radius`: the request selects the
     observations within this many degrees of its source, so a script that selects nothing is wrong (it would
     reduce every observation of the release). `tables_only`: the request names no analysis product, so a script
-    that builds one is answering another question."""
+    that builds one is answering another question. `undefined_reason`: what an undefined name is, when the
+    caller knows better than "missing import or typo" (the static stage: that no library defines it)."""
     try:
         tree = ast.parse(script)
         compile(tree, "script.py", "exec")  # what parses may still not compile (`f(a=1, a=2)`, `return` at the top)
@@ -270,11 +273,11 @@ def static_errors(script: str, *, require_result: bool = True, cone_radius: floa
             errors.append(f"line {node.lineno}: `{func.id}()` needs an interactive session; remove it")
 
     strings = _strings(tree)
-    parents = _parents(tree)
+    parents_of = parents(tree)
     for const in strings:
         value = const.value
         assert isinstance(value, str)  # _strings keeps the string constants only
-        if value in FORBIDDEN_COLUMNS and _selects_by(const, parents, tree):
+        if value in FORBIDDEN_COLUMNS and _selects_by(const, parents_of, tree):
             errors.append(f"line {const.lineno}: selects by the {value} column; select observations by "
                           "sky position instead (separation of RA_PNT/DEC_PNT from the source)")
         elif re.match(r"[/~].*\S/hess-dl3", value):  # a folder before the release: a machine's path
@@ -298,5 +301,6 @@ def static_errors(script: str, *, require_result: bool = True, cone_radius: floa
     errors += models_never_set(tree)
 
     for line, name in undefined_uses(tree):
-        errors.append(f"line {line}: undefined name '{name}' ({MISSING_IMPORT})")
+        errors.append(f"line {line}: undefined name '{name}' "
+                      f"({(undefined_reason(name) if undefined_reason else None) or MISSING_IMPORT})")
     return list(dict.fromkeys(errors))  # one message per line and problem

@@ -37,7 +37,7 @@ from hpc_agent.result_line import (add_result_line, braces_around_json, format_r
                                    label_before_json, unwrap_nested_result_keys)
 from hpc_agent.separations import (pair_as_position, pair_to_skycoord, separation_in_degrees, separation_kept_as_measured,
                                    true_separation)
-from hpc_agent.source_edits import Edit, drop_statements, splice
+from hpc_agent.source_edits import Edit, drop_statements, source_of, splice
 from hpc_agent.syntax_repair import make_it_parse, repeated_keywords
 from hpc_agent.tutorial_definitions import tutorial_made_from_names
 from hpc_agent.units import bare_unit_names, fix_units_alias, unit_divided_then_converted, unit_names_as_units
@@ -113,7 +113,7 @@ def list_as_datasets(text: str, _: NameIndex) -> tuple[str, list[str]]:
                 and isinstance(first := call.args[0], ast.Name) and first.id not in used \
                 and [ast.unparse(v) for v in bound.get(first.id, [])] in (["[]"], ["list()"]) \
                 and inspect.isfunction(inspect.getattr_static(Datasets, call.func.attr, None)):
-            rest = [ast.get_source_segment(text, a) or ast.unparse(a) for a in (*call.args[1:], *call.keywords)]
+            rest = [source_of(text, a) for a in (*call.args[1:], *call.keywords)]
             edits.append((call, f"{first.id}.{call.func.attr}({', '.join(rest)})"))
             notes.append(f"line {call.lineno}: `Datasets.{call.func.attr}({first.id})` calls the method of the class "
                          f"with `{first.id}` as the instance: it is `{first.id}.{call.func.attr}()`")
@@ -333,7 +333,7 @@ NUMPY_ONLY_REDUCTIONS = ("median", "percentile", "quantile", "average", "nanmean
 def numpy_call(text: str, call: ast.Call) -> str:
     """`x.median(50, axis=0)` written as numpy's function of the receiver, `np.median(x, 50, axis=0)`."""
     assert isinstance(call.func, ast.Attribute)
-    parts = [ast.get_source_segment(text, a) or ast.unparse(a) for a in (call.func.value, *call.args, *call.keywords)]
+    parts = [source_of(text, a) for a in (call.func.value, *call.args, *call.keywords)]
     return f"np.{call.func.attr}({', '.join(parts)})"
 
 
@@ -364,7 +364,7 @@ def reduction_the_name_says(text: str, _: NameIndex) -> tuple[str, list[str]]:
             continue
         if len(said) != 1 or done not in _NAMED_REDUCTION.values() or done in said:
             continue
-        new = f"np.{said.pop()}({ast.get_source_segment(text, operand) or ast.unparse(operand)})"
+        new = f"np.{said.pop()}({source_of(text, operand)})"
         edits.append((call, new))
         notes.append(f"line {node.lineno}: `{node.targets[0].id}` says which reduction it holds, but was computed "
                      f"with `{done}`: `{new}`")
@@ -446,7 +446,7 @@ def one_observation_by_id(text: str, _: NameIndex) -> tuple[str, list[str]]:
         if isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute) and call.func.attr == "get_observations" \
                 and len(call.args) == 1 and not call.keywords and isinstance(call.args[0], ast.Name) \
                 and call.args[0].id in loop_ids:
-            store = ast.get_source_segment(text, call.func.value) or ast.unparse(call.func.value)
+            store = source_of(text, call.func.value)
             new = f"{store}.obs({call.args[0].id})"
             edits.append((call, new))
             notes.append(f"line {call.lineno}: `get_observations` takes a list of ids; given one id at a time it "
@@ -480,7 +480,7 @@ def observation_from_the_store(text: str, _: NameIndex) -> tuple[str, list[str]]
             continue
         arg = given[0]
         if isinstance(arg, ast.Name) and arg.id in loop_ids or isinstance(arg, ast.Constant) and isinstance(arg.value, int):
-            new = f"{stores[0]}.obs({ast.get_source_segment(text, arg) or ast.unparse(arg)})"
+            new = f"{stores[0]}.obs({source_of(text, arg)})"
             edits.append((call, new))
             notes.append(f"line {call.lineno}: `Observation(...)` of an id makes an empty observation (no events, "
                          f"no IRFs); the release's observation of that id is `{new}`")
@@ -498,7 +498,7 @@ def sum_not_its_length(text: str, _: NameIndex) -> tuple[str, list[str]]:
             inner = call.args[0]
             if isinstance(inner, ast.Call) and isinstance(inner.func, ast.Attribute) and inner.func.attr == "sum" \
                     and not inner.args and not inner.keywords:
-                edits.append((call, ast.get_source_segment(text, inner) or ast.unparse(inner)))
+                edits.append((call, source_of(text, inner)))
     notes = [f"line {call.lineno}: `len()` of a sum (one number, no length): the sum itself, `{new}`"
              for call, new in edits]
     return (splice(text, edits), notes) if edits else (text, [])
@@ -519,7 +519,7 @@ def count_the_selection_not_its_criteria(text: str, _: NameIndex) -> tuple[str, 
                 and (isinstance(criteria, ast.Dict) or ast.unparse(criteria.func) == "dict"):
             names = [t.id for a in ast.walk(tree) if isinstance(a, ast.Assign) and a.value is node
                      for t in a.targets if isinstance(t, ast.Name) and len(bound.get(t.id, [])) == 1]
-            selected[arg.id] = names[0] if names else (ast.get_source_segment(text, node) or ast.unparse(node))
+            selected[arg.id] = names[0] if names else source_of(text, node)
     edits: list[Edit] = [(c.args[0], selected[c.args[0].id]) for c in ast.walk(tree)
                          if isinstance(c, ast.Call) and isinstance(c.func, ast.Name) and c.func.id == "len"
                          and len(c.args) == 1 and isinstance(c.args[0], ast.Name) and c.args[0].id in selected]

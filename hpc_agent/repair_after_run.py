@@ -22,7 +22,7 @@ from hpc_agent.checks import callee_name
 from hpc_agent.repair import NUMPY_ONLY_REDUCTIONS, Repaired, numpy_call
 from hpc_agent.result_line import json_numpy_numbers
 from hpc_agent.separations import column_under
-from hpc_agent.source_edits import Edit, add_imports, drop_statements, insertion_line, splice
+from hpc_agent.source_edits import Edit, add_imports, drop_statements, insertion_line, source_of, splice
 
 
 # Units a RESULT key names by its suffix (`livetime_hours`, `ontime_h`, `offset_deg`): a Quantity under such a
@@ -227,7 +227,7 @@ def result_as_json(text: str, stdout: str) -> tuple[str, list[str]]:
     if len(values) == 1 and isinstance(values[0], ast.Name) and values[0].id in dicts:  # `print("RESULT", result)`
         payload = values[0].id
     elif len(values) == 1 and isinstance(values[0], ast.Dict):  # `print("RESULT", {"n_obs": n})`
-        payload = ast.get_source_segment(text, values[0]) or ast.unparse(values[0])
+        payload = source_of(text, values[0])
     elif len(values) == len(printed):
         payload = _dict_text(text, list(printed), values)
     else:
@@ -259,7 +259,7 @@ def _result_string_as_json(text: str, tree: ast.Module, printed: dict[str, Any])
 
 def _dict_text(text: str, keys: list[str], values: list[ast.expr]) -> str:
     """`{'key': <value's source>, ...}`: keys paired with the script's expressions, in order."""
-    return "{" + ", ".join(f"{k!r}: {ast.get_source_segment(text, v) or ast.unparse(v)}" for k, v in zip(keys, values)) + "}"
+    return "{" + ", ".join(f"{k!r}: {source_of(text, v)}" for k, v in zip(keys, values)) + "}"
 
 
 def _print_as_json(text: str, tree: ast.Module, call: ast.Call, payload: str) -> tuple[str, str]:
@@ -398,7 +398,7 @@ def map_data_attribute(text: str, stderr: str, index: NameIndex) -> tuple[str, l
         return text, []
     tree = ast.parse(text)
     reads = [n.value for n in _attribute_reads(tree, attr, line)]
-    edits: list[Edit] = [(r, f"{ast.get_source_segment(text, r) or ast.unparse(r)}.data") for r in reads]
+    edits: list[Edit] = [(r, f"{source_of(text, r)}.data") for r in reads]
     if not edits:
         return text, []
     return splice(text, edits), [f"line {line}: a `{owner}` has no `.{attr}`; its array, `.data`, has: "
@@ -418,7 +418,7 @@ def attribute_it_can_only_mean(text: str, stderr: str, index: NameIndex) -> tupl
     if real is None:
         return text, []
     reads = _attribute_reads(ast.parse(text), attr, line)
-    edits: list[Edit] = [(n, f"{ast.get_source_segment(text, n.value) or ast.unparse(n.value)}.{real}") for n in reads]
+    edits: list[Edit] = [(n, f"{source_of(text, n.value)}.{real}") for n in reads]
     if not edits:
         return text, []
     return splice(text, edits), [f"line {line}: a `{owner}` has no `.{attr}`; the one name it can mean is "
@@ -484,8 +484,7 @@ def count_the_selection(text: str, stderr: str) -> tuple[str, list[str]]:
         return text, []
     attr, line = found[1], int(frames[-1])
     tree = ast.parse(text)
-    counted = {id(c.args[0]) for c in ast.walk(tree) if isinstance(c, ast.Call) and isinstance(c.func, ast.Name)
-               and c.func.id == "len" and len(c.args) == 1}
+    counted = _len_arguments(tree)
     loads: dict[str, list[ast.Name]] = {}
     for n in ast.walk(tree):
         if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load):
@@ -494,7 +493,7 @@ def count_the_selection(text: str, stderr: str) -> tuple[str, list[str]]:
     for node, name in _row_attributes(tree, attr, line):
         only_counted = name is not None and bool(loads.get(name)) and all(id(n) in counted for n in loads[name])
         if id(node) in counted or only_counted:
-            edits.append((node, ast.get_source_segment(text, node.value) or ast.unparse(node.value)))
+            edits.append((node, source_of(text, node.value)))
     if not edits:
         return text, []
     return splice(text, edits), [f"line {line}: a selection has no `.{attr}`; the rows a mask picks are "
@@ -504,27 +503,29 @@ def count_the_selection(text: str, stderr: str) -> tuple[str, list[str]]:
 _LOADS_BY_ID = ("get_observations", "obs")  # DataStore methods that take observation ids
 
 
+def _len_arguments(tree: ast.AST) -> set[int]:
+    """ids of the nodes counted by `len(...)`."""
+    return {id(c.args[0]) for c in ast.walk(tree) if isinstance(c, ast.Call) and isinstance(c.func, ast.Name)
+            and c.func.id == "len" and len(c.args) == 1}
+
+
 def _given_as_ids(tree: ast.AST, name: str) -> tuple[bool, bool]:
     """(whether every read of `name` is counted or hands ids to the data store, whether one hands ids): inside
     `get_observations(...)`/`obs(...)`, or looped over by a loop or comprehension that calls one of them."""
+    def loads_by_id(node: ast.AST) -> bool:
+        return any(isinstance(c, ast.Call) and callee_name(c) in _LOADS_BY_ID for c in ast.walk(node))
+
     inside: set[int] = set()
     for n in ast.walk(tree):
         if isinstance(n, ast.Call) and callee_name(n) in _LOADS_BY_ID:
             inside |= {id(x) for a in (*n.args, *n.keywords) for x in ast.walk(a)}
-        elif isinstance(n, (ast.For, ast.comprehension)) and any(
-                isinstance(c, ast.Call) and callee_name(c) in _LOADS_BY_ID
-                for c in ast.walk(n if isinstance(n, ast.For) else _comprehension_of(tree, n))):
+        elif isinstance(n, ast.For) and loads_by_id(n):
             inside |= {id(x) for x in ast.walk(n.iter)}
-    counted = {id(c.args[0]) for c in ast.walk(tree) if isinstance(c, ast.Call) and isinstance(c.func, ast.Name)
-               and c.func.id == "len" and len(c.args) == 1}
+        elif isinstance(n, (ast.ListComp, ast.SetComp, ast.GeneratorExp, ast.DictComp)) and loads_by_id(n):
+            inside |= {id(x) for g in n.generators for x in ast.walk(g.iter)}
+    counted = _len_arguments(tree)
     reads = [n for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load) and n.id == name]
-    as_ids = [n for n in reads if id(n) in inside]
-    return bool(reads) and all(id(n) in inside or id(n) in counted for n in reads), bool(as_ids)
-
-
-def _comprehension_of(tree: ast.AST, generator: ast.comprehension) -> ast.AST:
-    return next(n for n in ast.walk(tree) if isinstance(n, (ast.ListComp, ast.SetComp, ast.GeneratorExp, ast.DictComp))
-                and generator in n.generators)
+    return bool(reads) and all(id(n) in inside or id(n) in counted for n in reads), any(id(n) in inside for n in reads)
 
 
 def ids_of_the_selection(text: str, stderr: str) -> tuple[str, list[str]]:
@@ -544,7 +545,7 @@ def ids_of_the_selection(text: str, stderr: str) -> tuple[str, list[str]]:
     for node, name in _row_attributes(tree, attr, line):
         only_ids, some_ids = _given_as_ids(tree, name) if name else (False, False)
         if id(node) in direct or (only_ids and some_ids):
-            edits.append((node, f'{ast.get_source_segment(text, node.value) or ast.unparse(node.value)}["OBS_ID"]'))
+            edits.append((node, f'{source_of(text, node.value)}["OBS_ID"]'))
     if not edits:
         return text, []
     return splice(text, edits), [f"line {line}: rows of the observation index have no `.{attr}`; the ids the data "
@@ -587,7 +588,7 @@ def plain_number_per_unit(text: str, stderr: str) -> tuple[str, list[str]]:
             continue
         written = _number_times_unit(node.right, unit)
         if written is not None and abs(written[1] * per_target - 1) < 1e-9:  # exactly one `target`
-            edits.append((node.right, ast.get_source_segment(text, written[0]) or ast.unparse(written[0])))
+            edits.append((node.right, source_of(text, written[0])))
     if not edits:
         return text, []
     return splice(text, edits), [f"a plain number divided by `{ast.unparse(edits[0][0])}` is per {unit}, not in "
@@ -661,7 +662,7 @@ def row_of_the_extreme(text: str, stderr: str) -> tuple[str, list[str]]:
     for node in ast.walk(tree):
         if isinstance(node, ast.Subscript) and _spans(node, line) \
                 and (found := _extreme_column(node.slice)) is not None:
-            table = ast.get_source_segment(text, node.value) or ast.unparse(node.value)
+            table = source_of(text, node.value)
             edits.append((node.slice, f'np.{_ARG[found[1]]}({table}["{found[0]}"])'))
     if not edits:
         return text, []
@@ -686,7 +687,7 @@ def angle_in_degrees(text: str, stderr: str) -> tuple[str, list[str]]:
     calls = [c for c in ast.walk(ast.parse(text)) if isinstance(c, ast.Call) and isinstance(c.func, ast.Name)
              and c.func.id == "Angle" and len(c.args) == 1 and not c.keywords
              and _spans(c, line)]
-    edits: list[Edit] = [(c, f'Angle({ast.get_source_segment(text, c.args[0]) or ast.unparse(c.args[0])}, unit="deg")')
+    edits: list[Edit] = [(c, f'Angle({source_of(text, c.args[0])}, unit="deg")')
                          for c in calls]
     if not edits:
         return text, []
@@ -729,10 +730,10 @@ def _string_call(text: str, call: ast.Call) -> str | None:
     receiver = call.func.value
     if isinstance(receiver, ast.Attribute) and receiver.attr == "str":
         receiver = receiver.value
-    column = ast.get_source_segment(text, receiver) or ast.unparse(receiver)
+    column = source_of(text, receiver)
     if not column.endswith(".astype(str)"):
         column += ".astype(str)"
-    args = ", ".join(ast.get_source_segment(text, a) or ast.unparse(a) for a in call.args)
+    args = ", ".join(source_of(text, a) for a in call.args)
     if call.func.attr == "contains":
         return f"(np.char.find({column}, {args}) >= 0)"
     return f"np.char.{call.func.attr}({', '.join([column, args]) if args else column})"
@@ -781,7 +782,7 @@ def count_the_bins(text: str, stderr: str) -> tuple[str, list[str]]:
         if isinstance(call, ast.Call) and isinstance(call.func, ast.Name) and call.func.id == "len" \
                 and len(call.args) == 1 and not call.keywords and isinstance(call.args[0], (ast.Name, ast.Attribute)) \
                 and _spans(call, line):
-            points = ast.get_source_segment(text, call.args[0]) or ast.unparse(call.args[0])
+            points = source_of(text, call.args[0])
             edits.append((call, f'len({points}.to_table(format="{fmt}", sed_type="flux"))'))
     if not edits:
         return text, []
@@ -811,7 +812,7 @@ def count_what_was_stacked(text: str, stderr: str) -> tuple[str, list[str]]:
         values = bound.get(call.args[0].id, [])
         made = values[0] if len(values) == 1 else None
         if isinstance(made, ast.Call) and isinstance(made.func, ast.Attribute) and made.func.attr == "stack_reduce":
-            edits.append((call.args[0], ast.get_source_segment(text, made.func.value) or ast.unparse(made.func.value)))
+            edits.append((call.args[0], source_of(text, made.func.value)))
     if not edits:
         return text, []
     return splice(text, edits), [f"line {line}: one stacked dataset has no length; what it stacked does: "

@@ -16,7 +16,7 @@ from hpc_agent.bindings import assigned_once, bindings
 from hpc_agent.checks import selects, undefined_names
 from hpc_agent.prompts import IDIOM_DEC, IDIOM_RA, IDIOM_RADIUS
 from hpc_agent.request_facts import number_text
-from hpc_agent.source_edits import Edit, drop_statements, splice
+from hpc_agent.source_edits import Edit, drop_statements, source_of, splice
 
 Cone = tuple[float, float, float]  # ra, dec, radius in degrees
 
@@ -75,7 +75,7 @@ def select_in_the_cone(text: str, cone: tuple[float, float, float] | None) -> tu
             store = _receiver(call)
             own = call.args[0] if len(call.args) == 1 and not call.keywords else None
             if own is not None and _selected_from_index(own, store, bound):  # the script's own cut, kept
-                ids = ast.get_source_segment(text, own) or ast.unparse(own)
+                ids = source_of(text, own)
                 edits.append((call, f"{store}.get_observations([i for i in {ids} if i in set({cone_ids(store)})])"))
             else:
                 edits.append((call, f"{store}.get_observations(list({cone_ids(store)}))"))

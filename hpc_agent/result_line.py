@@ -12,7 +12,7 @@ import re
 
 from hpc_agent.bindings import module_assignments, result_dicts
 from hpc_agent.names import NameIndex
-from hpc_agent.source_edits import Edit, splice
+from hpc_agent.source_edits import Edit, source_of, splice
 
 
 PLAIN_NUMBERS = "lambda o: o.tolist()"  # numpy scalars and arrays -> Python numbers and lists; a Quantity refuses
@@ -83,7 +83,7 @@ def unwrap_nested_result_keys(text: str, _: NameIndex) -> tuple[str, list[str]]:
         for key, value in zip(d.keys, d.values):
             if isinstance(key, ast.Constant) and isinstance(value, ast.Dict) and len(value.keys) == 1 \
                     and isinstance(value.keys[0], ast.Constant) and value.keys[0].value == key.value:
-                inner = ast.get_source_segment(text, value.values[0]) or ast.unparse(value.values[0])
+                inner = source_of(text, value.values[0])
                 edits.append((value, inner))
                 name = str(key.value)  # the text `{key.value}` gives, bytes included (mypy: str-bytes-safe)
                 notes.append(f"the RESULT value of `{name}` was a dict of `{name}` again: it is now `{inner}`")

@@ -208,7 +208,7 @@ def pair_as_position(text: str, _: NameIndex) -> tuple[str, list[str]]:
                          f"`{ast.unparse(call.args[0])}`: gave it `{position}`")
         elif len(call.args) == 2 and not call.keywords and not any(
                 isinstance(a, (ast.Constant, ast.Starred)) for a in call.args):
-            pair = ", ".join(ast.get_source_segment(text, a) or ast.unparse(a) for a in call.args)
+            pair = ", ".join(source_of(text, a) for a in call.args)
             position = f'SkyCoord({pair}, unit="deg")'
             edits.append((ast.Tuple(call.args, lineno=call.args[0].lineno, col_offset=call.args[0].col_offset,
                                     end_lineno=call.args[1].end_lineno, end_col_offset=call.args[1].end_col_offset),
@@ -303,7 +303,7 @@ def separation_in_degrees(text: str, _: NameIndex) -> tuple[str, list[str]]:
         for angle, number in ((left, right), (right, left)):
             unit = _quantity_unit(assigned_once(angle, bound))
             if unit is not None and _plain_number(number, bound):
-                shown = ast.get_source_segment(text, number) or ast.unparse(number)
+                shown = source_of(text, number)
                 edits.append((number, f"{shown} * {unit}"))
                 what = "a separation is an Angle" if unit == "u.deg" and "separation" in ast.unparse(
                     assigned_once(angle, bound)) else "it is a Quantity"

@@ -76,6 +76,6 @@ def add_imports(text: str, lines: list[str]) -> str:
     return "".join(rows[:at]) + block + "".join(rows[at:])
 
 
-def source_of(text: str, node: ast.expr | str) -> str:
+def source_of(text: str, node: ast.AST | str) -> str:
     """The source text of `node` as written (unparsed where the text has none); a string is itself."""
     return node if isinstance(node, str) else (ast.get_source_segment(text, node) or ast.unparse(node))

@@ -7,14 +7,13 @@ the reasons it may not (grounding findings, rule violations). It never runs the 
 from __future__ import annotations
 
 import ast
-import re
 import threading
 import time
 from dataclasses import dataclass, replace
 
 from hpc_agent import checks
 from hpc_agent.grounding import Rename, ground, invented_name
-from hpc_agent.names import NameIndex, name_index
+from hpc_agent.names import name_index
 from hpc_agent.repair import repair
 from hpc_agent.request_facts import RequestFacts
 from hpc_agent.tutorial_definitions import tutorial_definitions, tutorial_made_from_names
@@ -63,8 +62,11 @@ def static_stage(answer: str, *, repairs: bool = True, require_result: bool = Tr
     if repairs:
         fixed = repair(answer, index, facts)
         script, done = fixed.script, fixed.repairs
-    errors = checks.static_errors(script, require_result=require_result, cone_radius=facts.cone_radius,
-                                     tables_only=facts.tables_only)
+    def rules(text: str) -> list[str]:
+        return checks.static_errors(text, require_result=require_result, cone_radius=facts.cone_radius,
+                                    tables_only=facts.tables_only, undefined_reason=lambda n: invented_name(n, index))
+
+    errors = rules(script)
     if not any(e.startswith("SyntaxError") for e in errors):
         findings = ground(ast.parse(script), index)
         renames = [f.rename for f in findings if f.rename is not None]
@@ -73,24 +75,12 @@ def static_stage(answer: str, *, repairs: bool = True, require_result: bool = Tr
             script = renamed
             done = (*done, *(r.note or f"renamed `{r.old}` to `{r.new}` on line {r.line} (the only name it can mean)"
                              for r in renames))
-            errors = checks.static_errors(script, require_result=require_result, cone_radius=facts.cone_radius,
-                                     tables_only=facts.tables_only)
+            errors = rules(script)
             findings = ground(ast.parse(script), index)
         errors = list(dict.fromkeys([str(f) for f in findings] + errors))
-    errors = [_said_invented(e, index) for e in errors]
     # a table question answered by an analysis: that comes first, the analysis API's own findings are moot
     errors = sorted(errors, key=lambda e: not e.startswith(checks.TABLES_ONLY))
     return StaticResult(script, tuple(done), tuple(errors), time.perf_counter() - t0)
-
-
-_UNDEFINED = re.compile(rf"undefined name '(\w+)' \({re.escape(checks.MISSING_IMPORT)}\)$")
-
-
-def _said_invented(error: str, index: NameIndex) -> str:
-    """An undefined name no library exports is no missing import: say so, and what is real."""
-    found = _UNDEFINED.search(error)
-    invented = invented_name(found.group(1), index) if found else None
-    return error.replace(f"({checks.MISSING_IMPORT})", f"({invented})") if invented else error
 
 
 def _renamed(script: str, renames: list[Rename]) -> str | None:

@@ -8,7 +8,7 @@ import ast
 import inspect
 from typing import Any
 
-from hpc_agent.checks import undefined_names
+from hpc_agent.checks import parents, undefined_names
 from hpc_agent.names import NameIndex
 from hpc_agent.names import import_quietly as _import_quiet
 from hpc_agent.source_edits import Edit, source_of, splice
@@ -59,10 +59,10 @@ def unit_names_as_units(text: str, _: NameIndex) -> tuple[str, list[str]]:
 _UNIT_ARITHMETIC = (ast.Mult, ast.Div, ast.Pow)
 
 
-def _in_unit_arithmetic(name: ast.Name, parents: dict[int, ast.AST]) -> bool:
+def _in_unit_arithmetic(name: ast.Name, parents_of: dict[int, ast.AST]) -> bool:
     """`erg / cm**2 / s`: the name is an operand of `*`, `/` or `**` (its exponent a number), or the argument of a
     conversion (`.to(erg)`)."""
-    parent = parents.get(id(name))
+    parent = parents_of.get(id(name))
     if isinstance(parent, ast.BinOp) and isinstance(parent.op, _UNIT_ARITHMETIC):
         return not (isinstance(parent.op, ast.Pow) and parent.right is name)
     return isinstance(parent, ast.Call) and isinstance(parent.func, ast.Attribute) \
@@ -80,12 +80,12 @@ def bare_unit_names(text: str, _: NameIndex) -> tuple[str, list[str]]:
     undefined = {n for n in undefined_names(tree) if n != "u" and isinstance(getattr(au, n, None), au.UnitBase)}
     if not undefined:
         return text, []
-    parents = {id(c): p for p in ast.walk(tree) for c in ast.iter_child_nodes(p)}
+    parents_of = parents(tree)
     uses: dict[str, list[ast.Name]] = {}
     for n in ast.walk(tree):
         if isinstance(n, ast.Name) and n.id in undefined:
             uses.setdefault(n.id, []).append(n)
-    names = sorted(k for k, found in uses.items() if all(_in_unit_arithmetic(n, parents) for n in found))
+    names = sorted(k for k, found in uses.items() if all(_in_unit_arithmetic(n, parents_of) for n in found))
     edits: list[Edit] = [(n, f"u.{n.id}") for k in names for n in uses[k]]
     if not edits:
         return text, []
