@@ -19,7 +19,7 @@ import shutil
 import tempfile
 import threading
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Mapping, Protocol, Sequence
 
 from hpc_agent.config import cache_root
 from hpc_agent.records import Limits
@@ -37,14 +37,24 @@ _BUILT: dict[str, Path | None] = {}  # key -> the font list (None: its build fai
 BUILD_LIMITS = Limits(wall_s=120, memory_mb=2048)
 
 
-def build_through(launch: Callable[[Path], Launch], backend: str, isolated: bool) -> Callable[[Path], None]:
-    """A build that runs BUILD_SCRIPT in a scratch workspace through the backend's own launch (unseeded)."""
-    def build(scratch: Path) -> None:
-        (scratch / SCRIPT_NAME).write_text(BUILD_SCRIPT)
-        result = run_launch(launch(scratch), cwd=scratch, limits=BUILD_LIMITS, backend=backend, isolated=isolated)
-        if result.exit_code != 0:
-            raise RuntimeError(f"exit {result.exit_code}: {result.stderr.strip()[-200:]}")
-    return build
+class Seedable(Protocol):
+    """A backend whose sandbox sees the host's fonts: its name, interpreter and launch."""
+
+    name: str
+    python: str
+    isolated: bool
+
+    def launch(self, ws: Path, *, env: Mapping[str, str], limits: Limits, ro_binds: Sequence[Path] = (),
+               program: Sequence[str] = ..., seed: bool = True) -> Launch: ...
+
+
+def _build_through(backend: Seedable, scratch: Path) -> None:
+    """Run BUILD_SCRIPT in a scratch workspace through the backend's own launch (unseeded)."""
+    (scratch / SCRIPT_NAME).write_text(BUILD_SCRIPT)
+    launch = backend.launch(scratch, env={}, limits=BUILD_LIMITS, seed=False)
+    result = run_launch(launch, cwd=scratch, limits=BUILD_LIMITS, backend=backend.name, isolated=backend.isolated)
+    if result.exit_code != 0:
+        raise RuntimeError(f"exit {result.exit_code}: {result.stderr.strip()[-200:]}")
 
 
 def seed_key(backend: str, python: str) -> str:
@@ -85,13 +95,13 @@ def _build(folder: Path, build: Callable[[Path], None]) -> list[Path]:
             folder.rmdir()
 
 
-def seed_workspace(ws: Path, key: str, build: Callable[[Path], None]) -> None:
-    """Copy the font list for `key` into `ws` (HOME of the run), building it first if this is the first run.
-    A workspace that already has a font folder keeps it."""
+def seed_workspace(ws: Path, backend: Seedable) -> None:
+    """Copy the font list of `backend`'s interpreter into `ws` (HOME of the run), building it first if this is
+    the first run. A workspace that already has a font folder keeps it."""
     target = ws / FONT_CACHE
     if target.exists():
         return
-    font_list = _font_list(key, build)
+    font_list = _font_list(seed_key(backend.name, backend.python), lambda scratch: _build_through(backend, scratch))
     if font_list is not None and font_list.is_file():
         target.mkdir(parents=True)
         shutil.copyfile(font_list, target / font_list.name)

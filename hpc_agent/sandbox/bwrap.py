@@ -31,7 +31,7 @@ from hpc_agent.records import ExecResult, Limits
 
 from ._env import python_path_env, scrubbed_env
 from ._exec import MIB, SCRIPT_NAME, Launch, prepare_workspace, run_launch
-from ._seed import BUILD_LIMITS, build_through, seed_key, seed_workspace
+from ._seed import seed_workspace
 
 
 
@@ -216,7 +216,6 @@ class BwrapSandbox:
         the script's exit on a status fd: without it, bwrap itself failed (not the script). `seed`: copy the
         font list into the workspace first (`_seed.py`)."""
         if seed:
-            seed_workspace(ws, seed_key(self.name, self.python), build_through(
-                lambda scratch: self.launch(scratch, env={}, limits=BUILD_LIMITS, seed=False), self.name, True))
+            seed_workspace(ws, self)
         argv = self.command(ws, env=env, limits=limits, ro_binds=ro_binds, program=program)
         return Launch(argv, scrubbed_env(ws, env), proc_overhead=2, status_fd_flag="--json-status-fd")

@@ -17,7 +17,7 @@ from hpc_agent.records import ExecResult, Limits
 
 from ._env import python_path_env, scrubbed_env
 from ._exec import SCRIPT_NAME, Launch, prepare_workspace, run_launch
-from ._seed import BUILD_LIMITS, build_through, seed_key, seed_workspace
+from ._seed import seed_workspace
 
 log = logging.getLogger(__name__)
 
@@ -49,8 +49,7 @@ class ProcessSandbox:
         """``<python> <program>`` in ``ws`` (created, resolved), nothing mounted: no isolation. `seed`: copy
         the font list into the workspace first (`_seed.py`)."""
         if seed:
-            seed_workspace(ws, seed_key(self.name, self.python), build_through(
-                lambda scratch: self.launch(scratch, env={}, limits=BUILD_LIMITS, seed=False), self.name, False))
+            seed_workspace(ws, self)
         return Launch(self.command(program), scrubbed_env(ws, env, path=python_path_env(self.python)))
 
     def warn(self) -> None:
