@@ -124,7 +124,8 @@ class ExecFacts(Record):
     truncated: bool = False
     isolated: bool = True  # False only for the `process` backend
     start: SandboxStart = "cold"
-    start_note: str | None = None  # why a prepared warm sandbox was not used (unusable: fallback; not needed: cold)
+    # why a prepared warm sandbox was not used (unusable: fallback; not needed: cold), or that the blank one was
+    start_note: str | None = None
 
     @property
     def ok(self) -> bool:

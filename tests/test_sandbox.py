@@ -2,8 +2,9 @@
 
 Hostile scripts are run through every backend: ``bwrap``, ``apptainer`` (through a stand-in, see
 ``APPTAINER_STAND_IN``) and ``process`` for the properties it can honour (limits and env scrubbing; it
-has no isolation, so isolation tests skip it). Each backend is checked twice: started cold for the script,
-and pre-started warm (``WarmStart``: the launcher warmed up, then the script handed over).
+has no isolation, so isolation tests skip it). Each backend is checked started cold for the script and
+pre-started warm (``WarmStart``: the launcher warmed up, then the script handed over); the isolated ones also
+blank (``BlankStart``: the interpreter alone pre-started beside a warm sandbox, taking its workspace over).
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from hpc_agent.sandbox import _seed
 from hpc_agent.sandbox._cgroup import Cgroup
 from hpc_agent.sandbox._exec import CappedBuffer
 from hpc_agent.sandbox.bwrap import interpreter_paths
-from hpc_agent.sandbox.warm import WarmSandbox
+from hpc_agent.sandbox.warm import WarmPool, WarmSandbox
 
 BWRAP_OK, BWRAP_WHY = BwrapSandbox().available()
 needs_bwrap = pytest.mark.skipif(not BWRAP_OK, reason=f"bwrap unusable here: {BWRAP_WHY}")
@@ -129,7 +130,32 @@ class WarmStart:
         return result
 
 
-@pytest.fixture(params=[(b, m) for b in BACKENDS for m in ("cold", "warm")], ids=lambda p: f"{p[0]}-{p[1]}")
+class BlankStart:
+    """The backend, but each run on the blank sandbox a pool prepares beside a warm one (its launcher imports
+    nothing): the script, which imports none of the warm modules, is handed to it in the workspace's place."""
+
+    def __init__(self, backend, modules=("decimal",)):
+        self.pool = WarmPool(backend, modules)
+        self.name, self.isolated = backend.name, backend.isolated
+
+    def available(self):
+        return self.pool.available()
+
+    def run(self, script, workspace, *, env, limits, ro_binds=()):
+        self.pool.prepare([workspace], env=env, limits=limits, ro_binds=ro_binds)
+        try:
+            result = self.pool.run(script, workspace, env=env, limits=limits, ro_binds=ro_binds)
+        finally:
+            self.pool.close()
+        assert result.start == "warm" and result.start_note.startswith("blank"), result
+        return result
+
+
+STARTS = {"cold": lambda b: b, "warm": WarmStart, "blank": BlankStart}
+
+
+@pytest.fixture(params=[(b, m) for b in BACKENDS for m in STARTS if b != "process" or m != "blank"],
+                ids=lambda p: f"{p[0]}-{p[1]}")
 def sandbox(request, apptainer_stand_in):
     name, start = request.param
     if name in ("bwrap", "apptainer") and not BWRAP_OK:
@@ -139,7 +165,7 @@ def sandbox(request, apptainer_stand_in):
         backend = get_sandbox("apptainer", image=image, binary=str(binary), python=sys.executable)
     else:
         backend = get_sandbox(name)
-    return WarmStart(backend) if start == "warm" else backend
+    return STARTS[start](backend)
 
 
 @pytest.fixture(autouse=True)

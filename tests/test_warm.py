@@ -192,34 +192,75 @@ def test_pool_runs_prepared_workspaces_warm_and_cleans_up(tmp_path):
     assert pool.run("print('after')", tmp_path / "e", env={}, limits=limits).stdout == "after\n"
 
 
-def test_pool_starts_cold_a_script_that_imports_none_of_the_warm_modules(tmp_path):
-    """Such a script gains nothing from the warm-up and would pay the teardown of the imported stack at exit."""
-    pool = WarmPool(get_sandbox(NAMES[0]), LIGHT)
+@pytest.mark.parametrize("name", NAMES)
+def test_pool_hands_a_script_that_imports_none_of_the_warm_modules_to_a_bare_sandbox(name, tmp_path):
+    """Such a script gains nothing from the warm-up (it would wait for the rest of it): on a backend binding the
+    workspace, the blank sandbox prepared beside the warm one (its launcher imports nothing) takes the workspace
+    over; on `process`, which cannot bind a folder of its own at the workspace, it starts cold."""
+    pool = WarmPool(get_sandbox(name), LIGHT)
     limits = Limits(wall_s=10)
     needs, plain = tmp_path / "needs" / "workspace", tmp_path / "plain" / "workspace"
     pool.prepare([needs, plain], env={}, limits=limits)
     r = pool.run("from json import dumps\nprint(dumps(1))", needs, env={}, limits=limits)
-    assert r.start == "warm" and r.stdout == "1\n"
-    r = pool.run("import os\nprint(os.getcwd() == str(__import__('pathlib').Path.cwd()))", plain, env={}, limits=limits)
-    assert r.start == "cold" and r.stdout == "True\n"
-    assert r.start_note == "cold: the script imports none of the warm modules"
+    assert (r.start, r.start_note, r.stdout) == ("warm", None, "1\n")
+    script = "import os\nprint(os.getcwd() == os.environ['HOME'] == str(__import__('pathlib').Path.cwd()))"
+    r = pool.run(script, plain, env={}, limits=limits)
+    assert r.stdout == "True\n" and r.exit_code == 0
+    if get_sandbox(name).isolated:
+        assert (r.start, r.start_note) == ("warm", "blank: the script imports none of the warm modules")
+    else:
+        assert (r.start, r.start_note) == ("cold", "cold: the script imports none of the warm modules")
     pool.close()
     assert _processes_in(tmp_path) == []
+    assert sorted(p.name for p in (tmp_path / "needs").iterdir()) == ["workspace"]  # no blank folder left beside
+    assert sorted(p.name for p in (tmp_path / "plain").iterdir()) == ["workspace"]
+
+
+def _listing(root: Path) -> list[str]:
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*"))
+
+
+@pytest.mark.skipif(not BWRAP_OK, reason=f"bwrap unusable here: {BWRAP_WHY}")
+@pytest.mark.parametrize("case", sorted(SCRIPTS))
+def test_bare_and_cold_give_identical_results_and_workspaces(case, tmp_path):
+    sb = get_sandbox("bwrap")
+    limits = Limits(wall_s=20)
+    ws = tmp_path / "attempt" / "ws"
+    cold = sb.run(SCRIPTS[case], ws, env={}, limits=limits)
+    after_cold = _listing(tmp_path)
+    shutil.rmtree(tmp_path / "attempt")
+    pool = WarmPool(sb, ("decimal",))
+    pool.prepare([ws], env={}, limits=limits)
+    blank = pool.run(SCRIPTS[case], ws, env={}, limits=limits)
+    pool.close()
+    assert blank.start_note == "blank: the script imports none of the warm modules"
+    same(cold, blank)
+    assert _listing(tmp_path) == after_cold
 
 
 @pytest.mark.skipif(not BWRAP_OK, reason="bubblewrap unavailable: setting aside needs a backend binding the workspace")
-def test_a_sandbox_set_aside_leaves_the_workspace_clean_to_the_cold_run(tmp_path):
+@pytest.mark.parametrize("taker", ["blank", "fallback", "cold"])
+def test_a_sandbox_set_aside_leaves_the_workspace_clean_to_the_next_run(taker, tmp_path):
     """Discarded off the critical path: its workspace, with what the warm-up wrote there (HOME is the workspace),
-    is moved aside and removed in a thread; the cold run sees a fresh workspace (its script and the seeded font
-    list, nothing of the warm-up's), and close() waits for it."""
+    is moved aside and removed in a thread; the blank sandbox's own folder takes its place (or, when the blank
+    one is unusable, an empty folder for a cold run): the script sees its workspace as fresh (its script and
+    the seeded font list, nothing of the warm-up's), and close() waits for the cleanup."""
     pool = WarmPool(get_sandbox("bwrap"), ("matplotlib.font_manager",))
     limits = Limits(wall_s=30)
     ws = tmp_path / "attempt" / "workspace"
     pool.prepare([ws], env={}, limits=limits)
-    pool._prepared[ws.absolute()].ready()  # the warm-up is over: its font cache is in the workspace
-    assert (ws / ".cache" / "matplotlib").is_dir()
+    warm, blank = pool._prepared[ws.absolute()]
+    assert warm.ready() and blank is not None  # the warm-up is over: matplotlib's folders are in the workspace
+    assert (ws / ".config" / "matplotlib").is_dir()
+    if taker == "fallback":  # it died after it was ready: gone at the hand-over
+        blank._spawned.signal_kill()
+        blank._spawned.proc.wait()
+    if taker == "cold":  # it never got ready
+        blank.failure = "warm-up not ready"
     r = pool.run("import os\nprint(sorted(os.listdir('.')), sorted(os.listdir('.cache')))", ws, env={}, limits=limits)
-    assert r.start == "cold" and r.stdout == "['.cache', 'script.py'] ['matplotlib']\n"
+    assert r.stdout == "['.cache', 'script.py'] ['matplotlib']\n"
+    note = {"blank": "blank: the script", "fallback": "launcher gone at hand-over", "cold": "cold: the script"}[taker]
+    assert r.start == {"blank": "warm"}.get(taker, taker) and r.start_note.startswith(note), r
     pool.close()
     assert sorted(p.name for p in ws.parent.iterdir()) == ["workspace"]
     assert _processes_in(tmp_path) == []

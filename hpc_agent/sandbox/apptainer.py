@@ -45,15 +45,17 @@ def apptainer_argv(
     python: str = "python3",
     binary: str = "apptainer",
     program: Sequence[str] = (SCRIPT_NAME,),
+    source: Path | None = None,
 ) -> list[str]:
     """``apptainer exec`` argv running ``python script.py`` (``python <program>``) in ``workspace`` with
-    ``env`` exactly."""
+    ``env`` exactly; ``source``: the host folder bound there (default: the workspace itself)."""
     ws = _bind_path(Path(workspace))
+    src = _bind_path(Path(source)) if source is not None else ws
     argv = [binary, "exec", "--containall", "--no-home", "--cleanenv", "--net", "--network", "none"]
     for d in ro_binds:
         bound = _bind_path(Path(d))
         argv += ["--bind", f"{bound}:{bound}:ro"]
-    argv += ["--bind", f"{ws}:{ws}", "--pwd", ws]
+    argv += ["--bind", f"{src}:{ws}", "--pwd", ws]
     for key, value in env.items():
         argv += ["--env", _env_item(key, value)]
     return argv + [str(image), python, *program]
@@ -101,12 +103,13 @@ class ApptainerSandbox:
                           backend=self.name, isolated=True)
 
     def launch(self, ws: Path, *, env: Mapping[str, str], limits: Limits, ro_binds: Sequence[Path] = (),
-               program: Sequence[str] = (SCRIPT_NAME,)) -> Launch:
-        """``apptainer exec ... <python> <program>`` in ``ws`` (created, resolved; binds resolved)."""
+               program: Sequence[str] = (SCRIPT_NAME,), source: Path | None = None) -> Launch:
+        """``apptainer exec ... <python> <program>`` in ``ws`` (created, resolved; binds resolved); `source`:
+        the host folder seen at ``ws`` inside (default: ``ws`` itself)."""
         inner = scrubbed_env(ws, env, path=SYSTEM_PATH)
         assert self.image is not None  # available() said so before any launch
         argv = apptainer_argv(self.image, ws, env=inner, ro_binds=ro_binds, python=self.python,
-                              binary=self._binary_path() or self.binary, program=program)
+                              binary=self._binary_path() or self.binary, program=program, source=source)
         # the apptainer process itself (on the host) gets a minimal environment, nothing secret
         host_env = {"PATH": SYSTEM_PATH, "LANG": "C.UTF-8", "HOME": os.path.expanduser("~")}
         return Launch(argv, host_env, proc_overhead=PROC_OVERHEAD)

@@ -168,11 +168,12 @@ class BwrapSandbox:
 
     def command(
         self, workspace: Path, *, env: Mapping[str, str], limits: Limits, ro_binds: Sequence[Path] = (),
-        program: Sequence[str] = (SCRIPT_NAME,),
+        program: Sequence[str] = (SCRIPT_NAME,), source: Path | None = None,
     ) -> list[str]:
         """The full bwrap argv (without the status fd) for running ``script.py`` (``<python> <program>``) in
-        ``workspace``."""
+        ``workspace``; ``source``: the host folder bound there (default: the workspace itself)."""
         ws = Path(workspace).resolve()
+        src = Path(source).resolve() if source is not None else ws
         binary = shutil.which(self.binary) or self.binary
         tmpfs_size = str(limits.file_size_mb * MIB)
         argv = [binary, "--unshare-all", "--die-with-parent", "--new-session", "--cap-drop", "ALL",
@@ -189,7 +190,7 @@ class BwrapSandbox:
         if Path(self.python).resolve() == Path(sys.executable).resolve():  # the harness's own environment
             for pth in harness_pth_files():
                 argv += ["--ro-bind", os.devnull, str(pth)]
-        argv += ["--bind", str(ws), str(ws), "--chdir", str(ws), "--clearenv"]
+        argv += ["--bind", str(src), str(ws), "--chdir", str(ws), "--clearenv"]
         for key, value in scrubbed_env(ws, env, path=python_path_env(self.python)).items():
             argv += ["--setenv", key, value]
         return argv + ["--", self.python, *program]
@@ -211,11 +212,12 @@ class BwrapSandbox:
                           backend=self.name, isolated=True)
 
     def launch(self, ws: Path, *, env: Mapping[str, str], limits: Limits, ro_binds: Sequence[Path] = (),
-               program: Sequence[str] = (SCRIPT_NAME,), seed: bool = True) -> Launch:
+               program: Sequence[str] = (SCRIPT_NAME,), seed: bool = True, source: Path | None = None) -> Launch:
         """bwrap running ``<python> <program>`` in ``ws`` (created, resolved; binds resolved). bwrap reports
         the script's exit on a status fd: without it, bwrap itself failed (not the script). `seed`: copy the
-        font list into the workspace first (`_seed.py`)."""
+        font list into the workspace first (`_seed.py`). `source`: the host folder seen at ``ws`` inside
+        (default: ``ws`` itself; a warm sandbox started beside another for the same workspace, `warm.py`)."""
         if seed:
-            seed_workspace(ws, self)
-        argv = self.command(ws, env=env, limits=limits, ro_binds=ro_binds, program=program)
+            seed_workspace(source or ws, self)
+        argv = self.command(ws, env=env, limits=limits, ro_binds=ro_binds, program=program, source=source)
         return Launch(argv, scrubbed_env(ws, env), proc_overhead=2, status_fd_flag="--json-status-fd")

@@ -17,6 +17,14 @@ cold instead, recorded as ``start="fallback"`` with the reason. :class:`WarmPool
 looks like a :class:`~hpc_agent.sandbox.Sandbox`, runs a script on the warm sandbox prepared for its
 workspace (else cold), keeps spares for runs in throwaway workspaces (references, variant re-runs), and kills
 whatever is left on ``close()``.
+
+A script that imports none of the modules would wait for the rest of the warm-up, and the workspace holds the
+warm-up's traces (matplotlib's config folder: HOME is the workspace). For it the pool prepares a *blank*
+sandbox beside each warm one on a backend that binds the workspace (bwrap, Apptainer): the same launcher
+importing nothing, started in a sibling folder of its own bound at the workspace's path. When it takes the
+script, the warm one is set aside (its workspace moved away) and the blank one's folder renamed into the
+workspace's place, so the script sees a fresh workspace at its own path and pays neither the interpreter's
+start nor the warm-up.
 """
 
 from __future__ import annotations
@@ -169,13 +177,13 @@ def launcher_program(modules: Sequence[str]) -> tuple[str, ...]:
 
 
 def imports_any(script: str, modules: Sequence[str]) -> bool:
-    """Whether `script` imports a package of `modules` (by top-level name), anywhere in it; True when it does
-    not parse (it then fails the same warm or cold)."""
+    """Whether `script` imports a package of `modules` (by top-level name), anywhere in it; False when it does
+    not parse (it fails to compile before importing anything)."""
     roots = {m.split(".")[0] for m in modules}
     try:
         tree = ast.parse(script)
     except (SyntaxError, ValueError):
-        return True
+        return False
     for node in ast.walk(tree):
         if isinstance(node, ast.Import) and any(a.name.split(".")[0] in roots for a in node.names):
             return True
@@ -194,9 +202,13 @@ class WarmSandbox:
 
     def __init__(self, backend: Sandbox, workspace: Path, *, env: Mapping[str, str], limits: Limits,
                  ro_binds: Sequence[Path] = (), modules: Sequence[str] = DEFAULT_MODULES,
-                 ready_timeout_s: float = READY_TIMEOUT_S):
+                 ready_timeout_s: float = READY_TIMEOUT_S, source: Path | None = None):
         self.backend = backend
         self.workspace = Path(workspace)
+        # the host folder seen at `workspace` inside: itself, or (a blank sandbox started beside the prepared one
+        # for the same workspace; isolated backends only) a folder of its own that takes the workspace's place
+        # when it takes the script (`set_aside(successor=...)`)
+        self.host = Path(source) if source is not None else self.workspace
         self.env = dict(env)
         self.limits = limits
         self.ro_binds = tuple(Path(b) for b in ro_binds)
@@ -225,13 +237,18 @@ class WarmSandbox:
                 if not b.exists():
                     raise RuntimeError(f"read-only bind source does not exist: {b}")
                 binds.append(b.resolve())
-            missing = [p for p in (self.workspace, *self.workspace.parents) if not p.exists()]
-            self.workspace.mkdir(parents=True, exist_ok=True)
+            own = {}
+            if self.host != self.workspace:
+                if not self.backend.isolated or not self.workspace.is_dir():
+                    raise RuntimeError("a folder of its own needs an isolated backend and an existing workspace")
+                own = {"source": self.host.absolute()}
+            missing = [p for p in (self.host, *self.host.parents) if not p.exists()]
+            self.host.mkdir(parents=True, exist_ok=True)
             self._created = missing
-            self._fresh = not any(self.workspace.iterdir())
+            self._fresh = not any(self.host.iterdir())
             ws = self.workspace.resolve()
             launch = self.backend.launch(ws, env=self.env, limits=self.limits, ro_binds=binds,  # type: ignore[attr-defined]
-                                         program=launcher_program(self.modules))
+                                         program=launcher_program(self.modules), **own)
             self._spawned = start(launch, cwd=ws, limits=self.limits, backend=self.backend.name,
                                   isolated=self.backend.isolated, stdin=subprocess.PIPE)
         except Exception as exc:  # recorded; run() falls back to a cold start (which raises if it must)
@@ -298,7 +315,9 @@ class WarmSandbox:
             self.backend.warn()
         sp = self._spawned
         try:
-            if self.ready():
+            if self.host != self.workspace:  # it never took the workspace's place: its folder is not the run's
+                self.failure = self.failure or "not in the workspace (its prepared sandbox was not set aside for it)"
+            elif self.ready():
                 assert sp is not None and sp.proc.stdin is not None
                 (self.workspace.resolve() / SCRIPT_NAME).write_text(script)
                 t0 = time.monotonic()
@@ -339,7 +358,7 @@ class WarmSandbox:
         if sp is not None:
             sp.kill()
         if not self._used and self._fresh:  # the warm-up's traces (e.g. astropy's ~/.config, HOME=workspace)
-            for child in list(self.workspace.iterdir()) if self.workspace.is_dir() else ():
+            for child in list(self.host.iterdir()) if self.host.is_dir() else ():
                 if child.is_dir() and not child.is_symlink():
                     shutil.rmtree(child, ignore_errors=True)
                 else:
@@ -350,38 +369,56 @@ class WarmSandbox:
                 shutil.rmtree(top, ignore_errors=True)
         self._created = []
 
-    def set_aside(self) -> threading.Thread | None:
-        """Discard this unused sandbox off the caller's path, for a cold run in the same workspace: the process
+    def set_aside(self, successor: WarmSandbox | None = None) -> tuple[threading.Thread | None, bool]:
+        """Discard this unused sandbox off the caller's path, for another run in the same workspace: the process
         is sent SIGKILL, its fresh workspace (with whatever the warm-up wrote) is moved aside and an empty one
-        put in its place at once; reaping and removing the moved folder run in the returned thread. Only for
-        a backend that binds the workspace into the sandbox (the process follows the moved folder, so nothing
-        it still writes reaches the new one); otherwise, or when the workspace held files before the start,
-        it is closed here and None returned."""
+        put in its place at once, or ``successor``'s own folder (a sandbox started with ``source=`` for this
+        workspace, which then runs there); reaping and removing the moved folder run in the returned thread.
+        Only for a backend that binds the workspace into the sandbox (the process follows the moved folder, so
+        nothing it still writes reaches the new one); otherwise, or when the workspace held files before the
+        start, it is closed here and None returned. Also returns whether ``successor`` took the place.
+        A sandbox with a folder of its own just has that folder removed in the thread."""
         sp = self._spawned
         if sp is None or self._used or not self._fresh or not self.backend.isolated:
             self.close()
-            return None
-        self._spawned, self._used, self._created = None, True, []  # the folders made stay: the cold run uses them
+            return None, False
+        self._spawned, self._used = None, True
         sp.signal_kill()
-        aside = self.workspace.with_name(f".{self.workspace.name}.warm-{os.getpid()}-{id(self):x}")
-        try:
-            self.workspace.rename(aside)
-            self.workspace.mkdir()
-        except OSError:  # moved nothing (or half): finish here, as close() would
-            sp.kill()
-            if aside.exists():
-                shutil.rmtree(aside, ignore_errors=True)
-            self.workspace.mkdir(parents=True, exist_ok=True)
-            return None
+        took = False
+        if self.host != self.workspace:  # its own folder: nobody else's, nothing to put in its place
+            aside, made = self.host, self._created
+            self._created = []
+        else:
+            self._created = []  # the folders made stay: the next run uses them
+            aside = self.workspace.with_name(f".{self.workspace.name}.warm-{os.getpid()}-{id(self):x}")
+            made = []
+            try:
+                self.workspace.rename(aside)
+            except OSError:  # moved nothing: finish here, as close() would
+                sp.kill()
+                return None, False
+            try:
+                if successor is not None and successor.host != successor.workspace and not successor._used:
+                    successor.host.rename(self.workspace)
+                    successor.host, successor._created, took = successor.workspace, [], True
+            except OSError:
+                pass
+            if not took:
+                self.workspace.mkdir(exist_ok=True)
 
         def finish() -> None:
             sp.kill()
             shutil.rmtree(aside, ignore_errors=True)
+            for folder in made[1:]:  # parents it made for its own folder, if nobody has used them since
+                try:
+                    folder.rmdir()
+                except OSError:
+                    break
 
         # not a daemon: the interpreter waits for it at exit, so no moved folder or cgroup is left behind
         thread = threading.Thread(target=finish, name="hpc-agent-warm-discard")
         thread.start()
-        return thread
+        return thread, took
 
     def __enter__(self) -> WarmSandbox:
         return self.start()
@@ -394,9 +431,12 @@ class WarmPool:
     """A :class:`~hpc_agent.sandbox.Sandbox` that runs scripts on warm sandboxes prepared ahead.
 
     ``prepare(workspaces, ...)`` starts one per workspace (before a model request: ready when the answer
-    arrives); ``run`` uses the one prepared for its workspace when the settings match, else runs cold.
-    ``run_fresh`` runs in a throwaway workspace on a spare, and starts the next spare for the same settings.
-    With no modules, or a backend that cannot launch (a test double), everything runs cold. Thread-safe.
+    arrives) and, on a backend that binds the workspace, a blank one beside it (the launcher importing nothing,
+    in a folder of its own) for a script that imports none of the modules: that one takes the workspace's
+    place, so such a script neither waits for the warm-up nor pays the interpreter's start. ``run`` uses the
+    sandbox prepared for its workspace when the settings match, else runs cold. ``run_fresh`` runs in a
+    throwaway workspace on a spare, and starts the next spare for the same settings. With no modules, or a
+    backend that cannot launch (a test double), everything runs cold. Thread-safe.
     """
 
     def __init__(self, sandbox: Sandbox, modules: Sequence[str] | None = DEFAULT_MODULES):
@@ -407,7 +447,7 @@ class WarmPool:
         self.name = self.backend.name
         self.isolated = self.backend.isolated
         self._lock = threading.Lock()
-        self._prepared: dict[Path, WarmSandbox] = {}
+        self._prepared: dict[Path, tuple[WarmSandbox, WarmSandbox | None]] = {}  # workspace -> (warm, blank)
         self._spares: dict[tuple, WarmSandbox] = {}
         self._discarding: list[threading.Thread] = []  # cleanups of sandboxes set aside, joined on close()
 
@@ -421,44 +461,72 @@ class WarmPool:
     def _new(self, workspace: Path, env: Mapping[str, str], limits: Limits, ro_binds: Sequence[Path]) -> WarmSandbox:
         return WarmSandbox(self.backend, workspace, env=env, limits=limits, ro_binds=ro_binds, modules=self.modules)
 
+    def _blank(self, warm: WarmSandbox) -> WarmSandbox | None:
+        """The blank sandbox beside ``warm`` (same settings, no modules, a sibling folder of its own), when the
+        backend binds the workspace and ``warm`` started in a fresh one."""
+        if not self.backend.isolated or warm.failure is not None or not warm._fresh:
+            return None
+        ws = warm.workspace
+        own = ws.with_name(f".{ws.name}.blank-{os.getpid()}-{id(warm):x}")
+        return WarmSandbox(self.backend, ws, env=warm.env, limits=warm.limits, ro_binds=warm.ro_binds, modules=(),
+                           source=own).start()
+
     def prepare(self, workspaces: Iterable[Path], *, env: Mapping[str, str], limits: Limits,
                 ro_binds: Sequence[Path] = ()) -> None:
-        """Start a warm sandbox for each workspace; those prepared earlier and never used are killed."""
+        """Start a warm sandbox (and a blank one) for each workspace; those prepared earlier and never used are
+        killed."""
         self.discard_prepared()
         if not self.enabled:
             return
-        fresh = {Path(w).absolute(): self._new(Path(w), env, limits, ro_binds).start() for w in workspaces}
+        fresh = {}
+        for w in workspaces:
+            warm = self._new(Path(w), env, limits, ro_binds).start()
+            fresh[Path(w).absolute()] = (warm, self._blank(warm))
         with self._lock:
             self._prepared.update(fresh)
 
     def discard_prepared(self) -> None:
         with self._lock:
             stale, self._prepared = list(self._prepared.values()), {}
-        for w in stale:
-            w.close()
+        for warm, blank in stale:
+            if blank is not None:
+                blank.close()
+            warm.close()
 
     def run(self, script: str, workspace: Path, *, env: Mapping[str, str], limits: Limits,
             ro_binds: Sequence[Path] = ()) -> ExecResult:
         with self._lock:
-            warm = self._prepared.pop(Path(workspace).absolute(), None)
-        if warm is not None:
-            if not imports_any(script, warm.modules):
-                # the warm-up gains such a script nothing (and its workspace holds the warm-up's traces, e.g.
-                # matplotlib's cache in HOME): a cold start is quicker and the same as without the pool
-                self._set_aside(warm)
-                result = self.backend.run(script, workspace, env=env, limits=limits, ro_binds=ro_binds)
-                return result.model_copy(update={"start_note": "cold: the script imports none of the warm modules"})
+            warm, blank = self._prepared.pop(Path(workspace).absolute(), (None, None))
+        if warm is None:
+            return self.backend.run(script, workspace, env=env, limits=limits, ro_binds=ro_binds)
+        if imports_any(script, warm.modules):
+            if blank is not None:
+                self._set_aside(blank)
             if warm.matches(env, limits, ro_binds):
                 return warm.run(script, limits)
             self._set_aside(warm)
-        return self.backend.run(script, workspace, env=env, limits=limits, ro_binds=ro_binds)
+            return self.backend.run(script, workspace, env=env, limits=limits, ro_binds=ro_binds)
+        # the warm-up gains such a script nothing (it would wait for the rest of it, and the workspace holds
+        # its traces, e.g. matplotlib's config folder): the blank sandbox takes the workspace's place, else cold
+        note = "blank: the script imports none of the warm modules"
+        if blank is not None and blank.matches(env, limits, ro_binds) and blank.ready():
+            if self._set_aside(warm, successor=blank):
+                result = blank.run(script, limits)  # a launcher gone at the hand-over: cold, with its own note
+                return result.model_copy(update={"start_note": note}) if result.start == "warm" else result
+        if blank is not None:
+            self._set_aside(blank)
+        self._set_aside(warm)
+        result = self.backend.run(script, workspace, env=env, limits=limits, ro_binds=ro_binds)
+        return result.model_copy(update={"start_note": "cold: the script imports none of the warm modules"})
 
-    def _set_aside(self, warm: WarmSandbox) -> None:
-        """Discard a prepared sandbox whose workspace a cold run takes next; its cleanup is joined on close()."""
-        thread = warm.set_aside()
+    def _set_aside(self, warm: WarmSandbox, successor: WarmSandbox | None = None) -> bool:
+        """Discard a prepared sandbox whose workspace another run takes next (``successor``, when given, in its
+        place: whether it did); its cleanup is joined on close()."""
+        thread, took = warm.set_aside(successor)
         if thread is not None:
             with self._lock:
                 self._discarding = [t for t in self._discarding if t.is_alive()] + [thread]
+        return took
 
     def run_fresh(self, script: str, *, env: Mapping[str, str], limits: Limits, ro_binds: Sequence[Path] = (),
                   prefix: str = "hpc-agent-run-") -> ExecResult:
