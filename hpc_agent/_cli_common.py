@@ -4,22 +4,23 @@ from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import click
 
 from hpc_agent.bench.options import SweepOptions
-from hpc_agent.choices import SWITCHES, switch_choice, switch_values
-from hpc_agent.config import Settings
+from hpc_agent.choices import DEFAULT_MODEL, SWITCHES, switch_choice, switch_values
 from hpc_agent.errors import UsageError
-from hpc_agent.serve.session import DEFAULT_MODEL
+
+if TYPE_CHECKING:  # the command line's modules import only leaves at start-up (benchmarks/cli_start.py)
+    from hpc_agent.config import Settings
 
 data_root_opt = click.option("--data-root", type=click.Path(path_type=Path),
                              help="folder holding data releases (default: HPC_AGENT_DATA_ROOT, PHOTON_STORAGE)")
 
 _SWEEP_OPTIONS = [
     click.option("--models", "models_opt", help="comma-separated model configs, backends or `oracle` "
-                 "(default: the local qwen2.5-coder-0.5b)"),
+                 f"(default: the local {DEFAULT_MODEL})"),
     click.option("--base-url", help="an ad hoc OpenAI-compatible endpoint (with --model) instead of --models"),
     click.option("--model", "adhoc_model", help="model name at --base-url"),
     # defaults: the SweepOptions record's, written once there
@@ -57,6 +58,13 @@ def make_sweep_options(settings: Settings, *, models_opt: str | None, base_url: 
         tasks=task_glob, seeds=seeds, rag=switch_values(rag), attempts=attempts,
         concurrency=concurrency, base_url=base_url, model=adhoc_model,
         repairs=switch_values(repairs), candidates=candidates)
+
+
+def settings(**overrides: Any) -> Settings:
+    """The effective settings (`load_settings`), loaded when a command runs, not when the command line starts."""
+    from hpc_agent.config import load_settings
+
+    return load_settings(**overrides)
 
 
 def progress(message: str) -> None:

@@ -8,6 +8,9 @@ from __future__ import annotations
 
 from typing import Literal, get_args
 
+# the model config used when none is named: the strongest model that runs on a 2-core CPU (the 0.5B solves nothing)
+DEFAULT_MODEL = "qwen2.5-coder-1.5b"
+
 SandboxName = Literal["bwrap", "apptainer", "process"]
 SANDBOXES: tuple[SandboxName, ...] = get_args(SandboxName)
 

@@ -1,7 +1,8 @@
 """The `hpc-agent` command line: parse, call the Python API, print. No logic lives only here.
 
-The API and what it pulls in (the OpenAI client, Gammapy, Polars) load inside the commands that need them:
-`hpc-agent --help`, `models` and every Slurm array element start without them."""
+Start-up imports only click and the package's leaves; settings, the API and what it pulls in (pydantic, the
+OpenAI client, Gammapy, Polars, rich) load inside the commands that need them: `hpc-agent --help`, `models`
+and every Slurm array element start without them (benchmarks/cli_start.py)."""
 
 from __future__ import annotations
 
@@ -9,29 +10,22 @@ import json
 import logging
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from hpc_agent._cli_common import data_root_opt, make_sweep_options, progress, sweep_options
-from hpc_agent.choices import REASONING_EFFORTS, SANDBOXES
-from hpc_agent.config import (
-    default_config_path,
-    load_settings,
-    validate_config_file,
-    write_config_file,
-)
+from hpc_agent._cli_common import settings as load_settings
+from hpc_agent.choices import DEFAULT_MODEL, REASONING_EFFORTS, SANDBOXES
 from hpc_agent.data import DATASETS, check_dataset, fetch_dataset, resolve_data_root
 from hpc_agent.errors import EXIT_FAILED, EXIT_OK, HpcAgentError, UsageError
 from hpc_agent.hpc.cli import cancel, container, logs, status, submit
-from hpc_agent.hpc.executor import in_slurm_job
 from hpc_agent.rag import cli as rag_cli
-from hpc_agent.records import Attempt
-from hpc_agent.serve import ServerState, get_model_config, model_configs, serve_foreground
-from hpc_agent.serve.session import default_state_file
 from hpc_agent.ui.command import ui as ui_command
+
+if TYPE_CHECKING:
+    from hpc_agent.records import Attempt
+    from hpc_agent.serve import ServerState
 
 
 class _Group(click.Group):
@@ -62,7 +56,7 @@ def _print_attempt(a: Attempt) -> None:
 @main.command()
 @click.argument("prompt")
 @click.option("--backend", "backend_name",
-              help="a backend from the config file or a model config (default: the local qwen2.5-coder-0.5b)")
+              help=f"a backend from the config file or a model config (default: the local {DEFAULT_MODEL})")
 @click.option("--base-url", help="an OpenAI-compatible base URL (ad hoc backend, with --model)")
 @click.option("--model", help="model name at --base-url")
 @click.option("--api-key-env", help="environment variable holding the API key")
@@ -116,6 +110,8 @@ def config() -> None:
 @click.option("--json", "as_json", is_flag=True)
 def config_show(as_json: bool) -> None:
     """The effective settings (flags > HPC_AGENT_* env > config file > defaults)."""
+    from hpc_agent.config import default_config_path
+
     data = load_settings().to_file_dict()
     if as_json:
         click.echo(json.dumps(data, indent=2))
@@ -131,6 +127,8 @@ def config_show(as_json: bool) -> None:
 @click.argument("path", required=False, type=click.Path(path_type=Path))
 def config_save(path: Path | None) -> None:
     """Write the effective settings to PATH (default: the config file). API keys are never written."""
+    from hpc_agent.config import default_config_path, write_config_file
+
     target = write_config_file(load_settings(), path or default_config_path())
     click.echo(f"saved {target}")
 
@@ -139,6 +137,8 @@ def config_save(path: Path | None) -> None:
 @click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 def config_load(path: Path) -> None:
     """Validate PATH and install it as the config file."""
+    from hpc_agent.config import default_config_path, validate_config_file, write_config_file
+
     settings = validate_config_file(path)
     target = write_config_file(settings, default_config_path())
     click.echo(f"installed {path} as {target}")
@@ -223,8 +223,12 @@ def bench(ctx: click.Context, data_root: Path | None, shard: tuple[int, int] | N
     settings = load_settings(data_root=data_root, warm_sandbox=warm)
     options = make_sweep_options(settings, **opts)
     # inside an allocation (an array element) a vLLM server may be started for the shard
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
     from hpc_agent import api
     from hpc_agent.bench.sweep import finished
+    from hpc_agent.hpc.executor import in_slurm_job
 
     sweep = api.make_sweep(options, settings, progress=progress, shard=shard, start_servers=in_slurm_job())
     summary = api.SweepSummary(options.out)
@@ -278,6 +282,8 @@ def models(ctx: click.Context, as_json: bool) -> None:
     """List the model configs (model_configs/*.yaml and $HPC_AGENT_MODEL_CONFIGS)."""
     if ctx.invoked_subcommand is not None:
         return
+    from hpc_agent.serve.configs import model_configs
+
     configs = model_configs()
     if as_json:
         click.echo(json.dumps({n: c.model_dump(mode="json") for n, c in configs.items()}, indent=2))
@@ -293,6 +299,8 @@ def models_show(name: str) -> None:
     """Print one model config (validated) as YAML."""
     import yaml
 
+    from hpc_agent.serve.configs import get_model_config
+
     click.echo(yaml.safe_dump(get_model_config(name).model_dump(mode="json", exclude_none=True), sort_keys=False))
 
 
@@ -304,6 +312,8 @@ def models_show(name: str) -> None:
               help="where to publish base_url/pid (default: <data dir>/servers/NAME.json); the log goes beside it")
 def serve(name: str, port: int | None, host: str, state_file: Path | None) -> None:
     """Run a model server in the foreground until interrupted; print `ready <base_url>` once it answers."""
+    from hpc_agent.serve.session import default_state_file, serve_foreground
+
     settings = load_settings()
 
     def ready(state: ServerState) -> None:

@@ -5,8 +5,6 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-import urllib.error
-import urllib.request
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -223,6 +221,9 @@ def check_dataset(folder: Path, name: str = RELEASE) -> DataCheck:
 
 
 def _download(url: str, dest: Path, timeout: float = 120.0) -> None:
+    import urllib.error  # here: the command line imports this module at start-up (`data fetch` choices)
+    import urllib.request
+
     tmp = dest.with_name(dest.name + ".part")
     try:
         with urllib.request.urlopen(url, timeout=timeout) as resp, tmp.open("wb") as fh:

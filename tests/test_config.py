@@ -129,3 +129,12 @@ def test_the_cli_starts_without_the_model_client_gammapy_or_polars() -> None:
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout.splitlines()
     assert out[0] == "[]"
     assert {"hpc_agent.api", "openai"} <= set(eval(out[1]))  # the API loads on first use
+
+    # the command tree itself (every `--help`) needs click and the package's leaves only
+    probe = ("import sys, hpc_agent.cli\n"
+             "from click.testing import CliRunner\n"
+             "for args in (['--help'], ['submit', 'bench', '--help'], ['rag', 'build', '--help'], ['status', '--help']):\n"
+             "    assert CliRunner().invoke(hpc_agent.cli.main, args).exit_code == 0, args\n"
+             "print(sorted(m for m in ('pydantic', 'pydantic_settings', 'rich', 'yaml', 'urllib.request') if m in sys.modules))\n")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout.splitlines()
+    assert out == ["[]"]

@@ -10,8 +10,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from hpc_agent.choices import DEFAULT_MODEL
 from hpc_agent.errors import EXIT_INFRASTRUCTURE, EXIT_OK
-from hpc_agent.serve.session import DEFAULT_MODEL
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,7 @@
-"""Batch commands: `submit serve|bench`, `status`, `logs`, `cancel`, `container`. Thin: parse, call, print."""
+"""Batch commands: `submit serve|bench`, `status`, `logs`, `cancel`, `container`. Thin: parse, call, print.
+
+Imports only leaves at start-up (settings, job monitoring and submitting load inside the commands), so every
+command and every Slurm array element starts fast (benchmarks/cli_start.py)."""
 
 from __future__ import annotations
 
@@ -9,12 +12,12 @@ from typing import Any
 
 import click
 
-from hpc_agent._cli_common import make_sweep_options, progress, sweep_options
+from hpc_agent._cli_common import make_sweep_options, progress, settings, sweep_options
 from hpc_agent.choices import CLUSTERS, ClusterKind
-from hpc_agent.config import load_settings
 from hpc_agent.errors import EXIT_INFRASTRUCTURE, EXIT_OK
-from hpc_agent.hpc import containers, monitor
+from hpc_agent.hpc import containers
 from hpc_agent.hpc.executor import Placement, ShardPlan
+from hpc_agent.hpc.jobs import RECENT_JOBS
 
 _placement = [
     click.option("--cluster", type=click.Choice(CLUSTERS),
@@ -48,10 +51,9 @@ def submit() -> None:
 def submit_serve_cmd(name: str, cluster: ClusterKind | None, profile: str | None, time_min: int | None,
                      cpus: int | None, mem_gb: float | None) -> None:
     """Run the server of model config NAME in a job; it publishes its state file for other jobs to find."""
-    settings = load_settings()
     from hpc_agent.hpc.submit import submit_serve
 
-    record = submit_serve(settings, name, Placement(cluster, profile, time_min),
+    record = submit_serve(settings(), name, Placement(cluster, profile, time_min),
                           cpus_per_task=cpus, mem_gb=mem_gb)
     click.echo(record.job_id)
     click.echo(f"serve job {record.job_id} ({record.cluster}); state file {record.detail['state_file']} once ready; "
@@ -73,18 +75,19 @@ def submit_bench_cmd(data_root: Path | None, cluster: ClusterKind | None, profil
                      shards: int, cpus: int, mem_gb: float, after_serve: str | None, wait_: bool,
                      **opts: Any) -> None:
     """Run a benchmark sweep as a job array; results land in one sweep folder (`hpc-agent report` it)."""
-    settings = load_settings(data_root=data_root)
-    options = make_sweep_options(settings, **opts)
+    effective = settings(data_root=data_root)
+    options = make_sweep_options(effective, **opts)
+    from hpc_agent.hpc import monitor
     from hpc_agent.hpc.submit import submit_bench, wait
 
-    records = submit_bench(settings, options, Placement(cluster, profile, time_min),
+    records = submit_bench(effective, options, Placement(cluster, profile, time_min),
                            ShardPlan(shards, cpus, mem_gb, after_serve), progress=progress)
     for r in records:
         click.echo(r.job_id)
     if not wait_:
         click.echo(f"follow with `hpc-agent status`; then `hpc-agent report {options.out}`", err=True)
         return
-    final = wait(settings, records, on_change=_print_states)
+    final = wait(effective, records, on_change=_print_states)
     bad = monitor.failed_jobs(records, final)
     for job_id, err in bad.items():
         click.echo(f"shard {job_id} {final[job_id]}" + (f":\n{err}" if err else ""), err=True)
@@ -94,10 +97,12 @@ def submit_bench_cmd(data_root: Path | None, cluster: ClusterKind | None, profil
 
 @click.command()
 @click.option("--json", "as_json", is_flag=True)
-@click.option("--last", type=int, default=monitor.RECENT_JOBS, show_default=True, help="how many recent jobs")
+@click.option("--last", type=int, default=RECENT_JOBS, show_default=True, help="how many recent jobs")
 def status(as_json: bool, last: int) -> None:
     """Jobs submitted by hpc-agent and their states (from sacct, squeue or the job's result file)."""
-    rows = monitor.job_statuses(load_settings(), last)
+    from hpc_agent.hpc import monitor
+
+    rows = monitor.job_statuses(settings(), last)
     if as_json:
         click.echo(json.dumps([row.to_json() for row in rows], indent=2))
         return
@@ -115,7 +120,9 @@ def status(as_json: bool, last: int) -> None:
 @click.option("--tail", type=int, default=0, help="only the last N lines")
 def logs(job_id: str, stream: str | None, tail: int) -> None:
     """Print a job's log (an array id prints every element's)."""
-    for log in monitor.job_logs(load_settings(), job_id, stderr=stream == "err", tail=tail):
+    from hpc_agent.hpc import monitor
+
+    for log in monitor.job_logs(settings(), job_id, stderr=stream == "err", tail=tail):
         click.echo(f"==> {log.job}: {log.path}", err=True)
         if log.text is None:
             click.echo("   (no log yet: the job has not started)", err=True)
@@ -129,7 +136,9 @@ def logs(job_id: str, stream: str | None, tail: int) -> None:
 @click.argument("job_id")
 def cancel(job_id: str) -> None:
     """Cancel a job (or a whole array) submitted by hpc-agent."""
-    done = monitor.cancel_jobs(load_settings(), job_id)
+    from hpc_agent.hpc import monitor
+
+    done = monitor.cancel_jobs(settings(), job_id)
     click.echo(f"cancelled {', '.join(done)}" if done else f"{job_id}: nothing running to cancel")
 
 

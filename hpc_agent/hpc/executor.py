@@ -8,11 +8,13 @@ import os
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hpc_agent.choices import CLUSTERS, ClusterKind
 from hpc_agent.errors import UsageError
-from hpc_agent.hpc.profiles import ClusterProfile
+
+if TYPE_CHECKING:  # a pydantic model: `submit bench --help` reads this module's defaults without loading it
+    from hpc_agent.hpc.profiles import ClusterProfile
 
 
 @dataclass(frozen=True)
@@ -68,6 +70,8 @@ def make_executor(cluster: ClusterKind, folder: Path, resources: Resources,
         raise UsageError(f"unknown cluster {cluster!r}; choose one of {', '.join(CLUSTERS)}")
     if cluster == "slurm":
         _check_slurm()
+    from hpc_agent.hpc.profiles import ClusterProfile
+
     profile = profile or ClusterProfile()
     kwargs: dict[str, Any] = {}
     if cluster == "slurm" and profile.python:

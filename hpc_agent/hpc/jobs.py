@@ -20,6 +20,8 @@ from typing import Any
 from hpc_agent._files import atomic_write_text
 from hpc_agent.errors import UsageError
 
+RECENT_JOBS = 20  # how many jobs `status` shows by default
+
 FINAL_STATES = ("COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "OUT_OF_MEMORY", "NODE_FAIL", "BOOT_FAIL",
                 "DEADLINE", "PREEMPTED", "INTERRUPTED")
 

@@ -10,9 +10,9 @@ from typing import Any
 from hpc_agent.config import Settings
 from hpc_agent.errors import HpcAgentError
 from hpc_agent.hpc import jobs
+from hpc_agent.hpc.jobs import RECENT_JOBS
 from hpc_agent.serve.lifecycle import ServerState
 
-RECENT_JOBS = 20  # how many jobs `status` shows by default
 
 
 @dataclass(frozen=True)

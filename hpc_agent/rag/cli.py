@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from hpc_agent.config import load_settings
+from hpc_agent._cli_common import settings as load_settings
 
 
 def _progress(message: str) -> None:

@@ -15,13 +15,13 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, Callable, Iterator, Literal
 
+from hpc_agent.choices import DEFAULT_MODEL
 from hpc_agent.config import Backend, Settings, check_backend_fields, make_backend
 from hpc_agent.errors import ConfigError, InfrastructureError, UsageError
 from hpc_agent.serve.configs import ModelConfig, find_model_config, get_model_config, model_configs
 from hpc_agent.serve.engines import managed_server
 from hpc_agent.serve.lifecycle import ServerState, free_port
 
-DEFAULT_MODEL = "qwen2.5-coder-1.5b"  # the strongest model that runs on a 2-core CPU; the 0.5B solves nothing
 
 Progress = Callable[[str], None]
 
