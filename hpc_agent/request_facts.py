@@ -174,30 +174,39 @@ def _elsewhere(tree: ast.AST, keys: dict[str, str], called: set[str], prompt: st
 
 
 def _transformed(tree: ast.AST, keys: dict[str, str]) -> tuple[str, ...]:
-    """`excess = counts_on - info["excess"]`, `significance = excess / np.sqrt(info["sqrt_ts"])`: a value the
-    request says the method returns, put through arithmetic before it is kept. The request's value is the read
-    itself (s45 reflected-significance-crab: wrong excess and significance for two turns)."""
+    """`excess = counts_on - info["excess"]`, `significance = excess / np.sqrt(info["sqrt_ts"])`, or the same in
+    the result's dict (`"significance": stacked.info_dict()["sqrt_ts"] / np.sqrt(10)`): a value the request says
+    the method returns, put through arithmetic before it is kept. The request's value is the read itself (s45
+    reflected-significance-crab: wrong excess and significance for two turns; s47 the same, four turns of a
+    made-up `/ np.sqrt(10)` in the RESULT dict)."""
     from_method = {t.id for a in ast.walk(tree) if isinstance(a, ast.Assign) and isinstance(a.value, ast.Call)
                    and isinstance(a.value.func, ast.Attribute) and a.value.func.attr in keys.values()
                    for t in a.targets if isinstance(t, ast.Name)}  # `info = stacked.info_dict()`
-    out = []
+    kept: list[tuple[str, str, ast.expr]] = []  # (what holds the value as written, its name, the value)
     for a in ast.walk(tree):
-        if not (isinstance(a, ast.Assign) and len(a.targets) == 1 and isinstance(a.targets[0], ast.Name)
-                and isinstance(a.value, (ast.BinOp, ast.UnaryOp, ast.Call))):
+        if isinstance(a, ast.Assign) and len(a.targets) == 1 and isinstance(a.targets[0], ast.Name):
+            kept.append((a.targets[0].id, a.targets[0].id, a.value))
+        elif isinstance(a, ast.Dict):
+            kept.extend((f'"{k.value}":', k.value, v) for k, v in zip(a.keys, a.values)
+                        if isinstance(k, ast.Constant) and isinstance(k.value, str))
+    out = []
+    for holder, name, value in kept:
+        if not isinstance(value, (ast.BinOp, ast.UnaryOp, ast.Call)):
             continue
-        reads = [n for n in ast.walk(a.value) if isinstance(n, ast.Subscript) and isinstance(n.slice, ast.Constant)
+        reads = [n for n in ast.walk(value) if isinstance(n, ast.Subscript) and isinstance(n.slice, ast.Constant)
                  and n.slice.value in keys and (isinstance(n.value, ast.Name) and n.value.id in from_method
                                                 or isinstance(n.value, ast.Call) and isinstance(n.value.func, ast.Attribute)
                                                 and n.value.func.attr == keys[n.slice.value])]
-        plain = isinstance(a.value, ast.Call) and ast.unparse(a.value.func) in ("float", "int")
+        plain = isinstance(value, ast.Call) and ast.unparse(value.func) in ("float", "int")
         if len(reads) == 1 and not plain:
-            name, key = a.targets[0].id, ast.literal_eval(reads[0].slice)
+            key = ast.literal_eval(reads[0].slice)
             # `sqrt_ts = np.sqrt(info["counts"])`: a variable named for another of the keys is that key's read
             read = ast.unparse(reads[0]) if name not in keys or name == key else \
                 f'{ast.unparse(reads[0].value)}["{name}"]'
             key = key if name not in keys else name
-            out.append(f"line {a.lineno}: your request says `{key}` is what `{keys[key]}()` returns, the value "
-                       f"itself: keep `{name} = {read}`, not `{ast.unparse(a.value)}`")
+            sep = " " if holder.endswith(":") else " = "
+            out.append(f"line {value.lineno}: your request says `{key}` is what `{keys[key]}()` returns, the value "
+                       f"itself: keep `{holder}{sep}{read}`, not `{ast.unparse(value)}`")
     return tuple(out)
 
 

@@ -1542,6 +1542,17 @@ def test_a_value_the_request_says_a_method_returns_put_through_arithmetic_gets_a
                               "sqrt_ts = np.sqrt(info['counts'])\n")
     assert returned_key_hints(other, task.prompt)[0].endswith("keep `sqrt_ts = info[\"sqrt_ts\"]`, not "
                                                               "`np.sqrt(info['counts'])`")
+    # s47 reflected-significance-crab, four turns: a made-up scaling inside the RESULT dict itself
+    lines = reference.splitlines()
+    at = 1 + next(i for i, x in enumerate(lines) if '"significance":' in x)
+    dumped = reference.replace('"significance": float(info["sqrt_ts"])',
+                               '"significance": stacked.info_dict()["sqrt_ts"] / np.sqrt(10)')
+    assert dumped != reference
+    assert returned_key_hints(dumped, task.prompt) == (
+        f"line {at}: your request says `sqrt_ts` is what `info_dict()` returns, the value itself: keep "
+        "`\"significance\": stacked.info_dict()['sqrt_ts']`, not `stacked.info_dict()['sqrt_ts'] / np.sqrt(10)`",)
+    for other_task in load_tasks().values():  # no reference solution gets one
+        assert returned_key_hints(reference_script(other_task), other_task.prompt) == (), other_task.id
 
 
 def test_keys_read_from_another_table_are_pointed_at_the_method_the_request_names() -> None:
