@@ -30,8 +30,8 @@ from hpc_agent.names import NameIndex, flat_name
 from hpc_agent.prompts import OBS_TABLE, OPEN_RELEASE, POINTING, RELEASE, RELEASE_PATH, release_path
 from hpc_agent.reduction_loop import append_each_dataset, load_each_observation
 from hpc_agent.request_facts import RequestFacts
-from hpc_agent.request_regions import (cone_as_gammapy_takes_it, select_in_the_cone, use_the_circle_radius,
-                                      use_the_cone, whole_index_for_an_invented_position,
+from hpc_agent.request_regions import (cone_as_gammapy_takes_it, define_the_selection, select_in_the_cone,
+                                      use_the_circle_radius, use_the_cone, whole_index_for_an_invented_position,
                                       whole_index_without_a_position)
 from hpc_agent.result_line import (add_result_line, braces_around_json, format_result_placeholders,
                                    label_before_json, unwrap_nested_result_keys)
@@ -667,6 +667,7 @@ def repair(script: str, index: NameIndex, facts: RequestFacts = RequestFacts()) 
         lambda s: model_for_the_fit(s, facts.calls, facts.source_model),
         lambda s: define_as_tutorials_do(s, tutorial_made_from_names(), index),
         lambda s: select_in_the_cone(s, facts.cone),
+        lambda s: define_the_selection(s, facts.cone),
         lambda s: cone_as_gammapy_takes_it(s, facts.cone),
         lambda s: use_the_cone(s, facts.cone),
         lambda s: use_the_circle_radius(s, facts.circle),

@@ -49,9 +49,7 @@ def select_in_the_cone(text: str, cone: tuple[float, float, float] | None) -> tu
     ra, dec, radius = cone
 
     def cone_ids(store: str) -> str:
-        return (f'{store}.obs_table[SkyCoord({store}.obs_table["RA_PNT"], {store}.obs_table["DEC_PNT"], unit="deg", '
-                f'frame="icrs").separation(SkyCoord({number_text(ra)}, {number_text(dec)}, unit="deg", frame="icrs")) < {number_text(radius)} * u.deg]'
-                '["OBS_ID"]')
+        return _cone_ids(store, cone)
 
     edits: list[Edit] = []
     per_item: set[int] = set()  # calls loading one observation of a loop: the loop's ids are what to select
@@ -84,6 +82,59 @@ def select_in_the_cone(text: str, cone: tuple[float, float, float] | None) -> tu
     kept = " (keeping its own cut, restricted to them)" if any("for i in" in new for _, new in edits) else ""
     return splice(text, edits), [f"the script selected no observations: it now loads those pointing within "
                                   f"{radius:g} deg of ({ra:g}, {dec:g}), as your request asks{kept}"]
+
+
+def _cone_ids(store: str, cone: Cone) -> str:
+    """The ids of the store's index whose pointing lies in the cone (an expression)."""
+    ra, dec, radius = cone
+    return (f'{store}.obs_table[SkyCoord({store}.obs_table["RA_PNT"], {store}.obs_table["DEC_PNT"], unit="deg", '
+            f'frame="icrs").separation(SkyCoord({number_text(ra)}, {number_text(dec)}, unit="deg", frame="icrs")) < {number_text(radius)} * u.deg]'
+            '["OBS_ID"]')
+
+
+def define_the_selection(text: str, cone: Cone | None) -> tuple[str, list[str]]:
+    """A loop that hands makers the items of a name never assigned (`for obs_id, observation in zip(obs_ids,
+    observations):`), in a script that selects nothing, for a request that selects the observations in one
+    cone: the names are defined before the loop from the one `DataStore.from_dir` store, the ids of the cone
+    and the observations loaded for them (s47 reflected-significance-pks2155: both names undefined, no
+    selection). A name paired with the maker's argument holds observations; the others, ids."""
+    if cone is None:
+        return text, []
+    tree = ast.parse(text)
+    stores = [n for n in tree.body if isinstance(n, ast.Assign) and len(n.targets) == 1
+              and isinstance(n.targets[0], ast.Name) and isinstance(n.value, ast.Call)
+              and ast.unparse(n.value.func).endswith("DataStore.from_dir")]
+    if selects(tree) or len({s.targets[0].id for s in stores}) != 1:  # type: ignore[attr-defined]
+        return text, []
+    store = stores[0].targets[0].id  # type: ignore[attr-defined]
+    undefined = set(undefined_names(tree))
+    for loop in tree.body:
+        if not isinstance(loop, ast.For) or loop.lineno < stores[0].lineno or not _runs_makers_on(loop):
+            continue
+        handed = {a.id for n in ast.walk(loop) if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute)
+                  and n.func.attr == "run" for a in n.args if isinstance(a, ast.Name)}
+        sources: list[ast.expr] = [loop.iter]
+        items: list[ast.expr] = [loop.target]
+        if isinstance(loop.iter, ast.Call) and ast.unparse(loop.iter.func) == "zip" and isinstance(loop.target, ast.Tuple):
+            sources, items = loop.iter.args, loop.target.elts
+        pairs = [(src.id, item.id) for src, item in zip(sources, items)
+                 if isinstance(src, ast.Name) and src.id in undefined and isinstance(item, ast.Name)]
+        if len(pairs) != len(sources) or len(sources) != len(items):
+            continue
+        holds = [src for src, item in pairs if item in handed]
+        ids = [src for src, item in pairs if item not in handed]
+        if len(holds) != 1:
+            continue
+        selected = ids[0] if ids else "selected_ids"
+        lines = [f"{selected} = list({_cone_ids(store, cone)})", *(f"{other} = {selected}" for other in ids[1:]),
+                 f"{holds[0]} = {store}.get_observations({selected})"]
+        rows = text.splitlines(keepends=True)
+        rows[loop.lineno - 1:loop.lineno - 1] = [f"{line}\n" for line in lines]
+        ra, dec, radius = cone
+        return "".join(rows), [f"defined `{'`, `'.join([*ids, holds[0]])}` (used but never assigned): the "
+                               f"observations pointing within {radius:g} deg of ({ra:g}, {dec:g}), as your request "
+                               "asks"]
+    return text, []
 
 
 def _selected_from_index(node: ast.expr, store: str, bound: dict[str, list[ast.expr]], depth: int = 0) -> bool:

@@ -11,7 +11,8 @@ from gammapy.data import DataStore
 
 from hpc_agent.bindings import bindings
 from hpc_agent.request_facts import read_request
-from hpc_agent.request_regions import _degrees, select_in_the_cone, use_the_circle_radius, use_the_cone
+from hpc_agent.request_regions import (_degrees, define_the_selection, select_in_the_cone, use_the_circle_radius,
+                                      use_the_cone)
 from hpc_agent.static import static_stage
 
 MSH = ("Significance of MSH 15-52: select every observation whose pointing is within 2 deg of RA = 228.529 deg, "
@@ -140,6 +141,42 @@ def test_the_cone_keeps_the_scripts_own_cut(data_root: Path) -> None:
     assert len(scope["observations"]) == 11  # type: ignore[arg-type]  # the practice question's value
     every = code.replace("obs_ids = selected['OBS_ID']", "obs_ids = obs_table['OBS_ID']")
     assert "for i in" not in select_in_the_cone(every, (329.7169, -30.2256, 2.0))[0]  # all ids: the cone alone
+
+
+UNDEFINED_LOOP = ("import json\nimport os\n"
+                  "from gammapy.data import DataStore\n"
+                  "datastore = DataStore.from_dir(os.path.join(os.environ['PHOTON_STORAGE'], 'hess-dl3-dr1'))\n"
+                  "names = []\n"
+                  "for obs_id, observation in zip(obs_ids, observations):\n"
+                  "    events = maker.run(observation)\n"
+                  "    names.append(f'obs-{obs_id}')\n"
+                  "print('RESULT ' + json.dumps({'n_obs': len(observations)}))\n")
+
+
+def test_a_loop_over_names_never_assigned_loads_the_requests_cone(data_root: Path) -> None:
+    """s47 reflected-significance-pks2155, attempt 1: `for obs_id, observation in zip(obs_ids, observations):`
+    with neither name assigned and no selection anywhere. Both are defined from the request's cone, before the
+    loop: the ids of the pointings in it, and the observations loaded for them."""
+    fixed, notes = define_the_selection(UNDEFINED_LOOP, (329.7169, -30.2256, 2.0))
+    assert notes == ["defined `obs_ids`, `observations` (used but never assigned): the observations pointing "
+                     "within 2 deg of (329.717, -30.2256), as your request asks"]
+    lines = fixed.splitlines()
+    assert lines[5].startswith("obs_ids = list(datastore.obs_table[SkyCoord(") and lines[6] == \
+        "observations = datastore.get_observations(obs_ids)" and lines[7].startswith("for obs_id, observation")
+    scope: dict[str, object] = {"maker": type("Maker", (), {"run": staticmethod(lambda obs: obs)})}
+    body = fixed.replace("import json", "import json\nimport astropy.units as u\nfrom astropy.coordinates import SkyCoord")
+    exec(compile(body.replace("os.environ['PHOTON_STORAGE']", repr(str(data_root))), "s", "exec"), scope)
+    assert len(scope["observations"]) == 21  # type: ignore[arg-type]  # PKS 2155-304's cone in DR1
+    # the full static stage gets there too, with the imports the selection needs
+    request = ("Select every observation whose pointing is within 2 deg of RA = 329.7169 deg, Dec = -30.2256 deg. "
+               "ON region: a circle of radius 0.11 deg centred on the source position.")
+    staged = static_stage(UNDEFINED_LOOP, facts=read_request(request))
+    assert "observations = datastore.get_observations(obs_ids)" in staged.script
+    assert not [e for e in staged.errors if "obs_ids" in e or "observations" in e], staged.errors
+    # a loop whose names are assigned, a script that selects, or a request without a cone: unchanged
+    assigned = UNDEFINED_LOOP.replace("names = []\n", "names = []\nobs_ids = [1]\nobservations = [2]\n")
+    assert define_the_selection(assigned, (329.7169, -30.2256, 2.0)) == (assigned, [])
+    assert define_the_selection(UNDEFINED_LOOP, None) == (UNDEFINED_LOOP, [])
 
 
 INVENTED_CONE = ("import json\nimport os\nimport numpy as np\nimport astropy.units as u\n"
