@@ -819,6 +819,32 @@ def count_what_was_stacked(text: str, stderr: str) -> tuple[str, list[str]]:
                                  f"`len({edits[0][1]})`, one dataset per observation"]
 
 
+_NO_PARAMETER = re.compile(r"IndexError: No parameter: '([A-Za-z_][\w.-]*):([A-Za-z_]\w*)'")
+
+
+def parameter_by_its_name(text: str, stderr: str) -> tuple[str, list[str]]:
+    """`result.parameters["powerlaw:index"]` raised "No parameter: 'powerlaw:index'": Gammapy's `Parameters` are
+    indexed by a parameter's own name (`"index"`); the `component:` prefix is no part of it (s47
+    reflected-spectrum-msh1552: three such reads). Every string index of a `.parameters` with that prefix
+    loses it."""
+    found = _NO_PARAMETER.search(stderr)
+    if not found:
+        return text, []
+    prefix = found.group(1) + ":"
+    edits: list[Edit] = []
+    for n in ast.walk(ast.parse(text)):
+        if isinstance(n, ast.Subscript) and isinstance(n.value, ast.Attribute) and n.value.attr == "parameters" \
+                and isinstance(n.slice, ast.Constant) and isinstance(n.slice.value, str) \
+                and n.slice.value.startswith(prefix):
+            edits.append((n.slice, json.dumps(n.slice.value[len(prefix):])))
+    if not edits:
+        return text, []
+    lines = sorted({e[0].lineno for e in edits})
+    return splice(text, edits), [f"a model's parameters are indexed by their own names: "
+                                 f"{', '.join(sorted({e[1] for e in edits}))}, not `{prefix}...` "
+                                 f"(line{'s' if len(lines) > 1 else ''} {', '.join(map(str, lines))})"]
+
+
 # Repairs that only a run can show to be needed (a correct script would be changed by them otherwise):
 # the run's error -> the repair (given the script and the run's stderr); the script is re-run once, in the
 # same attempt, when one applies.
@@ -861,6 +887,7 @@ AFTER_RUN: tuple[tuple[re.Pattern[str], Callable[[str, str], tuple[str, list[str
     (_DATASET_NO_LEN, count_what_was_stacked),
     (_ROW_BY_VALUE, row_of_the_extreme),
     (_ANGLE_WITHOUT_UNIT, angle_in_degrees),
+    (_NO_PARAMETER, parameter_by_its_name),
 )
 
 

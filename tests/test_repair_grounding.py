@@ -2177,3 +2177,23 @@ def test_an_angle_of_a_plain_number_is_in_degrees_after_the_run(data_root, tmp_p
     ran = _run(fixed.script, tmp_path, data_root, timeout=300)
     zen = DataStore.from_dir(data_root / "hess-dl3-dr1").obs_table["ZEN_PNT"]
     assert json.loads(ran.stdout.split("RESULT ", 1)[1])["d"] == pytest.approx(float(zen.max() - zen.min()), abs=1e-4)
+
+
+def test_a_parameter_indexed_by_component_and_name_is_indexed_by_its_name(tmp_path) -> None:
+    """s47 reflected-spectrum-msh1552, attempt 2: `result.parameters["powerlaw:index"]` after a whole joint fit
+    (IndexError: No parameter: 'powerlaw:index'): Gammapy's parameters go by their own names."""
+    from hpc_agent.repair_after_run import repair_after_run
+
+    code = ("import json\nfrom gammapy.modeling.models import PowerLawSpectralModel, SkyModel\n"
+            "model = SkyModel(spectral_model=PowerLawSpectralModel(index=2.3), name='src')\n"
+            "index = model.parameters[\"powerlaw:index\"].value\n"
+            "amplitude = model.parameters[\"powerlaw:amplitude\"].value\n"
+            "print('RESULT ' + json.dumps({'index': index, 'amplitude': amplitude}))\n")
+    first = _run(code, tmp_path)
+    assert "IndexError: No parameter: 'powerlaw:index'" in first.stderr
+    fixed = repair_after_run(code, first.stderr, name_index())
+    assert fixed is not None and fixed.repairs == (
+        'a model\'s parameters are indexed by their own names: "amplitude", "index", not `powerlaw:...` (lines 4, 5)',)
+    assert json.loads(_run(fixed.script, tmp_path).stdout.split("RESULT ", 1)[1]) == {"index": 2.3, "amplitude": 1e-12}
+    # another error, or a name without that prefix: nothing to do
+    assert repair_after_run(code, first.stderr.replace("powerlaw:index", "index"), name_index()) is None
