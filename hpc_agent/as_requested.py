@@ -147,6 +147,8 @@ def use_the_requests_calls(text: str, calls: tuple[str, ...], index: NameIndex) 
     if not asked:
         return text, []
     tree = ast.parse(text)
+    targets = {id(a.value): a.targets[0].id for a in ast.walk(tree) if isinstance(a, ast.Assign)
+               and len(a.targets) == 1 and isinstance(a.targets[0], ast.Name)}  # call -> the name it is kept in
     edits: list[Edit] = []
     notes: list[str] = []
     for node in ast.walk(tree):
@@ -154,13 +156,29 @@ def use_the_requests_calls(text: str, calls: tuple[str, ...], index: NameIndex) 
             continue
         same = [c for c in asked if ast.unparse(c.func) == ast.unparse(node.func)]
         if len(same) > 1:
-            same = [c for c in same if _name_keyword(c) is not None and _name_keyword(c) == _name_keyword(node)]
+            mine = _name_keyword(node)
+            same = ([c for c in same if _name_keyword(c) is not None and _name_keyword(c) == mine] if mine is not None
+                    else _named_like(same, targets.get(id(node))))
         new = _as_asked(same[0], node, index) if len(same) == 1 else None
         if new is not None:
             edits.append((node, new))
             notes.append(f"line {node.lineno}: called `{new}` with the values your request gives, "
                          f"not `{ast.unparse(node)[:90]}`")
     return (splice(text, edits), notes) if edits else (text, [])
+
+
+def _named_like(calls: list[ast.Call], variable: str | None) -> list[ast.Call]:
+    """Of the request's calls told apart by `name=`, the one whose name's words are most of the variable's
+    (`energy_axis_true` -> `name="energy_true"`, `energy_axis` -> `name="energy"`) for a script call without
+    `name=`; none when two match as well or the call is kept in no variable."""
+    if variable is None:
+        return []
+    words = set(variable.lower().split("_"))
+    scored = [(len(set(str(_name_keyword(c)).lower().split("_"))), c) for c in calls
+              if _name_keyword(c) is not None and set(str(_name_keyword(c)).lower().split("_")) <= words]
+    best = max((n for n, _ in scored), default=0)
+    top = [c for n, c in scored if n == best]
+    return top if len(top) == 1 else []
 
 
 FILL_MAKERS = ("SpectrumDatasetMaker", "MapDatasetMaker")  # the makers that fill an empty dataset from an observation

@@ -157,6 +157,16 @@ def test_a_call_the_request_writes_out_takes_the_requests_values() -> None:
     assert steeper == same.replace("index=2.0", "index=2") and len(notes) == 1
     ambiguous = "from gammapy.maps import MapAxis\na = MapAxis.from_energy_bounds(1, 2, nbin=3, unit='TeV')\n"
     assert use_the_requests_calls(ambiguous, calls, name_index()) == (ambiguous, [])  # two calls, no name: left alone
+    # s47 reflected-spectrum-msh1552, attempts 4-5: two axes without `name=` (their defaults, "energy" both, then
+    # "Unexpected axis name, expected energy_true"), told apart by the variables they are kept in
+    unnamed = ("from gammapy.maps import MapAxis\nimport astropy.units as u\n"
+               "energy_axis = MapAxis.from_energy_bounds(0.5 * u.TeV, 30 * u.TeV, nbin=20)\n"
+               "energy_axis_true = MapAxis.from_energy_bounds(0.1 * u.TeV, 50 * u.TeV, nbin=40)\n")
+    lines = use_the_requests_calls(unnamed, calls, name_index())[0].splitlines()
+    assert lines[2] == "energy_axis = MapAxis.from_energy_bounds(0.1, 100.0, nbin=30, unit='TeV', name='energy')"
+    assert lines[3] == "energy_axis_true = MapAxis.from_energy_bounds(0.05, 200.0, nbin=50, unit='TeV', name='energy_true')"
+    vague = unnamed.replace("energy_axis_true =", "axis_b =").replace("energy_axis =", "axis_a =")
+    assert use_the_requests_calls(vague, calls, name_index()) == (vague, [])  # names that say nothing: left alone
 
 
 def test_a_script_that_selects_nothing_for_a_cone_request_is_stopped_with_the_idiom() -> None:
