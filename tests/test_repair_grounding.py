@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -690,6 +691,17 @@ def _run(code: str, tmp_path, data_root: Path | None = None, timeout: int = 120)
     path.write_text(code)
     env = {**os.environ, "PHOTON_STORAGE": str(data_root)} if data_root is not None else None
     return subprocess.run([sys.executable, str(path)], capture_output=True, text=True, timeout=timeout, env=env)
+
+
+def _repaired_after_run(code: str, error: str, tmp_path) -> tuple[subprocess.CompletedProcess[str], Any]:
+    """`code` run (it must fail with `error`) and the after-run repair of that failure (there must be one)."""
+    from hpc_agent.repair_after_run import repair_after_run
+
+    first = _run(code, tmp_path)
+    assert error in first.stderr, first.stderr[-500:]
+    fixed = repair_after_run(code, first.stderr, name_index())
+    assert fixed is not None
+    return first, fixed
 
 
 def test_quantities_in_result_are_written_in_the_unit_their_key_names(tmp_path) -> None:
@@ -1521,11 +1533,8 @@ def test_an_array_reduction_asked_of_a_map_reads_its_data(tmp_path) -> None:
             "axis = MapAxis.from_energy_bounds(1, 10, nbin=3, unit='TeV')\n"
             "counts = RegionNDMap.create(region=CircleSkyRegion(SkyCoord(0, 0, unit='deg'), 0.1 * u.deg), axes=[axis])\n"
             "counts.data += 2\nprint('RESULT ' + json.dumps({'counts_on': float(counts.sum())}))\n")
-    first = _run(code, tmp_path)
-    assert "'RegionNDMap' object has no attribute 'sum'" in first.stderr
-    fixed = repair_after_run(code, first.stderr, name_index())
-    assert fixed is not None and fixed.repairs == (
-        "line 9: a `RegionNDMap` has no `.sum`; its array, `.data`, has: read `counts.data.sum`",)
+    first, fixed = _repaired_after_run(code, "'RegionNDMap' object has no attribute 'sum'", tmp_path)
+    assert fixed.repairs == ("line 9: a `RegionNDMap` has no `.sum`; its array, `.data`, has: read `counts.data.sum`",)
     assert json.loads(_run(fixed.script, tmp_path).stdout.split("RESULT ", 1)[1]) == {"counts_on": 6.0}
     # an attribute no array has either is the model's to fix
     other = first.stderr.replace("attribute 'sum'", "attribute 'excess'")
@@ -2199,10 +2208,8 @@ def test_a_parameter_indexed_by_component_and_name_is_indexed_by_its_name(tmp_pa
             "index = model.parameters[\"powerlaw:index\"].value\n"
             "amplitude = model.parameters[\"powerlaw:amplitude\"].value\n"
             "print('RESULT ' + json.dumps({'index': index, 'amplitude': amplitude}))\n")
-    first = _run(code, tmp_path)
-    assert "IndexError: No parameter: 'powerlaw:index'" in first.stderr
-    fixed = repair_after_run(code, first.stderr, name_index())
-    assert fixed is not None and fixed.repairs == (
+    first, fixed = _repaired_after_run(code, "IndexError: No parameter: 'powerlaw:index'", tmp_path)
+    assert fixed.repairs == (
         'a model\'s parameters are indexed by their own names: "amplitude", "index", not `powerlaw:...` (lines 4, 5)',)
     assert json.loads(_run(fixed.script, tmp_path).stdout.split("RESULT ", 1)[1]) == {"index": 2.3, "amplitude": 1e-12}
     # another error, or a name without that prefix: nothing to do
