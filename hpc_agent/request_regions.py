@@ -101,18 +101,17 @@ def define_the_selection(text: str, cone: Cone | None) -> tuple[str, list[str]]:
     if cone is None:
         return text, []
     tree = ast.parse(text)
-    stores = [n for n in tree.body if isinstance(n, ast.Assign) and len(n.targets) == 1
+    stores = [(n.targets[0].id, n.lineno) for n in tree.body if isinstance(n, ast.Assign) and len(n.targets) == 1
               and isinstance(n.targets[0], ast.Name) and isinstance(n.value, ast.Call)
               and ast.unparse(n.value.func).endswith("DataStore.from_dir")]
-    if selects(tree) or len({s.targets[0].id for s in stores}) != 1:  # type: ignore[attr-defined]
+    if selects(tree) or len({name for name, _ in stores}) != 1:
         return text, []
-    store = stores[0].targets[0].id  # type: ignore[attr-defined]
+    store, made_at = stores[0]
     undefined = set(undefined_names(tree))
     for loop in tree.body:
-        if not isinstance(loop, ast.For) or loop.lineno < stores[0].lineno or not _runs_makers_on(loop):
+        if not isinstance(loop, ast.For) or loop.lineno < made_at or not _runs_makers_on(loop):
             continue
-        handed = {a.id for n in ast.walk(loop) if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute)
-                  and n.func.attr == "run" for a in n.args if isinstance(a, ast.Name)}
+        handed = _handed_to_run(loop)
         sources: list[ast.expr] = [loop.iter]
         items: list[ast.expr] = [loop.target]
         if isinstance(loop.iter, ast.Call) and ast.unparse(loop.iter.func) == "zip" and isinstance(loop.target, ast.Tuple):
@@ -155,12 +154,15 @@ def _selected_from_index(node: ast.expr, store: str, bound: dict[str, list[ast.e
     return isinstance(index, ast.Attribute) and index.attr == "obs_table" and ast.unparse(index.value) == store
 
 
+def _handed_to_run(loop: ast.For) -> set[str]:
+    """The names the loop's body hands to `.run(...)` calls as positional arguments (makers' observations)."""
+    return {a.id for stmt in loop.body for n in ast.walk(stmt) if isinstance(n, ast.Call)
+            and isinstance(n.func, ast.Attribute) and n.func.attr == "run" for a in n.args if isinstance(a, ast.Name)}
+
+
 def _runs_makers_on(loop: ast.For) -> bool:
     """Whether the loop's variable is handed to a `.run(...)` call in its body (a maker's observation)."""
-    names = {t.id for t in ast.walk(loop.target) if isinstance(t, ast.Name)}
-    return any(isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute) and n.func.attr == "run"
-               and any(isinstance(a, ast.Name) and a.id in names for a in n.args)
-               for stmt in loop.body for n in ast.walk(stmt))
+    return bool({t.id for t in ast.walk(loop.target) if isinstance(t, ast.Name)} & _handed_to_run(loop))
 
 
 def _names_in(node: ast.AST) -> set[str]:
